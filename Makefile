@@ -1,0 +1,57 @@
+# Omniroute developer commands. Every target creates the virtual environment
+# (.venv) and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
+
+.PHONY: run test unit integration lint proto proto-check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the broker, the three services and a demo that shows routing.
+run: $(STAMP)
+	$(PY) -m omniroute.devstack
+
+## Lint, check the generated code, then run every test.
+test: $(STAMP) proto-check lint
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## Regenerate the protobuf and gRPC code in lib/omniroute/v1 from proto/.
+proto: $(STAMP)
+	rm -f lib/omniroute/v1/*_pb2*.py lib/omniroute/v1/*_pb2*.pyi
+	$(PY) -m grpc_tools.protoc -I proto --python_out=lib --pyi_out=lib proto/omniroute/v1/*.proto
+	$(PY) -m grpc_tools.protoc -I proto --grpc_python_out=lib proto/omniroute/v1/agent_state.proto
+
+## Fail when the committed generated code differs from what proto/ gives.
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp proto/omniroute/v1/*.proto && \
+	$(PY) -m grpc_tools.protoc -I proto --grpc_python_out=$$tmp proto/omniroute/v1/agent_state.proto && \
+	for f in $$tmp/omniroute/v1/*; do \
+	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated code matches proto/"
+
+## End-to-end benchmark through the embedded broker; prints its figures.
+bench: $(STAMP)
+	$(PY) -m benchmarks.router_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

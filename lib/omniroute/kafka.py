@@ -1,0 +1,98 @@
+"""Kafka plumbing shared by the services: topics and an acknowledged producer.
+
+The producer waits for the broker's acknowledgement (acks=all) before
+`publish` returns, so a caller that answers its client afterwards never
+reports success for an event the broker did not take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from google.protobuf.message import Message
+
+from omniroute.codec import encode
+from omniroute.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not acknowledge a write in time; the caller may retry."""
+
+
+async def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None:
+    """Create the topics with the configured partitions if they do not exist yet.
+
+    Every topic keyed by workspace gets the same partition count, so the router
+    sees one workspace's inquiries, agent and task events on one partition.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="omniroute-admin"
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if not missing:
+            return
+        new = [
+            NewTopic(t, settings.kafka_partitions, settings.kafka_replication_factor)
+            for t in missing
+        ]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass  # another service created it first
+        log.info("created topics", extra={"topics": missing})
+    finally:
+        await admin.close()
+
+
+class EventProducer:
+    """Publishes protobuf events and waits for the broker's acknowledgement."""
+
+    def __init__(
+        self, settings: CommonSettings, client_id: str, send_timeout_s: float = 10.0
+    ) -> None:
+        self._settings = settings
+        self._send_timeout_s = send_timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            # Tansu rejects the idempotent producer's InitProducerId; consumers
+            # de-duplicate by id instead (at-least-once delivery).
+            enable_idempotence=False,
+            linger_ms=1,
+            request_timeout_ms=int(send_timeout_s * 1000),
+        )
+
+    async def start(self) -> None:
+        """Connect to the broker (retries until it answers or raises)."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush what is buffered and disconnect."""
+        await self._producer.stop()
+
+    async def publish(self, topic: str, key: str, event: Message | bytes) -> tuple[int, int]:
+        """Write one event and wait for the acknowledgement.
+
+        Returns (partition, offset). Raises `BrokerUnavailable` when the broker
+        does not acknowledge in time.
+        """
+        value = event if isinstance(event, bytes) else encode(event)
+        try:
+            metadata = await asyncio.wait_for(
+                self._producer.send_and_wait(topic, value=value, key=key.encode()),
+                timeout=self._send_timeout_s,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
+        return metadata.partition, metadata.offset

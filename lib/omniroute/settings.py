@@ -1,0 +1,56 @@
+"""Settings shared by every service: the broker, the topics, logging.
+
+Each service extends `CommonSettings` with its own fields and builds it once
+with `from_env()` in its entry point; nothing reads the environment elsewhere.
+Every field is read from the environment variable of the same name in upper
+case (`kafka_bootstrap` from `KAFKA_BOOTSTRAP`).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Broker connection, topic names and logging, the same for all services."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    kafka_partitions: int = Field(
+        8,
+        ge=1,
+        description="Partitions for the topics the services create. Workspaces spread over "
+        "them; more partitions allow more router workers.",
+    )
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="Longest a fetch waits for data. Apache Kafka answers as soon as data "
+        "arrives; the embedded broker always waits this long, so keep it short.",
+    )
+    kafka_session_timeout_s: float = Field(
+        6.0, gt=0, description="Consumer group session timeout (6 s is Kafka's minimum)."
+    )
+    kafka_heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Consumer group heartbeat interval."
+    )
+    topic_inquiries: str = Field("inquiries", description="Canonical inquiries, key workspace.")
+    topic_agent_events: str = Field("agent-events", description="Agent changes, key workspace.")
+    topic_task_events: str = Field("task-events", description="Task lifecycle, key workspace.")
+    topic_assignments: str = Field("assignments", description="Router offers, key workspace.")
+    topic_dead_letters: str = Field(
+        "dead-letters", description="Events no consumer could process, with the reason."
+    )
+    log_level: str = Field("INFO", description="Python log level name.")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Self:
+        """Read the settings from the environment; keyword arguments win."""
+        return cls(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,129 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from omniroute.v1 import agent_pb2 as _agent_pb2
+from omniroute.v1 import inquiry_pb2 as _inquiry_pb2
+from omniroute.v1 import task_pb2 as _task_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UpsertAgentRequest(_message.Message):
+    __slots__ = ("agent",)
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    agent: _agent_pb2.Agent
+    def __init__(self, agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ...) -> None: ...
+
+class GetAgentRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class ListAgentsRequest(_message.Message):
+    __slots__ = ("workspace", "status", "skill", "min_proficiency", "language", "tier", "free_on_channel")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SKILL_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROFICIENCY_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    FREE_ON_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    status: _agent_pb2.AgentStatus
+    skill: str
+    min_proficiency: int
+    language: str
+    tier: _agent_pb2.Tier
+    free_on_channel: _inquiry_pb2.Channel
+    def __init__(self, workspace: _Optional[str] = ..., status: _Optional[_Union[_agent_pb2.AgentStatus, str]] = ..., skill: _Optional[str] = ..., min_proficiency: _Optional[int] = ..., language: _Optional[str] = ..., tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., free_on_channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ...) -> None: ...
+
+class ListAgentsResponse(_message.Message):
+    __slots__ = ("agents",)
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[_agent_pb2.Agent]
+    def __init__(self, agents: _Optional[_Iterable[_Union[_agent_pb2.Agent, _Mapping]]] = ...) -> None: ...
+
+class SetStatusRequest(_message.Message):
+    __slots__ = ("agent_id", "status", "reason")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    status: _agent_pb2.AgentStatus
+    reason: str
+    def __init__(self, agent_id: _Optional[str] = ..., status: _Optional[_Union[_agent_pb2.AgentStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReserveAgentRequest(_message.Message):
+    __slots__ = ("agent_id", "inquiry_id", "channel", "workspace", "assignment")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    inquiry_id: str
+    channel: _inquiry_pb2.Channel
+    workspace: str
+    assignment: _task_pb2.Assignment
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ...) -> None: ...
+
+class ReserveAgentResponse(_message.Message):
+    __slots__ = ("reservation", "agent", "already_reserved")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_RESERVED_FIELD_NUMBER: _ClassVar[int]
+    reservation: _agent_pb2.Reservation
+    agent: _agent_pb2.Agent
+    already_reserved: bool
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., already_reserved: _Optional[bool] = ...) -> None: ...
+
+class TaskRequest(_message.Message):
+    __slots__ = ("agent_id", "inquiry_id", "reason")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    inquiry_id: str
+    reason: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CompleteTaskRequest(_message.Message):
+    __slots__ = ("agent_id", "inquiry_id", "resolution", "follow_up", "escalation")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    inquiry_id: str
+    resolution: _task_pb2.Resolution
+    follow_up: _task_pb2.FollowUp
+    escalation: _task_pb2.Escalation
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., resolution: _Optional[_Union[_task_pb2.Resolution, str]] = ..., follow_up: _Optional[_Union[_task_pb2.FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[_task_pb2.Escalation, _Mapping]] = ...) -> None: ...
+
+class WatchOffersRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class Offer(_message.Message):
+    __slots__ = ("reservation", "assignment", "offered_at")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_AT_FIELD_NUMBER: _ClassVar[int]
+    reservation: _agent_pb2.Reservation
+    assignment: _task_pb2.Assignment
+    offered_at: _timestamp_pb2.Timestamp
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., offered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchAgentsRequest(_message.Message):
+    __slots__ = ("workspace",)
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    def __init__(self, workspace: _Optional[str] = ...) -> None: ...
