@@ -64,6 +64,7 @@ def main() -> None:
         else routing_config.RoutingConfig()
     )
     asyncio.run(prepare_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())  # the worker's, after asyncio.run closed its own
     registry = CollectorRegistry()
     serve(settings.router_metrics_port, registry, settings.router_metrics_host)
     agent_state = AgentStateClient(
@@ -75,8 +76,15 @@ def main() -> None:
         "router starting",
         extra={"app_id": settings.router_app_id, "metrics_port": settings.router_metrics_port},
     )
+    # Faust's own services log every start and stop at INFO under the module
+    # their classes live in; keep them to warnings.
+    logging.getLogger("omniroute_router.transport").setLevel(logging.WARNING)
     worker = faust.Worker(
-        app, loglevel=settings.log_level, override_logging=False, redirect_stdouts=False
+        app,
+        loglevel=settings.log_level,
+        override_logging=False,
+        redirect_stdouts=False,
+        quiet=True,
     )
     worker.execute_from_commandline()
 

@@ -452,11 +452,8 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.assignments = app.topic(settings.topic_assignments, **raw)
     router.dead_letters = app.topic(settings.topic_dead_letters, **raw)
     router.inquiries_topic = app.topic(settings.topic_inquiries, **raw)
-    table: dict[str, Any] = {
-        "partitions": settings.kafka_partitions,
-        "key_type": str,
-        "value_serializer": "json",
-    }
+    # Values are JSON (the app's default serializer): the core's plain dicts.
+    table: dict[str, Any] = {"partitions": settings.kafka_partitions, "key_type": str}
     router.inquiry_table = app.Table("inquiries", default=None, **table)
     router.agent_table = app.Table("agents", default=None, **table)
     router.thread_table = app.Table("threads", default=None, **table)

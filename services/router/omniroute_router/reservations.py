@@ -30,8 +30,10 @@ class AgentStateClient:
     """The router's side of the agent-state gRPC service."""
 
     def __init__(self, target: str, token: str = "", timeout_s: float = 5.0) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
-        self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
+        self._target = target
+        # Created on first use: a grpc.aio channel binds to the running event loop.
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: agent_state_pb2_grpc.AgentStateStub | None = None
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._timeout_s = timeout_s
 
@@ -48,6 +50,9 @@ class AgentStateClient:
             workspace=assignment.workspace,
             assignment=assignment,
         )
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self._target)
+            self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         try:
             response = await self._stub.ReserveAgent(
                 request, timeout=self._timeout_s, metadata=self._metadata
@@ -60,4 +65,5 @@ class AgentStateClient:
 
     async def close(self) -> None:
         """Close the channel."""
-        await self._channel.close()
+        if self._channel is not None:
+            await self._channel.close()
