@@ -64,7 +64,9 @@ def main() -> None:
         else routing_config.RoutingConfig()
     )
     asyncio.run(prepare_topics(settings))
-    asyncio.set_event_loop(asyncio.new_event_loop())  # the worker's, after asyncio.run closed its own
+    asyncio.set_event_loop(
+        asyncio.new_event_loop()
+    )  # the worker's, after asyncio.run closed its own
     registry = CollectorRegistry()
     serve(settings.router_metrics_port, registry, settings.router_metrics_host)
     agent_state = AgentStateClient(
