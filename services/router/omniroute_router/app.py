@@ -478,6 +478,11 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         # next needed rather than risk acting on a copy that went stale.
         router.forget_all()
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        owned = [tp for tp in assigned if tp.topic == ticks.get_topic_name()]
+        router.metrics.partitions.set(len(owned))
+
     return app
 
 

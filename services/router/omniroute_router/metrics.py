@@ -111,6 +111,11 @@ class RouterMetrics:
             ["input"],
             registry=registry,
         )
+        self.partitions = Gauge(
+            "omniroute_router_partitions_assigned",
+            "Input partitions this worker owns (0 until it has joined the group).",
+            registry=registry,
+        )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
             for outcome in ("processed", "duplicate", "dead_letter"):
