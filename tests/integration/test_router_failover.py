@@ -12,6 +12,7 @@ from tests.support.system import (
     Assignments,
     Desk,
     System,
+    eventually,
     inquiry_body,
     make_agent,
     metric_value,
@@ -77,7 +78,11 @@ async def test_killing_a_worker_loses_no_inquiry_and_offers_none_twice(system: S
             reservations.setdefault(a.inquiry_id, set()).add(a.reservation_id)
         assert all(len(r) == 1 for r in reservations.values()), reservations
         survivor = f"http://127.0.0.1:{second_port}/metrics"
-        assert (metric_value(survivor, "omniroute_router_partitions_assigned ") or 0) == 4
+
+        async def survivor_owns_all() -> None:
+            assert metric_value(survivor, "omniroute_router_partitions_assigned ") == 4
+
+        await eventually(survivor_owns_all)
     finally:
         await assignments.stop()
         await desk.close()
