@@ -274,12 +274,11 @@ class Assignments:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             batches = await self.consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    assignment = decode(task_pb2.Assignment, record.value)
-                    self.seen.append(assignment)
-                    if predicate(assignment):
-                        return assignment
+            fresh = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
+            self.seen.extend(fresh)  # all of them: later waits look here first
+            for assignment in fresh:
+                if predicate(assignment):
+                    return assignment
         raise AssertionError(f"no matching assignment in {timeout_s}s; seen: {self.seen}")
 
     async def drain(self, seconds: float) -> list[task_pb2.Assignment]:
