@@ -66,6 +66,14 @@ def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
+        except grpc.aio.AbortError:
+            code = context.code().name if context.code() else "UNKNOWN"
+            raise
+        except Exception:
+            # No request may crash the server or leak a stack trace to the caller.
+            code = "INTERNAL"
+            log.exception("unexpected error", extra={"method": name})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
         finally:
             self.metrics.rpcs.labels(name, code).inc()
             self.metrics.rpc_seconds.labels(name).observe(time.perf_counter() - started)
@@ -97,6 +105,8 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         await self.journal.record(changes)
         for event in changes.task_events:
             self.metrics.task_events.labels(_TASK_TYPES.get(event.type, "other")).inc()
+            if event.type != task_pb2.TaskEvent.TYPE_OFFERED:
+                self.pending_offers.pop(event.reservation_id, None)  # no longer an open offer
         for agent_event in changes.agent_events:
             for queue in self.agent_watchers.get(agent_event.agent.workspace, ()):
                 queue.put_nowait(agent_event)
@@ -164,11 +174,8 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self.metrics.reservations.labels("existing" if already else "reserved").inc()
         await self.publish(changes)
         if not already:
-            assignment = task_pb2.Assignment()
-            assignment.CopyFrom(request.assignment)
-            assignment.reservation_id = reservation.reservation_id
-            assignment.offer_expires_at.CopyFrom(reservation.expires_at)
-            offer = agent_state_pb2.Offer(reservation=reservation, assignment=assignment)
+            self.pending_offers[reservation.reservation_id] = request.assignment
+            offer = self._offer(reservation)
             offer.offered_at.GetCurrentTime()
             for queue in self.offer_watchers.get(agent.id, ()):
                 queue.put_nowait(offer)
@@ -209,7 +216,11 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     async def WatchOffers(
         self, request: agent_state_pb2.WatchOffersRequest, context: Any
     ) -> AsyncIterator[agent_state_pb2.Offer]:
-        """Offers made to one agent from now on, until the caller hangs up."""
+        """The agent's open offers, then every new one, until the caller hangs up.
+
+        Open offers come first so a desktop that (re)connects misses nothing;
+        each offer is sent once even when it is made while the stream opens.
+        """
         if not request.agent_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
         if request.agent_id not in self.roster.agents:
@@ -218,11 +229,32 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         watchers = self.offer_watchers.setdefault(request.agent_id, set())
         watchers.add(queue)
         self.metrics.rpcs.labels("WatchOffers", "OK").inc()
+        sent: set[str] = set()
         try:
+            for reservation in self.roster.get(request.agent_id).reservations:
+                if not reservation.accepted:
+                    queue.put_nowait(self._offer(reservation))
             while True:
-                yield await queue.get()
+                offer = await queue.get()
+                if offer.reservation.reservation_id not in sent:
+                    sent.add(offer.reservation.reservation_id)
+                    yield offer
         finally:
             watchers.discard(queue)
+
+    def _offer(self, reservation: agent_pb2.Reservation) -> agent_state_pb2.Offer:
+        """The offer for an open reservation, with the router's assignment when known."""
+        assignment = task_pb2.Assignment()
+        known = self.pending_offers.get(reservation.reservation_id)
+        if known is not None:
+            assignment.CopyFrom(known)
+        else:  # made before a restart: the assignment itself is on the assignments topic
+            assignment.inquiry_id = reservation.inquiry_id
+            assignment.agent_id = reservation.agent_id
+            assignment.channel = reservation.channel
+        assignment.reservation_id = reservation.reservation_id
+        assignment.offer_expires_at.CopyFrom(reservation.expires_at)
+        return agent_state_pb2.Offer(reservation=reservation, assignment=assignment)
 
     async def WatchAgents(
         self, request: agent_state_pb2.WatchAgentsRequest, context: Any
