@@ -98,14 +98,17 @@ def make_inquiry(workspace: str, rng: random.Random) -> inquiry_pb2.Inquiry:
 
 
 def make_agent(workspace: str, n: int, rng: random.Random) -> agent_pb2.Agent:
-    """An agent with two of the skills, English (some also Spanish), several channels."""
-    languages = ["en", "es"] if n % 3 == 0 else ["en"]
+    """The n-th agent of a workspace: two skills, English (every other one also Spanish).
+
+    Skills rotate so that every workspace with 4 or more agents covers every
+    skill in both languages: no inquiry of the benchmark is unroutable.
+    """
     return agent_pb2.Agent(
         id=f"{workspace}-agent-{n}",
         workspace=workspace,
         name=f"Agent {n}",
-        skills={s: rng.randint(2, 5) for s in rng.sample(SKILLS, 2)},
-        languages=languages,
+        skills={SKILLS[(n + k) % len(SKILLS)]: rng.randint(2, 5) for k in (0, 1)},
+        languages=["en", "es"] if n % 2 == 0 else ["en"],
         tier=agent_pb2.TIER_REPRESENTATIVE,
         capacities=[
             agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=3),
@@ -343,7 +346,10 @@ async def run_router(
         desks = Desks(env["AGENT_STATE_TARGET"], rng)
         forwarder = asyncio.create_task(_forward(outputs, desks))
         workspaces = [f"bench-{suffix}-{n}" for n in range(8)]
-        roster = [make_agent(workspaces[n % len(workspaces)], n, rng) for n in range(agents)]
+        roster = [
+            make_agent(workspaces[n % len(workspaces)], n // len(workspaces), rng)
+            for n in range(agents)
+        ]
         progress(f"{agents} agents: logging in")
         await desks.login(roster, agent_pb2.AGENT_STATUS_AVAILABLE)
 
