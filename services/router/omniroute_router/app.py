@@ -279,6 +279,7 @@ class Router:
             channel=channel_value(inquiry.channel),  # type: ignore[arg-type]
             assigned_at=timestamp(now),
             escalation_step=offer.step,
+            history=inquiry.history,
         )
 
     def _count_answer(self, router: WorkspaceRouter, inquiry: QueuedInquiry, wait: float) -> None:
