@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -61,11 +62,37 @@ class Journal:
 async def read_snapshots(
     settings: AgentStateSettings, timeout_s: float = 60.0
 ) -> list[agent_pb2.Agent]:
-    """Every snapshot on the snapshot topic, oldest first, read to its end.
+    """Every agent record the service published, oldest first, each topic read to its end.
 
-    The end is the fetch high watermark of each partition (the embedded
-    broker's `end_offsets()` can be wrong; see the README).
+    The snapshot topic holds the latest record of each agent (once Kafka has
+    compacted it); the agent-events topic carries the same record after every
+    change, so a record whose snapshot write was lost is still found there.
+    The roster keeps the highest version of each agent. The end of a topic is
+    its fetch high watermark (the embedded broker's `end_offsets()` can be
+    wrong; see the README).
     """
+    snapshots = await _read_to_end(
+        settings,
+        settings.topic_agent_snapshots,
+        lambda value: decode(agent_pb2.Agent, value),
+        timeout_s,
+    )
+    from_events = await _read_to_end(
+        settings,
+        settings.topic_agent_events,
+        lambda value: decode(agent_pb2.AgentEvent, value).agent,
+        timeout_s,
+    )
+    return snapshots + [agent for agent in from_events if agent.id]
+
+
+async def _read_to_end(
+    settings: AgentStateSettings,
+    topic: str,
+    parse: Callable[[bytes | None], agent_pb2.Agent],
+    timeout_s: float,
+) -> list[agent_pb2.Agent]:
+    """Every record of `topic` from the beginning to the high watermark, parsed."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
@@ -73,15 +100,15 @@ async def read_snapshots(
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     await consumer.start()
-    snapshots: list[agent_pb2.Agent] = []
+    found: list[agent_pb2.Agent] = []
     try:
-        partitions = consumer.partitions_for_topic(settings.topic_agent_snapshots)
+        partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(settings.topic_agent_snapshots) or set()
-        tps = [TopicPartition(settings.topic_agent_snapshots, p) for p in sorted(partitions)]
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
-            return snapshots
+            return found
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s
@@ -90,19 +117,17 @@ async def read_snapshots(
             for records in batches.values():
                 for record in records:
                     try:
-                        snapshots.append(decode(agent_pb2.Agent, record.value))
+                        found.append(parse(record.value))
                     except InvalidEvent as exc:
                         log.error(
-                            "unreadable snapshot skipped",
-                            extra={"offset": record.offset, "reason": str(exc)},
+                            "unreadable agent record skipped",
+                            extra={"topic": topic, "offset": record.offset, "reason": str(exc)},
                         )
             ends = [consumer.highwater(tp) for tp in tps]
             positions = [await consumer.position(tp) for tp in tps]
             if all(end is not None and at >= end for at, end in zip(positions, ends, strict=True)):
-                return snapshots
+                return found
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"could not read {settings.topic_agent_snapshots} to its end in {timeout_s}s"
-                )
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
     finally:
         await consumer.stop()

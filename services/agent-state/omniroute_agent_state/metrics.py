@@ -28,6 +28,8 @@ METHODS = (
     "CompleteTask",
     "WatchOffers",
     "WatchAgents",
+    "Heartbeat",
+    "TransferTask",
 )
 
 
@@ -43,8 +45,9 @@ class AgentStateMetrics:
         )
         self.rpc_seconds = Histogram(
             "omniroute_agent_state_rpc_seconds",
-            "Time to handle a gRPC call (streams: until the stream ends).",
-            ["method"],
+            "Time to handle a unary gRPC call, by method and status code "
+            "(streams are counted when they open, with 0 s).",
+            ["method", "code"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
@@ -56,7 +59,8 @@ class AgentStateMetrics:
         )
         self.task_events = Counter(
             "omniroute_agent_state_task_events_total",
-            "Task events published: offered, accepted, declined, offer_timeout, withdrawn, completed.",
+            "Task events published: offered, accepted, declined, offer_timeout, withdrawn, "
+            "completed, transferred.",
             ["type"],
             registry=registry,
         )
@@ -67,12 +71,20 @@ class AgentStateMetrics:
         )
         for method in METHODS:
             self.rpcs.labels(method, "OK")
-            self.rpc_seconds.labels(method)
+            self.rpc_seconds.labels(method, "OK")
         for outcome in ("reserved", "refused", "existing"):
             self.reservations.labels(outcome)
-        for kind in ("offered", "accepted", "declined", "offer_timeout", "withdrawn", "completed"):
+        for kind in (
+            "offered", "accepted", "declined", "offer_timeout", "withdrawn", "completed",
+            "transferred",
+        ):  # fmt: skip
             self.task_events.labels(kind)
         registry.register(RosterCollector(roster))
+
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
+        """Count one call and its duration under its final status code."""
+        self.rpcs.labels(method, code).inc()
+        self.rpc_seconds.labels(method, code).observe(seconds)
 
 
 class RosterCollector(Collector):
@@ -98,6 +110,17 @@ class RosterCollector(Collector):
             "Capacity of agents logged in (not OFFLINE), by workspace and channel.",
             labels=["workspace", "channel"],
         )
+        open_offers = GaugeMetricFamily(
+            "omniroute_agent_state_open_reservations",
+            "Reservations held, by workspace and state (offered: waiting for the agent; "
+            "accepted: in work).",
+            labels=["workspace", "state"],
+        )
+        sessions = GaugeMetricFamily(
+            "omniroute_agent_state_desktop_sessions",
+            "Agents whose desktop session is active, by workspace.",
+            labels=["workspace"],
+        )
         occupancy = GaugeMetricFamily(
             "omniroute_agent_state_occupancy_ratio",
             "Load over capacity of logged-in agents, by workspace (0-1).",
@@ -107,8 +130,13 @@ class RosterCollector(Collector):
         loads: Tally[tuple[str, str]] = Tally()
         capacities: Tally[tuple[str, str]] = Tally()
         workspaces: set[str] = set()
+        held: Tally[tuple[str, str]] = Tally()
+        connected: Tally[str] = Tally()
         for agent in list(self.roster.agents.values()):
             workspaces.add(agent.workspace)
+            connected[agent.workspace] += agent.session_active
+            for reservation in agent.reservations:
+                held[(agent.workspace, "accepted" if reservation.accepted else "offered")] += 1
             status = agent_pb2.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower()
             by_status[(agent.workspace, status)] += 1
             for slot in agent.capacities:
@@ -122,8 +150,11 @@ class RosterCollector(Collector):
             used = sum(v for (w, _), v in loads.items() if w == workspace)
             room = sum(v for (w, _), v in capacities.items() if w == workspace)
             occupancy.add_metric([workspace], used / room if room else 0.0)
+            for state in ("offered", "accepted"):
+                open_offers.add_metric([workspace, state], held[(workspace, state)])
+            sessions.add_metric([workspace], connected[workspace])
         for (workspace, channel), value in sorted(loads.items()):
             load.add_metric([workspace, channel], value)
         for (workspace, channel), value in sorted(capacities.items()):
             capacity.add_metric([workspace, channel], value)
-        yield from (agents, load, capacity, occupancy)
+        yield from (agents, load, capacity, occupancy, open_offers, sessions)

@@ -56,6 +56,8 @@ class Policy:
     offer_ttl_by_channel: dict[str, float] = field(default_factory=dict)
     wrap_up_by_channel: dict[str, float] = field(default_factory=dict)
     away_on_missed_offer: bool = True
+    away_reasons: frozenset[str] = frozenset()  # empty: any reason
+    session_timeout_s: float = 0.0  # 0: desktop sessions never lapse
 
     def offer_ttl(self, channel: int) -> float:
         """How long an offer on `channel` stays open."""
@@ -65,6 +67,10 @@ class Policy:
         """Longest wrap-up after a task on `channel` (0: none)."""
         return self.wrap_up_by_channel.get(channel_name(channel), 0.0)
 
+    def longest_wrap_up(self) -> float:
+        """Limit of a wrap-up the agent starts itself (0: no limit)."""
+        return max(self.wrap_up_by_channel.values(), default=0.0)
+
 
 @dataclass
 class Changes:
@@ -72,6 +78,10 @@ class Changes:
 
     agent_events: list[AgentEvent] = field(default_factory=list)
     task_events: list[TaskEvent] = field(default_factory=list)
+
+    def then(self, more: Changes) -> Changes:
+        """These changes followed by `more` (in publishing order)."""
+        return Changes(self.agent_events + more.agent_events, self.task_events + more.task_events)
 
 
 class Roster:
@@ -83,7 +93,9 @@ class Roster:
         self.policy = policy
         self.agents: dict[str, Agent] = {}
         self.holder: dict[str, str] = {}  # inquiry id -> agent holding its reservation
-        self.wrap_up_until: dict[str, float] = {}  # agent id -> end of wrap-up
+        # agent id -> when its desktop session lapses. Kept in memory only: a
+        # heartbeat is not a change worth an event; restore() grants a fresh term.
+        self.sessions: dict[str, float] = {}
         self.new_id = new_id
 
     # -- queries --------------------------------------------------------------
@@ -135,7 +147,11 @@ class Roster:
         if slot is None or slot.load >= slot.capacity:
             return False
         total = sum(c.load for c in agent.capacities)
-        return not (agent.total_capacity and total >= agent.total_capacity)
+        if agent.total_capacity and total >= agent.total_capacity:
+            return False
+        if agent.voice_blocks_other_channels and channel != inquiry_pb2.CHANNEL_VOICE:
+            return not any(r.channel == inquiry_pb2.CHANNEL_VOICE for r in agent.reservations)
+        return True
 
     # -- profile and presence -------------------------------------------------
 
@@ -168,10 +184,19 @@ class Roster:
             raise InvalidRequest(
                 f"agent.workspace: agent {profile.id!r} belongs to {current.workspace!r}"
             )
+        loads = {c.channel: c.load for c in current.capacities} if current else {}
+        wanted = {slot.channel: slot.capacity for slot in profile.capacities}
+        for channel, load in loads.items():
+            if load > wanted.get(channel, 0):
+                raise NotPossible(
+                    f"agent.capacities: {channel_name(channel)} capacity "
+                    f"{wanted.get(channel, 0)} is below the {load} task(s) the agent holds there"
+                )
         agent = Agent()
         agent.CopyFrom(profile)
         del agent.reservations[:]
-        loads = {c.channel: c.load for c in current.capacities} if current else {}
+        agent.ClearField("wrap_up_until")
+        agent.session_active = False
         for slot in agent.capacities:
             slot.load = loads.get(slot.channel, 0)
         if current is None:
@@ -186,10 +211,9 @@ class Roster:
             agent.idle_since.CopyFrom(current.idle_since)
             agent.reservations.extend(current.reservations)
             agent.version = current.version
-            # Load on a channel that is no longer in the profile stays visible.
-            for channel, load in loads.items():
-                if load and channel not in {s.channel for s in agent.capacities}:
-                    agent.capacities.add(channel=channel, capacity=0, load=load)  # type: ignore[arg-type]
+            agent.session_active = current.session_active
+            if current.HasField("wrap_up_until"):
+                agent.wrap_up_until.CopyFrom(current.wrap_up_until)
         self.agents[agent.id] = agent
         return self._changed(agent, AgentEvent.CHANGE_UPSERTED, actor, "profile", now)
 
@@ -207,6 +231,9 @@ class Roster:
             raise InvalidRequest(
                 "reason is required for AWAY (break, lunch, meeting, training, ...)"
             )
+        reasons = self.policy.away_reasons
+        if status == AWAY and reasons and reason not in reasons:
+            raise InvalidRequest(f"reason {reason!r} is not one of {sorted(reasons)}")
         changes = Changes()
         if status in (OFFLINE, AWAY):
             for reservation in [r for r in agent.reservations if not r.accepted]:
@@ -220,8 +247,12 @@ class Roster:
                         reason=f"agent {_status_word(status)}",
                     )
                 )
-        self.wrap_up_until.pop(agent_id, None)
         self._set_status(agent, status, reason if status == AWAY else "", now)
+        if status == WRAP_UP and self.policy.longest_wrap_up():
+            agent.wrap_up_until.CopyFrom(timestamp(now + self.policy.longest_wrap_up()))
+        if status == OFFLINE:  # logging out ends the desktop session
+            self.sessions.pop(agent_id, None)
+            agent.session_active = False
         changes.agent_events += self._changed(
             agent, AgentEvent.CHANGE_STATUS, actor, reason or _status_word(status), now
         ).agent_events
@@ -320,7 +351,7 @@ class Roster:
         wrap_up = self.policy.wrap_up(reservation.channel)
         if wrap_up > 0 and agent.status == AVAILABLE:
             self._set_status(agent, WRAP_UP, "", now)
-            self.wrap_up_until[agent.id] = now + wrap_up
+            agent.wrap_up_until.CopyFrom(timestamp(now + wrap_up))
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "completed", now)
         event = self._task_event(TaskEvent.TYPE_COMPLETED, agent, reservation, now)
         event.resolution = resolution
@@ -349,16 +380,107 @@ class Roster:
                 changes.agent_events += self._changed(
                     agent, AgentEvent.CHANGE_RELEASED, "system", "offer_timeout", now
                 ).agent_events
-        for agent_id, until in list(self.wrap_up_until.items()):
-            if until <= now:
-                del self.wrap_up_until[agent_id]
-                agent = self.agents[agent_id]
-                if agent.status == WRAP_UP:
-                    self._set_status(agent, AVAILABLE, "", now)
-                    changes.agent_events += self._changed(
-                        agent, AgentEvent.CHANGE_STATUS, "system", "wrap_up_over", now
-                    ).agent_events
+            if (
+                agent.status == WRAP_UP
+                and agent.HasField("wrap_up_until")
+                and seconds(agent.wrap_up_until) <= now
+            ):
+                self._set_status(agent, AVAILABLE, "", now)
+                changes.agent_events += self._changed(
+                    agent, AgentEvent.CHANGE_STATUS, "system", "wrap_up_over", now
+                ).agent_events
+        for agent_id, lapses_at in list(self.sessions.items()):
+            if lapses_at <= now:
+                changes = changes.then(self._session_lapsed(agent_id, now))
         return changes
+
+    # -- desktop sessions -----------------------------------------------------
+
+    def heartbeat(self, agent_id: str, now: float) -> tuple[float, Changes]:
+        """Start or extend the agent's desktop session; returns when it lapses (0: never).
+
+        The first heartbeat of a session is a change (session_active); the
+        rest only move the deadline. An OFFLINE agent must log in first.
+        """
+        agent = self.get(agent_id)
+        if agent.status == OFFLINE:
+            raise NotPossible(f"agent {agent_id!r} is offline; log in (SetStatus) first")
+        if not self.policy.session_timeout_s:
+            return 0.0, Changes()
+        lapses_at = now + self.policy.session_timeout_s
+        self.sessions[agent_id] = lapses_at
+        if agent.session_active:
+            return lapses_at, Changes()
+        agent.session_active = True
+        return lapses_at, self._changed(
+            agent, AgentEvent.CHANGE_STATUS, agent_id, "session_started", now
+        )
+
+    def _session_lapsed(self, agent_id: str, now: float) -> Changes:
+        """The desktop went silent: OFFLINE, open offers withdrawn for re-routing."""
+        del self.sessions[agent_id]
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.session_active:
+            return Changes()
+        agent.session_active = False
+        if agent.status == OFFLINE:
+            return self._changed(agent, AgentEvent.CHANGE_STATUS, "system", "session_ended", now)
+        changes = Changes()
+        for reservation in [r for r in agent.reservations if not r.accepted]:
+            self._release(agent, reservation)
+            changes.task_events.append(
+                self._task_event(
+                    TaskEvent.TYPE_WITHDRAWN, agent, reservation, now, reason="session_timeout"
+                )
+            )
+        self._set_status(agent, OFFLINE, "", now)
+        return changes.then(
+            self._changed(agent, AgentEvent.CHANGE_STATUS, "system", "session_timeout", now)
+        )
+
+    # -- transfer -------------------------------------------------------------
+
+    def transfer(
+        self, agent_id: str, inquiry_id: str, target_id: str, reason: str, now: float
+    ) -> tuple[agent_pb2.Reservation, Changes]:
+        """Move an accepted task to another agent with room for it (compare-and-set).
+
+        The target holds it as accepted at once (a warm transfer: the agents
+        have agreed); the source's slot is freed.
+        """
+        _require(target_id, "target_agent_id")
+        agent, held = self._reservation(agent_id, inquiry_id)
+        if not held.accepted:
+            raise NotPossible(f"inquiry {inquiry_id!r} is only offered; accept it first")
+        if target_id == agent_id:
+            raise InvalidRequest("target_agent_id must be another agent")
+        target = self.get(target_id)
+        if target.workspace != agent.workspace:
+            raise InvalidRequest(f"target_agent_id: agent {target_id!r} is in another workspace")
+        if not self.has_free_slot(target, held.channel):
+            why = "not available" if target.status != AVAILABLE else "no free slot"
+            raise NotPossible(
+                f"agent {target_id!r} cannot take a {channel_name(held.channel)} task: {why}"
+            )
+        channel = held.channel
+        self._release(agent, held)
+        changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "transferred", now)
+        next(c for c in target.capacities if c.channel == channel).load += 1
+        moved = target.reservations.add(
+            reservation_id=self.new_id(),
+            agent_id=target_id,
+            inquiry_id=inquiry_id,
+            channel=channel,
+            accepted=True,
+        )
+        self.holder[inquiry_id] = target_id
+        changes = changes.then(
+            self._changed(target, AgentEvent.CHANGE_ACCEPTED, agent_id, "transfer", now)
+        )
+        event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, moved, now, reason=reason)
+        event.target_agent_id = target_id
+        changes.task_events.append(event)
+        return moved, changes
 
     # -- recovery -------------------------------------------------------------
 
@@ -370,11 +492,13 @@ class Roster:
                 self.agents[snapshot.id] = snapshot
         self.holder = {r.inquiry_id: a.id for a in self.agents.values() for r in a.reservations}
         for agent in self.agents.values():
-            wrap_up = self.policy.wrap_up_by_channel and agent.status == WRAP_UP
-            if wrap_up:
-                # The wrap-up's channel is gone with the task; allow the longest.
-                limit = max(self.policy.wrap_up_by_channel.values())
-                self.wrap_up_until[agent.id] = seconds(agent.status_since) + limit
+            if agent.status == WRAP_UP and not agent.HasField("wrap_up_until"):
+                limit = self.policy.longest_wrap_up()  # a record from before wrap_up_until
+                if limit:
+                    agent.wrap_up_until.CopyFrom(timestamp(seconds(agent.status_since) + limit))
+            if agent.session_active and self.policy.session_timeout_s:
+                # Desktops reconnect after a restart: give each a full term to do so.
+                self.sessions[agent.id] = now + self.policy.session_timeout_s
 
     # -- helpers --------------------------------------------------------------
 
@@ -400,6 +524,7 @@ class Roster:
         agent.status = status  # type: ignore[assignment]
         agent.away_reason = reason
         agent.status_since.CopyFrom(timestamp(now))
+        agent.ClearField("wrap_up_until")  # set again by the callers that start a wrap-up
 
     def _changed(self, agent: Agent, change: int, actor: str, reason: str, now: float) -> Changes:
         agent.version += 1
