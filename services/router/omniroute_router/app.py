@@ -202,7 +202,7 @@ class Router:
         for workspace, owner in list(self.workspace_table.items()):
             if owner == partition and self.config.for_workspace(workspace) is not None:
                 router = self._router(workspace, partition)
-                router.forget_old(now)
+                router.housekeeping(now)
                 await self._route(router, now)
                 self._observe_queues(router, now)
         self.metrics.events.labels("ticks", "processed").inc()

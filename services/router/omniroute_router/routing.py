@@ -263,7 +263,7 @@ class WorkspaceRouter:
             ladder = self.queues[inquiry.queue].ladder
             current = self.step_index(inquiry, now)
             if current + 1 < len(ladder):
-                inquiry.forced_step = current + 1
+                inquiry.forced_step = inquiry.step = current + 1
                 self._notice("escalated", inquiry, now, step=current + 1, reason="failed_offers")
             inquiry.failed_offers = 0
         self.changed_inquiries.add(inquiry_id)
@@ -309,7 +309,7 @@ class WorkspaceRouter:
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.arrived_at = inquiry.queued_at = due_at
         inquiry.answered = False
-        inquiry.forced_step = inquiry.failed_offers = 0
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
         inquiry.excluded = {}
         inquiry.history.append(f"follow_up:{agent_id}")
         self._index(inquiry)
@@ -340,7 +340,7 @@ class WorkspaceRouter:
         inquiry.excluded[agent_id] = FOREVER
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.queued_at = now
-        inquiry.forced_step = inquiry.failed_offers = 0
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
         inquiry.preferred_agent = ""
         inquiry.history.append(f"escalated:{agent_id}:tier{inquiry.min_tier}:{reason}")
         self.changed_inquiries.add(inquiry_id)
@@ -355,6 +355,22 @@ class WorkspaceRouter:
         self._notice("abandoned", inquiry, now, wait_s=now - inquiry.arrived_at)
         self._finish(inquiry_id, now)
         return inquiry
+
+    def housekeeping(self, now: float) -> None:
+        """Work that time alone brings: ladder steps reached, old memories dropped.
+
+        Called about once a second; moving up the ladder is counted here even
+        when no agent is free to be matched.
+        """
+        for bucket in list(self._waiting.values()):
+            for _, inquiry_id in bucket:
+                inquiry = self.inquiries[inquiry_id]
+                index = self.step_index(inquiry, now)
+                if index > inquiry.step:
+                    inquiry.step = index
+                    self.changed_inquiries.add(inquiry_id)
+                    self._notice("escalated", inquiry, now, step=index, reason="wait")
+        self.forget_old(now)
 
     def forget_old(self, now: float) -> None:
         """Drop finished ids and thread memories past their retention."""
