@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from sortedcontainers import SortedList
@@ -128,19 +128,36 @@ class WorkspaceRouter:
 
     # -- deciding -----------------------------------------------------------
 
-    def plan(self, now: float) -> list[Offer]:
+    def plan(
+        self,
+        now: float,
+        inquiry_ids: Collection[str] | None = None,
+        agent_ids: Collection[str] | None = None,
+    ) -> list[Offer]:
         """Propose offers: for each waiting inquiry in order, the best free agent.
 
-        Capacity proposed here is counted, so one plan never proposes more than
-        an agent's free slots; agent-state still has the final word.
+        `inquiry_ids` and `agent_ids` narrow the plan to what an event changed
+        (a new inquiry, an agent with a slot freed); without them every waiting
+        inquiry is matched against every free agent. Capacity proposed here is
+        counted, so one plan never proposes more than an agent's free slots;
+        agent-state still has the final word.
         """
         self._release_due_follow_ups(now)
-        free = dict(self.free_agents)
+        if agent_ids is None:
+            free = dict(self.free_agents)
+        else:
+            free = {a: self.free_agents[a] for a in agent_ids if a in self.free_agents}
         if not free:
             return []
+        if inquiry_ids is None:
+            candidates: Iterable[QueuedInquiry] = self.waiting_in_order(now)
+        else:
+            chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
+            waiting = [i for i in chosen if i.state is InquiryState.WAITING]
+            candidates = sorted(waiting, key=lambda i: self._order_key(i, now))
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
-        for inquiry in self.waiting_in_order(now):
+        for inquiry in candidates:
             step_index, step = self._step(inquiry, now)
             queue = self.queues[inquiry.queue]
             agent = self._choose(inquiry, step, queue, free, planned_load, now)
@@ -148,7 +165,7 @@ class WorkspaceRouter:
                 continue
             key = (agent.id, inquiry.channel)
             planned_load[key] = planned_load.get(key, 0) + 1
-            if not self._free_after(agent, inquiry.channel, planned_load):
+            if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
                 del free[agent.id]
             offers.append(
                 Offer(
@@ -183,6 +200,11 @@ class WorkspaceRouter:
         merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
         for _, _, inquiry_id in merged:
             yield self.inquiries[inquiry_id]
+
+    def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
+        """The sort key of `waiting_in_order`, for one inquiry."""
+        aged = inquiry.priority + (now - inquiry.arrived_at) // self.config.aging_s
+        return (-aged, inquiry.arrived_at, inquiry.id)
 
     def eligible(
         self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep, now: float
@@ -444,7 +466,7 @@ class WorkspaceRouter:
                 a, inquiry.channel, planned_load
             )
 
-        if queue.strategy == "longest_idle" and not inquiry.preferred_agent:
+        if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
             for *_, agent_id in self._idle_order:
                 agent = free.get(agent_id)
                 if agent is not None and fits(agent):
