@@ -13,6 +13,7 @@ Anything undecodable or invalid goes to the dead-letter topic with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -33,8 +34,9 @@ from omniroute_router.reservations import (
     AgentStateClient,
     AgentStateUnavailable,
     ReservationRefused,
+    Reserved,
 )
-from omniroute_router.routing import WorkspaceRouter
+from omniroute_router.routing import Offer, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.transport import app_with_fetch_wait
 
@@ -230,55 +232,76 @@ class Router:
             started = time.perf_counter()
             offers = router.plan(now, inquiry_ids, agent_ids)
             self.metrics.decision.observe(time.perf_counter() - started)
-            refused = False
-            for offer in offers:
-                inquiry = router.inquiries[offer.inquiry_id]
-                assignment = self._assignment(inquiry, offer.agent_id, offer, now)
-                try:
-                    reserved = await self.agent_state.reserve(assignment)
-                except ReservationRefused:
+            refused = unavailable = False
+            # One plan's reservations go out together: agent-state decides each
+            # atomically, and the round trips overlap instead of adding up.
+            planned = [(offer, router.inquiries[offer.inquiry_id]) for offer in offers]
+            assignments = [
+                self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
+            ]
+            results = await asyncio.gather(
+                *(self.agent_state.reserve(a) for a in assignments), return_exceptions=True
+            )
+            for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
+                if isinstance(result, ReservationRefused):
                     self.metrics.reservations_refused.inc()
                     router.reservation_refused(inquiry.id, offer.agent_id)
                     refused = True
                     continue
-                except AgentStateUnavailable as exc:
+                if isinstance(result, AgentStateUnavailable):
                     self.metrics.agent_state_errors.inc()
                     log.warning(
                         "agent-state unavailable; retrying on the next tick",
-                        extra={"error": str(exc)},
+                        extra={"error": str(result)},
                     )
-                    self._persist(router)
-                    return
-                router.update_agent(agent_from_proto(reserved.agent))
-                holder = reserved.reservation.agent_id
-                if reserved.already_reserved and holder != offer.agent_id:
-                    # A worker before us reserved it and died: adopt its offer.
-                    assignment = self._assignment(inquiry, holder, offer, now)
-                assignment.reservation_id = reserved.reservation.reservation_id
-                assignment.offer_expires_at.CopyFrom(reserved.reservation.expires_at)
-                router.offer_made(inquiry.id, holder, assignment.reservation_id, now)
-                if reserved.reservation.accepted:
-                    # Accepted while the previous owner's state was lost: in work already.
-                    router.accepted(inquiry.id, holder, now)
-                assignment.attempt = inquiry.attempts
-                await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
-                self.metrics.assignments.labels(str(offer.tier), offer.strategy).inc()
-                if inquiry.attempts == 1:
-                    self.metrics.routing_latency.observe(max(0.0, now - inquiry.arrived_at))
-                log.info(
-                    "inquiry offered",
-                    extra={
-                        "inquiry_id": inquiry.id,
-                        "agent_id": holder,
-                        "queue": inquiry.queue,
-                        "attempt": inquiry.attempts,
-                        "step": offer.step,
-                    },
-                )
+                    unavailable = True
+                    continue
+                if isinstance(result, BaseException):
+                    raise result
+                await self._offered(router, inquiry, offer, assignment, result, now)
+            if unavailable:
+                break
             if not refused:
                 break
         self._notices(router)
         self._persist(router)
+
+    async def _offered(
+        self,
+        router: WorkspaceRouter,
+        inquiry: QueuedInquiry,
+        offer: Offer,
+        assignment: task_pb2.Assignment,
+        reserved: Reserved,
+        now: float,
+    ) -> None:
+        """agent-state holds the reservation: record the offer and publish it."""
+        router.update_agent(agent_from_proto(reserved.agent))
+        holder = reserved.reservation.agent_id
+        if reserved.already_reserved and holder != offer.agent_id:
+            # A worker before us reserved it and died: adopt its offer.
+            assignment = self._assignment(inquiry, holder, offer, now)
+        assignment.reservation_id = reserved.reservation.reservation_id
+        assignment.offer_expires_at.CopyFrom(reserved.reservation.expires_at)
+        router.offer_made(inquiry.id, holder, assignment.reservation_id, now)
+        if reserved.reservation.accepted:
+            # Accepted while the previous owner's state was lost: in work already.
+            router.accepted(inquiry.id, holder, now)
+        assignment.attempt = inquiry.attempts
+        await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
+        self.metrics.assignments.labels(str(offer.tier), offer.strategy).inc()
+        if inquiry.attempts == 1:
+            self.metrics.routing_latency.observe(max(0.0, now - inquiry.arrived_at))
+        log.info(
+            "inquiry offered",
+            extra={
+                "inquiry_id": inquiry.id,
+                "agent_id": holder,
+                "queue": inquiry.queue,
+                "attempt": inquiry.attempts,
+                "step": offer.step,
+            },
+        )
 
     def _assignment(
         self, inquiry: QueuedInquiry, agent_id: str, offer: Any, now: float
