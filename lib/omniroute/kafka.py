@@ -96,3 +96,25 @@ class EventProducer:
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
+
+    async def discard(self) -> None:
+        """Drop every record not yet acknowledged, then disconnect.
+
+        For a caller that has already answered "not accepted" after a timeout:
+        the client will retry, so delivering the old record once the broker is
+        back would publish it twice. (A record already on the wire may still
+        land; consumers de-duplicate by id.)
+        """
+        # aiokafka has no public call for this: stop its sender first so that
+        # nothing more goes out, then fail what is still buffered.
+        sender = getattr(self._producer, "_sender", None)
+        try:
+            if sender is not None:
+                await sender.close()
+            accumulator = getattr(self._producer, "_message_accumulator", None)
+            if accumulator is not None:
+                accumulator.fail_all(BrokerUnavailable("producer discarded"))
+            await self._producer.client.close()
+        except Exception:
+            log.warning("producer did not close cleanly after a broker failure", exc_info=True)
+        self._producer._closed = True  # stop() would wait for the failed batches

@@ -130,3 +130,60 @@ async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     metrics = (await http.get("/metrics")).text
     assert 'omniroute_ingest_received_total{channel="sms"} 0.0' in metrics
     assert "/v1/inquiries" in (await http.get("/openapi.json")).json()["paths"]
+
+
+async def test_idempotency_key_publishes_a_retry_once(
+    http: httpx.AsyncClient, inquiries: TopicReader
+) -> None:
+    body = {"workspace": "acme", "channel": "email", "subject": "Where is my parcel?"}
+    headers = {"Idempotency-Key": "order-77"}
+    first = await http.post("/v1/inquiries", json=body, headers=headers)
+    second = await http.post("/v1/inquiries", json=body, headers=headers)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert first.json()["id"] == second.json()["id"]
+    assert second.json()["duplicate"] is True
+    assert len(await inquiries.settle(1.0)) == 1
+
+
+async def test_client_supplied_id_publishes_a_retry_once(
+    http: httpx.AsyncClient, inquiries: TopicReader
+) -> None:
+    body = {"id": "mine-1", "workspace": "acme", "channel": "sms"}
+    for _ in range(3):
+        assert (await http.post("/v1/inquiries", json=body)).status_code == 202
+    assert len(await inquiries.settle(1.0)) == 1
+
+
+async def test_batch_is_validated_whole_then_published(
+    http: httpx.AsyncClient, inquiries: TopicReader
+) -> None:
+    bad = await http.post(
+        "/v1/inquiries/batch",
+        json={"inquiries": [{"workspace": "a", "channel": "chat"}, {"workspace": "a"}]},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["fields"][0]["field"] == "inquiries[1].channel"
+    batch = {
+        "inquiries": [
+            {"workspace": "a", "channel": "chat", "subject": "one"},
+            {"workspace": "b", "channel": "voice", "subject": "two"},
+        ]
+    }
+    headers = {"Idempotency-Key": "batch-1"}
+    first = await http.post("/v1/inquiries/batch", json=batch, headers=headers)
+    again = await http.post("/v1/inquiries/batch", json=batch, headers=headers)
+    assert first.status_code == 202, first.text
+    assert [r["id"] for r in first.json()["results"]] == [r["id"] for r in again.json()["results"]]
+    published = await inquiries.settle(1.0)
+    assert sorted(key for key, _ in published) == ["a", "b"]
+
+
+async def test_oversized_body_is_413(http: httpx.AsyncClient, ingest: IngestService) -> None:
+    body = {
+        "workspace": "a",
+        "channel": "chat",
+        "body": "x" * ingest.settings.ingest_max_body_bytes,
+    }
+    response = await http.post("/v1/inquiries", json=body)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"

@@ -59,12 +59,7 @@ class InquiryPublisher:
     async def start(self) -> None:
         """Create the topics if needed and connect to the broker."""
         await self._ensure_topics()
-        self._producer = EventProducer(
-            self.settings,
-            client_id="omniroute-ingest",
-            send_timeout_s=self.settings.ingest_publish_timeout_s,
-        )
-        await self._producer.start()
+        await self._connect()
 
     async def stop(self) -> None:
         """Flush what is buffered and disconnect."""
@@ -158,20 +153,39 @@ class InquiryPublisher:
     ) -> None:
         started = time.perf_counter()
         try:
-            if self._producer is None:
-                raise BrokerUnavailable("the publisher is not started")
             if not self._topics_ready:
                 await self._ensure_topics()
+            if self._producer is None:
+                await self._connect()
+            assert self._producer is not None
             await self._producer.publish(topic, workspace, event)
         except BrokerUnavailable:
             self.metrics.broker_errors.labels(channel).inc()
             # A broker that comes back may be a new one without our topics
             # (the embedded broker keeps them in memory): create them again.
             self._topics_ready = False
+            # The caller answers 503 and the client retries: records still
+            # buffered must not reach the broker later as duplicates.
+            if self._producer is not None:
+                producer, self._producer = self._producer, None
+                await producer.discard()
             log.warning("broker did not acknowledge", extra={"topic": topic, "channel": channel})
             raise
         finally:
             self.metrics.publish_seconds.labels(channel).observe(time.perf_counter() - started)
+
+    async def _connect(self) -> None:
+        producer = EventProducer(
+            self.settings,
+            client_id="omniroute-ingest",
+            send_timeout_s=self.settings.ingest_publish_timeout_s,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self.settings.ingest_publish_timeout_s)
+        except Exception as exc:
+            await producer.discard()
+            raise BrokerUnavailable("could not connect to the broker") from exc
+        self._producer = producer
 
     async def _ensure_topics(self) -> None:
         topics = [self.settings.topic_inquiries, self.settings.topic_task_events]
