@@ -67,6 +67,7 @@ class IngestService:
 
     async def start(self) -> None:
         """Connect to the broker, then open the listeners."""
+        await asyncio.to_thread(self.understanding.warm_up)
         await self.publisher.start()
         self._serve_task = asyncio.create_task(self._server.serve(), name="http")
         while not self._server.started:
