@@ -18,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from omniroute_ingest.channels import rest
+from omniroute_ingest.attachments import AttachmentStore
+from omniroute_ingest.channels import email, rest
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
@@ -72,6 +73,8 @@ def create_app(
         "Retry-After means it did not and the client should retry.",
     )
     app.state.intake = intake
+    store = AttachmentStore(settings.ingest_attachment_dir)
+    app.state.emails = emails = email.EmailIntake(intake, store)
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -107,6 +110,7 @@ def create_app(
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(rest.router(intake))
+    app.include_router(email.router(emails))
     app.add_middleware(
         BodyLimit,  # type: ignore[arg-type]
         metrics=metrics,

@@ -17,6 +17,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from omniroute_ingest.app import create_app
+from omniroute_ingest.channels.smtp import SmtpListener
 from omniroute_ingest.metrics import IngestMetrics
 from omniroute_ingest.publisher import InquiryPublisher
 from omniroute_ingest.settings import IngestSettings
@@ -56,6 +57,7 @@ class IngestService:
             )
         )
         self._serve_task: asyncio.Task[None] | None = None
+        self.smtp = SmtpListener(self.app.state.emails, settings)
 
     @property
     def http_port(self) -> int:
@@ -75,10 +77,13 @@ class IngestService:
                 self._serve_task.result()  # raises why the server could not start
                 raise RuntimeError("HTTP server stopped during startup")
             await asyncio.sleep(0.02)
+        if self.settings.ingest_smtp_enabled:
+            await self.smtp.start()
         log.info("ingest listening", extra={"http_port": self.http_port})
 
     async def stop(self) -> None:
         """Close the listeners, then flush and disconnect the producer."""
+        await self.smtp.stop()
         if self._serve_task is not None:
             self._server.should_exit = True
             await self._serve_task
