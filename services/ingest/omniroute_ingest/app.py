@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from omniroute_ingest.attachments import AttachmentStore
-from omniroute_ingest.channels import email, rest
+from omniroute_ingest.channels import email, rest, sms, voice
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
@@ -111,6 +111,8 @@ def create_app(
 
     app.include_router(rest.router(intake))
     app.include_router(email.router(emails))
+    app.include_router(sms.router(intake))
+    app.include_router(voice.router(intake))
     app.add_middleware(
         BodyLimit,  # type: ignore[arg-type]
         metrics=metrics,

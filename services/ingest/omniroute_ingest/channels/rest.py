@@ -10,7 +10,7 @@ de-duplicates it.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 
@@ -19,11 +19,18 @@ from omniroute_ingest.errors import Rejected, invalid
 from omniroute_ingest.ids import new_id, stable_id
 from omniroute_ingest.schemas import AcceptedOut, BatchIn, BatchOut, ErrorOut, InquiryIn
 
-ERRORS: dict[int | str, dict[str, object]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Unparsable JSON."},
     413: {"model": ErrorOut, "description": "Body above the size limit."},
     422: {"model": ErrorOut, "description": "A field is missing or invalid; `fields` names it."},
     503: {"model": ErrorOut, "description": "The broker did not acknowledge; see Retry-After."},
+}
+
+#: The webhook routes add the signature refusals.
+SIGNED_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    401: {"model": ErrorOut, "description": "Signature header missing."},
+    403: {"model": ErrorOut, "description": "Signature does not match."},
 }
 
 IdempotencyKey = Annotated[

@@ -60,6 +60,20 @@ class Understanding:
         """Load the language models now rather than on the first inquiry (seconds)."""
         language.detect_language("warming up the language models once", self._detector, 1, 0)
 
+    def apply_ivr(self, inquiry: inquiry_pb2.Inquiry, digits: str) -> None:
+        """Apply what the caller selected in the IVR menu (recorded as `ivr.*` attributes)."""
+        inquiry.attributes["voice.ivr_digits"] = digits
+        selected = self.rule_book.ivr_for(inquiry.workspace, digits)
+        if selected is None:
+            return
+        inquiry.attributes["ivr.selection"] = selected.rule
+        if selected.kind and inquiry.kind == inquiry_pb2.INQUIRY_KIND_UNSPECIFIED:
+            inquiry.kind = kind_value(selected.kind)
+        if selected.skills and not inquiry.required_skills:
+            for name, level in selected.skills:
+                inquiry.required_skills.add(name=name, min_proficiency=level)
+        inquiry.priority = max(inquiry.priority, selected.priority)
+
     def apply(self, inquiry: inquiry_pb2.Inquiry) -> None:
         """Fill in kind, skills, language and priority where the channel left them empty."""
         text = f"{inquiry.subject}\n{inquiry.body}".strip()

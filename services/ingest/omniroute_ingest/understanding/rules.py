@@ -12,6 +12,9 @@ The configuration (YAML, `INGEST_RULES_PATH`) looks like:
             skills: [{name: technical, min_proficiency: 2}]
             priority: 5
         sentiment: {angry_below: -0.6, priority_boost: 2, min_tier: 2}
+        ivr:                    # voice: what the caller's menu digits select
+          "1": {kind: order, skills: [sales]}
+          "2": {kind: service_problem, skills: [{name: technical, min_proficiency: 2}]}
       acme:
         rules: [...]
 
@@ -71,6 +74,7 @@ class WorkspaceRules:
 
     rules: tuple[Rule, ...] = ()
     sentiment: SentimentPolicy | None = None
+    ivr: dict[str, Rule] = field(default_factory=dict)  # IVR digits -> what they select
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,15 @@ class RuleBook:
         own = self.workspaces.get(workspace, WorkspaceRules()).rules
         shared = self.workspaces.get("*", WorkspaceRules()).rules
         return own + shared
+
+    def ivr_for(self, workspace: str, digits: str) -> Classification | None:
+        """What the caller selected with `digits` in the IVR (workspace's menu, then "*")."""
+        for name in (workspace, "*"):
+            ws = self.workspaces.get(name)
+            if ws is not None and digits in ws.ivr:
+                rule = ws.ivr[digits]
+                return Classification(rule.name, rule.kind, digits, rule.skills, rule.priority)
+        return None
 
     def sentiment_for(self, workspace: str) -> SentimentPolicy:
         """The workspace's sentiment policy, else the shared one, else the default."""
@@ -139,7 +152,16 @@ def parse_rule_book(data: Any) -> RuleBook:
                 )
             except (AttributeError, TypeError, ValueError) as exc:
                 raise RulesError(f"{where}.sentiment: {exc}") from None
-        workspaces[str(ws_name)] = WorkspaceRules(rules, sentiment)
+        ivr_data = ws.get("ivr") or {}
+        if not isinstance(ivr_data, dict):
+            raise RulesError(f"{where}.ivr: must be a mapping of digits to selections")
+        ivr = {
+            str(digits): _parse_rule(
+                {"name": f"ivr-{digits}", **(sel or {})}, f"{where}.ivr.{digits}"
+            )
+            for digits, sel in ivr_data.items()
+        }
+        workspaces[str(ws_name)] = WorkspaceRules(rules, sentiment, ivr)
     return RuleBook(workspaces)
 
 
