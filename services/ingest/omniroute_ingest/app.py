@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from omniroute_ingest.attachments import AttachmentStore
-from omniroute_ingest.channels import email, rest, sms, voice
+from omniroute_ingest.channels import chat, documents, email, rest, sms, social, voice, walk_in
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
@@ -48,7 +48,7 @@ def channel_of_path(path: str) -> str:
         ("/v1/chat", "chat"),
         ("/v1/social", "social"),
         ("/v1/walk-in", "in_person"),
-        ("/v1/documents", "unknown"),
+        ("/v1/documents", "fax"),
     ):
         if path.startswith(prefix):
             return channel
@@ -74,6 +74,7 @@ def create_app(
     )
     app.state.intake = intake
     store = AttachmentStore(settings.ingest_attachment_dir)
+    app.state.store = store
     app.state.emails = emails = email.EmailIntake(intake, store)
 
     @app.exception_handler(Rejected)
@@ -113,6 +114,10 @@ def create_app(
     app.include_router(email.router(emails))
     app.include_router(sms.router(intake))
     app.include_router(voice.router(intake))
+    app.include_router(chat.router(intake))
+    app.include_router(social.router(intake))
+    app.include_router(documents.router(intake, store))
+    app.include_router(walk_in.router(intake))
     app.add_middleware(
         BodyLimit,  # type: ignore[arg-type]
         metrics=metrics,

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute_ingest.app import create_app
 from omniroute_ingest.channels.smtp import SmtpListener
+from omniroute_ingest.dropfolder import DropFolder
 from omniroute_ingest.metrics import IngestMetrics
 from omniroute_ingest.publisher import InquiryPublisher
 from omniroute_ingest.settings import IngestSettings
@@ -58,6 +59,11 @@ class IngestService:
         )
         self._serve_task: asyncio.Task[None] | None = None
         self.smtp = SmtpListener(self.app.state.emails, settings)
+        self.drop_folder = (
+            DropFolder(self.app.state.intake, self.app.state.store)
+            if settings.ingest_drop_dir
+            else None
+        )
 
     @property
     def http_port(self) -> int:
@@ -79,10 +85,14 @@ class IngestService:
             await asyncio.sleep(0.02)
         if self.settings.ingest_smtp_enabled:
             await self.smtp.start()
+        if self.drop_folder is not None:
+            await self.drop_folder.start()
         log.info("ingest listening", extra={"http_port": self.http_port})
 
     async def stop(self) -> None:
         """Close the listeners, then flush and disconnect the producer."""
+        if self.drop_folder is not None:
+            await self.drop_folder.stop()
         await self.smtp.stop()
         if self._serve_task is not None:
             self._server.should_exit = True
