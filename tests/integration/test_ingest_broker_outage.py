@@ -8,7 +8,9 @@ same port.
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import time
+from email.message import EmailMessage
 
 import httpx
 import pytest
@@ -37,6 +39,10 @@ async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None
                 assert down.status_code == 503, down.text
                 assert down.headers["Retry-After"] == str(settings.ingest_retry_after_s)
                 assert down.json()["error"] == "broker_unavailable"
+                # SMTP answers a temporary failure, so the sending server retries later.
+                with pytest.raises(smtplib.SMTPDataError) as refused:
+                    await asyncio.to_thread(send_mail, service.smtp.port)
+                assert refused.value.smtp_code == 451
 
                 second = EmbeddedBroker(port=port).start()
                 # The client retries as Retry-After says, until the broker takes it.
@@ -60,3 +66,13 @@ async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None
         first.stop()
         if second is not None:
             second.stop()
+
+
+def send_mail(port: int) -> None:
+    msg = EmailMessage()
+    msg["From"] = "customer@example.com"
+    msg["To"] = "acme@ingest.example"
+    msg["Subject"] = "during the outage"
+    msg.set_content("hello")
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.send_message(msg)
