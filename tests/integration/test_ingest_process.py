@@ -7,7 +7,7 @@ import urllib.request
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
 from tests.support.ingest import reading
 from tests.support.processes import ServiceProcess, topic_env
 
@@ -24,20 +24,22 @@ def _healthy(url: str) -> bool:
 
 async def test_process_serves_publishes_and_stops_on_sigterm(broker: EmbeddedBroker) -> None:
     topics = topic_env()
-    port = free_port()
+    port, smtp_port = free_port(), free_port()
     service = ServiceProcess(
         "omniroute_ingest",
         {
             "KAFKA_BOOTSTRAP": broker.bootstrap,
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(port),
+            "INGEST_SMTP_ENABLED": "true",
             "INGEST_SMTP_HOST": "127.0.0.1",
-            "INGEST_SMTP_PORT": str(free_port()),
+            "INGEST_SMTP_PORT": str(smtp_port),
             **topics,
         },
     ).start()
     try:
         service.wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"))
+        wait_for_port("127.0.0.1", smtp_port)  # the SMTP listener is up too
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
             body = {
                 "workspace": "acme",

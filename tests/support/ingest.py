@@ -32,6 +32,7 @@ def ingest_settings(bootstrap: str, **overrides: Any) -> IngestSettings:
         "kafka_partitions": 2,
         "ingest_host": "127.0.0.1",
         "ingest_port": free_port(),
+        "ingest_smtp_enabled": True,
         "ingest_smtp_host": "127.0.0.1",
         "ingest_smtp_port": free_port(),
         "ingest_publish_timeout_s": 3.0,

@@ -87,6 +87,8 @@ class IngestMetrics:
                 self.broker_errors,
             ):
                 metric.labels(channel)
+        # "unknown": refused before the channel could be read (unparsable REST JSON).
+        for channel in (*CHANNELS, "unknown"):
             for reason in REJECT_REASONS:
                 self.rejected.labels(channel, reason)
 

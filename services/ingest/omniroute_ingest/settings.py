@@ -67,7 +67,11 @@ class IngestSettings(CommonSettings):
     ingest_social_verify_token: str = Field(
         "", description="Token the social platform echoes in the GET verification challenge."
     )
-    ingest_smtp_enabled: bool = Field(True, description="Run the SMTP listener.")
+    ingest_smtp_enabled: bool = Field(
+        False,
+        description="Run the SMTP listener. Off by default so that several ingest processes on "
+        "one machine (tests, the dev stack) do not compete for the SMTP port.",
+    )
     ingest_smtp_host: str = Field("0.0.0.0", description="Address the SMTP listener binds.")
     ingest_smtp_port: int = Field(2525, ge=0, le=65535, description="SMTP listener port.")
     ingest_smtp_workspaces: dict[str, str] = Field(
