@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## Start the broker, the three services and a demo that shows routing.
 run: $(STAMP)
-	$(PY) -m omniroute.devstack
+	$(PY) -m devstack
 
 ## Lint, check the generated code, then run every test.
 test: $(STAMP) proto-check lint

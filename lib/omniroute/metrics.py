@@ -14,8 +14,21 @@ from prometheus_client import CollectorRegistry, start_http_server
 # Latency buckets from 1 ms to 30 s: routing decisions are milliseconds,
 # broker round trips tens of milliseconds, waits in queue seconds.
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 def serve(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> Callable[[], None]:

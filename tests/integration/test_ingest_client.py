@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from devstack.processes import ROOT, SOURCE_PATH
 from omniroute.client import InquiryClient, validate_inquiry
 from omniroute.codec import InvalidEvent
 from omniroute.embedded import EmbeddedBroker
@@ -17,7 +18,7 @@ from omniroute.kafka import ensure_topics
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2
 from tests.support.ingest import reading
-from tests.support.processes import ROOT, SOURCE_PATH, topic_env
+from tests.support.processes import topic_env
 
 pytestmark = pytest.mark.integration
 

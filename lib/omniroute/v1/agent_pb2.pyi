@@ -62,7 +62,7 @@ class Reservation(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[bool] = ...) -> None: ...
 
 class Agent(_message.Message):
-    __slots__ = ("id", "workspace", "name", "skills", "languages", "tier", "capacities", "status", "away_reason", "status_since", "idle_since", "reservations", "version", "total_capacity")
+    __slots__ = ("id", "workspace", "name", "skills", "languages", "tier", "capacities", "status", "away_reason", "status_since", "idle_since", "reservations", "version", "total_capacity", "voice_blocks_other_channels", "wrap_up_until", "session_active")
     class SkillsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,9 @@ class Agent(_message.Message):
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TOTAL_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    VOICE_BLOCKS_OTHER_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    WRAP_UP_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     name: str
@@ -98,7 +101,10 @@ class Agent(_message.Message):
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
     version: int
     total_capacity: int
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., skills: _Optional[_Mapping[str, int]] = ..., languages: _Optional[_Iterable[str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., capacities: _Optional[_Iterable[_Union[ChannelCapacity, _Mapping]]] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., away_reason: _Optional[str] = ..., status_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., version: _Optional[int] = ..., total_capacity: _Optional[int] = ...) -> None: ...
+    voice_blocks_other_channels: bool
+    wrap_up_until: _timestamp_pb2.Timestamp
+    session_active: bool
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., skills: _Optional[_Mapping[str, int]] = ..., languages: _Optional[_Iterable[str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., capacities: _Optional[_Iterable[_Union[ChannelCapacity, _Mapping]]] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., away_reason: _Optional[str] = ..., status_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., version: _Optional[int] = ..., total_capacity: _Optional[int] = ..., voice_blocks_other_channels: _Optional[bool] = ..., wrap_up_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_active: _Optional[bool] = ...) -> None: ...
 
 class AgentEvent(_message.Message):
     __slots__ = ("event_id", "change", "agent", "occurred_at", "actor", "reason")

@@ -28,37 +28,45 @@ from omniroute.v1 import inquiry_pb2 as omniroute_dot_v1_dot_inquiry__pb2
 from omniroute.v1 import task_pb2 as omniroute_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomniroute/v1/agent_state.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\x1a\x17omniroute/v1/task.proto\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.omniroute.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\xdd\x01\n\x11ListAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x04 \x01(\x05\x12\x10\n\x08language\x18\x05 \x01(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12.\n\x0f\x66ree_on_channel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.omniroute.v1.Agent\"_\n\x10SetStatusRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa4\x01\n\x13ReserveAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12,\n\nassignment\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Assignment\"\x84\x01\n\x14ReserveAgentResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12\x18\n\x10\x61lready_reserved\x18\x03 \x01(\x08\"C\n\x0bTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc2\x01\n\x13\x43ompleteTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12,\n\nresolution\x18\x03 \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Escalation\"&\n\x12WatchOffersRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x95\x01\n\x05Offer\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x18.omniroute.v1.Assignment\x12.\n\noffered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x12WatchAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t2\xd6\x05\n\nAgentState\x12\x44\n\x0bUpsertAgent\x12 .omniroute.v1.UpsertAgentRequest\x1a\x13.omniroute.v1.Agent\x12>\n\x08GetAgent\x12\x1d.omniroute.v1.GetAgentRequest\x1a\x13.omniroute.v1.Agent\x12O\n\nListAgents\x12\x1f.omniroute.v1.ListAgentsRequest\x1a .omniroute.v1.ListAgentsResponse\x12@\n\tSetStatus\x12\x1e.omniroute.v1.SetStatusRequest\x1a\x13.omniroute.v1.Agent\x12U\n\x0cReserveAgent\x12!.omniroute.v1.ReserveAgentRequest\x1a\".omniroute.v1.ReserveAgentResponse\x12<\n\nAcceptTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12=\n\x0b\x44\x65\x63lineTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0c\x43ompleteTask\x12!.omniroute.v1.CompleteTaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0bWatchOffers\x12 .omniroute.v1.WatchOffersRequest\x1a\x13.omniroute.v1.Offer0\x01\x12K\n\x0bWatchAgents\x12 .omniroute.v1.WatchAgentsRequest\x1a\x18.omniroute.v1.AgentEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomniroute/v1/agent_state.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\x1a\x17omniroute/v1/task.proto\"$\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"K\n\x11HeartbeatResponse\x12\x36\n\x12session_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x13TransferTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x17\n\x0ftarget_agent_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8f\x01\n\x14TransferTaskResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12#\n\x06target\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Agent\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.omniroute.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\xdd\x01\n\x11ListAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x04 \x01(\x05\x12\x10\n\x08language\x18\x05 \x01(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12.\n\x0f\x66ree_on_channel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.omniroute.v1.Agent\"_\n\x10SetStatusRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa4\x01\n\x13ReserveAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12,\n\nassignment\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Assignment\"\x84\x01\n\x14ReserveAgentResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12\x18\n\x10\x61lready_reserved\x18\x03 \x01(\x08\"C\n\x0bTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc2\x01\n\x13\x43ompleteTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12,\n\nresolution\x18\x03 \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Escalation\"&\n\x12WatchOffersRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x95\x01\n\x05Offer\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x18.omniroute.v1.Assignment\x12.\n\noffered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x12WatchAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t2\xfb\x06\n\nAgentState\x12\x44\n\x0bUpsertAgent\x12 .omniroute.v1.UpsertAgentRequest\x1a\x13.omniroute.v1.Agent\x12>\n\x08GetAgent\x12\x1d.omniroute.v1.GetAgentRequest\x1a\x13.omniroute.v1.Agent\x12O\n\nListAgents\x12\x1f.omniroute.v1.ListAgentsRequest\x1a .omniroute.v1.ListAgentsResponse\x12@\n\tSetStatus\x12\x1e.omniroute.v1.SetStatusRequest\x1a\x13.omniroute.v1.Agent\x12U\n\x0cReserveAgent\x12!.omniroute.v1.ReserveAgentRequest\x1a\".omniroute.v1.ReserveAgentResponse\x12<\n\nAcceptTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12=\n\x0b\x44\x65\x63lineTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0c\x43ompleteTask\x12!.omniroute.v1.CompleteTaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0bWatchOffers\x12 .omniroute.v1.WatchOffersRequest\x1a\x13.omniroute.v1.Offer0\x01\x12K\n\x0bWatchAgents\x12 .omniroute.v1.WatchAgentsRequest\x1a\x18.omniroute.v1.AgentEvent0\x01\x12L\n\tHeartbeat\x12\x1e.omniroute.v1.HeartbeatRequest\x1a\x1f.omniroute.v1.HeartbeatResponse\x12U\n\x0cTransferTask\x12!.omniroute.v1.TransferTaskRequest\x1a\".omniroute.v1.TransferTaskResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omniroute.v1.agent_state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPSERTAGENTREQUEST']._serialized_start=160
-  _globals['_UPSERTAGENTREQUEST']._serialized_end=216
-  _globals['_GETAGENTREQUEST']._serialized_start=218
-  _globals['_GETAGENTREQUEST']._serialized_end=253
-  _globals['_LISTAGENTSREQUEST']._serialized_start=256
-  _globals['_LISTAGENTSREQUEST']._serialized_end=477
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=479
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=536
-  _globals['_SETSTATUSREQUEST']._serialized_start=538
-  _globals['_SETSTATUSREQUEST']._serialized_end=633
-  _globals['_RESERVEAGENTREQUEST']._serialized_start=636
-  _globals['_RESERVEAGENTREQUEST']._serialized_end=800
-  _globals['_RESERVEAGENTRESPONSE']._serialized_start=803
-  _globals['_RESERVEAGENTRESPONSE']._serialized_end=935
-  _globals['_TASKREQUEST']._serialized_start=937
-  _globals['_TASKREQUEST']._serialized_end=1004
-  _globals['_COMPLETETASKREQUEST']._serialized_start=1007
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1201
-  _globals['_WATCHOFFERSREQUEST']._serialized_start=1203
-  _globals['_WATCHOFFERSREQUEST']._serialized_end=1241
-  _globals['_OFFER']._serialized_start=1244
-  _globals['_OFFER']._serialized_end=1393
-  _globals['_WATCHAGENTSREQUEST']._serialized_start=1395
-  _globals['_WATCHAGENTSREQUEST']._serialized_end=1434
-  _globals['_AGENTSTATE']._serialized_start=1437
-  _globals['_AGENTSTATE']._serialized_end=2163
+  _globals['_HEARTBEATREQUEST']._serialized_start=160
+  _globals['_HEARTBEATREQUEST']._serialized_end=196
+  _globals['_HEARTBEATRESPONSE']._serialized_start=198
+  _globals['_HEARTBEATRESPONSE']._serialized_end=273
+  _globals['_TRANSFERTASKREQUEST']._serialized_start=275
+  _globals['_TRANSFERTASKREQUEST']._serialized_end=375
+  _globals['_TRANSFERTASKRESPONSE']._serialized_start=378
+  _globals['_TRANSFERTASKRESPONSE']._serialized_end=521
+  _globals['_UPSERTAGENTREQUEST']._serialized_start=523
+  _globals['_UPSERTAGENTREQUEST']._serialized_end=579
+  _globals['_GETAGENTREQUEST']._serialized_start=581
+  _globals['_GETAGENTREQUEST']._serialized_end=616
+  _globals['_LISTAGENTSREQUEST']._serialized_start=619
+  _globals['_LISTAGENTSREQUEST']._serialized_end=840
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=842
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=899
+  _globals['_SETSTATUSREQUEST']._serialized_start=901
+  _globals['_SETSTATUSREQUEST']._serialized_end=996
+  _globals['_RESERVEAGENTREQUEST']._serialized_start=999
+  _globals['_RESERVEAGENTREQUEST']._serialized_end=1163
+  _globals['_RESERVEAGENTRESPONSE']._serialized_start=1166
+  _globals['_RESERVEAGENTRESPONSE']._serialized_end=1298
+  _globals['_TASKREQUEST']._serialized_start=1300
+  _globals['_TASKREQUEST']._serialized_end=1367
+  _globals['_COMPLETETASKREQUEST']._serialized_start=1370
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1564
+  _globals['_WATCHOFFERSREQUEST']._serialized_start=1566
+  _globals['_WATCHOFFERSREQUEST']._serialized_end=1604
+  _globals['_OFFER']._serialized_start=1607
+  _globals['_OFFER']._serialized_end=1756
+  _globals['_WATCHAGENTSREQUEST']._serialized_start=1758
+  _globals['_WATCHAGENTSREQUEST']._serialized_end=1797
+  _globals['_AGENTSTATE']._serialized_start=1800
+  _globals['_AGENTSTATE']._serialized_end=2691
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,40 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("session_expires_at",)
+    SESSION_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    session_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TransferTaskRequest(_message.Message):
+    __slots__ = ("agent_id", "inquiry_id", "target_agent_id", "reason")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    inquiry_id: str
+    target_agent_id: str
+    reason: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., target_agent_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TransferTaskResponse(_message.Message):
+    __slots__ = ("reservation", "agent", "target")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    reservation: _agent_pb2.Reservation
+    agent: _agent_pb2.Agent
+    target: _agent_pb2.Agent
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., target: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ...) -> None: ...
+
 class UpsertAgentRequest(_message.Message):
     __slots__ = ("agent",)
     AGENT_FIELD_NUMBER: _ClassVar[int]

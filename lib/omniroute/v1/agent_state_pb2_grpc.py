@@ -85,6 +85,16 @@ class AgentStateStub:
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.WatchAgentsRequest.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_agent__pb2.AgentEvent.FromString,
                 _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/omniroute.v1.AgentState/Heartbeat',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.TransferTask = channel.unary_unary(
+                '/omniroute.v1.AgentState/TransferTask',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.FromString,
+                _registered_method=True)
 
 
 class AgentStateServicer:
@@ -157,6 +167,23 @@ class AgentStateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Heartbeat(self, request, context):
+        """The agent desktop's keep-alive: starts or extends the agent's session.
+        FAILED_PRECONDITION when the agent is OFFLINE (log in with SetStatus).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferTask(self, request, context):
+        """Hand an accepted task to another AVAILABLE agent with a free slot on its
+        channel (compare-and-set, like ReserveAgent); the target holds it as
+        accepted. Publishes TaskEvent TRANSFERRED with target_agent_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentStateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +236,16 @@ def add_AgentStateServicer_to_server(servicer, server):
                     servicer.WatchAgents,
                     request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.WatchAgentsRequest.FromString,
                     response_serializer=omniroute_dot_v1_dot_agent__pb2.AgentEvent.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.HeartbeatRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'TransferTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferTask,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -481,6 +518,60 @@ class AgentState:
             '/omniroute.v1.AgentState/WatchAgents',
             omniroute_dot_v1_dot_agent__state__pb2.WatchAgentsRequest.SerializeToString,
             omniroute_dot_v1_dot_agent__pb2.AgentEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/Heartbeat',
+            omniroute_dot_v1_dot_agent__state__pb2.HeartbeatRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/TransferTask',
+            omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

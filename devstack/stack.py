@@ -1,0 +1,155 @@
+"""Start and stop the embedded broker and the three services as processes.
+
+Everything listens on 127.0.0.1. Processes are stopped by their pid
+(SIGTERM, then SIGKILL if they linger); nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.processes import ROOT, ServiceProcess
+from omniroute.embedded import EmbeddedBroker, wait_for_port
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of the local stack; each overridable by the environment variable named."""
+
+    broker: int = 9092  # BROKER_PORT
+    ingest: int = 8080  # INGEST_PORT
+    agent_state: int = 50051  # AGENT_STATE_PORT
+    router_metrics: int = 9102  # ROUTER_METRICS_PORT
+    agent_state_metrics: int = 9103  # AGENT_STATE_METRICS_PORT
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        """Defaults, overridden by BROKER_PORT, INGEST_PORT, ... where set."""
+        names = {
+            "broker": "BROKER_PORT",
+            "ingest": "INGEST_PORT",
+            "agent_state": "AGENT_STATE_PORT",
+            "router_metrics": "ROUTER_METRICS_PORT",
+            "agent_state_metrics": "AGENT_STATE_METRICS_PORT",
+        }
+        values: dict[str, int] = {}
+        for attr, env in names.items():
+            raw = os.environ.get(env)
+            if raw:
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise SystemExit(f"{env}={raw!r} is not a port number")
+                values[attr] = int(raw)
+        return cls(**values)
+
+    def check_free(self) -> None:
+        """Exit with a clear message when a port is taken."""
+        for name, port in self.__dict__.items():
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    env = name.upper() + "_PORT" if name != "broker" else "BROKER_PORT"
+                    raise SystemExit(
+                        f"port {port} ({name}) is in use; stop what uses it or set {env}"
+                    ) from None
+
+
+@dataclass
+class Stack:
+    """The running processes of the local stack."""
+
+    ports: Ports
+    log_dir: Path
+    partitions: int = 4
+    broker: EmbeddedBroker | None = None
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings every service gets."""
+        return {
+            "KAFKA_BOOTSTRAP": f"127.0.0.1:{self.ports.broker}",
+            "KAFKA_PARTITIONS": str(self.partitions),
+            "AGENT_STATE_HOST": "127.0.0.1",
+            "AGENT_STATE_PORT": str(self.ports.agent_state),
+            "AGENT_STATE_METRICS_PORT": str(self.ports.agent_state_metrics),
+            "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports.agent_state}",
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(self.ports.ingest),
+            "ROUTER_METRICS_HOST": "127.0.0.1",
+            "ROUTER_METRICS_PORT": str(self.ports.router_metrics),
+            "ROUTING_CONFIG": os.environ.get(
+                "ROUTING_CONFIG", str(ROOT / "deploy" / "routing.example.yaml")
+            ),
+        }
+
+    def start(self) -> None:
+        """Broker first, then agent-state, router and ingest; wait until each answers."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(self.ports.broker, self.log_dir / "broker.log").start()
+        print(f"  broker       127.0.0.1:{self.ports.broker} (embedded, in memory)")
+        self._spawn("agent-state", "omniroute_agent_state")
+        wait_for_port("127.0.0.1", self.ports.agent_state, timeout_s=30)
+        print(f"  agent-state  127.0.0.1:{self.ports.agent_state} (gRPC), metrics :{self.ports.agent_state_metrics}")  # fmt: skip
+        self._spawn("router", "omniroute_router")
+        self._spawn("ingest", "omniroute_ingest")
+        self._wait_http(f"http://127.0.0.1:{self.ports.ingest}/healthz", "ingest")
+        print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
+        self._wait_router_joined()
+        print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
+        print(f"  logs in {self.log_dir}/")
+
+    def stop(self) -> None:
+        """Stop every process by pid, services first, the broker last."""
+        for proc in reversed(self.processes.values()):
+            proc.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def check_alive(self) -> None:
+        """Raise when a service died, naming its log."""
+        for name, proc in self.processes.items():
+            assert proc.process is not None
+            if proc.process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {proc.process.returncode}; see {proc.log_path}"
+                )
+
+    def _spawn(self, name: str, module: str) -> None:
+        process = ServiceProcess(module, self.env, log_path=self.log_dir / f"{name}.log")
+        # In a session of its own: Ctrl-C reaches us, and we stop them in order.
+        self.processes[name] = process.start(new_session=True)
+
+    def _wait_router_joined(self, timeout_s: float = 90) -> None:
+        """Until the router worker owns partitions (it has joined its consumer group)."""
+        url = f"http://127.0.0.1:{self.ports.router_metrics}/metrics"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    for line in response.read().decode().splitlines():
+                        if line.startswith("omniroute_router_partitions_assigned ") and float(line.split()[1]) > 0:  # fmt: skip
+                            return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the router did not join its consumer group in {timeout_s}s")
+            time.sleep(0.2)
+
+    def _wait_http(self, url: str, name: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not answer on {url} in {timeout_s}s") from None
+                time.sleep(0.2)

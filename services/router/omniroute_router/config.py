@@ -1,0 +1,349 @@
+"""Routing configuration: queues, service levels and escalation ladders per workspace.
+
+Loaded from YAML (see deploy/routing.example.yaml) and validated on load;
+every error names the file, the line and the field. The configuration is
+plain frozen data that the routing core reads; it never changes at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CHANNELS = ("voice", "email", "chat", "sms", "social", "fax", "postal_mail", "in_person")
+KINDS = (
+    "question",
+    "request",
+    "complaint",
+    "order",
+    "return",
+    "service_problem",
+    "cancellation",
+)
+STRATEGIES = ("longest_idle", "least_occupied", "highest_proficiency")
+
+
+class ConfigError(ValueError):
+    """The routing configuration is invalid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    """One rung of a queue's escalation ladder, in force once an inquiry waited `after_s`."""
+
+    after_s: float
+    tiers: frozenset[int] = frozenset({1})
+    # Replaces the minimum proficiency of every required skill; None keeps the inquiry's.
+    min_proficiency: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueMatch:
+    """Which inquiries a queue takes; an empty set means any."""
+
+    channels: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    skills: frozenset[str] = frozenset()  # the inquiry requires one of these
+    languages: frozenset[str] = frozenset()
+    segments: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A queue: what it takes, how it picks agents and how it escalates."""
+
+    name: str
+    match: QueueMatch = QueueMatch()
+    priority: int = 0  # added to the inquiry's own priority
+    strategy: str = "longest_idle"
+    required_skills: tuple[tuple[str, int], ...] = ()  # added to the inquiry's
+    ladder: tuple[LadderStep, ...] = (LadderStep(after_s=0, tiers=frozenset({1, 2, 3})),)
+
+
+@dataclass(frozen=True)
+class PriorityRule:
+    """Raise the priority of inquiries that match, e.g. VIP customers or complaints."""
+
+    boost: int
+    segments: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """The routing rules of one workspace (one contact centre)."""
+
+    queues: tuple[Queue, ...] = (Queue(name="default"),)
+    # Answer within this many seconds, per channel: SLA attainment is measured against it.
+    service_levels: dict[str, float] = field(default_factory=dict)
+    priority_rules: tuple[PriorityRule, ...] = ()
+    aging_s: float = 60.0  # a waiting inquiry gains one priority point per aging_s
+    reoffer_block_s: float = 300.0  # the same agent is not offered the same inquiry again
+    max_failed_offers: int = 3  # then the inquiry moves one step up the ladder
+    sticky_wait_s: float = 120.0  # how long a follow-up waits for its last agent
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """All workspaces; `default` serves workspaces not listed (None: they are rejected)."""
+
+    workspaces: dict[str, WorkspaceConfig] = field(default_factory=dict)
+    default: WorkspaceConfig | None = WorkspaceConfig()
+
+    def for_workspace(self, workspace: str) -> WorkspaceConfig | None:
+        """The rules for `workspace`, or None when it is unknown."""
+        return self.workspaces.get(workspace, self.default)
+
+
+def load(path: str | Path) -> RoutingConfig:
+    """Read and validate a routing configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read routing configuration: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<config>") -> RoutingConfig:
+    """Validate YAML text into a `RoutingConfig`; errors say `source:line: field: problem`."""
+    try:
+        root = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{line}: not valid YAML: {exc}") from None
+    if root is None:
+        return RoutingConfig()
+    v = _Validator(source)
+    top = v.mapping(root, "(top level)", {"workspaces", "default"})
+    default = None
+    if "default" in top and top["default"] is not None:
+        default = v.workspace(top["default"], "default")
+    workspaces = {
+        str(name): v.workspace(body, f"workspaces.{name}")
+        for name, body in v.mapping(top.get("workspaces", {}), "workspaces", None).items()
+    }
+    return RoutingConfig(workspaces=workspaces, default=default)
+
+
+class _LineDict(dict[Any, Any]):
+    lines: dict[Any, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader whose mappings remember the line of each key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _LineDict:  # type: ignore[override]
+        result = _LineDict(super().construct_mapping(node, deep=True))
+        result.lines = {
+            self.construct_object(k, deep=True): k.start_mark.line + 1 for k, _ in node.value
+        }
+        result.lines["__self__"] = node.start_mark.line + 1
+        return result
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    lambda loader, node: loader.construct_mapping(node),  # type: ignore[arg-type]
+)
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, container: Any, key: Any, field_path: str, problem: str) -> ConfigError:
+        lines = getattr(container, "lines", {})
+        line = lines.get(key, lines.get("__self__"))
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{where}: {field_path}: {problem}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str] | None) -> dict[Any, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.source}: {path}: expected a mapping")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    raise self.fail(
+                        value, key, f"{path}.{key}", f"unknown field (known: {sorted(allowed)})"
+                    )
+        return value
+
+    def number(self, parent: Any, key: str, path: str, minimum: float = 0) -> float:
+        value = parent[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(parent, key, path, f"expected a number >= {minimum}, got {value!r}")
+        return float(value)
+
+    def integer(self, parent: Any, key: str, path: str, lo: int, hi: int) -> int:
+        value = parent[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(
+                parent, key, path, f"expected a whole number from {lo} to {hi}, got {value!r}"
+            )
+        return value
+
+    def names(
+        self, parent: Any, key: str, path: str, known: tuple[str, ...] | None
+    ) -> frozenset[str]:
+        value = parent.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise self.fail(parent, key, path, "expected a list of names")
+        for name in value:
+            if known is not None and name not in known:
+                raise self.fail(
+                    parent, key, path, f"unknown {key[:-1]} {name!r} (known: {', '.join(known)})"
+                )
+        return frozenset(value)
+
+    def workspace(self, body: Any, path: str) -> WorkspaceConfig:
+        fields = {
+            "queues",
+            "service_levels",
+            "priority_rules",
+            "aging_s",
+            "reoffer_block_s",
+            "max_failed_offers",
+            "sticky_wait_s",
+        }
+        ws = self.mapping(body, path, fields)
+        kwargs: dict[str, Any] = {}
+        for key in ("aging_s", "reoffer_block_s", "sticky_wait_s"):
+            if key in ws:
+                kwargs[key] = self.number(ws, key, f"{path}.{key}", minimum=0)
+        if "aging_s" in kwargs and kwargs["aging_s"] == 0:
+            raise self.fail(ws, "aging_s", f"{path}.aging_s", "must be above 0")
+        if "max_failed_offers" in ws:
+            kwargs["max_failed_offers"] = self.integer(
+                ws, "max_failed_offers", f"{path}.max_failed_offers", 1, 100
+            )
+        levels = self.mapping(ws.get("service_levels"), f"{path}.service_levels", set(CHANNELS))
+        kwargs["service_levels"] = {
+            ch: self.number(levels, ch, f"{path}.service_levels.{ch}", minimum=0) for ch in levels
+        }
+        rules = ws.get("priority_rules", []) or []
+        if not isinstance(rules, list):
+            raise self.fail(ws, "priority_rules", f"{path}.priority_rules", "expected a list")
+        kwargs["priority_rules"] = tuple(
+            self.priority_rule(rule, f"{path}.priority_rules[{i}]") for i, rule in enumerate(rules)
+        )
+        queues = ws.get("queues")
+        if queues is not None:
+            if not isinstance(queues, list) or not queues:
+                raise self.fail(ws, "queues", f"{path}.queues", "expected a non-empty list")
+            parsed = tuple(self.queue(q, f"{path}.queues[{i}]") for i, q in enumerate(queues))
+            seen: set[str] = set()
+            for i, queue in enumerate(parsed):
+                if queue.name in seen:
+                    raise self.fail(
+                        queues[i],
+                        "name",
+                        f"{path}.queues[{i}].name",
+                        f"duplicate queue {queue.name!r}",
+                    )
+                seen.add(queue.name)
+            kwargs["queues"] = parsed
+        return WorkspaceConfig(**kwargs)
+
+    def priority_rule(self, body: Any, path: str) -> PriorityRule:
+        rule = self.mapping(body, path, {"boost", "segments", "kinds", "channels"})
+        if "boost" not in rule:
+            raise self.fail(rule, "__self__", f"{path}.boost", "required")
+        return PriorityRule(
+            boost=self.integer(rule, "boost", f"{path}.boost", -10, 10),
+            segments=self.names(rule, "segments", f"{path}.segments", None),
+            kinds=self.names(rule, "kinds", f"{path}.kinds", KINDS),
+            channels=self.names(rule, "channels", f"{path}.channels", CHANNELS),
+        )
+
+    def queue(self, body: Any, path: str) -> Queue:
+        q = self.mapping(
+            body, path, {"name", "match", "priority", "strategy", "required_skills", "ladder"}
+        )
+        if not isinstance(q.get("name"), str) or not q["name"]:
+            raise self.fail(
+                q, "name" if "name" in q else "__self__", f"{path}.name", "required text"
+            )
+        kwargs: dict[str, Any] = {"name": q["name"]}
+        if "priority" in q:
+            kwargs["priority"] = self.integer(q, "priority", f"{path}.priority", -10, 10)
+        if "strategy" in q:
+            if q["strategy"] not in STRATEGIES:
+                raise self.fail(
+                    q,
+                    "strategy",
+                    f"{path}.strategy",
+                    f"unknown strategy {q['strategy']!r} (known: {', '.join(STRATEGIES)})",
+                )
+            kwargs["strategy"] = q["strategy"]
+        m = self.mapping(
+            q.get("match"),
+            f"{path}.match",
+            {"channels", "kinds", "skills", "languages", "segments"},
+        )
+        kwargs["match"] = QueueMatch(
+            channels=self.names(m, "channels", f"{path}.match.channels", CHANNELS),
+            kinds=self.names(m, "kinds", f"{path}.match.kinds", KINDS),
+            skills=self.names(m, "skills", f"{path}.match.skills", None),
+            languages=self.names(m, "languages", f"{path}.match.languages", None),
+            segments=self.names(m, "segments", f"{path}.match.segments", None),
+        )
+        skills = self.mapping(q.get("required_skills"), f"{path}.required_skills", None)
+        kwargs["required_skills"] = tuple(
+            (str(s), self.integer(skills, s, f"{path}.required_skills.{s}", 1, 5)) for s in skills
+        )
+        if "ladder" in q:
+            ladder = q["ladder"]
+            if not isinstance(ladder, list) or not ladder:
+                raise self.fail(q, "ladder", f"{path}.ladder", "expected a non-empty list of steps")
+            steps = tuple(self.step(s, f"{path}.ladder[{i}]") for i, s in enumerate(ladder))
+            for i in range(1, len(steps)):
+                if steps[i].after_s <= steps[i - 1].after_s:
+                    raise self.fail(
+                        ladder[i],
+                        "after_s",
+                        f"{path}.ladder[{i}].after_s",
+                        "steps must wait strictly longer than the step before",
+                    )
+            if steps[0].after_s != 0:
+                raise self.fail(
+                    ladder[0],
+                    "after_s",
+                    f"{path}.ladder[0].after_s",
+                    "the first step must start at 0",
+                )
+            kwargs["ladder"] = steps
+        return Queue(**kwargs)
+
+    def step(self, body: Any, path: str) -> LadderStep:
+        s = self.mapping(body, path, {"after_s", "tiers", "min_proficiency"})
+        if "after_s" not in s:
+            raise self.fail(s, "__self__", f"{path}.after_s", "required")
+        tiers = s.get("tiers", [1])
+        if isinstance(tiers, int):
+            tiers = [tiers]
+        if not isinstance(tiers, list) or not tiers or any(t not in (1, 2, 3) for t in tiers):
+            raise self.fail(
+                s,
+                "tiers",
+                f"{path}.tiers",
+                "expected tiers from 1 (representative), 2 (specialist), 3 (supervisor)",
+            )
+        return LadderStep(
+            after_s=self.number(s, "after_s", f"{path}.after_s"),
+            tiers=frozenset(tiers),
+            min_proficiency=(
+                self.integer(s, "min_proficiency", f"{path}.min_proficiency", 1, 5)
+                if "min_proficiency" in s
+                else None
+            ),
+        )

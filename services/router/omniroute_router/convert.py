@@ -1,0 +1,93 @@
+"""Translation between the protobuf contracts and the routing core's plain data."""
+
+from __future__ import annotations
+
+from omniroute.codec import InvalidEvent, seconds
+from omniroute.v1 import agent_pb2, inquiry_pb2
+from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
+
+
+def channel_name(channel: int) -> str:
+    """CHANNEL_POSTAL_MAIL -> "postal_mail"."""
+    return inquiry_pb2.Channel.Name(channel).removeprefix("CHANNEL_").lower()
+
+
+def channel_value(name: str) -> int:
+    """ "postal_mail" -> CHANNEL_POSTAL_MAIL."""
+    return int(inquiry_pb2.Channel.Value("CHANNEL_" + name.upper()))
+
+
+def kind_name(kind: int) -> str:
+    """INQUIRY_KIND_SERVICE_PROBLEM -> "service_problem" ("" when unspecified)."""
+    if kind == inquiry_pb2.INQUIRY_KIND_UNSPECIFIED:
+        return ""
+    return inquiry_pb2.InquiryKind.Name(kind).removeprefix("INQUIRY_KIND_").lower()
+
+
+_STATUS = {
+    agent_pb2.AGENT_STATUS_OFFLINE: AgentStatus.OFFLINE,
+    agent_pb2.AGENT_STATUS_AVAILABLE: AgentStatus.AVAILABLE,
+    agent_pb2.AGENT_STATUS_AWAY: AgentStatus.AWAY,
+    agent_pb2.AGENT_STATUS_WRAP_UP: AgentStatus.WRAP_UP,
+}
+
+
+def inquiry_from_proto(inquiry: inquiry_pb2.Inquiry, now: float) -> QueuedInquiry:
+    """A queued inquiry from the canonical event; raises `InvalidEvent` when unusable."""
+    if not inquiry.id:
+        raise InvalidEvent("Inquiry.id is required")
+    if not inquiry.workspace:
+        raise InvalidEvent("Inquiry.workspace is required")
+    if inquiry.channel == inquiry_pb2.CHANNEL_UNSPECIFIED:
+        raise InvalidEvent("Inquiry.channel is required")
+    try:
+        channel = channel_name(inquiry.channel)
+    except ValueError:
+        raise InvalidEvent(f"Inquiry.channel {inquiry.channel} is unknown") from None
+    skills: dict[str, int] = {}
+    for requirement in inquiry.required_skills:
+        if not requirement.name:
+            raise InvalidEvent("Inquiry.required_skills[].name is required")
+        skills[requirement.name] = max(1, min(5, requirement.min_proficiency or 1))
+    received = seconds(inquiry.received_at) if inquiry.HasField("received_at") else 0.0
+    # A clock ahead of ours must not make the inquiry look as if it waited less than zero.
+    arrived = min(received, now) if received else now
+    return QueuedInquiry(
+        id=inquiry.id,
+        workspace=inquiry.workspace,
+        channel=channel,
+        queue="",
+        arrived_at=arrived,
+        kind=kind_name(inquiry.kind) if inquiry.kind in inquiry_pb2.InquiryKind.values() else "",
+        language=inquiry.language or inquiry.customer.language,
+        segment=inquiry.customer.segment,
+        priority=max(0, min(10, inquiry.priority)),
+        skills=skills,
+        thread_id=inquiry.thread_id,
+    )
+
+
+def agent_from_proto(agent: agent_pb2.Agent) -> AgentView:
+    """The router's picture of an agent from agent-state's snapshot."""
+    capacity: dict[str, int] = {}
+    load: dict[str, int] = {}
+    for slot in agent.capacities:
+        try:
+            name = channel_name(slot.channel)
+        except ValueError:
+            continue  # a channel newer than this router: it cannot route it anyway
+        capacity[name] = slot.capacity
+        load[name] = slot.load
+    return AgentView(
+        id=agent.id,
+        workspace=agent.workspace,
+        skills=dict(agent.skills),
+        languages=tuple(agent.languages),
+        tier=agent.tier or 1,
+        capacity=capacity,
+        load=load,
+        total_capacity=agent.total_capacity,
+        status=_STATUS.get(agent.status, AgentStatus.OFFLINE),
+        idle_since=seconds(agent.idle_since),
+        version=agent.version,
+    )

@@ -1,0 +1,127 @@
+"""The router's Prometheus metrics (`omniroute_router_*`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from omniroute.metrics import LATENCY_BUCKETS
+
+# Waits in queue run from seconds (voice) to hours (email, letters).
+WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
+INPUT_TOPICS = ("inquiries", "agent-events", "task-events", "ticks")
+OFFER_FAILURES = ("declined", "offer_timeout", "withdrawn")
+
+
+class RouterMetrics:
+    """Every metric the router exports, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "omniroute_router_events_total",
+            "Events consumed, by input and outcome (processed, duplicate, dead_letter).",
+            ["input", "outcome"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "omniroute_router_queue_depth",
+            "Inquiries waiting for an agent (offers open not counted).",
+            ["workspace", "queue"],
+            registry=registry,
+        )
+        self.oldest_wait = Gauge(
+            "omniroute_router_queue_oldest_wait_seconds",
+            "How long the longest-waiting inquiry of the queue has waited.",
+            ["workspace", "queue"],
+            registry=registry,
+        )
+        self.offers_open = Gauge(
+            "omniroute_router_offers_open",
+            "Inquiries offered to an agent who has not answered yet.",
+            ["workspace"],
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "omniroute_router_wait_seconds",
+            "Time from arrival to the first accepted offer.",
+            ["queue", "channel"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.answered = Counter(
+            "omniroute_router_answered_total",
+            "Inquiries answered (first offer accepted), by whether within the service level.",
+            ["queue", "channel", "within_sla"],
+            registry=registry,
+        )
+        self.decision = Histogram(
+            "omniroute_router_decision_seconds",
+            "Time the routing core takes to plan offers for a workspace.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.routing_latency = Histogram(
+            "omniroute_router_routing_latency_seconds",
+            "From an inquiry entering routing to its first offer being published.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.assignments = Counter(
+            "omniroute_router_assignments_total",
+            "Offers published, by the agent's tier and the queue's strategy.",
+            ["tier", "strategy"],
+            registry=registry,
+        )
+        self.reservations_refused = Counter(
+            "omniroute_router_reservations_refused_total",
+            "Reservations agent-state refused because the agent was no longer free.",
+            registry=registry,
+        )
+        self.agent_state_errors = Counter(
+            "omniroute_router_agent_state_errors_total",
+            "Calls to agent-state that failed (routing paused until the next tick).",
+            registry=registry,
+        )
+        self.offer_failures = Counter(
+            "omniroute_router_offer_failures_total",
+            "Offers that came back: declined, offer_timeout, withdrawn.",
+            ["reason"],
+            registry=registry,
+        )
+        self.escalations = Counter(
+            "omniroute_router_escalations_total",
+            "Inquiries escalated, by ladder step and reason (wait, failed_offers, agent).",
+            ["step", "reason"],
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "omniroute_router_abandoned_total",
+            "Inquiries the customer left before they were answered.",
+            ["queue", "channel"],
+            registry=registry,
+        )
+        self.follow_ups = Counter(
+            "omniroute_router_follow_ups_total",
+            "Follow-ups scheduled and falling due.",
+            ["event"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "omniroute_router_dead_letters_total",
+            "Events sent to the dead-letter topic, by input.",
+            ["input"],
+            registry=registry,
+        )
+        self.partitions = Gauge(
+            "omniroute_router_partitions_assigned",
+            "Input partitions this worker owns (0 until it has joined the group).",
+            registry=registry,
+        )
+        # Series exist from the start, so dashboards and alerts see zeros, not gaps.
+        for name in INPUT_TOPICS:
+            for outcome in ("processed", "duplicate", "dead_letter"):
+                self.events.labels(name, outcome)
+            self.dead_letters.labels(name)
+        for reason in OFFER_FAILURES:
+            self.offer_failures.labels(reason)
+        for event in ("scheduled", "due"):
+            self.follow_ups.labels(event)

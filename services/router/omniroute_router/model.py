@@ -1,0 +1,141 @@
+"""The router's picture of agents and waiting inquiries: plain data.
+
+Channels are lower-case names ("voice", "chat", ...), tiers integers
+(1 representative, 2 specialist, 3 supervisor), times seconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+REPRESENTATIVE, SPECIALIST, SUPERVISOR = 1, 2, 3
+
+
+class AgentStatus(StrEnum):
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    AWAY = "away"
+    WRAP_UP = "wrap_up"
+
+
+@dataclass
+class AgentView:
+    """What the router knows of an agent: a cache of agent-state's authority."""
+
+    id: str
+    workspace: str
+    skills: dict[str, int] = field(default_factory=dict)
+    languages: tuple[str, ...] = ()
+    tier: int = REPRESENTATIVE
+    capacity: dict[str, int] = field(default_factory=dict)
+    load: dict[str, int] = field(default_factory=dict)
+    total_capacity: int = 0
+    status: AgentStatus = AgentStatus.OFFLINE
+    idle_since: float = 0.0
+    version: int = 0
+
+    def free_on(self, channel: str) -> bool:
+        """Whether the agent is available and has a free slot on `channel`."""
+        if self.status is not AgentStatus.AVAILABLE:
+            return False
+        if self.load.get(channel, 0) >= self.capacity.get(channel, 0):
+            return False
+        return not (self.total_capacity and self.total_load >= self.total_capacity)
+
+    @property
+    def total_load(self) -> int:
+        """Tasks held over all channels."""
+        return sum(self.load.values())
+
+    @property
+    def occupancy(self) -> float:
+        """Share of the agent's slots in use, 0.0 to 1.0."""
+        slots = self.total_capacity or sum(self.capacity.values())
+        return self.total_load / slots if slots else 1.0
+
+    def speaks(self, language: str) -> bool:
+        """Whether the agent serves `language` ("es" matches "es-MX" and back)."""
+        if not language:
+            return True
+        wanted = language.lower().split("-")[0]
+        return any(lang.lower().split("-")[0] == wanted for lang in self.languages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, for the router's state tables."""
+        return {
+            "id": self.id,
+            "workspace": self.workspace,
+            "skills": self.skills,
+            "languages": list(self.languages),
+            "tier": self.tier,
+            "capacity": self.capacity,
+            "load": self.load,
+            "total_capacity": self.total_capacity,
+            "status": self.status.value,
+            "idle_since": self.idle_since,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentView:
+        """Inverse of `to_dict`."""
+        return cls(
+            **{
+                **data,
+                "languages": tuple(data["languages"]),
+                "status": AgentStatus(data["status"]),
+            }
+        )
+
+
+class InquiryState(StrEnum):
+    WAITING = "waiting"  # in a queue, looking for an agent
+    OFFERED = "offered"  # reserved on an agent, offer open
+    ACCEPTED = "accepted"  # the agent is working on it
+    SCHEDULED = "scheduled"  # a follow-up not yet due
+
+
+@dataclass
+class QueuedInquiry:
+    """One inquiry while the router is responsible for it."""
+
+    id: str
+    workspace: str
+    channel: str
+    queue: str
+    arrived_at: float  # when it first entered routing; ordering and SLA
+    kind: str = ""
+    language: str = ""
+    segment: str = ""
+    priority: int = 0
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum proficiency
+    thread_id: str = ""
+    state: InquiryState = InquiryState.WAITING
+    queued_at: float = 0.0  # when it (re-)entered the queue; the ladder's clock
+    attempts: int = 0  # offers made so far
+    failed_offers: int = 0  # declined, missed or withdrawn offers in this queue stint
+    agent_id: str = ""  # the agent holding the offer or the task
+    reservation_id: str = ""
+    offered_at: float = 0.0
+    excluded: dict[str, float] = field(default_factory=dict)  # agent -> until
+    min_tier: int = REPRESENTATIVE  # raised by explicit escalation
+    forced_step: int = 0  # ladder step reached by failed offers
+    step: int = 0  # highest ladder step reached (and counted) in this queue stint
+    preferred_agent: str = ""  # sticky: follow-ups and thread replies
+    prefer_until: float = 0.0
+    due_at: float = 0.0  # follow-ups: not routed before this
+    answered: bool = False  # first offer accepted (SLA counted once)
+    history: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, for the router's state tables."""
+        data = dict(self.__dict__)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueuedInquiry:
+        """Inverse of `to_dict`."""
+        return cls(**{**data, "state": InquiryState(data["state"])})

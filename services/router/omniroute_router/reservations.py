@@ -1,0 +1,69 @@
+"""Reserving agents at agent-state, the authority on capacity (gRPC client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
+
+
+class ReservationRefused(Exception):
+    """agent-state refused: the agent is not available or has no free slot."""
+
+
+class AgentStateUnavailable(Exception):
+    """agent-state did not answer; routing pauses and retries on the next tick."""
+
+
+@dataclass
+class Reserved:
+    """A reservation agent-state holds for an inquiry."""
+
+    reservation: agent_pb2.Reservation
+    agent: agent_pb2.Agent
+    already_reserved: bool
+
+
+class AgentStateClient:
+    """The router's side of the agent-state gRPC service."""
+
+    def __init__(self, target: str, token: str = "", timeout_s: float = 5.0) -> None:
+        self._target = target
+        # Created on first use: a grpc.aio channel binds to the running event loop.
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: agent_state_pb2_grpc.AgentStateStub | None = None
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._timeout_s = timeout_s
+
+    async def reserve(self, assignment: task_pb2.Assignment) -> Reserved:
+        """Hold a slot on `assignment.agent_id` for the inquiry.
+
+        When the inquiry already holds a reservation (a previous router worker
+        made it before it died), that one comes back with `already_reserved`.
+        """
+        request = agent_state_pb2.ReserveAgentRequest(
+            agent_id=assignment.agent_id,
+            inquiry_id=assignment.inquiry_id,
+            channel=assignment.channel,
+            workspace=assignment.workspace,
+            assignment=assignment,
+        )
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self._target)
+            self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
+        try:
+            response = await self._stub.ReserveAgent(
+                request, timeout=self._timeout_s, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise ReservationRefused(exc.details() or exc.code().name) from None
+            raise AgentStateUnavailable(f"{exc.code().name}: {exc.details()}") from None
+        return Reserved(response.reservation, response.agent, response.already_reserved)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        if self._channel is not None:
+            await self._channel.close()

@@ -1,0 +1,580 @@
+"""The routing core: queues, ordering, matching, the escalation ladder, re-routing.
+
+One `WorkspaceRouter` holds one workspace's waiting inquiries and its picture
+of the agents. It is plain synchronous Python: no Kafka, no gRPC, no clock.
+Every method takes the current time; the Faust app, the unit tests and a
+simulation drive the same code.
+
+The router proposes offers (`plan`); the adapter reserves the agent at
+agent-state, the authority on capacity, and reports back (`offer_made`, or
+`reservation_refused` when the agent turned out not to be free).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+
+from sortedcontainers import SortedList
+
+from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
+from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
+
+FOREVER = math.inf
+# How long a finished inquiry id is remembered to drop re-deliveries of it.
+REMEMBER_FINISHED_S = 24 * 3600.0
+# How long the last agent of a conversation thread is remembered.
+REMEMBER_THREAD_S = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A proposal: reserve `agent_id` for `inquiry_id`."""
+
+    inquiry_id: str
+    agent_id: str
+    queue: str
+    step: int
+    tier: int
+    attempt: int
+    strategy: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something worth counting or logging that the core decided."""
+
+    kind: str  # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned"
+    inquiry_id: str
+    queue: str
+    channel: str
+    step: int = 0
+    reason: str = ""
+    wait_s: float = 0.0
+
+
+class WorkspaceRouter:
+    """Routing state and rules for one workspace."""
+
+    def __init__(self, workspace: str, config: WorkspaceConfig) -> None:
+        self.workspace = workspace
+        self.config = config
+        self.queues = {q.name: q for q in config.queues}
+        self.inquiries: dict[str, QueuedInquiry] = {}
+        self.agents: dict[str, AgentView] = {}
+        self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
+        self.threads: dict[str, tuple[str, float]] = {}  # thread -> (last agent, when)
+        self.notices: list[Notice] = []
+        # Indexes kept in step with the inquiries and agents above, so planning
+        # touches only what can move: waiting inquiries by base priority in
+        # arrival order, scheduled follow-ups, agents with a free slot.
+        self._waiting: dict[int, SortedList] = {}
+        self._scheduled: set[str] = set()
+        self.free_agents: dict[str, AgentView] = {}
+        # Free agents in "longest idle" order, so the default strategy takes the
+        # first eligible agent instead of examining all of them.
+        self._idle_order = SortedList()
+        self._idle_keys: dict[str, tuple[int, bool, float, str]] = {}
+        # What changed since the adapter last persisted, by id.
+        self.changed_inquiries: set[str] = set()
+        self.changed_agents: set[str] = set()
+        self.changed_threads: set[str] = set()
+
+    # -- inputs -------------------------------------------------------------
+
+    def admit(self, inquiry: QueuedInquiry, now: float) -> bool:
+        """Queue a new inquiry. False when it is a duplicate (already known by id)."""
+        if inquiry.id in self.inquiries or inquiry.id in self.finished:
+            return False
+        queue = self.queue_for(inquiry)
+        inquiry.queue = queue.name
+        for skill, minimum in queue.required_skills:
+            inquiry.skills[skill] = max(inquiry.skills.get(skill, 0), minimum)
+        inquiry.priority += queue.priority + self._rule_boost(inquiry)
+        inquiry.queued_at = inquiry.queued_at or now
+        last = self.threads.get(inquiry.thread_id) if inquiry.thread_id else None
+        if last and not inquiry.preferred_agent:
+            inquiry.preferred_agent = last[0]
+            inquiry.prefer_until = now + self.config.sticky_wait_s
+        self._put(inquiry)
+        return True
+
+    def update_agent(self, agent: AgentView) -> bool:
+        """Take a newer picture of an agent. False when it is older than the one held."""
+        held = self.agents.get(agent.id)
+        if held is not None and held.version >= agent.version:
+            return False
+        self.restore_agent(agent)
+        self.changed_agents.add(agent.id)
+        return True
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Forget an agent that was deleted at agent-state."""
+        self._set_free(agent_id, None)
+        if self.agents.pop(agent_id, None) is not None:
+            self.changed_agents.add(agent_id)
+
+    def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
+        """Put back an inquiry from persisted state (no checks, no change recorded)."""
+        self.inquiries[inquiry.id] = inquiry
+        self._index(inquiry)
+
+    def restore_agent(self, agent: AgentView) -> None:
+        """Put back an agent from persisted state (no version check, no change recorded)."""
+        self.agents[agent.id] = agent
+        self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
+
+    # -- deciding -----------------------------------------------------------
+
+    def plan(
+        self,
+        now: float,
+        inquiry_ids: Collection[str] | None = None,
+        agent_ids: Collection[str] | None = None,
+    ) -> list[Offer]:
+        """Propose offers: for each waiting inquiry in order, the best free agent.
+
+        `inquiry_ids` and `agent_ids` narrow the plan to what an event changed
+        (a new inquiry, an agent with a slot freed); without them every waiting
+        inquiry is matched against every free agent. Capacity proposed here is
+        counted, so one plan never proposes more than an agent's free slots;
+        agent-state still has the final word.
+        """
+        self._release_due_follow_ups(now)
+        if agent_ids is None:
+            free = dict(self.free_agents)
+        else:
+            free = {a: self.free_agents[a] for a in agent_ids if a in self.free_agents}
+        if not free:
+            return []
+        if inquiry_ids is None:
+            candidates: Iterable[QueuedInquiry] = self.waiting_in_order(now)
+        else:
+            chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
+            waiting = [i for i in chosen if i.state is InquiryState.WAITING]
+            candidates = sorted(waiting, key=lambda i: self._order_key(i, now))
+        planned_load: dict[tuple[str, str], int] = {}
+        offers: list[Offer] = []
+        for inquiry in candidates:
+            step_index, step = self._step(inquiry, now)
+            queue = self.queues[inquiry.queue]
+            agent = self._choose(inquiry, step, queue, free, planned_load, now)
+            if agent is None:
+                continue
+            key = (agent.id, inquiry.channel)
+            planned_load[key] = planned_load.get(key, 0) + 1
+            if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
+                del free[agent.id]
+            offers.append(
+                Offer(
+                    inquiry_id=inquiry.id,
+                    agent_id=agent.id,
+                    queue=inquiry.queue,
+                    step=step_index,
+                    tier=agent.tier,
+                    attempt=inquiry.attempts + 1,
+                    strategy=queue.strategy,
+                )
+            )
+            if not free:
+                break
+        return offers
+
+    def waiting_in_order(self, now: float) -> Iterator[QueuedInquiry]:
+        """Waiting inquiries, most urgent first.
+
+        Higher effective priority first (own priority, queue and rule boosts,
+        plus one point per `aging_s` waited, so nothing starves); then the
+        longest waiting; then by id, so the order is deterministic.
+        """
+        aging = self.config.aging_s
+
+        def keyed(priority: int, bucket: SortedList) -> Iterator[tuple[float, float, str]]:
+            # Within one base priority the longest waiting has aged the most,
+            # so arrival order is effective-priority order: buckets merge lazily.
+            for arrived, inquiry_id in bucket:
+                yield (-(priority + (now - arrived) // aging), arrived, inquiry_id)
+
+        merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
+        for _, _, inquiry_id in merged:
+            yield self.inquiries[inquiry_id]
+
+    def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
+        """The sort key of `waiting_in_order`, for one inquiry."""
+        aged = inquiry.priority + (now - inquiry.arrived_at) // self.config.aging_s
+        return (-aged, inquiry.arrived_at, inquiry.id)
+
+    def eligible(
+        self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep, now: float
+    ) -> bool:
+        """Whether `agent` may be offered `inquiry` under ladder step `step`."""
+        if not agent.free_on(inquiry.channel):
+            return False
+        if agent.tier not in self._tiers(inquiry, step):
+            return False
+        if inquiry.excluded.get(agent.id, 0.0) > now:
+            return False
+        if not agent.speaks(inquiry.language):
+            return False
+        for skill, minimum in inquiry.skills.items():
+            needed = minimum if step.min_proficiency is None else min(minimum, step.min_proficiency)
+            if agent.skills.get(skill, 0) < max(needed, 1):
+                return False
+        return not (
+            inquiry.preferred_agent
+            and now < inquiry.prefer_until
+            and agent.id != inquiry.preferred_agent
+        )
+
+    def step_index(self, inquiry: QueuedInquiry, now: float) -> int:
+        """Which ladder step an inquiry is on: by time waited, or further after failed offers."""
+        return self._step(inquiry, now)[0]
+
+    # -- outcomes of offers -------------------------------------------------
+
+    def offer_made(self, inquiry_id: str, agent_id: str, reservation_id: str, now: float) -> None:
+        """agent-state reserved the agent: the offer is open."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None:
+            return
+        self._set_state(inquiry, InquiryState.OFFERED)
+        inquiry.agent_id = agent_id
+        inquiry.reservation_id = reservation_id
+        inquiry.offered_at = now
+        inquiry.attempts += 1
+        inquiry.history.append(f"offered:{agent_id}")
+        self.changed_inquiries.add(inquiry_id)
+
+    def reservation_refused(self, inquiry_id: str, agent_id: str) -> None:
+        """agent-state refused: the agent is not free after all. The picture is stale.
+
+        The agent is left out of planning until agent-state's next event
+        about it brings the true picture.
+        """
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            agent.load = {ch: agent.capacity.get(ch, 0) for ch in agent.capacity}
+            self._set_free(agent_id, None)
+
+    def offer_failed(
+        self, inquiry_id: str, agent_id: str, reservation_id: str, reason: str, now: float
+    ) -> bool:
+        """The offer was declined, missed or withdrawn: back into the queue.
+
+        The agent is not offered this inquiry again for `reoffer_block_s`;
+        after `max_failed_offers` the inquiry moves one step up the ladder.
+        False when the event is about an offer no longer open (a re-delivery).
+        """
+        inquiry = self.inquiries.get(inquiry_id)
+        if (
+            inquiry is None
+            or inquiry.state is not InquiryState.OFFERED
+            or inquiry.agent_id != agent_id
+            or (reservation_id and inquiry.reservation_id != reservation_id)
+        ):
+            return False
+        self._set_state(inquiry, InquiryState.WAITING)
+        inquiry.agent_id = ""
+        inquiry.reservation_id = ""
+        inquiry.excluded[agent_id] = now + self.config.reoffer_block_s
+        inquiry.failed_offers += 1
+        inquiry.history.append(f"{reason}:{agent_id}")
+        if inquiry.failed_offers >= self.config.max_failed_offers:
+            ladder = self.queues[inquiry.queue].ladder
+            current = self.step_index(inquiry, now)
+            if current + 1 < len(ladder):
+                inquiry.forced_step = inquiry.step = current + 1
+                self._notice("escalated", inquiry, now, step=current + 1, reason="failed_offers")
+            inquiry.failed_offers = 0
+        self.changed_inquiries.add(inquiry_id)
+        return True
+
+    def accepted(self, inquiry_id: str, agent_id: str, now: float) -> float | None:
+        """The agent accepted. Returns the wait to answer (first answer only), else None."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None or inquiry.agent_id != agent_id:
+            return None
+        self._set_state(inquiry, InquiryState.ACCEPTED)
+        self.changed_inquiries.add(inquiry_id)
+        if inquiry.thread_id:
+            self.threads[inquiry.thread_id] = (agent_id, now)
+            self.changed_threads.add(inquiry.thread_id)
+        if inquiry.answered:
+            return None
+        inquiry.answered = True
+        return now - inquiry.arrived_at
+
+    def resolved(self, inquiry_id: str, agent_id: str, now: float) -> bool:
+        """The agent resolved the inquiry: routing is done with it."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None or inquiry.agent_id != agent_id:
+            return False
+        if inquiry.thread_id:
+            self.threads[inquiry.thread_id] = (agent_id, now)
+            self.changed_threads.add(inquiry.thread_id)
+        self._finish(inquiry_id, now)
+        return True
+
+    def follow_up(self, inquiry_id: str, agent_id: str, due_at: float, now: float) -> bool:
+        """Schedule the inquiry to come back at `due_at`, to the same agent if possible."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None or inquiry.agent_id != agent_id:
+            return False
+        due_at = max(due_at, now)
+        self._unindex(inquiry)
+        inquiry.state = InquiryState.SCHEDULED
+        inquiry.due_at = due_at
+        inquiry.preferred_agent = agent_id
+        inquiry.prefer_until = due_at + self.config.sticky_wait_s
+        inquiry.agent_id = inquiry.reservation_id = ""
+        inquiry.arrived_at = inquiry.queued_at = due_at
+        inquiry.answered = False
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
+        inquiry.excluded = {}
+        inquiry.history.append(f"follow_up:{agent_id}")
+        self._index(inquiry)
+        self.changed_inquiries.add(inquiry_id)
+        self._notice("follow_up_scheduled", inquiry, now)
+        return True
+
+    def escalated(
+        self,
+        inquiry_id: str,
+        agent_id: str,
+        target_tier: int,
+        target_skill: str,
+        reason: str,
+        now: float,
+    ) -> bool:
+        """The agent could not resolve it: route again to a higher tier, never back to them."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None or inquiry.agent_id != agent_id:
+            return False
+        agent = self.agents.get(agent_id)
+        from_tier = agent.tier if agent else inquiry.min_tier
+        inquiry.min_tier = max(target_tier or from_tier + 1, inquiry.min_tier)
+        if target_skill:
+            inquiry.skills[target_skill] = max(inquiry.skills.get(target_skill, 0), 1)
+            inquiry.queue = self.queue_for(inquiry).name
+        self._set_state(inquiry, InquiryState.WAITING)
+        inquiry.excluded[agent_id] = FOREVER
+        inquiry.agent_id = inquiry.reservation_id = ""
+        inquiry.queued_at = now
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
+        inquiry.preferred_agent = ""
+        inquiry.history.append(f"escalated:{agent_id}:tier{inquiry.min_tier}:{reason}")
+        self.changed_inquiries.add(inquiry_id)
+        self._notice("escalated", inquiry, now, reason=reason or "agent")
+        return True
+
+    def abandoned(self, inquiry_id: str, now: float) -> QueuedInquiry | None:
+        """The customer left. A queued inquiry is dropped; one being handled is kept."""
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None or inquiry.state is InquiryState.ACCEPTED:
+            return None
+        self._notice("abandoned", inquiry, now, wait_s=now - inquiry.arrived_at)
+        self._finish(inquiry_id, now)
+        return inquiry
+
+    def housekeeping(self, now: float) -> None:
+        """Work that time alone brings: ladder steps reached, old memories dropped.
+
+        Called about once a second; moving up the ladder is counted here even
+        when no agent is free to be matched.
+        """
+        for bucket in list(self._waiting.values()):
+            for _, inquiry_id in bucket:
+                inquiry = self.inquiries[inquiry_id]
+                index = self.step_index(inquiry, now)
+                if index > inquiry.step:
+                    inquiry.step = index
+                    self.changed_inquiries.add(inquiry_id)
+                    self._notice("escalated", inquiry, now, step=index, reason="wait")
+        self.forget_old(now)
+
+    def forget_old(self, now: float) -> None:
+        """Drop finished ids and thread memories past their retention."""
+        for inquiry_id, at in list(self.finished.items()):
+            if now - at > REMEMBER_FINISHED_S:
+                del self.finished[inquiry_id]
+                self.changed_inquiries.add(inquiry_id)
+        for thread, (_, at) in list(self.threads.items()):
+            if now - at > REMEMBER_THREAD_S:
+                del self.threads[thread]
+                self.changed_threads.add(thread)
+
+    def drain_notices(self) -> list[Notice]:
+        """The notices since the last call (for metrics and logs)."""
+        notices, self.notices = self.notices, []
+        return notices
+
+    # -- helpers ------------------------------------------------------------
+
+    def queue_for(self, inquiry: QueuedInquiry) -> Queue:
+        """The first queue whose match takes the inquiry; the last queue takes the rest."""
+        for queue in self.config.queues:
+            m = queue.match
+            if (
+                (not m.channels or inquiry.channel in m.channels)
+                and (not m.kinds or inquiry.kind in m.kinds)
+                and (not m.skills or m.skills & inquiry.skills.keys())
+                and (not m.languages or inquiry.language.split("-")[0] in m.languages)
+                and (not m.segments or inquiry.segment in m.segments)
+            ):
+                return queue
+        return self.config.queues[-1]
+
+    def _rule_boost(self, inquiry: QueuedInquiry) -> int:
+        boost = 0
+        for rule in self.config.priority_rules:
+            if (
+                (not rule.segments or inquiry.segment in rule.segments)
+                and (not rule.kinds or inquiry.kind in rule.kinds)
+                and (not rule.channels or inquiry.channel in rule.channels)
+            ):
+                boost += rule.boost
+        return boost
+
+    def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
+        ladder = self.queues[inquiry.queue].ladder
+        waited = now - inquiry.queued_at
+        by_time = max(i for i, step in enumerate(ladder) if step.after_s <= waited)
+        index = min(max(by_time, inquiry.forced_step), len(ladder) - 1)
+        return index, ladder[index]
+
+    @staticmethod
+    def _tiers(inquiry: QueuedInquiry, step: LadderStep) -> frozenset[int]:
+        if inquiry.min_tier <= 1:
+            return step.tiers
+        return frozenset(t for t in step.tiers if t >= inquiry.min_tier) or frozenset(
+            range(inquiry.min_tier, 4)
+        )
+
+    def _choose(
+        self,
+        inquiry: QueuedInquiry,
+        step: LadderStep,
+        queue: Queue,
+        free: dict[str, AgentView],
+        planned_load: dict[tuple[str, str], int],
+        now: float,
+    ) -> AgentView | None:
+        def fits(a: AgentView) -> bool:
+            return self.eligible(a, inquiry, step, now) and self._free_after(
+                a, inquiry.channel, planned_load
+            )
+
+        if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
+            for *_, agent_id in self._idle_order:
+                agent = free.get(agent_id)
+                if agent is not None and fits(agent):
+                    return agent
+            return None
+        candidates = [a for a in free.values() if fits(a)]
+        if not candidates:
+            return None
+        if inquiry.preferred_agent:
+            for agent in candidates:
+                if agent.id == inquiry.preferred_agent:
+                    return agent
+        # The lowest eligible tier first: specialists and supervisors are the
+        # scarce escalation resource. Then the queue's strategy, then the id.
+        if queue.strategy == "least_occupied":
+            return min(candidates, key=lambda a: (a.tier, a.occupancy, a.idle_since, a.id))
+        if queue.strategy == "highest_proficiency":
+            return min(
+                candidates,
+                key=lambda a: (
+                    a.tier,
+                    -sum(a.skills.get(s, 0) for s in inquiry.skills),
+                    a.idle_since,
+                    a.id,
+                ),
+            )
+        # longest idle: agents holding no task first, the one idle longest first
+        return min(candidates, key=lambda a: (a.tier, a.total_load > 0, a.idle_since, a.id))
+
+    @staticmethod
+    def _has_any_free_slot(agent: AgentView) -> bool:
+        return agent.status is AgentStatus.AVAILABLE and any(
+            agent.free_on(channel) for channel in agent.capacity
+        )
+
+    @staticmethod
+    def _free_after(agent: AgentView, channel: str, planned: dict[tuple[str, str], int]) -> bool:
+        extra = planned.get((agent.id, channel), 0)
+        if agent.load.get(channel, 0) + extra >= agent.capacity.get(channel, 0):
+            return False
+        if agent.total_capacity:
+            total_extra = sum(n for (aid, _), n in planned.items() if aid == agent.id)
+            return agent.total_load + total_extra < agent.total_capacity
+        return True
+
+    def _release_due_follow_ups(self, now: float) -> None:
+        for inquiry_id in list(self._scheduled):
+            inquiry = self.inquiries[inquiry_id]
+            if inquiry.due_at <= now:
+                self._set_state(inquiry, InquiryState.WAITING)
+                self.changed_inquiries.add(inquiry.id)
+                self._notice("follow_up_due", inquiry, now)
+
+    def _put(self, inquiry: QueuedInquiry) -> None:
+        self.restore_inquiry(inquiry)
+        self.changed_inquiries.add(inquiry.id)
+
+    def _finish(self, inquiry_id: str, now: float) -> None:
+        inquiry = self.inquiries.pop(inquiry_id, None)
+        if inquiry is not None:
+            self._unindex(inquiry)
+        self.finished[inquiry_id] = now
+        self.changed_inquiries.add(inquiry_id)
+
+    def _set_free(self, agent_id: str, agent: AgentView | None) -> None:
+        """Record whether an agent has a free slot, keeping the idle order in step."""
+        old = self._idle_keys.pop(agent_id, None)
+        if old is not None:
+            self._idle_order.discard(old)
+        if agent is None:
+            self.free_agents.pop(agent_id, None)
+            return
+        self.free_agents[agent_id] = agent
+        key = (agent.tier, agent.total_load > 0, agent.idle_since, agent.id)
+        self._idle_keys[agent_id] = key
+        self._idle_order.add(key)
+
+    def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
+        self._unindex(inquiry)
+        inquiry.state = state
+        self._index(inquiry)
+
+    def _index(self, inquiry: QueuedInquiry) -> None:
+        if inquiry.state is InquiryState.WAITING:
+            bucket = self._waiting.setdefault(inquiry.priority, SortedList())
+            bucket.add((inquiry.arrived_at, inquiry.id))
+        elif inquiry.state is InquiryState.SCHEDULED:
+            self._scheduled.add(inquiry.id)
+
+    def _unindex(self, inquiry: QueuedInquiry) -> None:
+        if inquiry.state is InquiryState.WAITING:
+            bucket = self._waiting.get(inquiry.priority)
+            if bucket is not None:
+                bucket.discard((inquiry.arrived_at, inquiry.id))
+                if not bucket:
+                    del self._waiting[inquiry.priority]
+        elif inquiry.state is InquiryState.SCHEDULED:
+            self._scheduled.discard(inquiry.id)
+
+    def _notice(
+        self,
+        kind: str,
+        inquiry: QueuedInquiry,
+        now: float,
+        step: int = 0,
+        reason: str = "",
+        wait_s: float = 0.0,
+    ) -> None:
+        self.notices.append(
+            Notice(kind, inquiry.id, inquiry.queue, inquiry.channel, step, reason, wait_s)
+        )

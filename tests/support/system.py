@@ -1,0 +1,311 @@
+"""The whole system for integration tests: agent-state, router and ingest as processes.
+
+One `System` per test module (starting a router worker takes seconds); tests
+isolate themselves by workspace, so they never route each other's inquiries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from aiokafka import AIOKafkaConsumer
+
+from omniroute.codec import decode
+from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
+from tests.support.processes import ServiceProcess, topic_env
+
+T = TypeVar("T")
+
+
+def metric_value(url: str, line_prefix: str) -> float | None:
+    """The value of the first exposition line starting with `line_prefix`, if any."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(line_prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@dataclass
+class System:
+    """Running services and the settings they share."""
+
+    broker: EmbeddedBroker
+    topics: dict[str, str] = field(default_factory=topic_env)
+    partitions: int = 2
+    routing_config: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Settings for every service."""
+        return {
+            "KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            "KAFKA_PARTITIONS": str(self.partitions),
+            "AGENT_STATE_HOST": "127.0.0.1",
+            "AGENT_STATE_PORT": str(self.ports["agent_state"]),
+            "AGENT_STATE_METRICS_PORT": str(self.ports["agent_state_metrics"]),
+            "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports['agent_state']}",
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(self.ports["ingest"]),
+            "ROUTER_METRICS_HOST": "127.0.0.1",
+            "ROUTER_METRICS_PORT": str(self.ports["router_metrics"]),
+            "ROUTER_APP_ID": f"router-{self.topics['TOPIC_INQUIRIES']}",
+            "ROUTING_CONFIG": self.routing_config,
+            **self.topics,
+            **self.extra_env,
+        }
+
+    def start(self, *services: str) -> System:
+        """Start the named services (default: all three) and wait until each is ready."""
+        for name in ("agent_state", "agent_state_metrics", "ingest", "router_metrics"):
+            self.ports.setdefault(name, free_port())
+        for service in services or ("agent-state", "router", "ingest"):
+            getattr(self, "start_" + service.replace("-", "_"))()
+        return self
+
+    def start_agent_state(self) -> ServiceProcess:
+        """Start agent-state and wait for its gRPC port."""
+        proc = ServiceProcess("omniroute_agent_state", self.env).start()
+        self.processes["agent-state"] = proc
+        proc.wait_until(lambda: _port_open(self.ports["agent_state"]))
+        return proc
+
+    def start_router(self, name: str = "router", **env: str) -> ServiceProcess:
+        """Start a router worker and wait until it owns partitions."""
+        settings = {**self.env, **env}
+        proc = ServiceProcess("omniroute_router", settings).start()
+        self.processes[name] = proc
+        metrics = f"http://127.0.0.1:{settings['ROUTER_METRICS_PORT']}/metrics"
+        proc.wait_until(
+            lambda: (metric_value(metrics, "omniroute_router_partitions_assigned ") or 0) > 0,
+            timeout_s=90,
+        )
+        return proc
+
+    def start_ingest(self) -> ServiceProcess:
+        """Start ingest and wait for its health endpoint."""
+        proc = ServiceProcess("omniroute_ingest", self.env).start()
+        self.processes["ingest"] = proc
+        proc.wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
+        return proc
+
+    def stop(self) -> None:
+        """Stop every process by pid."""
+        for proc in self.processes.values():
+            proc.stop()
+
+    def logs(self) -> str:
+        """Every service's recent output, for failure reports."""
+        return "\n".join(f"--- {n} ---\n{p.log()[-6000:]}" for n, p in self.processes.items())
+
+    @property
+    def ingest_url(self) -> str:
+        """Base URL of ingest."""
+        return f"http://127.0.0.1:{self.ports['ingest']}"
+
+    @property
+    def agent_state_target(self) -> str:
+        """gRPC address of agent-state."""
+        return f"127.0.0.1:{self.ports['agent_state']}"
+
+    def post_inquiry(self, body: dict[str, Any]) -> str:
+        """POST an inquiry to ingest; returns its id (fails the test on a non-202)."""
+        request = urllib.request.Request(
+            f"{self.ingest_url}/v1/inquiries",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                assert response.status == 202, response.status
+                return str(json.loads(response.read())["id"])
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"ingest answered {exc.code}: {exc.read()!r}") from None
+
+
+def running(system: System, *services: str) -> Iterator[System]:
+    """Start `system` for a fixture; print every service's log if anything fails."""
+    try:
+        system.start(*services)
+        yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
+
+
+def _port_open(port: int) -> bool:
+    try:
+        wait_for_port("127.0.0.1", port, timeout_s=0.2)
+        return True
+    except TimeoutError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def new_workspace() -> str:
+    """A workspace of its own for one test."""
+    return "ws-" + uuid.uuid4().hex[:8]
+
+
+def make_agent(
+    workspace: str,
+    agent_id: str,
+    skills: dict[str, int],
+    capacity: dict[int, int],
+    tier: int = 1,
+    languages: tuple[str, ...] = ("en",),
+) -> agent_pb2.Agent:
+    """An agent profile for UpsertAgent."""
+    return agent_pb2.Agent(
+        id=agent_id,
+        workspace=workspace,
+        name=agent_id.title(),
+        skills=skills,
+        languages=languages,
+        tier=tier,  # type: ignore[arg-type]
+        capacities=[
+            agent_pb2.ChannelCapacity(channel=ch, capacity=n)  # type: ignore[arg-type]
+            for ch, n in capacity.items()
+        ],
+    )
+
+
+class Desk:
+    """An agent desktop and an administrator over real gRPC."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.aio.insecure_channel(target)
+        self.stub = agent_state_pb2_grpc.AgentStateStub(self.channel)
+
+    async def login(self, agent: agent_pb2.Agent) -> None:
+        """Create the agent and make it AVAILABLE."""
+        await self.stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent))
+        await self.set_status(agent.id, agent_pb2.AGENT_STATUS_AVAILABLE)
+
+    async def set_status(self, agent_id: str, status: int, reason: str = "") -> agent_pb2.Agent:
+        """Change the agent's presence."""
+        return await self.stub.SetStatus(
+            agent_state_pb2.SetStatusRequest(agent_id=agent_id, status=status, reason=reason)  # type: ignore[arg-type]
+        )
+
+    async def agent(self, agent_id: str) -> agent_pb2.Agent:
+        """The agent as agent-state has it now."""
+        return await self.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id=agent_id))
+
+    async def accept(self, agent_id: str, inquiry_id: str) -> None:
+        """Accept the offer."""
+        await self.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id=agent_id, inquiry_id=inquiry_id))  # fmt: skip
+
+    async def decline(self, agent_id: str, inquiry_id: str) -> None:
+        """Decline the offer."""
+        await self.stub.DeclineTask(agent_state_pb2.TaskRequest(agent_id=agent_id, inquiry_id=inquiry_id))  # fmt: skip
+
+    async def complete(self, agent_id: str, inquiry_id: str, **outcome: Any) -> None:
+        """Complete the task; RESOLVED unless `resolution` etc. say otherwise."""
+        request = agent_state_pb2.CompleteTaskRequest(
+            agent_id=agent_id,
+            inquiry_id=inquiry_id,
+            resolution=outcome.pop("resolution", task_pb2.RESOLUTION_RESOLVED),
+            **outcome,
+        )
+        await self.stub.CompleteTask(request)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()
+
+
+class Assignments:
+    """Reads the assignments topic: what the router offered to whom."""
+
+    def __init__(self, system: System) -> None:
+        self.consumer = AIOKafkaConsumer(
+            system.topics["TOPIC_ASSIGNMENTS"],
+            bootstrap_servers=system.broker.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+            fetch_max_wait_ms=100,
+        )
+        self.seen: list[task_pb2.Assignment] = []
+
+    async def start(self) -> Assignments:
+        """Connect and read from the beginning."""
+        await self.consumer.start()
+        return self
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self.consumer.stop()
+
+    async def wait_for(
+        self, predicate: Callable[[task_pb2.Assignment], bool], timeout_s: float = 30.0
+    ) -> task_pb2.Assignment:
+        """The first assignment (seen before or arriving) that satisfies `predicate`."""
+        for assignment in self.seen:
+            if predicate(assignment):
+                return assignment
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batches = await self.consumer.getmany(timeout_ms=200)
+            fresh = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
+            self.seen.extend(fresh)  # all of them: later waits look here first
+            for assignment in fresh:
+                if predicate(assignment):
+                    return assignment
+        raise AssertionError(f"no matching assignment in {timeout_s}s; seen: {self.seen}")
+
+    async def drain(self, seconds: float) -> list[task_pb2.Assignment]:
+        """Everything that arrives within `seconds` (to show that nothing more came)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batches = await self.consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                self.seen.extend(decode(task_pb2.Assignment, r.value) for r in records)
+        return self.seen
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
+    """Retry `check` until it returns without AssertionError, up to `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def inquiry_body(workspace: str, channel: str = "chat", **fields: Any) -> dict[str, Any]:
+    """A JSON inquiry for ingest."""
+    return {"workspace": workspace, "channel": channel, "subject": "test", **fields}
+
+
+CHAT, VOICE, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_VOICE, inquiry_pb2.CHANNEL_EMAIL
