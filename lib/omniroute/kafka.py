@@ -101,3 +101,28 @@ class EventProducer:
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
+
+    async def discard(self) -> None:
+        """Drop every record not yet acknowledged, then disconnect.
+
+        For a caller that has already answered "not accepted" after a timeout:
+        the client will retry, so delivering the old record once the broker is
+        back would publish it twice. (A record already on the wire may still
+        land; consumers de-duplicate by id.)
+        """
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        # aiokafka has no public call for this: stop its sender first so that
+        # nothing more goes out, then fail what is still buffered.
+        sender = getattr(producer, "_sender", None)
+        try:
+            if sender is not None:
+                await sender.close()
+            accumulator = getattr(producer, "_message_accumulator", None)
+            if accumulator is not None:
+                accumulator.fail_all(BrokerUnavailable("producer discarded"))
+            await producer.client.close()
+        except Exception:
+            log.warning("producer did not close cleanly after a broker failure", exc_info=True)
+        producer._closed = True  # stop() would wait for the failed batches

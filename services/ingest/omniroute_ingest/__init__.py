@@ -1,7 +1,12 @@
-"""ingest: channel adapters that turn every contact into one canonical `Inquiry`.
+"""ingest: channel adapters that turn every customer contact into one canonical `Inquiry`.
 
-- `inquiry`: the HTTP shape of an inquiry (the protobuf JSON mapping) and its
-  validation, converted to the protobuf `Inquiry`.
-- `publisher`: writes inquiries to Kafka and waits for the acknowledgement.
-- `app`: the FastAPI app (`create_app`), `metrics`, `settings`, `__main__`.
+- `channels`: one module per channel (REST, email/SMTP, SMS, voice, chat,
+  social, documents and the drop folder, walk-in); each parses the channel's
+  native payload into an `Inquiry`.
+- `understanding`: classification rules, language detection and sentiment,
+  plain functions with no I/O.
+- `publisher`: writes inquiries and abandon events and answers only after the
+  broker acknowledged; de-duplicates retries (`idempotency`).
+- `app`: the FastAPI factory; `service`: HTTP, SMTP and the drop folder run
+  together; `settings`, `metrics`, `__main__`.
 """

@@ -1,175 +1,189 @@
-"""The HTTP API (FastAPI): channels submit inquiries; nothing is acknowledged before Kafka is.
+"""The FastAPI app: every HTTP channel, /healthz, /metrics and the OpenAPI docs (/docs).
 
-- 202 `{"id": ...}` once the broker has acknowledged the inquiry;
-- 400 for a body that is not JSON, 422 naming each bad field, 413 above the size limit;
-- 503 with Retry-After when the broker does not acknowledge in time.
-OpenAPI documentation is served at /docs and /openapi.json.
+`create_app(settings, publisher, registry)` builds it from settings passed in;
+nothing here reads the environment. Every refusal is answered in one JSON
+shape (`ErrorOut`) naming the bad fields and is counted per channel and
+reason; bodies above the limits are refused with 413 before they are read
+whole.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel
 
-from omniroute.kafka import BrokerUnavailable
-from omniroute_ingest.inquiry import InquiryIn
+from omniroute_ingest.attachments import AttachmentStore
+from omniroute_ingest.channels import chat, documents, email, rest, sms, social, voice, walk_in
+from omniroute_ingest.channels.common import Intake
+from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
 from omniroute_ingest.publisher import InquiryPublisher
 from omniroute_ingest.settings import IngestSettings
+from omniroute_ingest.understanding import Understanding
 
-log = logging.getLogger("omniroute.ingest")
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Path prefixes whose bodies carry files (documents, raw mail): the attachment limit applies.
+_FILE_PATHS = ("/v1/documents", "/v1/email")
 
 
-class Accepted(BaseModel):
-    """The broker has the inquiry."""
-
-    id: str
-
-
-class Problem(BaseModel):
-    """What was wrong with a request."""
-
-    error: str
-    fields: list[dict[str, str]] = []
+def channel_of_path(path: str) -> str:
+    """The channel label a request path belongs to ("unknown" for the generic REST API)."""
+    for prefix, channel in (
+        ("/v1/email", "email"),
+        ("/v1/sms", "sms"),
+        ("/v1/voice", "voice"),
+        ("/v1/chat", "chat"),
+        ("/v1/social", "social"),
+        ("/v1/walk-in", "in_person"),
+        ("/v1/documents", "fax"),
+    ):
+        if path.startswith(prefix):
+            return channel
+    return "unknown"
 
 
 def create_app(
-    settings: IngestSettings, registry: CollectorRegistry, publisher: InquiryPublisher | None = None
+    settings: IngestSettings,
+    publisher: InquiryPublisher,
+    registry: CollectorRegistry,
+    metrics: IngestMetrics | None = None,
+    understanding: Understanding | None = None,
 ) -> FastAPI:
-    """The ingest app; `publisher` defaults to one on the configured broker."""
-    metrics = IngestMetrics(registry)
-    publisher = publisher or InquiryPublisher(settings, metrics)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await publisher.start()
-        yield
-        await publisher.stop()
-
+    """The ingest HTTP app; `publisher` must be started (and stopped) by the caller."""
+    metrics = metrics or publisher.metrics
+    intake = Intake(settings, publisher, metrics, understanding or Understanding())
     app = FastAPI(
         title="Omniroute ingest",
-        version="1",
-        description="Channel adapters: every customer contact becomes one canonical inquiry on Kafka.",
-        lifespan=lifespan,
+        version="1.0",
+        description="Channel adapters: every customer contact becomes one canonical Inquiry on "
+        "Kafka. A success answer means the broker acknowledged the inquiry; 503 with "
+        "Retry-After means it did not and the client should retry.",
     )
-    app.add_middleware(BodyLimit, limit=settings.ingest_max_body_bytes, metrics=metrics)
+    app.state.intake = intake
+    store = AttachmentStore(settings.ingest_attachment_dir)
+    app.state.store = store
+    app.state.emails = emails = email.EmailIntake(intake, store)
+
+    @app.exception_handler(Rejected)
+    async def rejected(request: Request, exc: Rejected) -> JSONResponse:
+        if exc.reason != "broker_unavailable":  # counted where the broker failed
+            channel = getattr(request.state, "channel", None) or channel_of_path(request.url.path)
+            metrics.reject(channel, exc.reason)
+        log.info(
+            "request refused",
+            extra={"path": request.url.path, "status": exc.status, "reason": exc.reason},
+        )
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return await rejected(
+            request, Rejected(413, "too_large", f"body: larger than {exc.limit} bytes")
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        metrics.rejected.labels("unknown", "invalid").inc()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse(
-                {"error": "the body is not valid JSON", "fields": []}, status_code=400
-            )
-        fields = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "problem": e["msg"]}
-            for e in errors
-        ]
-        return JSONResponse({"error": "invalid inquiry", "fields": fields}, status_code=422)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await rejected(request, from_validation_errors(exc.errors()))
 
-    @app.post(
-        "/v1/inquiries",
-        status_code=202,
-        response_model=Accepted,
-        responses={
-            400: {"model": Problem},
-            413: {"model": Problem},
-            422: {"model": Problem},
-            503: {"model": Problem},
-        },
-        summary="Submit an inquiry from any channel",
-    )
-    async def submit(body: InquiryIn) -> Any:
-        metrics.received.labels(body.channel).inc()
-        inquiry = body.to_proto()
-        try:
-            await publisher.publish(inquiry)
-        except BrokerUnavailable:
-            metrics.rejected.labels(body.channel, "broker_unavailable").inc()
-            log.warning("broker unavailable; inquiry refused", extra={"inquiry_id": inquiry.id})
-            return JSONResponse(
-                {"error": "the broker is unavailable; retry later", "fields": []},
-                status_code=503,
-                headers={"Retry-After": str(settings.ingest_retry_after_s)},
-            )
-        metrics.accepted.labels(body.channel).inc()
-        log.info(
-            "inquiry accepted",
-            extra={
-                "inquiry_id": inquiry.id,
-                "workspace": inquiry.workspace,
-                "channel": body.channel,
-            },
-        )
-        return Accepted(id=inquiry.id)
-
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, str]:
+        """Answers 200 while the process serves requests."""
         return {"status": "ok"}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PlainTextResponse
+    )
     async def prometheus() -> PlainTextResponse:
+        """The service's metrics in the Prometheus text format."""
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(rest.router(intake))
+    app.include_router(email.router(emails))
+    app.include_router(sms.router(intake))
+    app.include_router(voice.router(intake))
+    app.include_router(chat.router(intake))
+    app.include_router(social.router(intake))
+    app.include_router(documents.router(intake, store))
+    app.include_router(walk_in.router(intake))
+    app.add_middleware(
+        BodyLimit,  # type: ignore[arg-type]
+        metrics=metrics,
+        default_limit=settings.ingest_max_body_bytes,
+        file_limit=settings.ingest_max_attachment_bytes,
+    )
     return app
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies above `limit` bytes with 413, before parsing them."""
+    """Refuses request bodies above the limit with 413, without reading them whole.
 
-    def __init__(self, app: Any, limit: int, metrics: IngestMetrics) -> None:
-        self.app = app
-        self.limit = limit
-        self.metrics = metrics
+    Declared Content-Length is checked first; chunked bodies are counted as
+    they stream in.
+    """
 
-    async def __call__(
-        self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+    def __init__(
+        self, app: ASGIApp, metrics: IngestMetrics, default_limit: int, file_limit: int
     ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.default_limit = default_limit
+        self.file_limit = file_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send)
+        path: str = scope["path"]
+        limit = self.file_limit if path.startswith(_FILE_PATHS) else self.default_limit
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(path, limit, send)
             return
         seen = 0
+        started = False
 
-        async def counting() -> dict[str, Any]:
+        async def counting_receive() -> Message:
             nonlocal seen
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # An HTTPException, so FastAPI's body parsing lets it through
+                    # to the app's handler, which answers 413.
+                    raise BodyTooLarge(limit)
             return message
 
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, counting, send)
-        except _TooLarge:
-            await self._too_large(send)
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._too_large(path, limit, send)
 
-    async def _too_large(self, send: Any) -> None:
-        self.metrics.rejected.labels("unknown", "too_large").inc()
-        response = JSONResponse(
-            {"error": f"the body is larger than {self.limit} bytes", "fields": []}, status_code=413
-        )
-        await response({"type": "http"}, _nothing, send)
-
-
-class _TooLarge(Exception):
-    pass
+    async def _too_large(self, path: str, limit: int, send: Send) -> None:
+        self.metrics.reject(channel_of_path(path), "too_large")
+        body = Rejected(413, "too_large", f"body: larger than {limit} bytes").body()
+        response = JSONResponse(body, status_code=413)
+        await response({"type": "http"}, _no_receive, send)
 
 
-async def _nothing() -> dict[str, Any]:
+async def _no_receive() -> Message:
     return {"type": "http.disconnect"}

@@ -1,52 +1,97 @@
-"""ingest's Prometheus metrics (`omniroute_ingest_*`), per channel."""
+"""ingest's Prometheus metrics (`omniroute_ingest_*`), with every channel's series pre-initialised.
+
+The registry is passed in, so tests use an isolated `CollectorRegistry()`.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from omniroute.metrics import LATENCY_BUCKETS
-from omniroute_ingest.inquiry import CHANNELS
+from omniroute.v1 import inquiry_pb2
+
+#: Channel label values: the enum names without prefix, lower case ("voice", "email", ...).
+CHANNELS = tuple(n.removeprefix("CHANNEL_").lower() for n in inquiry_pb2.Channel.keys()[1:])
+
+#: Why a request was refused (the `reason` label of the rejected counter).
+REJECT_REASONS = (
+    "invalid",  # malformed input: 400/422, SMTP 5xx
+    "too_large",  # body or attachment above the limit: 413
+    "unsupported_media",  # wrong content type: 415
+    "bad_signature",  # webhook signature missing or wrong: 401/403
+    "not_found",  # unknown conversation or call
+    "broker_unavailable",  # the broker did not acknowledge: 503 / SMTP 451
+)
+
+
+def channel_label(channel: int) -> str:
+    """The metric label of a `Channel` enum value ("unspecified" for 0)."""
+    return inquiry_pb2.Channel.Name(channel).removeprefix("CHANNEL_").lower()  # type: ignore[arg-type]
 
 
 class IngestMetrics:
     """Every metric ingest exports, on one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.received = Counter(
             "omniroute_ingest_received_total",
-            "Requests received, by channel.",
+            "Contacts received (requests, mails, files), by channel.",
             ["channel"],
             registry=registry,
         )
         self.accepted = Counter(
             "omniroute_ingest_accepted_total",
-            "Inquiries published and acknowledged by the broker, by channel.",
+            "Inquiries acknowledged by the broker (or recognised as an accepted retry).",
+            ["channel"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "omniroute_ingest_duplicates_total",
+            "Retries recognised by Idempotency-Key or inquiry id and not published again.",
             ["channel"],
             registry=registry,
         )
         self.rejected = Counter(
             "omniroute_ingest_rejected_total",
-            "Requests refused, by channel and reason (invalid, too_large, broker_unavailable).",
+            "Contacts refused, by channel and reason.",
             ["channel", "reason"],
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "omniroute_ingest_abandoned_total",
+            "Abandon events published (caller hung up or chat left before the end).",
+            ["channel"],
             registry=registry,
         )
         self.publish_seconds = Histogram(
             "omniroute_ingest_publish_seconds",
-            "Time from publishing an inquiry to the broker's acknowledgement.",
+            "Time from writing an event to the broker's acknowledgement.",
             ["channel"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.broker_errors = Counter(
             "omniroute_ingest_broker_errors_total",
-            "Writes the broker did not acknowledge.",
+            "Writes the broker did not acknowledge in time, by channel.",
+            ["channel"],
             registry=registry,
         )
         for channel in CHANNELS:
-            self.received.labels(channel)
-            self.accepted.labels(channel)
-            self.publish_seconds.labels(channel)
-            self.rejected.labels(channel, "broker_unavailable")
-        # Invalid and oversized requests are counted before a channel is known.
-        for reason in ("invalid", "too_large"):
-            self.rejected.labels("unknown", reason)
+            for metric in (
+                self.received,
+                self.accepted,
+                self.duplicates,
+                self.abandoned,
+                self.publish_seconds,
+                self.broker_errors,
+            ):
+                metric.labels(channel)
+        # "unknown": refused before the channel could be read (unparsable REST JSON).
+        for channel in (*CHANNELS, "unknown"):
+            for reason in REJECT_REASONS:
+                self.rejected.labels(channel, reason)
+
+    def reject(self, channel: str, reason: str) -> None:
+        """Count one refused contact."""
+        self.rejected.labels(channel, reason).inc()

@@ -1,0 +1,218 @@
+"""Chat: a conversation is started, the customer posts messages, and may leave.
+
+- `POST /v1/chat/{workspace}/conversations` starts one (optionally with the
+  first message); the first customer message publishes the inquiry (id
+  derived from the conversation id, thread = the conversation).
+- `POST .../conversations/{id}/messages`: later messages belong to the
+  conversation; the chat platform carries them to the agent, so they do not
+  queue a second inquiry.
+- `POST .../conversations/{id}/leave`: the customer left before the
+  conversation ended: a TaskEvent TYPE_ABANDONED. Ingest cannot know whether
+  the router has already assigned it; it publishes and the router decides.
+- `POST .../conversations/{id}/end`: the conversation ended normally.
+
+Conversations are kept in memory, per process (bounded): with several
+replicas, a conversation's requests must reach the replica that started it
+(sticky routing by conversation id), otherwise they are answered 404.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from omniroute.codec import timestamp
+from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.channels.common import Intake
+from omniroute_ingest.channels.rest import ERRORS
+from omniroute_ingest.errors import Rejected
+from omniroute_ingest.ids import new_id, stable_id
+from omniroute_ingest.schemas import CustomerIn, Workspace, _Model
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+class StartIn(_Model):
+    """A new chat conversation."""
+
+    customer: CustomerIn = CustomerIn()
+    subject: Annotated[str, Field(max_length=1000)] = ""
+    language: Annotated[str, Field(max_length=35)] = ""
+    message: Annotated[str, Field(max_length=20_000)] = ""
+    attributes: Annotated[
+        dict[str, Annotated[str, Field(max_length=1000)]], Field(max_length=50)
+    ] = {}
+
+
+class MessageIn(_Model):
+    """A customer message in a conversation."""
+
+    text: Text
+
+
+class LeaveIn(_Model):
+    """Why the customer left (free text, e.g. "closed the window")."""
+
+    reason: Annotated[str, Field(max_length=200)] = "customer left the chat"
+
+
+class ConversationOut(BaseModel):
+    """The state of a conversation after the request."""
+
+    conversation_id: str
+    inquiry_id: str
+    published: bool = Field(description="The inquiry is on the topic (the first message was sent).")
+    abandoned: bool = False
+    ended: bool = False
+
+
+@dataclass
+class Conversation:
+    """What ingest remembers about a live conversation."""
+
+    workspace: str
+    start: StartIn
+    inquiry_id: str
+    published: bool = False
+    ended: bool = False
+    abandoned: bool = False
+    messages: int = 0
+
+
+class Conversations:
+    """Live conversations, oldest dropped first beyond `max_entries`."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._items: OrderedDict[str, Conversation] = OrderedDict()
+        self._max_entries = max_entries
+
+    def add(self, conversation_id: str, conversation: Conversation) -> None:
+        """Remember a new conversation."""
+        self._items[conversation_id] = conversation
+        while len(self._items) > self._max_entries:
+            self._items.popitem(last=False)
+
+    def get(self, workspace: str, conversation_id: str) -> Conversation:
+        """The conversation, or `Rejected(404)`."""
+        found = self._items.get(conversation_id)
+        if found is None or found.workspace != workspace:
+            raise Rejected(
+                404, "not_found", "conversation_id: no such conversation in this workspace"
+            )
+        return found
+
+
+def chat_inquiry(
+    conversation_id: str, conversation: Conversation, text: str, now: float
+) -> inquiry_pb2.Inquiry:
+    """The inquiry of a conversation, from its first customer message."""
+    start = conversation.start
+    return inquiry_pb2.Inquiry(
+        id=conversation.inquiry_id,
+        workspace=conversation.workspace,
+        channel=inquiry_pb2.CHANNEL_CHAT,
+        customer=inquiry_pb2.Customer(**start.customer.model_dump()),
+        subject=start.subject,
+        body=text,
+        language=start.language or start.customer.language,
+        thread_id="chat-" + conversation_id,
+        received_at=timestamp(now),
+        external_id=conversation_id,
+        attributes=start.attributes,
+    )
+
+
+def router(intake: Intake) -> APIRouter:
+    """The chat routes."""
+    api = APIRouter(tags=["chat"])
+    conversations = Conversations()
+
+    def out(conversation_id: str, c: Conversation) -> ConversationOut:
+        return ConversationOut(
+            conversation_id=conversation_id,
+            inquiry_id=c.inquiry_id,
+            published=c.published,
+            abandoned=c.abandoned,
+            ended=c.ended,
+        )
+
+    async def publish_first(conversation_id: str, c: Conversation, text: str) -> None:
+        await intake.accept(chat_inquiry(conversation_id, c, text, intake.clock()))
+        c.published = True
+
+    @api.post(
+        "/v1/chat/{workspace}/conversations",
+        status_code=201,
+        response_model=ConversationOut,
+        responses=ERRORS,
+        summary="Start a chat",
+    )
+    async def start(workspace: Workspace, body: StartIn, request: Request) -> ConversationOut:
+        """Start a conversation; with a first message its inquiry is published at once."""
+        request.state.channel = "chat"
+        intake.metrics.received.labels("chat").inc()
+        conversation_id = new_id()
+        c = Conversation(workspace, body, stable_id(workspace, "chat", conversation_id))
+        if body.message.strip():
+            await publish_first(conversation_id, c, body.message)  # 503 leaves no conversation
+            c.messages = 1
+        conversations.add(conversation_id, c)
+        return out(conversation_id, c)
+
+    @api.post(
+        "/v1/chat/{workspace}/conversations/{conversation_id}/messages",
+        status_code=202,
+        response_model=ConversationOut,
+        responses={**ERRORS, 404: {"description": "No such conversation."}},
+        summary="Post a customer message",
+    )
+    async def message(
+        workspace: Workspace, conversation_id: str, body: MessageIn, request: Request
+    ) -> ConversationOut:
+        """The first message publishes the inquiry; later ones belong to the same conversation."""
+        request.state.channel = "chat"
+        c = conversations.get(workspace, conversation_id)
+        if c.ended:
+            raise Rejected(409, "invalid", "conversation_id: the conversation has ended")
+        if not c.published:
+            await publish_first(conversation_id, c, body.text)
+        c.messages += 1
+        return out(conversation_id, c)
+
+    @api.post(
+        "/v1/chat/{workspace}/conversations/{conversation_id}/leave",
+        response_model=ConversationOut,
+        responses={**ERRORS, 404: {"description": "No such conversation."}},
+        summary="The customer left",
+    )
+    async def leave(
+        workspace: Workspace, conversation_id: str, request: Request, body: LeaveIn | None = None
+    ) -> ConversationOut:
+        """Publish an abandon event when the customer leaves before the conversation ended."""
+        request.state.channel = "chat"
+        c = conversations.get(workspace, conversation_id)
+        if not c.ended and c.published:
+            reason = body.reason if body else LeaveIn().reason
+            await intake.abandon(workspace, c.inquiry_id, inquiry_pb2.CHANNEL_CHAT, reason)
+            c.abandoned = True
+        c.ended = True
+        return out(conversation_id, c)
+
+    @api.post(
+        "/v1/chat/{workspace}/conversations/{conversation_id}/end",
+        response_model=ConversationOut,
+        responses={**ERRORS, 404: {"description": "No such conversation."}},
+        summary="The conversation ended normally",
+    )
+    async def end(workspace: Workspace, conversation_id: str, request: Request) -> ConversationOut:
+        """Mark the conversation ended (served); leaving afterwards is not abandoning."""
+        request.state.channel = "chat"
+        c = conversations.get(workspace, conversation_id)
+        c.ended = True
+        return out(conversation_id, c)
+
+    return api

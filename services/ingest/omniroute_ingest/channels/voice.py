@@ -1,0 +1,112 @@
+"""Voice: the call-arrival and call-ended webhooks of a telephony provider (Twilio's form).
+
+- `POST /v1/voice/{workspace}/calls`: CallSid, From (caller), To (called
+  number), Digits (the IVR selection) and Language (the caller's language
+  choice, e.g. "es"). The call becomes an inquiry (id derived from CallSid,
+  thread = the call) and the answer is TwiML that puts the caller in the queue.
+- `POST /v1/voice/{workspace}/calls/status`: CallSid, CallStatus and
+  QueueResult. A call that ended (completed, canceled, busy, no-answer,
+  failed) without being bridged to an agent becomes a TaskEvent
+  TYPE_ABANDONED for its inquiry. Ingest cannot know whether the router has
+  assigned it meanwhile; it publishes and the router decides.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from omniroute.codec import timestamp
+from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.channels.common import Intake
+from omniroute_ingest.channels.rest import SIGNED_ERRORS
+from omniroute_ingest.channels.webhooks import require, signed_form
+from omniroute_ingest.errors import invalid
+from omniroute_ingest.ids import stable_id
+from omniroute_ingest.schemas import Workspace
+
+ENDED = frozenset({"completed", "canceled", "busy", "no-answer", "failed"})
+#: QueueResult values saying the caller reached an agent (then hanging up is not abandoning).
+SERVED = frozenset({"bridged", "bridging-in-process", "redirected"})
+
+
+def call_inquiry_id(workspace: str, call_id: str) -> str:
+    """The inquiry id of a call (stable, so the call-ended event needs no state)."""
+    return stable_id(workspace, "voice", call_id)
+
+
+def voice_inquiry(fields: dict[str, str], workspace: str, now: float) -> inquiry_pb2.Inquiry:
+    """The canonical inquiry of an arriving call."""
+    language = fields.get("Language", "").strip()[:35]
+    return inquiry_pb2.Inquiry(
+        id=call_inquiry_id(workspace, fields["CallSid"]),
+        workspace=workspace,
+        channel=inquiry_pb2.CHANNEL_VOICE,
+        customer=inquiry_pb2.Customer(contact_address=fields["From"].strip(), language=language),
+        subject="Phone call",
+        language=language,
+        thread_id="call-" + fields["CallSid"],
+        received_at=timestamp(now),
+        external_id=fields["CallSid"],
+        attributes={"voice.called": fields.get("To", "")[:100]},
+    )
+
+
+class CallEndedOut(BaseModel):
+    """What the call-ended event caused."""
+
+    inquiry_id: str
+    abandoned: bool
+
+
+def router(intake: Intake) -> APIRouter:
+    """The voice webhook routes."""
+    api = APIRouter(tags=["voice"])
+
+    @api.post(
+        "/v1/voice/{workspace}/calls",
+        responses=SIGNED_ERRORS,
+        response_class=Response,
+        summary="Call arrival webhook",
+    )
+    async def call_arrived(workspace: Workspace, request: Request) -> Response:
+        """Publish the call as an inquiry; answers TwiML that enqueues the caller."""
+        fields = await signed_form(request, intake.settings, "voice")
+        intake.metrics.received.labels("voice").inc()
+        require(fields, "CallSid", "From")
+        inquiry = voice_inquiry(fields, workspace, intake.clock())
+        digits = fields.get("Digits", "").strip()
+        if digits:
+            if not digits.replace("#", "").replace("*", "").isdigit() or len(digits) > 20:
+                raise invalid("Digits", "only 0-9, * and # are allowed")
+            intake.understanding.apply_ivr(inquiry, digits)
+        accepted = await intake.accept(inquiry)
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?><Response>'
+            f"<Enqueue>{escape(workspace)}</Enqueue></Response>"
+        )
+        return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": accepted.id})
+
+    @api.post(
+        "/v1/voice/{workspace}/calls/status",
+        responses=SIGNED_ERRORS,
+        response_model=CallEndedOut,
+        summary="Call status (ended) webhook",
+    )
+    async def call_status(workspace: Workspace, request: Request) -> CallEndedOut:
+        """Publish an abandon event when the call ended before an agent took it."""
+        fields = await signed_form(request, intake.settings, "voice")
+        require(fields, "CallSid", "CallStatus")
+        inquiry_id = call_inquiry_id(workspace, fields["CallSid"])
+        status = fields["CallStatus"].strip().lower()
+        queue_result = fields.get("QueueResult", "").strip().lower()
+        if status not in ENDED or queue_result in SERVED:
+            return CallEndedOut(inquiry_id=inquiry_id, abandoned=False)
+        await intake.abandon(
+            workspace, inquiry_id, inquiry_pb2.CHANNEL_VOICE, f"caller hung up ({status})"
+        )
+        return CallEndedOut(inquiry_id=inquiry_id, abandoned=True)
+
+    return api
