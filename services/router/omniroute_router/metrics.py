@@ -116,6 +116,12 @@ class RouterMetrics:
             "Input partitions this worker owns (0 until it has joined the group).",
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "omniroute_router_consumer_lag",
+            "Records of an owned input partition not yet processed and committed.",
+            ["topic", "partition"],
+            registry=registry,
+        )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
             for outcome in ("processed", "duplicate", "dead_letter"):
