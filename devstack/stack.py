@@ -7,21 +7,14 @@ Everything listens on 127.0.0.1. Processes are stopped by their pid
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.processes import ROOT, ServiceProcess
 from omniroute.embedded import EmbeddedBroker, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE_PATH = os.pathsep.join(
-    str(ROOT / p) for p in ("lib", "services/ingest", "services/router", "services/agent-state")
-)
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ class Stack:
     log_dir: Path
     partitions: int = 4
     broker: EmbeddedBroker | None = None
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -113,37 +106,24 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process by pid, services first, the broker last."""
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for proc in reversed(self.processes.values()):
+            proc.stop()
         if self.broker is not None:
             self.broker.stop()
 
     def check_alive(self) -> None:
         """Raise when a service died, naming its log."""
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
+            assert proc.process is not None
+            if proc.process.poll() is not None:
                 raise RuntimeError(
-                    f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                    f"{name} exited with {proc.process.returncode}; see {proc.log_path}"
                 )
 
     def _spawn(self, name: str, module: str) -> None:
-        env = {**os.environ, **self.env, "PYTHONPATH": SOURCE_PATH, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", module],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
-            )
+        process = ServiceProcess(module, self.env, log_path=self.log_dir / f"{name}.log")
+        # In a session of its own: Ctrl-C reaches us, and we stop them in order.
+        self.processes[name] = process.start(new_session=True)
 
     def _wait_http(self, url: str, name: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from tests.support.system import (
     inquiry_body,
     make_agent,
     new_workspace,
+    running,
 )
 
 pytestmark = pytest.mark.integration
@@ -40,29 +41,9 @@ default:
 def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text(CONFIG)
-    running = System(broker, routing_config=str(config))
-    try:
-        running.start("agent-state", "router", "ingest")
-        yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def desk(system: System) -> AsyncIterator[Desk]:
-    client = Desk(system.agent_state_target)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def assignments(system: System) -> AsyncIterator[Assignments]:
-    reader = await Assignments(system).start()
-    yield reader
-    await reader.stop()
+    yield from running(
+        System(broker, routing_config=str(config)), "agent-state", "router", "ingest"
+    )
 
 
 async def test_a_waiting_inquiry_climbs_the_ladder_to_a_specialist(

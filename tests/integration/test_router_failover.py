@@ -17,6 +17,7 @@ from tests.support.system import (
     make_agent,
     metric_value,
     new_workspace,
+    running,
 )
 
 pytestmark = pytest.mark.integration
@@ -27,15 +28,7 @@ PER_WORKSPACE = 3
 
 @pytest.fixture
 def system(broker: EmbeddedBroker) -> Iterator[System]:
-    running = System(broker, partitions=4)
-    try:
-        running.start("agent-state", "ingest", "router")
-        yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
+    yield from running(System(broker, partitions=4), "agent-state", "ingest", "router")
 
 
 async def test_killing_a_worker_loses_no_inquiry_and_offers_none_twice(system: System) -> None:

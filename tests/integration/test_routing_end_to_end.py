@@ -5,7 +5,7 @@ Real broker, real services as processes, real HTTP and gRPC clients.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,6 +21,7 @@ from tests.support.system import (
     make_agent,
     metric_value,
     new_workspace,
+    running,
 )
 
 pytestmark = pytest.mark.integration
@@ -28,29 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def system(broker: EmbeddedBroker) -> Iterator[System]:
-    running = System(broker)
-    try:
-        running.start()
-        yield running
-    except BaseException:
-        print(running.logs())
-        raise
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def desk(system: System) -> AsyncIterator[Desk]:
-    client = Desk(system.agent_state_target)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def assignments(system: System) -> AsyncIterator[Assignments]:
-    reader = await Assignments(system).start()
-    yield reader
-    await reader.stop()
+    yield from running(System(broker))
 
 
 def queue_depth(system: System, workspace: str) -> float | None:

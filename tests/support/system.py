@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -139,6 +139,18 @@ class System:
                 return str(json.loads(response.read())["id"])
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"ingest answered {exc.code}: {exc.read()!r}") from None
+
+
+def running(system: System, *services: str) -> Iterator[System]:
+    """Start `system` for a fixture; print every service's log if anything fails."""
+    try:
+        system.start(*services)
+        yield system
+    except BaseException:
+        print(system.logs())
+        raise
+    finally:
+        system.stop()
 
 
 def _port_open(port: int) -> bool:

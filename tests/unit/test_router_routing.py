@@ -104,10 +104,10 @@ def test_waiting_inquiries_gain_priority_with_age_so_nothing_starves() -> None:
     r = router(WorkspaceConfig(aging_s=10))
     r.admit(inquiry("patient", arrived_at=T0), T0)
     r.admit(inquiry("urgent", arrived_at=T0 + 5, priority=3), T0 + 5)
-    assert r.waiting_in_order(T0 + 5)[0].id == "urgent"
+    assert next(r.waiting_in_order(T0 + 5)).id == "urgent"
     # New urgent work keeps arriving; after 40 s the patient one (0 + 4) goes first.
     r.admit(inquiry("newer", arrived_at=T0 + 40, priority=3), T0 + 40)
-    r.inquiries.pop("urgent")
+    r.abandoned("urgent", T0 + 40)
     assert [i.id for i in r.waiting_in_order(T0 + 40)] == ["patient", "newer"]
 
 

@@ -71,11 +71,11 @@ class Router:
         self.agent_state = agent_state
         self.clock = clock
         self.workspaces: dict[str, WorkspaceRouter] = {}
-        self.partition_of: dict[str, int] = {}
         # Bound by `bind()` once the Faust app and its tables exist.
         self.inquiry_table: Any = None
         self.agent_table: Any = None
         self.thread_table: Any = None
+        self.workspace_table: Any = None
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
@@ -89,7 +89,6 @@ class Router:
     def forget_all(self) -> None:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
         self.workspaces.clear()
-        self.partition_of.clear()
 
     # -- event handling -------------------------------------------------------
 
@@ -199,11 +198,14 @@ class Router:
         return router.resolved(event.inquiry_id, event.agent_id, now)
 
     async def _on_tick(self, partition: int, now: float) -> None:
-        for workspace, owner in list(self.partition_of.items()):
-            if owner == partition:
-                router = self.workspaces[workspace]
+        # Every workspace ever seen on this partition, loaded or not: after a
+        # restart, waiting inquiries must climb their ladders without new events.
+        for workspace, owner in list(self.workspace_table.items()):
+            if owner == partition and self.config.for_workspace(workspace) is not None:
+                router = self._router(workspace, partition)
                 router.forget_old(now)
                 await self._route(router, now)
+                self._observe_queues(router, now)
         self.metrics.events.labels("ticks", "processed").inc()
 
     # -- routing ----------------------------------------------------------------
@@ -260,7 +262,6 @@ class Router:
                 break
         self._notices(router)
         self._persist(router)
-        self._observe_queues(router, now)
 
     def _assignment(
         self, inquiry: QueuedInquiry, agent_id: str, offer: Any, now: float
@@ -338,17 +339,17 @@ class Router:
                 inquiry = QueuedInquiry.from_dict(value)
                 if inquiry.queue not in router.queues:  # the configuration changed
                     inquiry.queue = router.queue_for(inquiry).name
-                router.inquiries[key] = inquiry
+                router.restore_inquiry(inquiry)
         for value in self.agent_table.values():
             if value.get("workspace") == workspace:
-                agent = AgentView.from_dict(value)
-                router.agents[agent.id] = agent
+                router.restore_agent(AgentView.from_dict(value))
         prefix = workspace + "/"
         for key, value in self.thread_table.items():
             if key.startswith(prefix):
                 router.threads[key[len(prefix) :]] = (value[0], value[1])
         self.workspaces[workspace] = router
-        self.partition_of[workspace] = partition
+        if self.workspace_table.get(workspace) != partition:
+            self.workspace_table[workspace] = partition
         if router.inquiries:
             log.info(
                 "workspace state restored",
@@ -458,6 +459,7 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.inquiry_table = app.Table("inquiries", default=None, **table)
     router.agent_table = app.Table("agents", default=None, **table)
     router.thread_table = app.Table("threads", default=None, **table)
+    router.workspace_table = app.Table("workspaces", default=None, **table)
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:

@@ -12,9 +12,12 @@ agent-state, the authority on capacity, and reports back (`offer_made`, or
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from sortedcontainers import SortedList
 
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
@@ -64,6 +67,12 @@ class WorkspaceRouter:
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
         self.threads: dict[str, tuple[str, float]] = {}  # thread -> (last agent, when)
         self.notices: list[Notice] = []
+        # Indexes kept in step with the inquiries and agents above, so planning
+        # touches only what can move: waiting inquiries by base priority in
+        # arrival order, scheduled follow-ups, agents with a free slot.
+        self._waiting: dict[int, SortedList] = {}
+        self._scheduled: set[str] = set()
+        self.free_agents: dict[str, AgentView] = {}
         # What changed since the adapter last persisted, by id.
         self.changed_inquiries: set[str] = set()
         self.changed_agents: set[str] = set()
@@ -93,14 +102,28 @@ class WorkspaceRouter:
         held = self.agents.get(agent.id)
         if held is not None and held.version >= agent.version:
             return False
-        self.agents[agent.id] = agent
+        self.restore_agent(agent)
         self.changed_agents.add(agent.id)
         return True
 
     def remove_agent(self, agent_id: str) -> None:
         """Forget an agent that was deleted at agent-state."""
+        self.free_agents.pop(agent_id, None)
         if self.agents.pop(agent_id, None) is not None:
             self.changed_agents.add(agent_id)
+
+    def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
+        """Put back an inquiry from persisted state (no checks, no change recorded)."""
+        self.inquiries[inquiry.id] = inquiry
+        self._index(inquiry)
+
+    def restore_agent(self, agent: AgentView) -> None:
+        """Put back an agent from persisted state (no version check, no change recorded)."""
+        self.agents[agent.id] = agent
+        if self._has_any_free_slot(agent):
+            self.free_agents[agent.id] = agent
+        else:
+            self.free_agents.pop(agent.id, None)
 
     # -- deciding -----------------------------------------------------------
 
@@ -111,7 +134,7 @@ class WorkspaceRouter:
         an agent's free slots; agent-state still has the final word.
         """
         self._release_due_follow_ups(now)
-        free = {a.id: a for a in self.agents.values() if self._has_any_free_slot(a)}
+        free = dict(self.free_agents)
         if not free:
             return []
         planned_load: dict[tuple[str, str], int] = {}
@@ -141,7 +164,7 @@ class WorkspaceRouter:
                 break
         return offers
 
-    def waiting_in_order(self, now: float) -> list[QueuedInquiry]:
+    def waiting_in_order(self, now: float) -> Iterator[QueuedInquiry]:
         """Waiting inquiries, most urgent first.
 
         Higher effective priority first (own priority, queue and rule boosts,
@@ -149,15 +172,16 @@ class WorkspaceRouter:
         longest waiting; then by id, so the order is deterministic.
         """
         aging = self.config.aging_s
-        waiting = [
-            i
-            for i in self.inquiries.values()
-            if i.state is InquiryState.WAITING and i.due_at <= now
-        ]
-        waiting.sort(
-            key=lambda i: (-(i.priority + (now - i.arrived_at) // aging), i.arrived_at, i.id)
-        )
-        return waiting
+
+        def keyed(priority: int, bucket: SortedList) -> Iterator[tuple[float, float, str]]:
+            # Within one base priority the longest waiting has aged the most,
+            # so arrival order is effective-priority order: buckets merge lazily.
+            for arrived, inquiry_id in bucket:
+                yield (-(priority + (now - arrived) // aging), arrived, inquiry_id)
+
+        merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
+        for _, _, inquiry_id in merged:
+            yield self.inquiries[inquiry_id]
 
     def eligible(
         self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep, now: float
@@ -192,7 +216,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None:
             return
-        inquiry.state = InquiryState.OFFERED
+        self._set_state(inquiry, InquiryState.OFFERED)
         inquiry.agent_id = agent_id
         inquiry.reservation_id = reservation_id
         inquiry.offered_at = now
@@ -208,10 +232,8 @@ class WorkspaceRouter:
         """
         agent = self.agents.get(agent_id)
         if agent is not None:
-            agent.status = (
-                AgentStatus.OFFLINE if agent.status is AgentStatus.OFFLINE else agent.status
-            )
             agent.load = {ch: agent.capacity.get(ch, 0) for ch in agent.capacity}
+            self.free_agents.pop(agent_id, None)
 
     def offer_failed(
         self, inquiry_id: str, agent_id: str, reservation_id: str, reason: str, now: float
@@ -230,7 +252,7 @@ class WorkspaceRouter:
             or (reservation_id and inquiry.reservation_id != reservation_id)
         ):
             return False
-        inquiry.state = InquiryState.WAITING
+        self._set_state(inquiry, InquiryState.WAITING)
         inquiry.agent_id = ""
         inquiry.reservation_id = ""
         inquiry.excluded[agent_id] = now + self.config.reoffer_block_s
@@ -251,7 +273,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None or inquiry.agent_id != agent_id:
             return None
-        inquiry.state = InquiryState.ACCEPTED
+        self._set_state(inquiry, InquiryState.ACCEPTED)
         self.changed_inquiries.add(inquiry_id)
         if inquiry.thread_id:
             self.threads[inquiry.thread_id] = (agent_id, now)
@@ -278,6 +300,7 @@ class WorkspaceRouter:
         if inquiry is None or inquiry.agent_id != agent_id:
             return False
         due_at = max(due_at, now)
+        self._unindex(inquiry)
         inquiry.state = InquiryState.SCHEDULED
         inquiry.due_at = due_at
         inquiry.preferred_agent = agent_id
@@ -288,6 +311,7 @@ class WorkspaceRouter:
         inquiry.forced_step = inquiry.failed_offers = 0
         inquiry.excluded = {}
         inquiry.history.append(f"follow_up:{agent_id}")
+        self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
         self._notice("follow_up_scheduled", inquiry, now)
         return True
@@ -311,7 +335,7 @@ class WorkspaceRouter:
         if target_skill:
             inquiry.skills[target_skill] = max(inquiry.skills.get(target_skill, 0), 1)
             inquiry.queue = self.queue_for(inquiry).name
-        inquiry.state = InquiryState.WAITING
+        self._set_state(inquiry, InquiryState.WAITING)
         inquiry.excluded[agent_id] = FOREVER
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.queued_at = now
@@ -444,20 +468,45 @@ class WorkspaceRouter:
         return True
 
     def _release_due_follow_ups(self, now: float) -> None:
-        for inquiry in self.inquiries.values():
-            if inquiry.state is InquiryState.SCHEDULED and inquiry.due_at <= now:
-                inquiry.state = InquiryState.WAITING
+        for inquiry_id in list(self._scheduled):
+            inquiry = self.inquiries[inquiry_id]
+            if inquiry.due_at <= now:
+                self._set_state(inquiry, InquiryState.WAITING)
                 self.changed_inquiries.add(inquiry.id)
                 self._notice("follow_up_due", inquiry, now)
 
     def _put(self, inquiry: QueuedInquiry) -> None:
-        self.inquiries[inquiry.id] = inquiry
+        self.restore_inquiry(inquiry)
         self.changed_inquiries.add(inquiry.id)
 
     def _finish(self, inquiry_id: str, now: float) -> None:
-        self.inquiries.pop(inquiry_id, None)
+        inquiry = self.inquiries.pop(inquiry_id, None)
+        if inquiry is not None:
+            self._unindex(inquiry)
         self.finished[inquiry_id] = now
         self.changed_inquiries.add(inquiry_id)
+
+    def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
+        self._unindex(inquiry)
+        inquiry.state = state
+        self._index(inquiry)
+
+    def _index(self, inquiry: QueuedInquiry) -> None:
+        if inquiry.state is InquiryState.WAITING:
+            bucket = self._waiting.setdefault(inquiry.priority, SortedList())
+            bucket.add((inquiry.arrived_at, inquiry.id))
+        elif inquiry.state is InquiryState.SCHEDULED:
+            self._scheduled.add(inquiry.id)
+
+    def _unindex(self, inquiry: QueuedInquiry) -> None:
+        if inquiry.state is InquiryState.WAITING:
+            bucket = self._waiting.get(inquiry.priority)
+            if bucket is not None:
+                bucket.discard((inquiry.arrived_at, inquiry.id))
+                if not bucket:
+                    del self._waiting[inquiry.priority]
+        elif inquiry.state is InquiryState.SCHEDULED:
+            self._scheduled.discard(inquiry.id)
 
     def _notice(
         self,

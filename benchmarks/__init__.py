@@ -1,0 +1,1 @@
+"""`make bench`: end-to-end figures through the embedded broker."""
