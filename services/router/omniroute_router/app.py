@@ -486,6 +486,10 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         # Partitions may move to another worker; rebuild from the tables when
         # next needed rather than risk acting on a copy that went stale.
         router.forget_all()
+        # Per-workspace gauges too: a workspace that moved would otherwise show its
+        # last depth and oldest wait here forever (and fire alerts); its new
+        # owner sets them on its next tick.
+        router.metrics.forget_workspaces()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:

@@ -131,3 +131,9 @@ class RouterMetrics:
             self.offer_failures.labels(reason)
         for event in ("scheduled", "due"):
             self.follow_ups.labels(event)
+
+    def forget_workspaces(self) -> None:
+        """Drop the per-workspace gauges (after partitions were revoked)."""
+        self.queue_depth.clear()
+        self.oldest_wait.clear()
+        self.offers_open.clear()

@@ -1,4 +1,4 @@
-"""Consumer lag: high watermark minus the committed (or read) offset, per input partition."""
+"""Router observability: consumer lag per input partition; no stale per-workspace gauges."""
 
 from __future__ import annotations
 
@@ -66,3 +66,21 @@ def test_only_owned_input_partitions_are_exported_and_revoked_ones_removed() -> 
     exporter.update(consumer)
     assert lag_value(registry, "inquiries", 0) is None
     assert lag_value(registry, "inquiries", 1) == 0
+
+
+def test_forgetting_workspaces_drops_their_gauges_but_keeps_counters() -> None:
+    registry = CollectorRegistry()
+    metrics = RouterMetrics(registry)
+    metrics.queue_depth.labels("acme", "billing").set(3)
+    metrics.oldest_wait.labels("acme", "billing").set(42)
+    metrics.offers_open.labels("acme").set(1)
+    metrics.dead_letters.labels("inquiries").inc()
+    metrics.forget_workspaces()
+    labels = {"workspace": "acme", "queue": "billing"}
+    assert registry.get_sample_value("omniroute_router_queue_depth", labels) is None
+    assert registry.get_sample_value("omniroute_router_queue_oldest_wait_seconds", labels) is None
+    assert registry.get_sample_value("omniroute_router_offers_open", {"workspace": "acme"}) is None
+    assert (
+        registry.get_sample_value("omniroute_router_dead_letters_total", {"input": "inquiries"})
+        == 1
+    )
