@@ -243,6 +243,9 @@ class Router:
                 assignment.reservation_id = reserved.reservation.reservation_id
                 assignment.offer_expires_at.CopyFrom(reserved.reservation.expires_at)
                 router.offer_made(inquiry.id, holder, assignment.reservation_id, now)
+                if reserved.reservation.accepted:
+                    # Accepted while the previous owner's state was lost: in work already.
+                    router.accepted(inquiry.id, holder, now)
                 assignment.attempt = inquiry.attempts
                 await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
                 self.metrics.assignments.labels(str(offer.tier), offer.strategy).inc()

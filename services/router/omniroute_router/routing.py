@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sortedcontainers import SortedList
@@ -73,6 +73,10 @@ class WorkspaceRouter:
         self._waiting: dict[int, SortedList] = {}
         self._scheduled: set[str] = set()
         self.free_agents: dict[str, AgentView] = {}
+        # Free agents in "longest idle" order, so the default strategy takes the
+        # first eligible agent instead of examining all of them.
+        self._idle_order = SortedList()
+        self._idle_keys: dict[str, tuple[int, bool, float, str]] = {}
         # What changed since the adapter last persisted, by id.
         self.changed_inquiries: set[str] = set()
         self.changed_agents: set[str] = set()
@@ -108,7 +112,7 @@ class WorkspaceRouter:
 
     def remove_agent(self, agent_id: str) -> None:
         """Forget an agent that was deleted at agent-state."""
-        self.free_agents.pop(agent_id, None)
+        self._set_free(agent_id, None)
         if self.agents.pop(agent_id, None) is not None:
             self.changed_agents.add(agent_id)
 
@@ -120,10 +124,7 @@ class WorkspaceRouter:
     def restore_agent(self, agent: AgentView) -> None:
         """Put back an agent from persisted state (no version check, no change recorded)."""
         self.agents[agent.id] = agent
-        if self._has_any_free_slot(agent):
-            self.free_agents[agent.id] = agent
-        else:
-            self.free_agents.pop(agent.id, None)
+        self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
 
     # -- deciding -----------------------------------------------------------
 
@@ -142,7 +143,7 @@ class WorkspaceRouter:
         for inquiry in self.waiting_in_order(now):
             step_index, step = self._step(inquiry, now)
             queue = self.queues[inquiry.queue]
-            agent = self._choose(inquiry, step, queue, free.values(), planned_load, now)
+            agent = self._choose(inquiry, step, queue, free, planned_load, now)
             if agent is None:
                 continue
             key = (agent.id, inquiry.channel)
@@ -233,7 +234,7 @@ class WorkspaceRouter:
         agent = self.agents.get(agent_id)
         if agent is not None:
             agent.load = {ch: agent.capacity.get(ch, 0) for ch in agent.capacity}
-            self.free_agents.pop(agent_id, None)
+            self._set_free(agent_id, None)
 
     def offer_failed(
         self, inquiry_id: str, agent_id: str, reservation_id: str, reason: str, now: float
@@ -418,16 +419,22 @@ class WorkspaceRouter:
         inquiry: QueuedInquiry,
         step: LadderStep,
         queue: Queue,
-        free: Iterable[AgentView],
+        free: dict[str, AgentView],
         planned_load: dict[tuple[str, str], int],
         now: float,
     ) -> AgentView | None:
-        candidates = [
-            a
-            for a in free
-            if self.eligible(a, inquiry, step, now)
-            and self._free_after(a, inquiry.channel, planned_load)
-        ]
+        def fits(a: AgentView) -> bool:
+            return self.eligible(a, inquiry, step, now) and self._free_after(
+                a, inquiry.channel, planned_load
+            )
+
+        if queue.strategy == "longest_idle" and not inquiry.preferred_agent:
+            for *_, agent_id in self._idle_order:
+                agent = free.get(agent_id)
+                if agent is not None and fits(agent):
+                    return agent
+            return None
+        candidates = [a for a in free.values() if fits(a)]
         if not candidates:
             return None
         if inquiry.preferred_agent:
@@ -485,6 +492,19 @@ class WorkspaceRouter:
             self._unindex(inquiry)
         self.finished[inquiry_id] = now
         self.changed_inquiries.add(inquiry_id)
+
+    def _set_free(self, agent_id: str, agent: AgentView | None) -> None:
+        """Record whether an agent has a free slot, keeping the idle order in step."""
+        old = self._idle_keys.pop(agent_id, None)
+        if old is not None:
+            self._idle_order.discard(old)
+        if agent is None:
+            self.free_agents.pop(agent_id, None)
+            return
+        self.free_agents[agent_id] = agent
+        key = (agent.tier, agent.total_load > 0, agent.idle_since, agent.id)
+        self._idle_keys[agent_id] = key
+        self._idle_order.add(key)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)

@@ -1,0 +1,79 @@
+"""Wiring: the gRPC server with health and reflection, the roster, the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from omniroute.kafka import EventProducer
+from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc
+from omniroute_agent_state.journal import Journal, read_snapshots
+from omniroute_agent_state.metrics import AgentStateMetrics
+from omniroute_agent_state.roster import Policy, Roster
+from omniroute_agent_state.servicer import AgentStateServicer
+from omniroute_agent_state.settings import AgentStateSettings
+
+log = logging.getLogger("omniroute.agent_state")
+SERVICE_NAME = agent_state_pb2.DESCRIPTOR.services_by_name["AgentState"].full_name
+
+
+@dataclass
+class AgentStateServer:
+    """The running service: stop it with `stop()`."""
+
+    server: grpc.aio.Server
+    servicer: AgentStateServicer
+    producer: EventProducer
+    health: health.aio.HealthServicer
+    expiry: asyncio.Task[None]
+    port: int
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking calls, let in-flight ones finish, flush the producer."""
+        await self.health.enter_graceful_shutdown()
+        self.expiry.cancel()
+        await self.server.stop(grace_s)
+        await self.producer.stop()
+
+
+async def create_server(
+    settings: AgentStateSettings, registry: CollectorRegistry
+) -> AgentStateServer:
+    """Rebuild the roster from Kafka, then serve gRPC on the configured address."""
+    policy = Policy(
+        offer_ttl_s=settings.offer_ttl_s,
+        offer_ttl_by_channel=settings.offer_ttl_by_channel,
+        wrap_up_by_channel=settings.wrap_up_by_channel,
+        away_on_missed_offer=settings.away_on_missed_offer,
+    )
+    roster = Roster(policy)
+    producer = EventProducer(settings, client_id="omniroute-agent-state")
+    await producer.start()
+    journal = Journal(settings, producer)
+    await journal.prepare()
+    snapshots = await read_snapshots(settings)
+    roster.restore(snapshots, time.time())
+    log.info("roster restored", extra={"agents": len(roster.agents), "snapshots": len(snapshots)})
+
+    metrics = AgentStateMetrics(registry, roster)
+    servicer = AgentStateServicer(roster, journal, metrics)
+    server = grpc.aio.server()
+    agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.agent_state_host}:{settings.agent_state_port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s))
+    return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)

@@ -1,0 +1,129 @@
+"""agent-state's Prometheus metrics (`omniroute_agent_state_*`).
+
+Counts of agents, load and capacity are computed from the roster when
+Prometheus scrapes, so they are always exact and cost nothing per call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from omniroute.metrics import LATENCY_BUCKETS
+from omniroute.v1 import agent_pb2
+from omniroute_agent_state.roster import Roster, channel_name
+
+METHODS = (
+    "UpsertAgent",
+    "GetAgent",
+    "ListAgents",
+    "SetStatus",
+    "ReserveAgent",
+    "AcceptTask",
+    "DeclineTask",
+    "CompleteTask",
+    "WatchOffers",
+    "WatchAgents",
+)
+
+
+class AgentStateMetrics:
+    """Counters and histograms updated by the servicer."""
+
+    def __init__(self, registry: CollectorRegistry, roster: Roster) -> None:
+        self.rpcs = Counter(
+            "omniroute_agent_state_rpcs_total",
+            "gRPC calls handled, by method and status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.rpc_seconds = Histogram(
+            "omniroute_agent_state_rpc_seconds",
+            "Time to handle a gRPC call (streams: until the stream ends).",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.reservations = Counter(
+            "omniroute_agent_state_reservations_total",
+            "Reservation requests: reserved, refused (agent not free), existing (already reserved).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.task_events = Counter(
+            "omniroute_agent_state_task_events_total",
+            "Task events published: offered, accepted, declined, offer_timeout, withdrawn, completed.",
+            ["type"],
+            registry=registry,
+        )
+        self.publish_errors = Counter(
+            "omniroute_agent_state_publish_errors_total",
+            "Changes the broker did not acknowledge (the call was answered UNAVAILABLE).",
+            registry=registry,
+        )
+        for method in METHODS:
+            self.rpcs.labels(method, "OK")
+            self.rpc_seconds.labels(method)
+        for outcome in ("reserved", "refused", "existing"):
+            self.reservations.labels(outcome)
+        for kind in ("offered", "accepted", "declined", "offer_timeout", "withdrawn", "completed"):
+            self.task_events.labels(kind)
+        registry.register(RosterCollector(roster))
+
+
+class RosterCollector(Collector):
+    """Agents by status, load and capacity by channel, occupancy: read at scrape time."""
+
+    def __init__(self, roster: Roster) -> None:
+        self.roster = roster
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Compute the gauges from the roster as it is now."""
+        agents = GaugeMetricFamily(
+            "omniroute_agent_state_agents",
+            "Agents by workspace and status.",
+            labels=["workspace", "status"],
+        )
+        load = GaugeMetricFamily(
+            "omniroute_agent_state_load",
+            "Tasks held (offered or accepted), by workspace and channel.",
+            labels=["workspace", "channel"],
+        )
+        capacity = GaugeMetricFamily(
+            "omniroute_agent_state_capacity",
+            "Capacity of agents logged in (not OFFLINE), by workspace and channel.",
+            labels=["workspace", "channel"],
+        )
+        occupancy = GaugeMetricFamily(
+            "omniroute_agent_state_occupancy_ratio",
+            "Load over capacity of logged-in agents, by workspace (0-1).",
+            labels=["workspace"],
+        )
+        by_status: Tally[tuple[str, str]] = Tally()
+        loads: Tally[tuple[str, str]] = Tally()
+        capacities: Tally[tuple[str, str]] = Tally()
+        workspaces: set[str] = set()
+        for agent in list(self.roster.agents.values()):
+            workspaces.add(agent.workspace)
+            status = agent_pb2.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower()
+            by_status[(agent.workspace, status)] += 1
+            for slot in agent.capacities:
+                key = (agent.workspace, channel_name(slot.channel))
+                loads[key] += slot.load
+                if agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
+                    capacities[key] += slot.capacity
+        for workspace in sorted(workspaces):
+            for status in ("offline", "available", "away", "wrap_up"):
+                agents.add_metric([workspace, status], by_status[(workspace, status)])
+            used = sum(v for (w, _), v in loads.items() if w == workspace)
+            room = sum(v for (w, _), v in capacities.items() if w == workspace)
+            occupancy.add_metric([workspace], used / room if room else 0.0)
+        for (workspace, channel), value in sorted(loads.items()):
+            load.add_metric([workspace, channel], value)
+        for (workspace, channel), value in sorted(capacities.items()):
+            capacity.add_metric([workspace, channel], value)
+        yield from (agents, load, capacity, occupancy)
