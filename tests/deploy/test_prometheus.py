@@ -68,5 +68,6 @@ def test_every_alert_has_a_runbook_and_a_unit_test() -> None:
         annotations = rule.get("annotations") or {}
         assert isinstance(annotations, dict)
         assert {"summary", "description", "runbook"} <= set(annotations), name
-        assert rule.get("labels", {}).get("severity") in {"warning", "critical"}, name  # type: ignore[union-attr]
+        labels = rule.get("labels") or {}
+        assert isinstance(labels, dict) and labels.get("severity") in {"warning", "critical"}, name
     assert set(alerts) - tested_firing == set(), "alerts no promtool test shows firing"
