@@ -28,6 +28,7 @@ from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
 from omniroute_router.convert import agent_from_proto, channel_value, inquiry_from_proto
+from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import AgentView, InquiryState, QueuedInquiry
 from omniroute_router.reservations import (
@@ -516,11 +517,21 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
             if tp.topic == ticks.get_topic_name():
                 await ticks.send(key=b"tick", value=now, partition=tp.partition)
 
+    lag = LagExporter(router.metrics.consumer_lag, router.topic_input)
+
+    @app.timer(interval=settings.router_tick_s)
+    async def measure_lag() -> None:
+        lag.update(app.consumer)
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Partitions may move to another worker; rebuild from the tables when
         # next needed rather than risk acting on a copy that went stale.
         router.forget_all()
+        # Per-workspace gauges too: a workspace that moved would otherwise show its
+        # last depth and oldest wait here forever (and fire alerts); its new
+        # owner sets them on its next tick.
+        router.metrics.forget_workspaces()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:

@@ -116,6 +116,12 @@ class RouterMetrics:
             "Input partitions this worker owns (0 until it has joined the group).",
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "omniroute_router_consumer_lag",
+            "Records of an owned input partition not yet processed and committed.",
+            ["topic", "partition"],
+            registry=registry,
+        )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
             for outcome in ("processed", "duplicate", "dead_letter"):
@@ -125,3 +131,9 @@ class RouterMetrics:
             self.offer_failures.labels(reason)
         for event in ("scheduled", "due"):
             self.follow_ups.labels(event)
+
+    def forget_workspaces(self) -> None:
+        """Drop the per-workspace gauges (after partitions were revoked)."""
+        self.queue_depth.clear()
+        self.oldest_wait.clear()
+        self.offers_open.clear()
