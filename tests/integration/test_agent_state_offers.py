@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
@@ -17,11 +16,13 @@ from tests.support.agent_state import (
     Running,
     TopicTail,
     agent_state_env,
+    available_agent,
     load_of,
+    reserve,
     serving,
     settings_from,
 )
-from tests.support.system import make_agent, new_workspace
+from tests.support.system import new_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -60,28 +61,6 @@ async def agent_events(service: Running) -> AsyncIterator[TopicTail[agent_pb2.Ag
     await tail.stop()
 
 
-async def available_agent(
-    service: Running, workspace: str, agent_id: str, capacity: dict[int, int]
-) -> agent_pb2.Agent:
-    """Create an agent and log it in."""
-    agent = make_agent(workspace, agent_id, {"billing": 3}, capacity)
-    await service.stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent))
-    return await service.stub.SetStatus(
-        agent_state_pb2.SetStatusRequest(agent_id=agent_id, status=AVAILABLE)
-    )
-
-
-def reserve(workspace: str, agent_id: str, inquiry_id: str, channel: int = CHAT) -> Any:
-    """A ReserveAgent request as the router sends it."""
-    return agent_state_pb2.ReserveAgentRequest(
-        agent_id=agent_id,
-        inquiry_id=inquiry_id,
-        channel=channel,  # type: ignore[arg-type]
-        workspace=workspace,
-        assignment=task_pb2.Assignment(inquiry_id=inquiry_id, workspace=workspace, attempt=1),
-    )
-
-
 async def test_health_and_reflection(service: Running) -> None:
     health = health_pb2_grpc.HealthStub(service.channel)
     for name in ("", "omniroute.v1.AgentState"):
@@ -96,7 +75,7 @@ async def test_health_and_reflection(service: Running) -> None:
 
 async def test_racing_reservations_for_the_last_slot_have_one_winner(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "ann", {CHAT: 1})
+    await available_agent(service.stub, ws, "ann", {CHAT: 1})
     calls = [service.stub.ReserveAgent(reserve(ws, "ann", f"inq-{i}")) for i in range(20)]
     results = await asyncio.gather(*calls, return_exceptions=True)
     won = [r for r in results if isinstance(r, agent_state_pb2.ReserveAgentResponse)]
@@ -110,8 +89,8 @@ async def test_racing_reservations_for_the_last_slot_have_one_winner(service: Ru
 
 async def test_an_inquiry_is_never_reserved_twice(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "bea", {CHAT: 3})
-    await available_agent(service, ws, "cal", {CHAT: 3})
+    await available_agent(service.stub, ws, "bea", {CHAT: 3})
+    await available_agent(service.stub, ws, "cal", {CHAT: 3})
     first = await service.stub.ReserveAgent(reserve(ws, "bea", "inq-1"))
     again = await service.stub.ReserveAgent(reserve(ws, "cal", "inq-1"))
     assert not first.already_reserved and again.already_reserved
@@ -127,7 +106,7 @@ async def test_accept_decline_complete_keep_load_exact_and_are_published(
     agent_events: TopicTail[agent_pb2.AgentEvent],
 ) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "dan", {CHAT: 2})
+    await available_agent(service.stub, ws, "dan", {CHAT: 2})
     await service.stub.ReserveAgent(reserve(ws, "dan", "inq-a"))
     await service.stub.ReserveAgent(reserve(ws, "dan", "inq-b"))
     task = agent_state_pb2.TaskRequest
@@ -166,8 +145,8 @@ async def test_an_expired_offer_comes_back_for_rerouting(
     service: Running, task_events: TopicTail[task_pb2.TaskEvent]
 ) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "eve", {VOICE: 1})
-    await available_agent(service, ws, "fay", {VOICE: 1})
+    await available_agent(service.stub, ws, "eve", {VOICE: 1})
+    await available_agent(service.stub, ws, "fay", {VOICE: 1})
     await service.stub.ReserveAgent(reserve(ws, "eve", "call-1", VOICE))
     timeout = await task_events.wait_for(
         lambda e: e.inquiry_id == "call-1" and e.type == TaskEvent.TYPE_OFFER_TIMEOUT
@@ -183,7 +162,7 @@ async def test_an_expired_offer_comes_back_for_rerouting(
 
 async def test_watch_offers_streams_the_offers_made_to_one_agent(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "gus", {EMAIL: 5})
+    await available_agent(service.stub, ws, "gus", {EMAIL: 5})
     stream = service.stub.WatchOffers(agent_state_pb2.WatchOffersRequest(agent_id="gus"))
     received: asyncio.Queue[agent_state_pb2.Offer] = asyncio.Queue()
 
