@@ -240,7 +240,9 @@ async def test_list_agents_filters(service: Running) -> None:
         ("ListAgents", agent_state_pb2.ListAgentsRequest(), "INVALID_ARGUMENT", "workspace"),
         (
             "UpsertAgent",
-            agent_state_pb2.UpsertAgentRequest(agent=agent_pb2.Agent(id="x", tier=1)),
+            agent_state_pb2.UpsertAgentRequest(
+                agent=agent_pb2.Agent(id="x", tier=agent_pb2.TIER_REPRESENTATIVE)
+            ),
             "INVALID_ARGUMENT",
             "agent.workspace",
         ),
