@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import sys
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.processes import SOURCE_PATH
 from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
@@ -84,6 +88,14 @@ async def test_sigkill_and_restart_restore_every_agent(broker: EmbeddedBroker) -
             health = health_pb2_grpc.HealthStub(channel)
             answer = await health.Check(health_pb2.HealthCheckRequest())
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            # The container's health probe agrees.
+            probe = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "omniroute_agent_state.healthcheck",
+                env={**os.environ, "PYTHONPATH": SOURCE_PATH, **env},
+            )
+            assert await probe.wait() == 0
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
             after = {
                 a.id: a
