@@ -274,12 +274,13 @@ class Assignments:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             batches = await self.consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    assignment = decode(task_pb2.Assignment, record.value)
-                    self.seen.append(assignment)
-                    if predicate(assignment):
-                        return assignment
+            # Keep the whole batch before answering: a later wait_for may want a
+            # record that arrived in the same batch as this one's.
+            arrived = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
+            self.seen.extend(arrived)
+            for assignment in arrived:
+                if predicate(assignment):
+                    return assignment
         raise AssertionError(f"no matching assignment in {timeout_s}s; seen: {self.seen}")
 
     async def drain(self, seconds: float) -> list[task_pb2.Assignment]:
