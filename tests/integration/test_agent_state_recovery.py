@@ -115,6 +115,8 @@ async def test_sigkill_and_restart_restore_every_agent(broker: EmbeddedBroker) -
             )
             assert ann.version == before["ann"].version + 1
             assert all(r.accepted for r in ann.reservations)
+        # SIGTERM: a graceful stop, exit status 0.
+        assert second.stop(signal.SIGTERM) == 0
     except BaseException:
         print(first.log())
         if second is not None:

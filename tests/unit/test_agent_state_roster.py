@@ -335,3 +335,50 @@ def test_list_filters_by_skill_language_tier_and_free_channel() -> None:
     assert [a.id for a in r.list("ws", free_on_channel=CHAT)] == ["bob"]
     assert [a.id for a in r.list("ws", status=AVAILABLE)] == ["ann", "bob"]
     assert r.list("other") == []
+
+
+def test_load_stays_exact_under_any_sequence_of_operations() -> None:
+    """Thousands of random calls (seeded): load always equals the reservations held."""
+    import random
+
+    rng = random.Random(7)
+    r = roster(offer_ttl_s=5, session_timeout_s=8, wrap_up_by_channel={"voice": 3})
+    names = ["ann", "bob", "cal"]
+    for name in names:
+        profile = agent(name, total=4, voice=1, chat=3, email=2)
+        profile.voice_blocks_other_channels = name == "bob"
+        ready(r, profile)
+    now = T0
+    for step in range(3000):
+        now += rng.random()
+        who, inquiry = rng.choice(names), f"inq-{rng.randrange(40)}"
+        channel = rng.choice([VOICE, CHAT, EMAIL])
+        operation = rng.randrange(9)
+        try:
+            if operation <= 2:
+                on_a_call = any(x.channel == VOICE for x in r.get(who).reservations)
+                already = r.reserve(who, inquiry, channel, "ws", now)[2]
+                blocked = r.get(who).voice_blocks_other_channels and on_a_call
+                assert already or not (blocked and channel != VOICE), step
+            elif operation == 3:
+                r.accept(who, inquiry, now)
+            elif operation == 4:
+                r.decline(who, inquiry, "", now)
+            elif operation == 5:
+                r.complete(who, inquiry, TaskEvent(), now)
+            elif operation == 6:
+                r.transfer(who, inquiry, rng.choice(names), "", now)
+            elif operation == 7:
+                r.set_status(who, rng.choice([AVAILABLE, AVAILABLE, AWAY, OFFLINE]), "break", who, now)  # fmt: skip
+            else:
+                r.heartbeat(who, now)
+        except (NotPossible, InvalidRequest):
+            pass
+        r.expire(now)
+        for a in r.agents.values():
+            for slot in a.capacities:
+                held = sum(1 for x in a.reservations if x.channel == slot.channel)
+                assert 0 <= slot.load == held <= slot.capacity, (step, a.id)
+            assert sum(c.load for c in a.capacities) <= a.total_capacity
+        holders = {x.inquiry_id: a.id for a in r.agents.values() for x in a.reservations}
+        assert holders == r.holder  # one reservation per inquiry, and the index agrees
