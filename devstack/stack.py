@@ -100,7 +100,7 @@ class Stack:
         self._spawn("ingest", "omniroute_ingest")
         self._wait_http(f"http://127.0.0.1:{self.ports.ingest}/healthz", "ingest")
         print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
-        self._wait_http(f"http://127.0.0.1:{self.ports.router_metrics}/metrics", "router")
+        self._wait_router_joined()
         print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
         print(f"  logs in {self.log_dir}/")
 
@@ -124,6 +124,23 @@ class Stack:
         process = ServiceProcess(module, self.env, log_path=self.log_dir / f"{name}.log")
         # In a session of its own: Ctrl-C reaches us, and we stop them in order.
         self.processes[name] = process.start(new_session=True)
+
+    def _wait_router_joined(self, timeout_s: float = 90) -> None:
+        """Until the router worker owns partitions (it has joined its consumer group)."""
+        url = f"http://127.0.0.1:{self.ports.router_metrics}/metrics"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    for line in response.read().decode().splitlines():
+                        if line.startswith("omniroute_router_partitions_assigned ") and float(line.split()[1]) > 0:  # fmt: skip
+                            return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the router did not join its consumer group in {timeout_s}s")
+            time.sleep(0.2)
 
     def _wait_http(self, url: str, name: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

@@ -61,25 +61,28 @@ class EventProducer:
         self, settings: CommonSettings, client_id: str, send_timeout_s: float = 10.0
     ) -> None:
         self._settings = settings
+        self._client_id = client_id
         self._send_timeout_s = send_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect to the broker (created here: aiokafka binds to the running loop)."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=client_id,
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
             acks="all",
             # Tansu rejects the idempotent producer's InitProducerId; consumers
             # de-duplicate by id instead (at-least-once delivery).
             enable_idempotence=False,
             linger_ms=1,
-            request_timeout_ms=int(send_timeout_s * 1000),
+            request_timeout_ms=int(self._send_timeout_s * 1000),
         )
-
-    async def start(self) -> None:
-        """Connect to the broker (retries until it answers or raises)."""
         await self._producer.start()
 
     async def stop(self) -> None:
         """Flush what is buffered and disconnect."""
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish(self, topic: str, key: str, event: Message | bytes) -> tuple[int, int]:
         """Write one event and wait for the acknowledgement.
@@ -87,6 +90,8 @@ class EventProducer:
         Returns (partition, offset). Raises `BrokerUnavailable` when the broker
         does not acknowledge in time.
         """
+        if self._producer is None:
+            raise RuntimeError("EventProducer.publish before start()")
         value = event if isinstance(event, bytes) else encode(event)
         try:
             metadata = await asyncio.wait_for(

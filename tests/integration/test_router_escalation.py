@@ -92,6 +92,13 @@ async def test_explicit_escalation_goes_to_a_specialist_then_a_supervisor(
         lambda a: a.inquiry_id == inquiry_id and a.agent_id not in (rep, spec)
     )
     assert third.agent_id == boss and third.tier == agent_pb2.TIER_SUPERVISOR
+    # The supervisor sees how it got there.
+    assert list(third.history) == [
+        f"offered:{rep}",
+        f"escalated:{rep}:tier2:needs a specialist",
+        f"offered:{spec}",
+        f"escalated:{spec}:tier3:refund above authority",
+    ]
 
 
 async def test_a_follow_up_comes_back_to_the_same_agent(

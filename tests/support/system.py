@@ -274,11 +274,9 @@ class Assignments:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             batches = await self.consumer.getmany(timeout_ms=200)
-            # Keep the whole batch before answering: a later wait_for may want a
-            # record that arrived in the same batch as this one's.
-            arrived = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
-            self.seen.extend(arrived)
-            for assignment in arrived:
+            fresh = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
+            self.seen.extend(fresh)  # all of them: later waits look here first
+            for assignment in fresh:
                 if predicate(assignment):
                     return assignment
         raise AssertionError(f"no matching assignment in {timeout_s}s; seen: {self.seen}")

@@ -342,3 +342,15 @@ def test_state_round_trips_through_plain_dicts() -> None:
     assert QueuedInquiry.from_dict(q.to_dict()) == q
     a = agent("a1")
     assert AgentView.from_dict(a.to_dict()) == a
+
+
+def test_housekeeping_counts_each_ladder_step_reached_once() -> None:
+    r = router(WorkspaceConfig(queues=(Queue(name="billing", ladder=LADDER),)))
+    r.admit(inquiry("q1"), T0)
+    r.housekeeping(T0 + 31)
+    r.housekeeping(T0 + 32)
+    r.housekeeping(T0 + 301)  # straight from step 1 to step 3
+    assert [(n.kind, n.step, n.reason) for n in r.drain_notices()] == [
+        ("escalated", 1, "wait"),
+        ("escalated", 3, "wait"),
+    ]

@@ -3,10 +3,11 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from omniroute.v1 import agent_pb2 as _agent_pb2
 from omniroute.v1 import inquiry_pb2 as _inquiry_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -23,7 +24,7 @@ RESOLUTION_FOLLOW_UP: Resolution
 RESOLUTION_ESCALATED: Resolution
 
 class Assignment(_message.Message):
-    __slots__ = ("inquiry_id", "workspace", "agent_id", "tier", "queue", "offer_expires_at", "attempt", "reservation_id", "channel", "assigned_at", "inquiry", "escalation_step")
+    __slots__ = ("inquiry_id", "workspace", "agent_id", "tier", "queue", "offer_expires_at", "attempt", "reservation_id", "channel", "assigned_at", "inquiry", "escalation_step", "history")
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +37,7 @@ class Assignment(_message.Message):
     ASSIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_STEP_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     inquiry_id: str
     workspace: str
     agent_id: str
@@ -48,7 +50,8 @@ class Assignment(_message.Message):
     assigned_at: _timestamp_pb2.Timestamp
     inquiry: _inquiry_pb2.Inquiry
     escalation_step: int
-    def __init__(self, inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., queue: _Optional[str] = ..., offer_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inquiry: _Optional[_Union[_inquiry_pb2.Inquiry, _Mapping]] = ..., escalation_step: _Optional[int] = ...) -> None: ...
+    history: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., queue: _Optional[str] = ..., offer_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inquiry: _Optional[_Union[_inquiry_pb2.Inquiry, _Mapping]] = ..., escalation_step: _Optional[int] = ..., history: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FollowUp(_message.Message):
     __slots__ = ("due_at", "note")

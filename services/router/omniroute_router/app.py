@@ -130,7 +130,7 @@ class Router:
                 "queue": inquiry.queue,
             },
         )
-        await self._route(router, now)
+        await self._route(router, now, inquiry_ids=[inquiry.id])
         return "processed"
 
     async def _on_agent_event(self, value: bytes, partition: int, now: float) -> str:
@@ -141,9 +141,12 @@ class Router:
         if event.change == agent_pb2.AgentEvent.CHANGE_REMOVED:
             router.remove_agent(event.agent.id)
         elif not router.update_agent(agent_from_proto(event.agent)):
-            self._persist(router)
             return "duplicate"
-        await self._route(router, now)
+        # Only an agent with a free slot can change what gets routed.
+        if event.agent.id in router.free_agents:
+            await self._route(router, now, agent_ids=[event.agent.id])
+        else:
+            self._persist(router)
         return "processed"
 
     async def _on_task_event(self, value: bytes, partition: int, now: float) -> str:
@@ -177,7 +180,13 @@ class Router:
                 changed = True
         if not changed:
             return "duplicate" if kind != task_pb2.TaskEvent.TYPE_OFFERED else "processed"
-        await self._route(router, now)
+        inquiry = router.inquiries.get(event.inquiry_id)
+        if inquiry is not None and inquiry.state is InquiryState.WAITING:
+            # Back in the queue (declined, missed, withdrawn, escalated): route it again.
+            await self._route(router, now, inquiry_ids=[inquiry.id])
+        else:
+            self._notices(router)
+            self._persist(router)
         return "processed"
 
     def _on_completed(self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float) -> bool:
@@ -202,18 +211,24 @@ class Router:
         for workspace, owner in list(self.workspace_table.items()):
             if owner == partition and self.config.for_workspace(workspace) is not None:
                 router = self._router(workspace, partition)
-                router.forget_old(now)
+                router.housekeeping(now)
                 await self._route(router, now)
                 self._observe_queues(router, now)
         self.metrics.events.labels("ticks", "processed").inc()
 
     # -- routing ----------------------------------------------------------------
 
-    async def _route(self, router: WorkspaceRouter, now: float) -> None:
-        """Plan offers, reserve the agents, publish the assignments, persist."""
+    async def _route(
+        self,
+        router: WorkspaceRouter,
+        now: float,
+        inquiry_ids: list[str] | None = None,
+        agent_ids: list[str] | None = None,
+    ) -> None:
+        """Plan offers (narrowed to what changed), reserve the agents, publish, persist."""
         for _ in range(3):  # re-plan after refusals, a few times at most
             started = time.perf_counter()
-            offers = router.plan(now)
+            offers = router.plan(now, inquiry_ids, agent_ids)
             self.metrics.decision.observe(time.perf_counter() - started)
             refused = False
             for offer in offers:
@@ -279,6 +294,7 @@ class Router:
             channel=channel_value(inquiry.channel),  # type: ignore[arg-type]
             assigned_at=timestamp(now),
             escalation_step=offer.step,
+            history=inquiry.history,
         )
 
     def _count_answer(self, router: WorkspaceRouter, inquiry: QueuedInquiry, wait: float) -> None:

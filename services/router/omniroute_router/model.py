@@ -122,6 +122,7 @@ class QueuedInquiry:
     excluded: dict[str, float] = field(default_factory=dict)  # agent -> until
     min_tier: int = REPRESENTATIVE  # raised by explicit escalation
     forced_step: int = 0  # ladder step reached by failed offers
+    step: int = 0  # highest ladder step reached (and counted) in this queue stint
     preferred_agent: str = ""  # sticky: follow-ups and thread replies
     prefer_until: float = 0.0
     due_at: float = 0.0  # follow-ups: not routed before this

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from sortedcontainers import SortedList
@@ -128,19 +128,36 @@ class WorkspaceRouter:
 
     # -- deciding -----------------------------------------------------------
 
-    def plan(self, now: float) -> list[Offer]:
+    def plan(
+        self,
+        now: float,
+        inquiry_ids: Collection[str] | None = None,
+        agent_ids: Collection[str] | None = None,
+    ) -> list[Offer]:
         """Propose offers: for each waiting inquiry in order, the best free agent.
 
-        Capacity proposed here is counted, so one plan never proposes more than
-        an agent's free slots; agent-state still has the final word.
+        `inquiry_ids` and `agent_ids` narrow the plan to what an event changed
+        (a new inquiry, an agent with a slot freed); without them every waiting
+        inquiry is matched against every free agent. Capacity proposed here is
+        counted, so one plan never proposes more than an agent's free slots;
+        agent-state still has the final word.
         """
         self._release_due_follow_ups(now)
-        free = dict(self.free_agents)
+        if agent_ids is None:
+            free = dict(self.free_agents)
+        else:
+            free = {a: self.free_agents[a] for a in agent_ids if a in self.free_agents}
         if not free:
             return []
+        if inquiry_ids is None:
+            candidates: Iterable[QueuedInquiry] = self.waiting_in_order(now)
+        else:
+            chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
+            waiting = [i for i in chosen if i.state is InquiryState.WAITING]
+            candidates = sorted(waiting, key=lambda i: self._order_key(i, now))
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
-        for inquiry in self.waiting_in_order(now):
+        for inquiry in candidates:
             step_index, step = self._step(inquiry, now)
             queue = self.queues[inquiry.queue]
             agent = self._choose(inquiry, step, queue, free, planned_load, now)
@@ -148,7 +165,7 @@ class WorkspaceRouter:
                 continue
             key = (agent.id, inquiry.channel)
             planned_load[key] = planned_load.get(key, 0) + 1
-            if not self._free_after(agent, inquiry.channel, planned_load):
+            if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
                 del free[agent.id]
             offers.append(
                 Offer(
@@ -183,6 +200,11 @@ class WorkspaceRouter:
         merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
         for _, _, inquiry_id in merged:
             yield self.inquiries[inquiry_id]
+
+    def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
+        """The sort key of `waiting_in_order`, for one inquiry."""
+        aged = inquiry.priority + (now - inquiry.arrived_at) // self.config.aging_s
+        return (-aged, inquiry.arrived_at, inquiry.id)
 
     def eligible(
         self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep, now: float
@@ -263,7 +285,7 @@ class WorkspaceRouter:
             ladder = self.queues[inquiry.queue].ladder
             current = self.step_index(inquiry, now)
             if current + 1 < len(ladder):
-                inquiry.forced_step = current + 1
+                inquiry.forced_step = inquiry.step = current + 1
                 self._notice("escalated", inquiry, now, step=current + 1, reason="failed_offers")
             inquiry.failed_offers = 0
         self.changed_inquiries.add(inquiry_id)
@@ -309,7 +331,7 @@ class WorkspaceRouter:
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.arrived_at = inquiry.queued_at = due_at
         inquiry.answered = False
-        inquiry.forced_step = inquiry.failed_offers = 0
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
         inquiry.excluded = {}
         inquiry.history.append(f"follow_up:{agent_id}")
         self._index(inquiry)
@@ -340,7 +362,7 @@ class WorkspaceRouter:
         inquiry.excluded[agent_id] = FOREVER
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.queued_at = now
-        inquiry.forced_step = inquiry.failed_offers = 0
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
         inquiry.preferred_agent = ""
         inquiry.history.append(f"escalated:{agent_id}:tier{inquiry.min_tier}:{reason}")
         self.changed_inquiries.add(inquiry_id)
@@ -355,6 +377,22 @@ class WorkspaceRouter:
         self._notice("abandoned", inquiry, now, wait_s=now - inquiry.arrived_at)
         self._finish(inquiry_id, now)
         return inquiry
+
+    def housekeeping(self, now: float) -> None:
+        """Work that time alone brings: ladder steps reached, old memories dropped.
+
+        Called about once a second; moving up the ladder is counted here even
+        when no agent is free to be matched.
+        """
+        for bucket in list(self._waiting.values()):
+            for _, inquiry_id in bucket:
+                inquiry = self.inquiries[inquiry_id]
+                index = self.step_index(inquiry, now)
+                if index > inquiry.step:
+                    inquiry.step = index
+                    self.changed_inquiries.add(inquiry_id)
+                    self._notice("escalated", inquiry, now, step=index, reason="wait")
+        self.forget_old(now)
 
     def forget_old(self, now: float) -> None:
         """Drop finished ids and thread memories past their retention."""
@@ -428,7 +466,7 @@ class WorkspaceRouter:
                 a, inquiry.channel, planned_load
             )
 
-        if queue.strategy == "longest_idle" and not inquiry.preferred_agent:
+        if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
             for *_, agent_id in self._idle_order:
                 agent = free.get(agent_id)
                 if agent is not None and fits(agent):
