@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -183,3 +184,56 @@ async def test_watch_offers_streams_the_offers_made_to_one_agent(service: Runnin
         stream.cancel()
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+async def test_concurrent_calls_keep_every_load_exact(
+    service: Running, task_events: TopicTail[task_pb2.TaskEvent]
+) -> None:
+    ws = new_workspace()
+    agents = ["kim", "lou", "max"]
+    for agent_id in agents:
+        await available_agent(service.stub, ws, agent_id, {CHAT: 3})
+    # 30 inquiries race for 9 slots, each tried on every agent at once.
+    inquiries = [f"chat-{n}" for n in range(30)]
+    tries = [
+        service.stub.ReserveAgent(reserve(ws, agent_id, inquiry))
+        for inquiry in inquiries
+        for agent_id in agents
+    ]
+    results = await asyncio.gather(*tries, return_exceptions=True)
+    made = {
+        r.reservation.inquiry_id: r.reservation.agent_id
+        for r in results
+        if isinstance(r, agent_state_pb2.ReserveAgentResponse)
+    }
+    assert len(made) == 9  # every slot filled, no inquiry held twice
+    listing = await service.stub.ListAgents(agent_state_pb2.ListAgentsRequest(workspace=ws))
+    assert [load_of(a, CHAT) for a in listing.agents] == [3, 3, 3]
+
+    # Accept, decline and complete, all at once, with repeated calls mixed in.
+    task = agent_state_pb2.TaskRequest
+    held = sorted(made.items())
+
+    def accept(pairs: list[tuple[str, str]]) -> list[Any]:
+        return [service.stub.AcceptTask(task(agent_id=a, inquiry_id=i)) for i, a in pairs]
+
+    def complete(pairs: list[tuple[str, str]]) -> list[Any]:
+        return [
+            service.stub.CompleteTask(agent_state_pb2.CompleteTaskRequest(agent_id=a, inquiry_id=i))
+            for i, a in pairs
+        ]
+
+    declines = [service.stub.DeclineTask(task(agent_id=a, inquiry_id=i)) for i, a in held[6:]]
+    await asyncio.gather(*accept(held[:6]), *accept(held[:2]), *declines, return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *complete(held[:6]), *complete(held[:3]), return_exceptions=True
+    )
+    assert sum(isinstance(o, agent_pb2.Agent) for o in outcomes) == 6  # repeats refused
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert {o.code() for o in refused} == {grpc.StatusCode.FAILED_PRECONDITION}
+    listing = await service.stub.ListAgents(agent_state_pb2.ListAgentsRequest(workspace=ws))
+    assert all(load_of(a, CHAT) == 0 and not a.reservations for a in listing.agents)
+    done = await task_events.wait_count(
+        lambda e: e.workspace == ws and e.type == TaskEvent.TYPE_COMPLETED, 6
+    )
+    assert sorted(e.inquiry_id for e in done) == [i for i, _ in held[:6]]
