@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,11 +26,17 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not acknowledge a write in time; the caller may retry."""
 
 
-async def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None:
+async def ensure_topics(
+    settings: CommonSettings,
+    topics: Iterable[str],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
     """Create the topics with the configured partitions if they do not exist yet.
 
     Every topic keyed by workspace gets the same partition count, so the router
     sees one workspace's inquiries, agent and task events on one partition.
+    `configs` gives topic configs by topic name, e.g. a compacted snapshot topic:
+    `{"agent-snapshots": {"cleanup.policy": "compact"}}`.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="omniroute-admin"
@@ -42,7 +48,12 @@ async def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None
         if not missing:
             return
         new = [
-            NewTopic(t, settings.kafka_partitions, settings.kafka_replication_factor)
+            NewTopic(
+                t,
+                settings.kafka_partitions,
+                settings.kafka_replication_factor,
+                topic_configs=dict((configs or {}).get(t, {})),
+            )
             for t in missing
         ]
         try:

@@ -17,11 +17,13 @@ from tests.support.agent_state import (
     Running,
     TopicTail,
     agent_state_env,
+    available_agent,
     load_of,
+    reserve,
     serving,
     settings_from,
 )
-from tests.support.system import make_agent, new_workspace
+from tests.support.system import new_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -60,28 +62,6 @@ async def agent_events(service: Running) -> AsyncIterator[TopicTail[agent_pb2.Ag
     await tail.stop()
 
 
-async def available_agent(
-    service: Running, workspace: str, agent_id: str, capacity: dict[int, int]
-) -> agent_pb2.Agent:
-    """Create an agent and log it in."""
-    agent = make_agent(workspace, agent_id, {"billing": 3}, capacity)
-    await service.stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent))
-    return await service.stub.SetStatus(
-        agent_state_pb2.SetStatusRequest(agent_id=agent_id, status=AVAILABLE)
-    )
-
-
-def reserve(workspace: str, agent_id: str, inquiry_id: str, channel: int = CHAT) -> Any:
-    """A ReserveAgent request as the router sends it."""
-    return agent_state_pb2.ReserveAgentRequest(
-        agent_id=agent_id,
-        inquiry_id=inquiry_id,
-        channel=channel,  # type: ignore[arg-type]
-        workspace=workspace,
-        assignment=task_pb2.Assignment(inquiry_id=inquiry_id, workspace=workspace, attempt=1),
-    )
-
-
 async def test_health_and_reflection(service: Running) -> None:
     health = health_pb2_grpc.HealthStub(service.channel)
     for name in ("", "omniroute.v1.AgentState"):
@@ -96,7 +76,7 @@ async def test_health_and_reflection(service: Running) -> None:
 
 async def test_racing_reservations_for_the_last_slot_have_one_winner(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "ann", {CHAT: 1})
+    await available_agent(service.stub, ws, "ann", {CHAT: 1})
     calls = [service.stub.ReserveAgent(reserve(ws, "ann", f"inq-{i}")) for i in range(20)]
     results = await asyncio.gather(*calls, return_exceptions=True)
     won = [r for r in results if isinstance(r, agent_state_pb2.ReserveAgentResponse)]
@@ -110,8 +90,8 @@ async def test_racing_reservations_for_the_last_slot_have_one_winner(service: Ru
 
 async def test_an_inquiry_is_never_reserved_twice(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "bea", {CHAT: 3})
-    await available_agent(service, ws, "cal", {CHAT: 3})
+    await available_agent(service.stub, ws, "bea", {CHAT: 3})
+    await available_agent(service.stub, ws, "cal", {CHAT: 3})
     first = await service.stub.ReserveAgent(reserve(ws, "bea", "inq-1"))
     again = await service.stub.ReserveAgent(reserve(ws, "cal", "inq-1"))
     assert not first.already_reserved and again.already_reserved
@@ -127,7 +107,7 @@ async def test_accept_decline_complete_keep_load_exact_and_are_published(
     agent_events: TopicTail[agent_pb2.AgentEvent],
 ) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "dan", {CHAT: 2})
+    await available_agent(service.stub, ws, "dan", {CHAT: 2})
     await service.stub.ReserveAgent(reserve(ws, "dan", "inq-a"))
     await service.stub.ReserveAgent(reserve(ws, "dan", "inq-b"))
     task = agent_state_pb2.TaskRequest
@@ -166,8 +146,8 @@ async def test_an_expired_offer_comes_back_for_rerouting(
     service: Running, task_events: TopicTail[task_pb2.TaskEvent]
 ) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "eve", {VOICE: 1})
-    await available_agent(service, ws, "fay", {VOICE: 1})
+    await available_agent(service.stub, ws, "eve", {VOICE: 1})
+    await available_agent(service.stub, ws, "fay", {VOICE: 1})
     await service.stub.ReserveAgent(reserve(ws, "eve", "call-1", VOICE))
     timeout = await task_events.wait_for(
         lambda e: e.inquiry_id == "call-1" and e.type == TaskEvent.TYPE_OFFER_TIMEOUT
@@ -183,7 +163,7 @@ async def test_an_expired_offer_comes_back_for_rerouting(
 
 async def test_watch_offers_streams_the_offers_made_to_one_agent(service: Running) -> None:
     ws = new_workspace()
-    await available_agent(service, ws, "gus", {EMAIL: 5})
+    await available_agent(service.stub, ws, "gus", {EMAIL: 5})
     stream = service.stub.WatchOffers(agent_state_pb2.WatchOffersRequest(agent_id="gus"))
     received: asyncio.Queue[agent_state_pb2.Offer] = asyncio.Queue()
 
@@ -204,3 +184,56 @@ async def test_watch_offers_streams_the_offers_made_to_one_agent(service: Runnin
         stream.cancel()
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+async def test_concurrent_calls_keep_every_load_exact(
+    service: Running, task_events: TopicTail[task_pb2.TaskEvent]
+) -> None:
+    ws = new_workspace()
+    agents = ["kim", "lou", "max"]
+    for agent_id in agents:
+        await available_agent(service.stub, ws, agent_id, {CHAT: 3})
+    # 30 inquiries race for 9 slots, each tried on every agent at once.
+    inquiries = [f"chat-{n}" for n in range(30)]
+    tries = [
+        service.stub.ReserveAgent(reserve(ws, agent_id, inquiry))
+        for inquiry in inquiries
+        for agent_id in agents
+    ]
+    results = await asyncio.gather(*tries, return_exceptions=True)
+    made = {
+        r.reservation.inquiry_id: r.reservation.agent_id
+        for r in results
+        if isinstance(r, agent_state_pb2.ReserveAgentResponse)
+    }
+    assert len(made) == 9  # every slot filled, no inquiry held twice
+    listing = await service.stub.ListAgents(agent_state_pb2.ListAgentsRequest(workspace=ws))
+    assert [load_of(a, CHAT) for a in listing.agents] == [3, 3, 3]
+
+    # Accept, decline and complete, all at once, with repeated calls mixed in.
+    task = agent_state_pb2.TaskRequest
+    held = sorted(made.items())
+
+    def accept(pairs: list[tuple[str, str]]) -> list[Any]:
+        return [service.stub.AcceptTask(task(agent_id=a, inquiry_id=i)) for i, a in pairs]
+
+    def complete(pairs: list[tuple[str, str]]) -> list[Any]:
+        return [
+            service.stub.CompleteTask(agent_state_pb2.CompleteTaskRequest(agent_id=a, inquiry_id=i))
+            for i, a in pairs
+        ]
+
+    declines = [service.stub.DeclineTask(task(agent_id=a, inquiry_id=i)) for i, a in held[6:]]
+    await asyncio.gather(*accept(held[:6]), *accept(held[:2]), *declines, return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *complete(held[:6]), *complete(held[:3]), return_exceptions=True
+    )
+    assert sum(isinstance(o, agent_pb2.Agent) for o in outcomes) == 6  # repeats refused
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert {o.code() for o in refused} == {grpc.StatusCode.FAILED_PRECONDITION}
+    listing = await service.stub.ListAgents(agent_state_pb2.ListAgentsRequest(workspace=ws))
+    assert all(load_of(a, CHAT) == 0 and not a.reservations for a in listing.agents)
+    done = await task_events.wait_count(
+        lambda e: e.workspace == ws and e.type == TaskEvent.TYPE_COMPLETED, 6
+    )
+    assert sorted(e.inquiry_id for e in done) == [i for i, _ in held[:6]]

@@ -24,10 +24,11 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.codec import decode
 from omniroute.embedded import EmbeddedBroker
-from omniroute.v1 import agent_pb2, agent_state_pb2_grpc
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
 from omniroute_agent_state.settings import AgentStateSettings
 from tests.support.processes import topic_env
+from tests.support.system import make_agent
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -175,3 +176,34 @@ async def eventually(
 def load_of(agent: agent_pb2.Agent, channel: int) -> int:
     """The agent's load on `channel` (0 when it has no capacity there)."""
     return next((c.load for c in agent.capacities if c.channel == channel), 0)
+
+
+async def available_agent(
+    stub: agent_state_pb2_grpc.AgentStateStub,
+    workspace: str,
+    agent_id: str,
+    capacity: dict[int, int],
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> agent_pb2.Agent:
+    """Create an agent and log it in."""
+    agent = make_agent(workspace, agent_id, {"billing": 3}, capacity)
+    await stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent), metadata=metadata)
+    return await stub.SetStatus(
+        agent_state_pb2.SetStatusRequest(
+            agent_id=agent_id, status=agent_pb2.AGENT_STATUS_AVAILABLE
+        ),
+        metadata=metadata,
+    )
+
+
+def reserve(
+    workspace: str, agent_id: str, inquiry_id: str, channel: int = inquiry_pb2.CHANNEL_CHAT
+) -> agent_state_pb2.ReserveAgentRequest:
+    """A ReserveAgent request as the router sends it."""
+    return agent_state_pb2.ReserveAgentRequest(
+        agent_id=agent_id,
+        inquiry_id=inquiry_id,
+        channel=channel,  # type: ignore[arg-type]
+        workspace=workspace,
+        assignment=task_pb2.Assignment(inquiry_id=inquiry_id, workspace=workspace, attempt=1),
+    )

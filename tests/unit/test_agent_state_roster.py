@@ -204,3 +204,181 @@ def test_restore_keeps_the_highest_version_and_reindexes_reservations() -> None:
     fresh.restore([snapshots[0], old], T0)
     assert load(fresh, "ann", CHAT) == 1
     assert fresh.reserve("bob-does-not-exist", "a", CHAT, "ws", T0)[2]  # already reserved
+
+
+def test_a_voice_task_blocks_other_channels_when_configured() -> None:
+    r = roster()
+    profile = agent(voice=1, chat=3)
+    profile.voice_blocks_other_channels = True
+    ready(r, profile)
+    r.reserve("ann", "call", VOICE, "ws", T0)
+    with pytest.raises(NotPossible):
+        r.reserve("ann", "chat-1", CHAT, "ws", T0)
+    r.decline("ann", "call", "", T0)
+    r.reserve("ann", "chat-1", CHAT, "ws", T0)  # free again once the call is gone
+
+
+def test_capacity_cannot_be_lowered_below_the_load() -> None:
+    r = roster()
+    ready(r, agent(chat=3))
+    r.reserve("ann", "a", CHAT, "ws", T0)
+    r.reserve("ann", "b", CHAT, "ws", T0)
+    with pytest.raises(NotPossible, match="chat capacity 1"):
+        r.upsert(agent(chat=1), "admin", T0)
+    r.upsert(agent(chat=2), "admin", T0)
+    assert load(r, "ann", CHAT) == 2 and len(r.get("ann").reservations) == 2
+
+
+def test_away_needs_a_known_reason_code() -> None:
+    r = roster(away_reasons=frozenset({"break", "lunch"}))
+    ready(r, agent(chat=1))
+    with pytest.raises(InvalidRequest, match="reason 'nap'"):
+        r.set_status("ann", AWAY, "nap", "ann", T0)
+    changes = r.set_status("ann", AWAY, "lunch", "ann", T0 + 1)
+    (event,) = changes.agent_events
+    assert (event.actor, event.reason, event.occurred_at.seconds) == ("ann", "lunch", T0 + 1)
+    assert (event.agent.status, event.agent.away_reason) == (AWAY, "lunch")
+
+
+def test_a_wrap_up_the_agent_starts_ends_at_the_longest_maximum() -> None:
+    r = roster(wrap_up_by_channel={"voice": 30.0, "email": 120.0})
+    ready(r, agent(chat=1))
+    r.set_status("ann", WRAP_UP, "", "ann", T0)
+    assert r.get("ann").wrap_up_until.seconds == int(T0 + 120)
+    r.expire(T0 + 120)
+    assert r.get("ann").status == AVAILABLE
+
+
+def test_a_silent_desktop_goes_offline_and_its_offers_are_withdrawn() -> None:
+    r = roster(session_timeout_s=10)
+    ready(r, agent(chat=3))
+    lapses_at, changes = r.heartbeat("ann", T0)
+    assert lapses_at == T0 + 10 and r.get("ann").session_active
+    assert [e.reason for e in changes.agent_events] == ["session_started"]
+    assert not r.heartbeat("ann", T0 + 5)[1].agent_events  # later heartbeats are no change
+    r.reserve("ann", "offered", CHAT, "ws", T0 + 6)
+    r.reserve("ann", "in-work", CHAT, "ws", T0 + 6)
+    r.accept("ann", "in-work", T0 + 6)
+    assert not r.expire(T0 + 14).agent_events
+    changes = r.expire(T0 + 15)
+    assert [(e.type, e.inquiry_id, e.reason) for e in changes.task_events] == [
+        (TaskEvent.TYPE_WITHDRAWN, "offered", "session_timeout")
+    ]
+    ann = r.get("ann")
+    assert ann.status == OFFLINE and not ann.session_active
+    assert load(r, "ann", CHAT) == 1  # the accepted task stays with the agent
+    assert changes.agent_events[-1].reason == "session_timeout"
+
+
+def test_an_offline_agent_must_log_in_before_heartbeats() -> None:
+    r = roster(session_timeout_s=10)
+    r.upsert(agent(chat=1), "admin", T0)
+    with pytest.raises(NotPossible, match="offline"):
+        r.heartbeat("ann", T0)
+
+
+def test_logout_ends_the_session() -> None:
+    r = roster(session_timeout_s=10)
+    ready(r, agent(chat=1))
+    r.heartbeat("ann", T0)
+    r.set_status("ann", OFFLINE, "", "ann", T0 + 1)
+    assert not r.get("ann").session_active and "ann" not in r.sessions
+
+
+def test_restore_gives_desktop_sessions_a_fresh_term() -> None:
+    r = roster(session_timeout_s=10)
+    ready(r, agent(chat=1))
+    r.heartbeat("ann", T0)
+    fresh = roster(session_timeout_s=10)
+    fresh.restore([r.get("ann")], T0 + 100)
+    assert fresh.sessions == {"ann": T0 + 110}
+
+
+def test_transfer_moves_an_accepted_task_to_an_agent_with_room() -> None:
+    r = roster()
+    ready(r, agent("ann", chat=2))
+    ready(r, agent("bob", chat=1))
+    r.reserve("ann", "a", CHAT, "ws", T0)
+    with pytest.raises(NotPossible, match="accept it first"):
+        r.transfer("ann", "a", "bob", "", T0)
+    r.accept("ann", "a", T0)
+    r.reserve("bob", "b", CHAT, "ws", T0)
+    with pytest.raises(NotPossible, match="no free slot"):
+        r.transfer("ann", "a", "bob", "", T0)
+    r.decline("bob", "b", "", T0)
+    moved, changes = r.transfer("ann", "a", "bob", "billing question", T0)
+    assert moved.accepted and moved.agent_id == "bob"
+    assert (load(r, "ann", CHAT), load(r, "bob", CHAT)) == (0, 1)
+    (event,) = changes.task_events
+    assert (event.type, event.agent_id, event.target_agent_id) == (
+        TaskEvent.TYPE_TRANSFERRED,
+        "ann",
+        "bob",
+    )
+    assert r.holder["a"] == "bob"
+    r.complete("bob", "a", TaskEvent(), T0)
+    assert load(r, "bob", CHAT) == 0
+
+
+def test_list_filters_by_skill_language_tier_and_free_channel() -> None:
+    r = roster()
+    ready(r, agent("ann", chat=1))
+    senior = agent("bob", chat=1, email=2)
+    senior.tier = agent_pb2.TIER_SPECIALIST
+    senior.skills["billing"] = 5
+    senior.languages[:] = ["es-MX"]
+    ready(r, senior)
+    r.reserve("ann", "a", CHAT, "ws", T0)
+    assert [a.id for a in r.list("ws", skill="billing", min_proficiency=4)] == ["bob"]
+    assert [a.id for a in r.list("ws", language="es")] == ["bob"]
+    assert [a.id for a in r.list("ws", tier=agent_pb2.TIER_SPECIALIST)] == ["bob"]
+    assert [a.id for a in r.list("ws", free_on_channel=CHAT)] == ["bob"]
+    assert [a.id for a in r.list("ws", status=AVAILABLE)] == ["ann", "bob"]
+    assert r.list("other") == []
+
+
+def test_load_stays_exact_under_any_sequence_of_operations() -> None:
+    """Thousands of random calls (seeded): load always equals the reservations held."""
+    import random
+
+    rng = random.Random(7)
+    r = roster(offer_ttl_s=5, session_timeout_s=8, wrap_up_by_channel={"voice": 3})
+    names = ["ann", "bob", "cal"]
+    for name in names:
+        profile = agent(name, total=4, voice=1, chat=3, email=2)
+        profile.voice_blocks_other_channels = name == "bob"
+        ready(r, profile)
+    now = T0
+    for step in range(3000):
+        now += rng.random()
+        who, inquiry = rng.choice(names), f"inq-{rng.randrange(40)}"
+        channel = rng.choice([VOICE, CHAT, EMAIL])
+        operation = rng.randrange(9)
+        try:
+            if operation <= 2:
+                on_a_call = any(x.channel == VOICE for x in r.get(who).reservations)
+                already = r.reserve(who, inquiry, channel, "ws", now)[2]
+                blocked = r.get(who).voice_blocks_other_channels and on_a_call
+                assert already or not (blocked and channel != VOICE), step
+            elif operation == 3:
+                r.accept(who, inquiry, now)
+            elif operation == 4:
+                r.decline(who, inquiry, "", now)
+            elif operation == 5:
+                r.complete(who, inquiry, TaskEvent(), now)
+            elif operation == 6:
+                r.transfer(who, inquiry, rng.choice(names), "", now)
+            elif operation == 7:
+                r.set_status(who, rng.choice([AVAILABLE, AVAILABLE, AWAY, OFFLINE]), "break", who, now)  # fmt: skip
+            else:
+                r.heartbeat(who, now)
+        except (NotPossible, InvalidRequest):
+            pass
+        r.expire(now)
+        for a in r.agents.values():
+            for slot in a.capacities:
+                held = sum(1 for x in a.reservations if x.channel == slot.channel)
+                assert 0 <= slot.load == held <= slot.capacity, (step, a.id)
+            assert sum(c.load for c in a.capacities) <= a.total_capacity
+        holders = {x.inquiry_id: a.id for a in r.agents.values() for x in a.reservations}
+        assert holders == r.holder  # one reservation per inquiry, and the index agrees

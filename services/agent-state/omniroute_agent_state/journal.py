@@ -43,6 +43,9 @@ class Journal:
                 self.settings.topic_task_events,
                 self.settings.topic_agent_snapshots,
             ],
+            # One record per agent is all recovery needs (the embedded broker
+            # accepts this and never compacts; recovery reads it all then).
+            configs={self.settings.topic_agent_snapshots: {"cleanup.policy": "compact"}},
         )
 
     async def record(self, changes: Changes) -> None:
