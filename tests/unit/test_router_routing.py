@@ -354,3 +354,19 @@ def test_housekeeping_counts_each_ladder_step_reached_once() -> None:
         ("escalated", 1, "wait"),
         ("escalated", 3, "wait"),
     ]
+
+
+def test_inquiries_nobody_fits_do_not_hide_one_behind_them_that_fits() -> None:
+    r = router(None, agent("a1", skills={"billing": 3}, capacity={"chat": 1, "voice": 1}))
+    for i in range(3):
+        r.admit(inquiry(f"legal-{i}", skills={"legal": 1}, arrived_at=T0 + i), T0)
+    r.admit(inquiry("voice-call", channel="voice", arrived_at=T0 + 5), T0)
+    r.admit(inquiry("chat", arrived_at=T0 + 6), T0)
+    assert offers(r, T0 + 10) == [("voice-call", "a1"), ("chat", "a1")]
+
+
+def test_an_agent_busy_on_one_channel_is_still_offered_another() -> None:
+    r = router(None, agent("a1", capacity={"voice": 1, "email": 2}, load={"voice": 1}))
+    r.admit(inquiry("call", channel="voice"), T0)
+    r.admit(inquiry("mail", channel="email", arrived_at=T0 + 1), T0)
+    assert offers(r, T0 + 2) == [("mail", "a1")]

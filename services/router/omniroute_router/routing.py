@@ -75,8 +75,9 @@ class WorkspaceRouter:
         self.free_agents: dict[str, AgentView] = {}
         # Free agents in "longest idle" order, so the default strategy takes the
         # first eligible agent instead of examining all of them.
-        self._idle_order = SortedList()
-        self._idle_keys: dict[str, tuple[int, bool, float, str]] = {}
+        # per channel, so an inquiry looks only at agents with room on its channel.
+        self._idle_order: dict[str, SortedList] = {}
+        self._idle_keys: dict[str, tuple[tuple[int, bool, float, str], list[str]]] = {}
         # What changed since the adapter last persisted, by id.
         self.changed_inquiries: set[str] = set()
         self.changed_agents: set[str] = set()
@@ -157,11 +158,19 @@ class WorkspaceRouter:
             candidates = sorted(waiting, key=lambda i: self._order_key(i, now))
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
+        # Free agents only get fewer within a plan, so an inquiry like one that
+        # found nobody finds nobody either: remember the kinds that failed.
+        hopeless: set[tuple[object, ...]] = set()
         for inquiry in candidates:
             step_index, step = self._step(inquiry, now)
             queue = self.queues[inquiry.queue]
+            kind = self._match_kind(inquiry, step_index)
+            if kind is not None and kind in hopeless:
+                continue
             agent = self._choose(inquiry, step, queue, free, planned_load, now)
             if agent is None:
+                if kind is not None:
+                    hopeless.add(kind)
                 continue
             key = (agent.id, inquiry.channel)
             planned_load[key] = planned_load.get(key, 0) + 1
@@ -200,6 +209,20 @@ class WorkspaceRouter:
         merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
         for _, _, inquiry_id in merged:
             yield self.inquiries[inquiry_id]
+
+    @staticmethod
+    def _match_kind(inquiry: QueuedInquiry, step: int) -> tuple[object, ...] | None:
+        """What decides which agents fit an inquiry; None when it is particular to it."""
+        if inquiry.excluded or inquiry.preferred_agent:
+            return None
+        return (
+            inquiry.queue,
+            step,
+            inquiry.channel,
+            inquiry.language.lower().split("-")[0],
+            inquiry.min_tier,
+            tuple(sorted(inquiry.skills.items())),
+        )
 
     def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
         """The sort key of `waiting_in_order`, for one inquiry."""
@@ -467,7 +490,7 @@ class WorkspaceRouter:
             )
 
         if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
-            for *_, agent_id in self._idle_order:
+            for *_, agent_id in self._idle_order.get(inquiry.channel, ()):
                 agent = free.get(agent_id)
                 if agent is not None and fits(agent):
                     return agent
@@ -535,14 +558,18 @@ class WorkspaceRouter:
         """Record whether an agent has a free slot, keeping the idle order in step."""
         old = self._idle_keys.pop(agent_id, None)
         if old is not None:
-            self._idle_order.discard(old)
+            key, channels = old
+            for channel in channels:
+                self._idle_order[channel].discard(key)
         if agent is None:
             self.free_agents.pop(agent_id, None)
             return
         self.free_agents[agent_id] = agent
         key = (agent.tier, agent.total_load > 0, agent.idle_since, agent.id)
-        self._idle_keys[agent_id] = key
-        self._idle_order.add(key)
+        channels = [ch for ch in agent.capacity if agent.free_on(ch)]
+        self._idle_keys[agent_id] = (key, channels)
+        for channel in channels:
+            self._idle_order.setdefault(channel, SortedList()).add(key)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)
