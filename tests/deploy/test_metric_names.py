@@ -100,6 +100,8 @@ DETAIL_ONLY = {
     "omniroute_ingest_duplicates",
     "omniroute_ingest_abandoned",
     "omniroute_agent_state_task_events",
+    "omniroute_agent_state_open_reservations",
+    "omniroute_agent_state_desktop_sessions",
     "omniroute_router_events",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",
