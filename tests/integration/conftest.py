@@ -1,15 +1,21 @@
-"""Fixtures for tests that drive the whole system.
+"""Fixtures shared by the integration tests.
 
-A test module defines a `system` fixture (its services and settings, usually
-`tests.support.system.running()`); `desk` and `assignments` work against whichever it is.
+A module that drives the whole system defines a `system` fixture (usually
+`tests.support.system.running()`); `desk` and `assignments` work against it.
+A module that tests ingest alone defines an `ingest` fixture (its settings);
+`http`, `inquiries` and `task_events` work against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
+from omniroute.embedded import EmbeddedBroker
+from omniroute_ingest.service import IngestService
+from tests.support.ingest import TopicReader, reading
 from tests.support.system import Assignments, Desk, System
 
 
@@ -27,3 +33,21 @@ async def assignments(system: System) -> AsyncIterator[Assignments]:
     reader = await Assignments(system).start()
     yield reader
     await reader.stop()
+
+
+@pytest.fixture
+async def http(ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest.http_port}") as client:
+        yield client
+
+
+@pytest.fixture
+async def inquiries(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
+    async with reading(broker.bootstrap, ingest.settings.topic_inquiries) as reader:
+        yield reader
+
+
+@pytest.fixture
+async def task_events(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
+    async with reading(broker.bootstrap, ingest.settings.topic_task_events) as reader:
+        yield reader

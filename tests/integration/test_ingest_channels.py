@@ -15,7 +15,7 @@ from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.service import IngestService
 from omniroute_ingest.signatures import hub_signature
-from tests.support.ingest import TopicReader, ingest_settings, reading, running_ingest
+from tests.support.ingest import TopicReader, ingest_settings, running_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +37,6 @@ async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[Ingest
     )
     async with running_ingest(settings) as service:
         yield service
-
-
-@pytest.fixture
-async def http(ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest.http_port}") as client:
-        yield client
-
-
-@pytest.fixture
-async def inquiries(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
-    async with reading(broker.bootstrap, ingest.settings.topic_inquiries) as reader:
-        yield reader
-
-
-@pytest.fixture
-async def task_events(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
-    async with reading(broker.bootstrap, ingest.settings.topic_task_events) as reader:
-        yield reader
 
 
 async def test_chat_first_message_publishes_and_leaving_is_abandoned(

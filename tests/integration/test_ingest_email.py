@@ -14,7 +14,7 @@ import pytest
 from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.service import IngestService
-from tests.support.ingest import TopicReader, ingest_settings, reading, running_ingest
+from tests.support.ingest import TopicReader, ingest_settings, running_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,6 @@ async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[Ingest
     )
     async with running_ingest(settings) as service:
         yield service
-
-
-@pytest.fixture
-async def inquiries(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
-    async with reading(broker.bootstrap, ingest.settings.topic_inquiries) as reader:
-        yield reader
 
 
 def send(

@@ -10,7 +10,7 @@ import pytest
 from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.service import IngestService
-from tests.support.ingest import TopicReader, ingest_settings, reading, running_ingest
+from tests.support.ingest import TopicReader, ingest_settings, running_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -19,18 +19,6 @@ pytestmark = pytest.mark.integration
 async def ingest(broker: EmbeddedBroker) -> AsyncIterator[IngestService]:
     async with running_ingest(ingest_settings(broker.bootstrap)) as service:
         yield service
-
-
-@pytest.fixture
-async def http(ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest.http_port}") as client:
-        yield client
-
-
-@pytest.fixture
-async def inquiries(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
-    async with reading(broker.bootstrap, ingest.settings.topic_inquiries) as reader:
-        yield reader
 
 
 async def test_posted_inquiry_is_on_the_topic_keyed_by_workspace(

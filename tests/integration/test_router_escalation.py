@@ -41,9 +41,9 @@ default:
 def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text(CONFIG)
-    yield from running(
-        System(broker, routing_config=str(config)), "agent-state", "router", "ingest"
-    )
+    # Offers expire after 2 s here, so a missed offer comes back quickly.
+    system = System(broker, routing_config=str(config), extra_env={"OFFER_TTL_S": "2"})
+    yield from running(system, "agent-state", "router", "ingest")
 
 
 async def test_a_waiting_inquiry_climbs_the_ladder_to_a_specialist(
@@ -123,3 +123,23 @@ async def test_a_follow_up_comes_back_to_the_same_agent(
         lambda a: a.inquiry_id == inquiry_id and a.reservation_id != first.reservation_id
     )
     assert again.agent_id == mine
+
+
+async def test_a_missed_offer_comes_back_and_goes_to_another_agent(
+    system: System, desk: Desk, assignments: Assignments
+) -> None:
+    ws = new_workspace()
+    away, there = f"{ws}-away", f"{ws}-there"
+    await desk.login(make_agent(ws, away, {"billing": 3}, {CHAT: 1}))
+    inquiry_id = system.post_inquiry(inquiry_body(ws, "chat"))
+    first = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id)
+    assert first.agent_id == away
+    # By the time the offer expires the inquiry is on the ladder's second step
+    # (specialists), so the other desk is a specialist's.
+    await desk.login(make_agent(ws, there, {"billing": 3}, {CHAT: 1}, tier=2))
+    # Nobody answers at the first desk: the offer expires and is re-routed.
+    second = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id and a.agent_id != away)
+    assert second.agent_id == there and second.attempt == 2
+    assert list(second.history) == [f"offered:{away}", f"offer_timeout:{away}"]
+    missed = await desk.agent(away)
+    assert (missed.status, missed.away_reason) == (agent_pb2.AGENT_STATUS_AWAY, "missed_offer")
