@@ -95,3 +95,29 @@ def test_an_agent_record_becomes_the_router_picture() -> None:
 def test_channel_names_round_trip() -> None:
     for value in inquiry_pb2.Channel.values()[1:]:
         assert channel_value(channel_name(value)) == value
+
+
+def test_an_inquiry_can_ask_for_a_higher_tier_from_the_start() -> None:
+    def tier(value: str) -> int:
+        proto = inquiry_pb2.Inquiry(
+            id="q", workspace="w", channel=1, attributes={"routing.min_tier": value}
+        )  # type: ignore[arg-type]
+        return inquiry_from_proto(proto, NOW).min_tier
+
+    assert (tier("2"), tier("3"), tier("7"), tier("")) == (2, 3, 1, 1)
+
+
+def test_a_call_in_progress_blocks_other_channels_when_the_agent_says_so() -> None:
+    proto = agent_pb2.Agent(
+        id="a1",
+        workspace="w",
+        status=agent_pb2.AGENT_STATUS_AVAILABLE,
+        voice_blocks_other_channels=True,
+        capacities=[
+            agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_VOICE, capacity=1, load=1),
+            agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=2),
+        ],
+    )
+    assert not agent_from_proto(proto).free_on("chat")
+    proto.voice_blocks_other_channels = False
+    assert agent_from_proto(proto).free_on("chat")

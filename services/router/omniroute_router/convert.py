@@ -64,7 +64,18 @@ def inquiry_from_proto(inquiry: inquiry_pb2.Inquiry, now: float) -> QueuedInquir
         priority=max(0, min(10, inquiry.priority)),
         skills=skills,
         thread_id=inquiry.thread_id,
+        min_tier=_min_tier(inquiry.attributes.get(MIN_TIER_ATTRIBUTE, "")),
     )
+
+
+# Set by ingest's understanding (e.g. a clearly angry customer) to ask for a
+# specialist or a supervisor from the start.
+MIN_TIER_ATTRIBUTE = "routing.min_tier"
+
+
+def _min_tier(value: str) -> int:
+    """The tier an inquiry asks for; anything but "2" or "3" means no constraint."""
+    return int(value) if value in ("2", "3") else 1
 
 
 def agent_from_proto(agent: agent_pb2.Agent) -> AgentView:
@@ -87,6 +98,7 @@ def agent_from_proto(agent: agent_pb2.Agent) -> AgentView:
         capacity=capacity,
         load=load,
         total_capacity=agent.total_capacity,
+        voice_blocks=agent.voice_blocks_other_channels,
         status=_STATUS.get(agent.status, AgentStatus.OFFLINE),
         idle_since=seconds(agent.idle_since),
         version=agent.version,

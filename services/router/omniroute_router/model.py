@@ -32,6 +32,7 @@ class AgentView:
     capacity: dict[str, int] = field(default_factory=dict)
     load: dict[str, int] = field(default_factory=dict)
     total_capacity: int = 0
+    voice_blocks: bool = False  # a call in progress blocks every other channel
     status: AgentStatus = AgentStatus.OFFLINE
     idle_since: float = 0.0
     version: int = 0
@@ -41,6 +42,8 @@ class AgentView:
         if self.status is not AgentStatus.AVAILABLE:
             return False
         if self.load.get(channel, 0) >= self.capacity.get(channel, 0):
+            return False
+        if self.voice_blocks and channel != "voice" and self.load.get("voice", 0):
             return False
         return not (self.total_capacity and self.total_load >= self.total_capacity)
 
@@ -73,6 +76,7 @@ class AgentView:
             "capacity": self.capacity,
             "load": self.load,
             "total_capacity": self.total_capacity,
+            "voice_blocks": self.voice_blocks,
             "status": self.status.value,
             "idle_since": self.idle_since,
             "version": self.version,
