@@ -16,7 +16,7 @@ import pytest
 from omniroute.embedded import EmbeddedBroker
 from omniroute_ingest.service import IngestService
 from tests.support.ingest import TopicReader, reading
-from tests.support.system import Assignments, Desk, System
+from tests.support.system import Assignments, Desk, System, read_assignments
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def desk(system: System) -> AsyncIterator[Desk]:
 @pytest.fixture
 async def assignments(system: System) -> AsyncIterator[Assignments]:
     """A reader of the system's assignments topic, from the beginning."""
-    reader = await Assignments(system).start()
+    reader = await read_assignments(system).start()
     yield reader
     await reader.stop()
 

@@ -13,7 +13,6 @@ from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
-    TopicTail,
     agent_state_env,
     available_agent,
     eventually,
@@ -22,6 +21,7 @@ from tests.support.agent_state import (
     serving,
     settings_from,
 )
+from tests.support.kafka import TopicTail
 from tests.support.system import make_agent, new_workspace
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import (
     Running,
-    TopicTail,
     agent_state_env,
     available_agent,
     reserve,
     serving,
     settings_from,
 )
+from tests.support.kafka import TopicTail
 from tests.support.system import new_workspace
 
 pytestmark = pytest.mark.integration

@@ -24,11 +24,11 @@ from omniroute.embedded import EmbeddedBroker, free_port
 from tests.support.promql import ROOT, dashboard_expressions, rule_files
 from tests.support.system import (
     CHAT,
-    Assignments,
     Desk,
     System,
     inquiry_body,
     make_agent,
+    read_assignments,
     running,
 )
 
@@ -141,7 +141,7 @@ def poll(check: Any, timeout_s: float = 45.0) -> Any:
 async def route_some_inquiries(system: System) -> None:
     """Two agents, two chats: offered, accepted, one completed."""
     desk = Desk(system.agent_state_target)
-    assignments = await Assignments(system).start()
+    assignments = await read_assignments(system).start()
     try:
         agents = [f"{WORKSPACE}-ana", f"{WORKSPACE}-bo"]
         for agent_id in agents:
@@ -151,7 +151,7 @@ async def route_some_inquiries(system: System) -> None:
             offer = await assignments.wait_for(_for_inquiry(inquiry_id))
             await desk.accept(offer.agent_id, inquiry_id)
         for inquiry_id in ids[:1]:
-            offer = next(a for a in assignments.seen if a.inquiry_id == inquiry_id)
+            offer = next(a for a in assignments.records if a.inquiry_id == inquiry_id)
             await desk.complete(offer.agent_id, inquiry_id)
     finally:
         await assignments.stop()

@@ -9,7 +9,6 @@ import pytest
 from omniroute.embedded import EmbeddedBroker, free_port
 from tests.support.system import (
     CHAT,
-    Assignments,
     Desk,
     System,
     eventually,
@@ -17,6 +16,7 @@ from tests.support.system import (
     make_agent,
     metric_value,
     new_workspace,
+    read_assignments,
     running,
 )
 
@@ -33,7 +33,7 @@ def system(broker: EmbeddedBroker) -> Iterator[System]:
 
 async def test_killing_a_worker_loses_no_inquiry_and_offers_none_twice(system: System) -> None:
     desk = Desk(system.agent_state_target)
-    assignments = await Assignments(system).start()
+    assignments = await read_assignments(system).start()
     try:
         # Each workspace: one agent with one chat slot and three chats, so at any
         # time one is offered or being handled and two wait in the queue.
@@ -67,7 +67,7 @@ async def test_killing_a_worker_loses_no_inquiry_and_offers_none_twice(system: S
         # Never offered twice: each inquiry had exactly one reservation (an offer
         # re-published by the new owner carries the same reservation id).
         reservations: dict[str, set[str]] = {}
-        for a in assignments.seen:
+        for a in assignments.records:
             reservations.setdefault(a.inquiry_id, set()).add(a.reservation_id)
         assert all(len(r) == 1 for r in reservations.values()), reservations
         survivor = f"http://127.0.0.1:{second_port}/metrics"

@@ -72,7 +72,7 @@ async def test_an_inquiry_nobody_fits_waits_until_a_matching_agent_is_available(
         assert queue_depth(system, ws) == 1
 
     await eventually(waiting)
-    assert not [a for a in assignments.seen if a.inquiry_id == inquiry_id]
+    assert not [a for a in assignments.records if a.inquiry_id == inquiry_id]
 
     await desk.login(make_agent(ws, f"{ws}-legal", {"legal": 2}, {CHAT: 1}))
     offer = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id)
@@ -95,7 +95,7 @@ async def test_an_agent_with_chat_capacity_two_gets_two_chats_and_not_a_third(
         assert queue_depth(system, ws) == 1
 
     await eventually(third_waits)
-    assert not [a for a in assignments.seen if a.inquiry_id == ids[2]]
+    assert not [a for a in assignments.records if a.inquiry_id == ids[2]]
     agent = await desk.agent(agent_id)
     assert [(c.channel, c.capacity, c.load) for c in agent.capacities] == [(CHAT, 2, 2)]
 

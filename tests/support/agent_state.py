@@ -2,8 +2,7 @@
 
 `serving()` starts the service through its own factory on a free loopback
 port against the session broker, with topics of its own, and gives a real
-`grpc.aio` stub. `TopicTail` reads a topic from its beginning with aiokafka,
-so a test asserts on what was really published.
+`grpc.aio` stub; `tests.support.kafka.TopicTail` reads what it published.
 """
 
 from __future__ import annotations
@@ -15,14 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from omniroute.codec import decode
 from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
@@ -39,7 +36,6 @@ def agent_state_env(broker: EmbeddedBroker, **overrides: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return {
         **topic_env(suffix),
-        "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{suffix}",
         "KAFKA_BOOTSTRAP": broker.bootstrap,
         "KAFKA_PARTITIONS": "2",
         "AGENT_STATE_HOST": "127.0.0.1",
@@ -92,69 +88,6 @@ async def serving(settings: AgentStateSettings) -> AsyncIterator[Running]:
     finally:
         await channel.close()
         await server.stop(0)
-
-
-class TopicTail(Generic[M]):
-    """Every record of a topic from its beginning, decoded, collected in the background."""
-
-    def __init__(self, bootstrap: str, topic: str, message_type: type[M]) -> None:
-        self.topic = topic
-        self.message_type = message_type
-        self.records: list[M] = []
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> TopicTail[M]:
-        """Connect and start collecting (the topic must exist)."""
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        deadline = time.monotonic() + 10
-        while not partitions:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {self.topic} does not exist")
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self.topic)
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._collect())
-        return self
-
-    async def _collect(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100)
-            for batch in batches.values():
-                self.records.extend(decode(self.message_type, r.value) for r in batch)
-
-    async def wait_for(self, matches: Callable[[M], bool], timeout_s: float = 15.0) -> M:
-        """The first record for which `matches` is true; fails after `timeout_s`."""
-        found = await self.wait_count(matches, 1, timeout_s)
-        return found[0]
-
-    async def wait_count(
-        self, matches: Callable[[M], bool], count: int, timeout_s: float = 15.0
-    ) -> list[M]:
-        """At least `count` matching records, in order; fails after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [r for r in self.records if matches(r)]
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.topic}: wanted {count} matching, saw {len(found)} "
-                    f"of {len(self.records)} records"
-                )
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        """Stop collecting and disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
 
 
 async def eventually(

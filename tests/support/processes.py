@@ -18,4 +18,5 @@ def topic_env(suffix: str | None = None) -> dict[str, str]:
         "TOPIC_TASK_EVENTS": f"task-events-{suffix}",
         "TOPIC_ASSIGNMENTS": f"assignments-{suffix}",
         "TOPIC_DEAD_LETTERS": f"dead-letters-{suffix}",
+        "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{suffix}",
     }

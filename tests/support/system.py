@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from aiokafka import AIOKafkaConsumer
 
-from omniroute.codec import decode
 from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
+from tests.support.kafka import TopicTail
 from tests.support.processes import ServiceProcess, topic_env
 
 T = TypeVar("T")
@@ -242,53 +241,14 @@ class Desk:
         await self.channel.close()
 
 
-class Assignments:
-    """Reads the assignments topic: what the router offered to whom."""
+Assignments = TopicTail[task_pb2.Assignment]
 
-    def __init__(self, system: System) -> None:
-        self.consumer = AIOKafkaConsumer(
-            system.topics["TOPIC_ASSIGNMENTS"],
-            bootstrap_servers=system.broker.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-            fetch_max_wait_ms=100,
-        )
-        self.seen: list[task_pb2.Assignment] = []
 
-    async def start(self) -> Assignments:
-        """Connect and read from the beginning."""
-        await self.consumer.start()
-        return self
-
-    async def stop(self) -> None:
-        """Disconnect."""
-        await self.consumer.stop()
-
-    async def wait_for(
-        self, predicate: Callable[[task_pb2.Assignment], bool], timeout_s: float = 30.0
-    ) -> task_pb2.Assignment:
-        """The first assignment (seen before or arriving) that satisfies `predicate`."""
-        for assignment in self.seen:
-            if predicate(assignment):
-                return assignment
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batches = await self.consumer.getmany(timeout_ms=200)
-            fresh = [decode(task_pb2.Assignment, r.value) for rs in batches.values() for r in rs]
-            self.seen.extend(fresh)  # all of them: later waits look here first
-            for assignment in fresh:
-                if predicate(assignment):
-                    return assignment
-        raise AssertionError(f"no matching assignment in {timeout_s}s; seen: {self.seen}")
-
-    async def drain(self, seconds: float) -> list[task_pb2.Assignment]:
-        """Everything that arrives within `seconds` (to show that nothing more came)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            batches = await self.consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                self.seen.extend(decode(task_pb2.Assignment, r.value) for r in records)
-        return self.seen
+def read_assignments(system: System) -> Assignments:
+    """A reader of the system's assignments topic (what the router offered to whom)."""
+    return TopicTail(
+        system.broker.bootstrap, system.topics["TOPIC_ASSIGNMENTS"], task_pb2.Assignment
+    )
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
