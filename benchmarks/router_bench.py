@@ -254,7 +254,6 @@ class Desks:
         self.stub = agent_state_pb2_grpc.AgentStateStub(self.channel)
         self.rng = rng
         self.tasks: set[asyncio.Task[None]] = set()
-        self.handled = 0
 
     async def login(self, agents: list[agent_pb2.Agent], status: int) -> None:
         """Create the agents with the given presence, 64 calls at a time."""
@@ -304,7 +303,6 @@ class Desks:
                     resolution=task_pb2.RESOLUTION_RESOLVED,
                 )
             )
-            self.handled += 1
         except grpc.aio.AioRpcError as exc:
             progress(f"desk {a.agent_id}: {exc.code().name} {exc.details()}")
 

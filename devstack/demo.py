@@ -64,7 +64,6 @@ class Tally:
     sent: int = 0
     offers: int = 0
     finished: int = 0
-    waits: list[float] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)
     plan: dict[str, str] = field(default_factory=dict)  # inquiry -> scripted outcome
     subject: dict[str, str] = field(default_factory=dict)

@@ -6,7 +6,6 @@ dead-letter record, so a consumer never crashes on a bad payload.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -53,8 +52,3 @@ def timestamp(seconds: float) -> Timestamp:
 def seconds(ts: Timestamp) -> float:
     """Seconds since the epoch from a protobuf Timestamp (0.0 when unset)."""
     return ts.seconds + ts.nanos / 1e9
-
-
-def iso(seconds_since_epoch: float) -> str:
-    """ISO 8601 UTC text for logs and demos."""
-    return datetime.fromtimestamp(seconds_since_epoch, UTC).isoformat(timespec="milliseconds")
