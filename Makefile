@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Start the broker, the three services and a demo that shows routing.
+## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
 run: $(STAMP)
-	$(PY) -m devstack
+	$(PY) -m devstack $(ARGS)
 
 ## Lint, check the generated code, then run every test.
 test: $(STAMP) proto-check lint

@@ -1,8 +1,8 @@
 """`make run`: start the broker and the three services, then run the demo.
 
-    python -m devstack              # stack + demo, until Ctrl-C
-    python -m devstack --no-demo    # only the stack
-    python -m devstack --count 8    # the demo stops after 8 resolved inquiries
+    make run                        # stack + demo, until Ctrl-C
+    make run ARGS=--no-demo         # only the stack
+    make run ARGS="--count 8"       # the demo stops after 8 resolved inquiries
 
 Ports: BROKER_PORT (9092), INGEST_PORT (8080), AGENT_STATE_PORT (50051),
 ROUTER_METRICS_PORT (9102), AGENT_STATE_METRICS_PORT (9103).

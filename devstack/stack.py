@@ -104,7 +104,8 @@ class Stack:
         print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
         self._wait_router_joined()
         print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
-        print(f"  logs in {self.log_dir}/")
+        shown = self.log_dir.relative_to(Path.cwd()) if self.log_dir.is_relative_to(Path.cwd()) else self.log_dir  # fmt: skip
+        print(f"  logs in {shown}/")
 
     def stop(self) -> None:
         """Stop every process by pid, services first, the broker last."""
