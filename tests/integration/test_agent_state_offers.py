@@ -237,3 +237,17 @@ async def test_concurrent_calls_keep_every_load_exact(
         lambda e: e.workspace == ws and e.type == TaskEvent.TYPE_COMPLETED, 6
     )
     assert sorted(e.inquiry_id for e in done) == [i for i, _ in held[:6]]
+
+
+async def test_a_refused_reservation_carries_the_agents_current_record(service: Running) -> None:
+    ws = new_workspace()
+    await available_agent(service.stub, ws, "full", {CHAT: 1})
+    await service.stub.ReserveAgent(reserve(ws, "full", "first"))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.stub.ReserveAgent(reserve(ws, "full", "second"))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    metadata = refused.value.trailing_metadata() or ()
+    records = [v for k, v in metadata if k == "omniroute-agent-bin"]
+    assert len(records) == 1
+    record = agent_pb2.Agent.FromString(records[0])
+    assert (record.id, load_of(record, CHAT)) == ("full", 1)

@@ -129,7 +129,9 @@ class AgentStateServicer:
 
     def ReserveAgent(self, request, context):
         """Atomically hold one slot of the agent's capacity on a channel for an
-        offer. FAILED_PRECONDITION when the agent is not available or full.
+        offer. FAILED_PRECONDITION when the agent is not available or full; the
+        refusal's trailing metadata "omniroute-agent-bin" then carries the
+        agent's current Agent record, so the caller can correct its picture.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

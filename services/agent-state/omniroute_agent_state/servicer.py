@@ -68,6 +68,10 @@ def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
 
 
+# Trailing metadata of a refused ReserveAgent: the agent's record as it is now.
+AGENT_RECORD_METADATA = "omniroute-agent-bin"
+
+
 def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     """Time and count a unary call; turn refusals and failures into gRPC status codes."""
     name = method.__name__
@@ -274,6 +278,12 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             )
         except NotPossible:
             self.metrics.reservations.labels("refused").inc()
+            refused = self.roster.agents.get(request.agent_id)
+            if refused is not None:
+                # The caller's picture of the agent was stale: send the true one.
+                context.set_trailing_metadata(
+                    ((AGENT_RECORD_METADATA, refused.SerializeToString()),)
+                )
             raise
         # Copies now: the roster's records change while the journal is awaited.
         answer = agent_state_pb2.ReserveAgentResponse(

@@ -246,7 +246,10 @@ class Router:
             for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
                 if isinstance(result, ReservationRefused):
                     self.metrics.reservations_refused.inc()
-                    router.reservation_refused(inquiry.id, offer.agent_id)
+                    # Take agent-state's record when it sent one; otherwise keep
+                    # the agent out of planning until its next event.
+                    if result.agent is None or not router.update_agent(agent_from_proto(result.agent)):  # fmt: skip
+                        router.reservation_refused(inquiry.id, offer.agent_id)
                     refused = True
                     continue
                 if isinstance(result, AgentStateUnavailable):

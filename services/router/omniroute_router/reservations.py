@@ -5,12 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 
+# Trailing metadata agent-state sends with a refusal: the agent's record now.
+AGENT_RECORD_METADATA = "omniroute-agent-bin"
+
 
 class ReservationRefused(Exception):
-    """agent-state refused: the agent is not available or has no free slot."""
+    """agent-state refused: the agent is not available or has no free slot.
+
+    `agent` is the agent's record as agent-state has it, when it sent one.
+    """
+
+    def __init__(self, reason: str, agent: agent_pb2.Agent | None = None) -> None:
+        super().__init__(reason)
+        self.agent = agent
 
 
 class AgentStateUnavailable(Exception):
@@ -59,7 +70,9 @@ class AgentStateClient:
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                raise ReservationRefused(exc.details() or exc.code().name) from None
+                raise ReservationRefused(
+                    exc.details() or exc.code().name, _agent_record(exc)
+                ) from None
             raise AgentStateUnavailable(f"{exc.code().name}: {exc.details()}") from None
         return Reserved(response.reservation, response.agent, response.already_reserved)
 
@@ -67,3 +80,16 @@ class AgentStateClient:
         """Close the channel."""
         if self._channel is not None:
             await self._channel.close()
+
+
+def _agent_record(error: grpc.aio.AioRpcError) -> agent_pb2.Agent | None:
+    """The agent's record sent with a refusal, if any (and if readable)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == AGENT_RECORD_METADATA and isinstance(value, bytes):
+            agent = agent_pb2.Agent()
+            try:
+                agent.ParseFromString(value)
+            except DecodeError:
+                return None
+            return agent
+    return None
