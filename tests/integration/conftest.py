@@ -30,9 +30,8 @@ async def desk(system: System) -> AsyncIterator[Desk]:
 @pytest.fixture
 async def assignments(system: System) -> AsyncIterator[Assignments]:
     """A reader of the system's assignments topic, from the beginning."""
-    reader = await read_assignments(system).start()
-    yield reader
-    await reader.stop()
+    async with read_assignments(system) as reader:
+        yield reader
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from tests.support.agent_state import (
     agent_state_env,
     available_agent,
     load_of,
+    published,
     reserve,
     serving,
     settings_from,
@@ -43,23 +44,17 @@ async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
 @pytest.fixture
 async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
     """What the service published on its task-events topic."""
-    tail = TopicTail(
-        service.settings.kafka_bootstrap, service.settings.topic_task_events, task_pb2.TaskEvent
-    )
-    await tail.start()
-    yield tail
-    await tail.stop()
+    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
+        yield tail
 
 
 @pytest.fixture
 async def agent_events(service: Running) -> AsyncIterator[TopicTail[agent_pb2.AgentEvent]]:
     """What the service published on its agent-events topic."""
-    tail = TopicTail(
-        service.settings.kafka_bootstrap, service.settings.topic_agent_events, agent_pb2.AgentEvent
-    )
-    await tail.start()
-    yield tail
-    await tail.stop()
+    async with published(
+        service, service.settings.topic_agent_events, agent_pb2.AgentEvent
+    ) as tail:
+        yield tail
 
 
 async def test_health_and_reflection(service: Running) -> None:

@@ -17,6 +17,7 @@ from tests.support.agent_state import (
     available_agent,
     eventually,
     load_of,
+    published,
     reserve,
     serving,
     settings_from,
@@ -51,12 +52,8 @@ async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
 @pytest.fixture
 async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
     """What the service published on its task-events topic."""
-    tail = TopicTail(
-        service.settings.kafka_bootstrap, service.settings.topic_task_events, task_pb2.TaskEvent
-    )
-    await tail.start()
-    yield tail
-    await tail.stop()
+    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
+        yield tail
 
 
 async def get(service: Running, agent_id: str) -> agent_pb2.Agent:

@@ -24,6 +24,7 @@ from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
 from omniroute_agent_state.settings import AgentStateSettings
+from tests.support.kafka import TopicTail
 from tests.support.processes import topic_env
 from tests.support.system import make_agent
 
@@ -140,3 +141,8 @@ def reserve(
         workspace=workspace,
         assignment=task_pb2.Assignment(inquiry_id=inquiry_id, workspace=workspace, attempt=1),
     )
+
+
+def published(service: Running, topic: str, message_type: type[M]) -> TopicTail[M]:
+    """A reader of what `service` published on `topic` (use with `async with`)."""
+    return TopicTail(service.settings.kafka_bootstrap, topic, message_type)

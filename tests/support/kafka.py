@@ -70,6 +70,12 @@ class TopicTail(Generic[M]):
                 )
             await asyncio.sleep(0.05)
 
+    async def __aenter__(self) -> TopicTail[M]:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop collecting and disconnect."""
         if self._task is not None:
