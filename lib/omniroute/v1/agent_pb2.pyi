@@ -46,20 +46,22 @@ class ChannelCapacity(_message.Message):
     def __init__(self, channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., capacity: _Optional[int] = ..., load: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
-    __slots__ = ("reservation_id", "agent_id", "inquiry_id", "channel", "expires_at", "accepted")
+    __slots__ = ("reservation_id", "agent_id", "inquiry_id", "channel", "expires_at", "accepted", "workspace")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     agent_id: str
     inquiry_id: str
     channel: _inquiry_pb2.Channel
     expires_at: _timestamp_pb2.Timestamp
     accepted: bool
-    def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[bool] = ...) -> None: ...
+    workspace: str
+    def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[bool] = ..., workspace: _Optional[str] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("id", "workspace", "name", "skills", "languages", "tier", "capacities", "status", "away_reason", "status_since", "idle_since", "reservations", "version", "total_capacity", "voice_blocks_other_channels", "wrap_up_until", "session_active")

@@ -28,7 +28,7 @@ from omniroute.v1 import inquiry_pb2 as omniroute_dot_v1_dot_inquiry__pb2
 from omniroute.v1 import task_pb2 as omniroute_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomniroute/v1/agent_state.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\x1a\x17omniroute/v1/task.proto\"$\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"K\n\x11HeartbeatResponse\x12\x36\n\x12session_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x13TransferTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x17\n\x0ftarget_agent_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8f\x01\n\x14TransferTaskResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12#\n\x06target\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Agent\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.omniroute.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\xdd\x01\n\x11ListAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x04 \x01(\x05\x12\x10\n\x08language\x18\x05 \x01(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12.\n\x0f\x66ree_on_channel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.omniroute.v1.Agent\"_\n\x10SetStatusRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa4\x01\n\x13ReserveAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12,\n\nassignment\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Assignment\"\x84\x01\n\x14ReserveAgentResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12\x18\n\x10\x61lready_reserved\x18\x03 \x01(\x08\"C\n\x0bTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc2\x01\n\x13\x43ompleteTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12,\n\nresolution\x18\x03 \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Escalation\"&\n\x12WatchOffersRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x95\x01\n\x05Offer\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x18.omniroute.v1.Assignment\x12.\n\noffered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x12WatchAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t2\xfb\x06\n\nAgentState\x12\x44\n\x0bUpsertAgent\x12 .omniroute.v1.UpsertAgentRequest\x1a\x13.omniroute.v1.Agent\x12>\n\x08GetAgent\x12\x1d.omniroute.v1.GetAgentRequest\x1a\x13.omniroute.v1.Agent\x12O\n\nListAgents\x12\x1f.omniroute.v1.ListAgentsRequest\x1a .omniroute.v1.ListAgentsResponse\x12@\n\tSetStatus\x12\x1e.omniroute.v1.SetStatusRequest\x1a\x13.omniroute.v1.Agent\x12U\n\x0cReserveAgent\x12!.omniroute.v1.ReserveAgentRequest\x1a\".omniroute.v1.ReserveAgentResponse\x12<\n\nAcceptTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12=\n\x0b\x44\x65\x63lineTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0c\x43ompleteTask\x12!.omniroute.v1.CompleteTaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0bWatchOffers\x12 .omniroute.v1.WatchOffersRequest\x1a\x13.omniroute.v1.Offer0\x01\x12K\n\x0bWatchAgents\x12 .omniroute.v1.WatchAgentsRequest\x1a\x18.omniroute.v1.AgentEvent0\x01\x12L\n\tHeartbeat\x12\x1e.omniroute.v1.HeartbeatRequest\x1a\x1f.omniroute.v1.HeartbeatResponse\x12U\n\x0cTransferTask\x12!.omniroute.v1.TransferTaskRequest\x1a\".omniroute.v1.TransferTaskResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomniroute/v1/agent_state.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\x1a\x17omniroute/v1/task.proto\"$\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"K\n\x11HeartbeatResponse\x12\x36\n\x12session_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x13TransferTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x17\n\x0ftarget_agent_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x8f\x01\n\x14TransferTaskResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12#\n\x06target\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Agent\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.omniroute.v1.Agent\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\xdd\x01\n\x11ListAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x04 \x01(\x05\x12\x10\n\x08language\x18\x05 \x01(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12.\n\x0f\x66ree_on_channel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.omniroute.v1.Agent\"s\n\x10SetStatusRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"C\n\x0bRouterFence\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x12\n\ngeneration\x18\x03 \x01(\x03\"\xe2\x01\n\x13ReserveAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12,\n\nassignment\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Assignment\x12(\n\x05\x66\x65nce\x18\x06 \x01(\x0b\x32\x19.omniroute.v1.RouterFence\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\x84\x01\n\x14ReserveAgentResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12\x18\n\x10\x61lready_reserved\x18\x03 \x01(\x08\"o\n\x0bTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x16\n\x0ereservation_id\x18\x05 \x01(\t\"\xd6\x01\n\x13\x43ompleteTaskRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12,\n\nresolution\x18\x03 \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x05 \x01(\x0b\x32\x18.omniroute.v1.Escalation\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x8b\x01\n\x14WithdrawOfferRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x05\x66\x65nce\x18\x04 \x01(\x0b\x32\x19.omniroute.v1.RouterFence\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"i\n\x15WithdrawOfferResponse\x12,\n\twithdrawn\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12\"\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Agent\">\n\x15GetReservationRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\"u\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12+\n\nlast_event\x18\x02 \x01(\x0b\x32\x17.omniroute.v1.TaskEvent\",\n\x17ListReservationsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\"v\n\x18ListReservationsResponse\x12/\n\x0creservations\x18\x01 \x03(\x0b\x32\x19.omniroute.v1.Reservation\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"&\n\x12WatchOffersRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x98\x02\n\x05Offer\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.Reservation\x12,\n\nassignment\x18\x02 \x01(\x0b\x32\x18.omniroute.v1.Assignment\x12.\n\noffered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.omniroute.v1.Offer.Status\x12\x0e\n\x06reason\x18\x05 \x01(\t\"E\n\x06Status\x12\x0f\n\x0bSTATUS_OPEN\x10\x00\x12\x14\n\x10STATUS_WITHDRAWN\x10\x01\x12\x14\n\x10STATUS_TIMED_OUT\x10\x02\"\'\n\x12WatchAgentsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t2\x95\t\n\nAgentState\x12\x44\n\x0bUpsertAgent\x12 .omniroute.v1.UpsertAgentRequest\x1a\x13.omniroute.v1.Agent\x12>\n\x08GetAgent\x12\x1d.omniroute.v1.GetAgentRequest\x1a\x13.omniroute.v1.Agent\x12O\n\nListAgents\x12\x1f.omniroute.v1.ListAgentsRequest\x1a .omniroute.v1.ListAgentsResponse\x12@\n\tSetStatus\x12\x1e.omniroute.v1.SetStatusRequest\x1a\x13.omniroute.v1.Agent\x12U\n\x0cReserveAgent\x12!.omniroute.v1.ReserveAgentRequest\x1a\".omniroute.v1.ReserveAgentResponse\x12X\n\rWithdrawOffer\x12\".omniroute.v1.WithdrawOfferRequest\x1a#.omniroute.v1.WithdrawOfferResponse\x12[\n\x0eGetReservation\x12#.omniroute.v1.GetReservationRequest\x1a$.omniroute.v1.GetReservationResponse\x12\x61\n\x10ListReservations\x12%.omniroute.v1.ListReservationsRequest\x1a&.omniroute.v1.ListReservationsResponse\x12<\n\nAcceptTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12=\n\x0b\x44\x65\x63lineTask\x12\x19.omniroute.v1.TaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0c\x43ompleteTask\x12!.omniroute.v1.CompleteTaskRequest\x1a\x13.omniroute.v1.Agent\x12\x46\n\x0bWatchOffers\x12 .omniroute.v1.WatchOffersRequest\x1a\x13.omniroute.v1.Offer0\x01\x12K\n\x0bWatchAgents\x12 .omniroute.v1.WatchAgentsRequest\x1a\x18.omniroute.v1.AgentEvent0\x01\x12L\n\tHeartbeat\x12\x1e.omniroute.v1.HeartbeatRequest\x1a\x1f.omniroute.v1.HeartbeatResponse\x12U\n\x0cTransferTask\x12!.omniroute.v1.TransferTaskRequest\x1a\".omniroute.v1.TransferTaskResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +40,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATRESPONSE']._serialized_start=198
   _globals['_HEARTBEATRESPONSE']._serialized_end=273
   _globals['_TRANSFERTASKREQUEST']._serialized_start=275
-  _globals['_TRANSFERTASKREQUEST']._serialized_end=375
-  _globals['_TRANSFERTASKRESPONSE']._serialized_start=378
-  _globals['_TRANSFERTASKRESPONSE']._serialized_end=521
-  _globals['_UPSERTAGENTREQUEST']._serialized_start=523
-  _globals['_UPSERTAGENTREQUEST']._serialized_end=579
-  _globals['_GETAGENTREQUEST']._serialized_start=581
-  _globals['_GETAGENTREQUEST']._serialized_end=616
-  _globals['_LISTAGENTSREQUEST']._serialized_start=619
-  _globals['_LISTAGENTSREQUEST']._serialized_end=840
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=842
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=899
-  _globals['_SETSTATUSREQUEST']._serialized_start=901
-  _globals['_SETSTATUSREQUEST']._serialized_end=996
-  _globals['_RESERVEAGENTREQUEST']._serialized_start=999
-  _globals['_RESERVEAGENTREQUEST']._serialized_end=1163
-  _globals['_RESERVEAGENTRESPONSE']._serialized_start=1166
-  _globals['_RESERVEAGENTRESPONSE']._serialized_end=1298
-  _globals['_TASKREQUEST']._serialized_start=1300
-  _globals['_TASKREQUEST']._serialized_end=1367
-  _globals['_COMPLETETASKREQUEST']._serialized_start=1370
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1564
-  _globals['_WATCHOFFERSREQUEST']._serialized_start=1566
-  _globals['_WATCHOFFERSREQUEST']._serialized_end=1604
-  _globals['_OFFER']._serialized_start=1607
-  _globals['_OFFER']._serialized_end=1756
-  _globals['_WATCHAGENTSREQUEST']._serialized_start=1758
-  _globals['_WATCHAGENTSREQUEST']._serialized_end=1797
-  _globals['_AGENTSTATE']._serialized_start=1800
-  _globals['_AGENTSTATE']._serialized_end=2691
+  _globals['_TRANSFERTASKREQUEST']._serialized_end=395
+  _globals['_TRANSFERTASKRESPONSE']._serialized_start=398
+  _globals['_TRANSFERTASKRESPONSE']._serialized_end=541
+  _globals['_UPSERTAGENTREQUEST']._serialized_start=543
+  _globals['_UPSERTAGENTREQUEST']._serialized_end=599
+  _globals['_GETAGENTREQUEST']._serialized_start=601
+  _globals['_GETAGENTREQUEST']._serialized_end=636
+  _globals['_LISTAGENTSREQUEST']._serialized_start=639
+  _globals['_LISTAGENTSREQUEST']._serialized_end=860
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=862
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=919
+  _globals['_SETSTATUSREQUEST']._serialized_start=921
+  _globals['_SETSTATUSREQUEST']._serialized_end=1036
+  _globals['_ROUTERFENCE']._serialized_start=1038
+  _globals['_ROUTERFENCE']._serialized_end=1105
+  _globals['_RESERVEAGENTREQUEST']._serialized_start=1108
+  _globals['_RESERVEAGENTREQUEST']._serialized_end=1334
+  _globals['_RESERVEAGENTRESPONSE']._serialized_start=1337
+  _globals['_RESERVEAGENTRESPONSE']._serialized_end=1469
+  _globals['_TASKREQUEST']._serialized_start=1471
+  _globals['_TASKREQUEST']._serialized_end=1582
+  _globals['_COMPLETETASKREQUEST']._serialized_start=1585
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1799
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_start=1802
+  _globals['_WITHDRAWOFFERREQUEST']._serialized_end=1941
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_start=1943
+  _globals['_WITHDRAWOFFERRESPONSE']._serialized_end=2048
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=2050
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=2112
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=2114
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=2231
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=2233
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=2277
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=2279
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=2397
+  _globals['_WATCHOFFERSREQUEST']._serialized_start=2399
+  _globals['_WATCHOFFERSREQUEST']._serialized_end=2437
+  _globals['_OFFER']._serialized_start=2440
+  _globals['_OFFER']._serialized_end=2720
+  _globals['_OFFER_STATUS']._serialized_start=2651
+  _globals['_OFFER_STATUS']._serialized_end=2720
+  _globals['_WATCHAGENTSREQUEST']._serialized_start=2722
+  _globals['_WATCHAGENTSREQUEST']._serialized_end=2761
+  _globals['_AGENTSTATE']._serialized_start=2764
+  _globals['_AGENTSTATE']._serialized_end=3937
 # @@protoc_insertion_point(module_scope)

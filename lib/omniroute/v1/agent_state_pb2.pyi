@@ -5,6 +5,7 @@ from omniroute.v1 import agent_pb2 as _agent_pb2
 from omniroute.v1 import inquiry_pb2 as _inquiry_pb2
 from omniroute.v1 import task_pb2 as _task_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -25,16 +26,18 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, session_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TransferTaskRequest(_message.Message):
-    __slots__ = ("agent_id", "inquiry_id", "target_agent_id", "reason")
+    __slots__ = ("agent_id", "inquiry_id", "target_agent_id", "reason", "request_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     inquiry_id: str
     target_agent_id: str
     reason: str
-    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., target_agent_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., target_agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TransferTaskResponse(_message.Message):
     __slots__ = ("reservation", "agent", "target")
@@ -83,28 +86,44 @@ class ListAgentsResponse(_message.Message):
     def __init__(self, agents: _Optional[_Iterable[_Union[_agent_pb2.Agent, _Mapping]]] = ...) -> None: ...
 
 class SetStatusRequest(_message.Message):
-    __slots__ = ("agent_id", "status", "reason")
+    __slots__ = ("agent_id", "status", "reason", "request_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     status: _agent_pb2.AgentStatus
     reason: str
-    def __init__(self, agent_id: _Optional[str] = ..., status: _Optional[_Union[_agent_pb2.AgentStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., status: _Optional[_Union[_agent_pb2.AgentStatus, str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RouterFence(_message.Message):
+    __slots__ = ("group", "partition", "generation")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    partition: int
+    generation: int
+    def __init__(self, group: _Optional[str] = ..., partition: _Optional[int] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class ReserveAgentRequest(_message.Message):
-    __slots__ = ("agent_id", "inquiry_id", "channel", "workspace", "assignment")
+    __slots__ = ("agent_id", "inquiry_id", "channel", "workspace", "assignment", "fence", "request_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     inquiry_id: str
     channel: _inquiry_pb2.Channel
     workspace: str
     assignment: _task_pb2.Assignment
-    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ...) -> None: ...
+    fence: RouterFence
+    request_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., workspace: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., fence: _Optional[_Union[RouterFence, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ReserveAgentResponse(_message.Message):
     __slots__ = ("reservation", "agent", "already_reserved")
@@ -117,28 +136,86 @@ class ReserveAgentResponse(_message.Message):
     def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., already_reserved: _Optional[bool] = ...) -> None: ...
 
 class TaskRequest(_message.Message):
-    __slots__ = ("agent_id", "inquiry_id", "reason")
+    __slots__ = ("agent_id", "inquiry_id", "reason", "request_id", "reservation_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     inquiry_id: str
     reason: str
-    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    reservation_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., reservation_id: _Optional[str] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("agent_id", "inquiry_id", "resolution", "follow_up", "escalation")
+    __slots__ = ("agent_id", "inquiry_id", "resolution", "follow_up", "escalation", "request_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_UP_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     inquiry_id: str
     resolution: _task_pb2.Resolution
     follow_up: _task_pb2.FollowUp
     escalation: _task_pb2.Escalation
-    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., resolution: _Optional[_Union[_task_pb2.Resolution, str]] = ..., follow_up: _Optional[_Union[_task_pb2.FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[_task_pb2.Escalation, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., resolution: _Optional[_Union[_task_pb2.Resolution, str]] = ..., follow_up: _Optional[_Union[_task_pb2.FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[_task_pb2.Escalation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class WithdrawOfferRequest(_message.Message):
+    __slots__ = ("workspace", "inquiry_id", "reason", "fence", "request_id")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    inquiry_id: str
+    reason: str
+    fence: RouterFence
+    request_id: str
+    def __init__(self, workspace: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., reason: _Optional[str] = ..., fence: _Optional[_Union[RouterFence, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class WithdrawOfferResponse(_message.Message):
+    __slots__ = ("withdrawn", "agent")
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    withdrawn: _agent_pb2.Reservation
+    agent: _agent_pb2.Agent
+    def __init__(self, withdrawn: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ...) -> None: ...
+
+class GetReservationRequest(_message.Message):
+    __slots__ = ("workspace", "inquiry_id")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    inquiry_id: str
+    def __init__(self, workspace: _Optional[str] = ..., inquiry_id: _Optional[str] = ...) -> None: ...
+
+class GetReservationResponse(_message.Message):
+    __slots__ = ("reservation", "last_event")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
+    reservation: _agent_pb2.Reservation
+    last_event: _task_pb2.TaskEvent
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., last_event: _Optional[_Union[_task_pb2.TaskEvent, _Mapping]] = ...) -> None: ...
+
+class ListReservationsRequest(_message.Message):
+    __slots__ = ("workspace",)
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    def __init__(self, workspace: _Optional[str] = ...) -> None: ...
+
+class ListReservationsResponse(_message.Message):
+    __slots__ = ("reservations", "as_of")
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    reservations: _containers.RepeatedCompositeFieldContainer[_agent_pb2.Reservation]
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, reservations: _Optional[_Iterable[_Union[_agent_pb2.Reservation, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchOffersRequest(_message.Message):
     __slots__ = ("agent_id",)
@@ -147,14 +224,26 @@ class WatchOffersRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("reservation", "assignment", "offered_at")
+    __slots__ = ("reservation", "assignment", "offered_at", "status", "reason")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_OPEN: _ClassVar[Offer.Status]
+        STATUS_WITHDRAWN: _ClassVar[Offer.Status]
+        STATUS_TIMED_OUT: _ClassVar[Offer.Status]
+    STATUS_OPEN: Offer.Status
+    STATUS_WITHDRAWN: Offer.Status
+    STATUS_TIMED_OUT: Offer.Status
     RESERVATION_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     OFFERED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     reservation: _agent_pb2.Reservation
     assignment: _task_pb2.Assignment
     offered_at: _timestamp_pb2.Timestamp
-    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., offered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status: Offer.Status
+    reason: str
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., offered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Offer.Status, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class WatchAgentsRequest(_message.Message):
     __slots__ = ("workspace",)

@@ -60,6 +60,21 @@ class AgentStateStub:
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.FromString,
                 _registered_method=True)
+        self.WithdrawOffer = channel.unary_unary(
+                '/omniroute.v1.AgentState/WithdrawOffer',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferResponse.FromString,
+                _registered_method=True)
+        self.GetReservation = channel.unary_unary(
+                '/omniroute.v1.AgentState/GetReservation',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.GetReservationRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.GetReservationResponse.FromString,
+                _registered_method=True)
+        self.ListReservations = channel.unary_unary(
+                '/omniroute.v1.AgentState/ListReservations',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.ListReservationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ListReservationsResponse.FromString,
+                _registered_method=True)
         self.AcceptTask = channel.unary_unary(
                 '/omniroute.v1.AgentState/AcceptTask',
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.TaskRequest.SerializeToString,
@@ -132,6 +147,35 @@ class AgentStateServicer:
         offer. FAILED_PRECONDITION when the agent is not available or full; the
         refusal's trailing metadata "omniroute-agent-bin" then carries the
         agent's current Agent record, so the caller can correct its picture.
+        A request carrying a RouterFence from an older consumer-group generation
+        than agent-state has seen for that partition is refused with ABORTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawOffer(self, request, context):
+        """Take back an open (not yet accepted) offer on the router's behalf, e.g.
+        the customer abandoned while it was offered. Publishes TaskEvent
+        WITHDRAWN and tells the desk (WatchOffers sends the offer with status
+        WITHDRAWN). Idempotent: no open offer answers OK with `withdrawn` unset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReservation(self, request, context):
+        """What agent-state knows of one inquiry: its open reservation, if any, and
+        the last task event it published for it (kept for a retention period).
+        The router reconciles an offer or task whose next event is overdue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReservations(self, request, context):
+        """Every open reservation (offered or accepted) of one workspace, for the
+        router's periodic reconciliation of its whole picture.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -213,6 +257,21 @@ def add_AgentStateServicer_to_server(servicer, server):
                     servicer.ReserveAgent,
                     request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.FromString,
                     response_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.SerializeToString,
+            ),
+            'WithdrawOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawOffer,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferResponse.SerializeToString,
+            ),
+            'GetReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReservation,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.GetReservationRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.GetReservationResponse.SerializeToString,
+            ),
+            'ListReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReservations,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ListReservationsRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.ListReservationsResponse.SerializeToString,
             ),
             'AcceptTask': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptTask,
@@ -385,6 +444,87 @@ class AgentState:
             '/omniroute.v1.AgentState/ReserveAgent',
             omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.SerializeToString,
             omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/WithdrawOffer',
+            omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/GetReservation',
+            omniroute_dot_v1_dot_agent__state__pb2.GetReservationRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.GetReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/ListReservations',
+            omniroute_dot_v1_dot_agent__state__pb2.ListReservationsRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.ListReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

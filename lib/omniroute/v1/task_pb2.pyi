@@ -62,14 +62,16 @@ class FollowUp(_message.Message):
     def __init__(self, due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class Escalation(_message.Message):
-    __slots__ = ("target_tier", "target_skill", "reason")
+    __slots__ = ("target_tier", "target_skill", "reason", "target_queue")
     TARGET_TIER_FIELD_NUMBER: _ClassVar[int]
     TARGET_SKILL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TARGET_QUEUE_FIELD_NUMBER: _ClassVar[int]
     target_tier: _agent_pb2.Tier
     target_skill: str
     reason: str
-    def __init__(self, target_tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., target_skill: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    target_queue: str
+    def __init__(self, target_tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., target_skill: _Optional[str] = ..., reason: _Optional[str] = ..., target_queue: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("event_id", "type", "inquiry_id", "workspace", "agent_id", "reservation_id", "channel", "occurred_at", "reason", "resolution", "follow_up", "escalation", "target_agent_id")
