@@ -229,3 +229,16 @@ def test_the_workspace_picture_is_compared_with_agent_states() -> None:
     }
     assert r.reconcile_workspace(held) == ["gone", "waiting"]
     assert r.drain_withdrawals() == [Withdrawal("finished", "a1", "r-f", "finished")]
+
+
+def test_a_lost_decline_is_applied_so_the_agent_is_not_offered_it_again_at_once() -> None:
+    r = router(None, agent("a1"), agent("a2", idle_since=T0))
+    offered(r, "q1", "a1")
+    ended = TaskEnd(EndKind.OFFER_FAILED, "a1", "r-q1")
+    assert r.reconcile("q1", Authority(ended=ended), T0 + 45) is Reconciled.APPLY_EVENT
+    assert r.offer_failed("q1", "a1", "r-q1", "declined", T0 + 45)
+    assert offers(r, T0 + 46) == [("q1", "a2")]
+    # An older offer's end changes nothing about the current one.
+    r.offer_made("q1", "a2", "r2", T0 + 46, T0 + 76)
+    held = Held("a2", "r2", accepted=False)
+    assert r.reconcile("q1", Authority(held=held, ended=ended), T0 + 50) is Reconciled.AGREED

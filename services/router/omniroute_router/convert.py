@@ -119,6 +119,9 @@ def held_from_proto(reservation: agent_pb2.Reservation) -> Held:
 _ENDS = {
     task_pb2.TaskEvent.TYPE_COMPLETED: EndKind.COMPLETED,
     task_pb2.TaskEvent.TYPE_ABANDONED: EndKind.ABANDONED,
+    task_pb2.TaskEvent.TYPE_DECLINED: EndKind.OFFER_FAILED,
+    task_pb2.TaskEvent.TYPE_OFFER_TIMEOUT: EndKind.OFFER_FAILED,
+    task_pb2.TaskEvent.TYPE_WITHDRAWN: EndKind.OFFER_FAILED,
 }
 
 

@@ -73,11 +73,12 @@ class Held:
 class EndKind(StrEnum):
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    OFFER_FAILED = "offer_failed"  # declined, timed out or withdrawn
 
 
 @dataclass(frozen=True)
 class TaskEnd:
-    """agent-state's last event of an inquiry, when it ended the offer or task."""
+    """agent-state's last event of an inquiry, when it ended an offer or a task."""
 
     kind: EndKind
     agent_id: str
@@ -569,6 +570,16 @@ class WorkspaceRouter:
         inquiry.last_heard_at = max(inquiry.last_heard_at, now)
         self.changed_inquiries.add(inquiry_id)
         held, ended = authority.held, authority.ended
+        if ended is not None and ended.kind is EndKind.OFFER_FAILED:
+            # The lost event ends the offer we hold: applied, the agent who
+            # turned it down is kept from it for a while (and stickiness ends).
+            if (
+                held is None
+                and inquiry.state is InquiryState.OFFERED
+                and ended.reservation_id == inquiry.reservation_id
+            ):
+                return Reconciled.APPLY_EVENT
+            ended = None
         if ended is not None and (held is None or held.reservation_id == ended.reservation_id):
             if ended.kind is EndKind.ABANDONED:
                 return Reconciled.APPLY_EVENT
