@@ -86,7 +86,9 @@ async def test_an_offer_whose_timeout_was_lost_is_offered_again(
     await desk.login(make_agent(ws, there, {"billing": 3}, {CHAT: 1}))
     # agent-state times the offer out (and sets the agent AWAY); the router
     # never hears of it, finds it overdue, asks, and routes it again.
-    second = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id and a.agent_id == there)
+    second = await assignments.wait_for(
+        lambda a: a.inquiry_id == inquiry_id and a.agent_id == there
+    )
     assert second.reservation_id != first.reservation_id
 
 
