@@ -47,7 +47,7 @@ from omniroute_router.reservations import (
 from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, Reconciled, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.sweep import TopicReader
-from omniroute_router.transport import app_with_fetch_wait
+from omniroute_router.transport import app_with_fetch_wait, group_generation
 
 log = logging.getLogger("omniroute.router")
 
@@ -90,6 +90,8 @@ class Router:
         # The partitions this worker owns, with the consumer-group generation it
         # joined them in: the fence sent with every reservation and withdrawal.
         self.owned: dict[int, int] = {}
+        # The group generation the consumer is in now (None: unknown); set by create_app.
+        self.live_generation: Callable[[], int | None] = lambda: None
         self.partition_of: dict[str, int] = {}
         # Last inquiries offset the stream processed per partition: the sweep's limit.
         self.stream_offsets: dict[int, int] = {}
@@ -128,8 +130,17 @@ class Router:
         self.forget_all()
 
     def owns(self, partition: int) -> bool:
-        """Whether this worker may still act for `partition`."""
-        return partition in self.owned
+        """Whether this worker may still act for `partition`.
+
+        It must have been given the partition, and its consumer must still be
+        in that generation of the group: one expelled (paused past its
+        session) or rejoining acts for nothing until it is assigned again.
+        """
+        given = self.owned.get(partition)
+        if given is None:
+            return False
+        live = self.live_generation()
+        return live is None or live == given
 
     def fence(self, partition: int) -> agent_state_pb2.RouterFence:
         """Who is acting: agent-state refuses an older generation for the partition."""
@@ -739,6 +750,7 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.workspace_table = app.Table("workspaces", default=None, **table)
     # The sweep's checkpoint per partition (key: the partition number).
     router.sweep_table = app.Table("sweeps", default=None, **table)
+    router.live_generation = lambda: group_generation(app)
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:
