@@ -31,7 +31,6 @@ from tests.support.agent_state import (
     serving,
     settings_from,
 )
-from tests.support.kafka import TopicTail
 from tests.support.processes import ServiceProcess, paused
 from tests.support.system import new_workspace
 
