@@ -772,6 +772,11 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     async def measure_lag() -> None:
         lag.update(app.consumer)
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_clients(sender: Any, **kwargs: Any) -> None:
+        await router.reader.close()
+        await router.agent_state.close()
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Partitions may move to another worker; rebuild from the tables when
