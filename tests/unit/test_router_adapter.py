@@ -332,3 +332,16 @@ async def test_the_workspace_is_reconciled_with_agent_states_open_reservations(
 def test_a_partition_count_other_than_kafka_partitions_is_named() -> None:
     found = partition_mismatches({"inquiries": 8, "router-inquiries-changelog": 4}, 8)
     assert found == ["topic 'router-inquiries-changelog' has 4 partitions, KAFKA_PARTITIONS is 8"]
+
+
+async def test_an_offer_agent_state_holds_but_nobody_published_is_published(h: Harness) -> None:
+    await h.inquiry("q1")  # no agent yet: it waits
+    # A worker before us reserved it and died before publishing.
+    held = agent_pb2.Reservation(
+        reservation_id="r-old", agent_id="a1", inquiry_id="q1", workspace=WS
+    )
+    h.agent_state.open = [held]
+    h.agent_state.answers["q1"] = agent_state_pb2.GetReservationResponse(reservation=held)
+    await h.tick()
+    assert h.offered() == [("q1", "a1")]
+    assert h.state("q1") is InquiryState.OFFERED

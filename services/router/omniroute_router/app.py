@@ -342,17 +342,50 @@ class Router:
                 continue  # still overdue: asked again on a later tick
             if isinstance(answer, BaseException):
                 raise answer
+            before = router.inquiries.get(inquiry_id)
+            was_waiting = before is not None and before.state is InquiryState.WAITING
             outcome = router.reconcile(inquiry_id, authority_from_proto(answer), now)
             self.metrics.reconciliations.labels(trigger, outcome.value).inc()
             if outcome is Reconciled.APPLY_EVENT:
                 # The event agent-state published and we never applied (lost):
                 # through the same path as a consumed one.
                 self._apply_task_event(router, answer.last_event, now)
+            elif outcome is Reconciled.ADOPTED and was_waiting and not answer.reservation.accepted:
+                # An offer made (by a worker before us) but never published:
+                # publish it now, so every offer is on the assignments topic.
+                await self._publish_adopted(router, router.inquiries[inquiry_id], answer, now)
             if outcome is not Reconciled.AGREED:
                 log.info(
                     "inquiry reconciled with agent-state",
                     extra={"inquiry_id": inquiry_id, "outcome": outcome.value, "trigger": trigger},
                 )
+
+    async def _publish_adopted(
+        self,
+        router: WorkspaceRouter,
+        inquiry: QueuedInquiry,
+        answer: agent_state_pb2.GetReservationResponse,
+        now: float,
+    ) -> None:
+        if not self.owns(self.partition_of.get(router.workspace, -1)):
+            return
+        reservation = answer.reservation
+        agent = router.agents.get(reservation.agent_id)
+        assignment = task_pb2.Assignment(
+            inquiry_id=inquiry.id,
+            workspace=inquiry.workspace,
+            agent_id=reservation.agent_id,
+            tier=agent.tier if agent else inquiry.min_tier,  # type: ignore[arg-type]
+            queue=inquiry.queue,
+            attempt=inquiry.attempts,
+            channel=channel_value(inquiry.channel),  # type: ignore[arg-type]
+            assigned_at=timestamp(now),
+            escalation_step=inquiry.step,
+            history=inquiry.history,
+            reservation_id=reservation.reservation_id,
+            offer_expires_at=reservation.expires_at,
+        )
+        await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
 
     async def _reconcile_workspace(
         self, router: WorkspaceRouter, partition: int, now: float

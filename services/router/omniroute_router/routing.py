@@ -599,6 +599,9 @@ class WorkspaceRouter:
                 held.reservation_id,
             ):
                 return Reconciled.AGREED
+            if inquiry.state is InquiryState.WAITING:
+                inquiry.attempts += 1  # an offer made and not counted here
+                inquiry.offered_at = now
             self._hold(inquiry, held.agent_id, held.reservation_id, state)
             inquiry.offer_expires_at = held.expires_at
             return Reconciled.ADOPTED
