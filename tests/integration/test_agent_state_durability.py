@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
 from omniroute.kafka import EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
+from omniroute_agent_state.journal import Journal
 from tests.support.agent_state import (
     OfferFeed,
     Running,
@@ -223,6 +224,7 @@ async def test_a_forged_record_never_stops_expiry(broker: EmbeddedBroker) -> Non
     producer = EventProducer(settings, "test-forger")
     await producer.start()
     try:
+        await Journal(settings, producer).prepare()  # the topics as the service makes them
         await producer.publish(settings.topic_agent_snapshots, "eve", forged)
     finally:
         await producer.stop()
