@@ -25,12 +25,10 @@ from omniroute_router.settings import RouterSettings
 log = logging.getLogger("omniroute.router")
 
 
-STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "sweeps")
-
-
-def changelog_topics(settings: RouterSettings) -> list[str]:
-    """The Faust changelog topics of the router's state tables."""
-    return [f"{settings.router_app_id}-{table}-changelog" for table in STATE_TABLES]
+def changelog_topics(settings: RouterSettings, existing: set[str]) -> list[str]:
+    """The existing Faust changelog topics of the router's state tables (any table)."""
+    prefix = f"{settings.router_app_id}-"
+    return sorted(t for t in existing if t.startswith(prefix) and t.endswith("-changelog"))
 
 
 def partition_mismatches(sizes: dict[str, int], expected: int) -> list[str]:
@@ -64,7 +62,7 @@ async def prepare_topics(settings: RouterSettings) -> None:
     try:
         existing = set(await admin.list_topics())
         checked = [*input_topics(settings), ticks_topic_name(settings)]
-        checked += [t for t in changelog_topics(settings) if t in existing]
+        checked += changelog_topics(settings, existing)
         described = await admin.describe_topics(checked)
     finally:
         await admin.close()
