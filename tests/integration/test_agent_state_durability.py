@@ -12,6 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -277,3 +278,24 @@ async def test_a_failing_expiry_shows_in_health_and_the_others_still_expire(
             await events.wait_for(
                 lambda e: e.inquiry_id == "inq-bob" and e.type == TaskEvent.TYPE_OFFER_TIMEOUT
             )
+
+
+async def test_an_expiry_round_that_fails_whole_shows_in_health(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_from(agent_state_env(broker))
+    async with serving(settings) as service:
+        roster = service.server.servicer.roster
+        working = roster.expire
+
+        def broken(now: float, mono: float | None = None) -> Any:
+            raise RuntimeError("a bug in the rules")
+
+        monkeypatch.setattr(roster, "expire", broken)
+        await eventually(lambda: _metric(service, "omniroute_agent_state_expiry_healthy") == 0.0)
+        assert await _health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # The loop outlived the bug: once a round succeeds, it serves again.
+        monkeypatch.setattr(roster, "expire", working)
+        await eventually(lambda: _metric(service, "omniroute_agent_state_expiry_healthy") == 1.0)
+        assert await _health(service) == health_pb2.HealthCheckResponse.SERVING
+        assert not service.server.expiry.done()

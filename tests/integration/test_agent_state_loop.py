@@ -19,6 +19,7 @@ from tests.support.agent_state import (
     Running,
     agent_state_env,
     available_agent,
+    eventually,
     published,
     reserve,
     serving,
@@ -99,9 +100,10 @@ async def test_a_missed_offer_reaches_the_desk_with_the_offers_it_takes_back(
 ) -> None:
     ws = new_workspace()
     await available_agent(service.stub, ws, "bea", {CHAT: 2, EMAIL: 5})
-    await service.stub.ReserveAgent(reserve(ws, "bea", "chat-1", CHAT))
-    await service.stub.ReserveAgent(reserve(ws, "bea", "mail-1", EMAIL))
     async with OfferFeed(service.stub, "bea") as desk:
+        await eventually(lambda: "bea" in service.server.servicer.open_desks)
+        await service.stub.ReserveAgent(reserve(ws, "bea", "chat-1", CHAT))
+        await service.stub.ReserveAgent(reserve(ws, "bea", "mail-1", EMAIL))
         # The chat offer is missed: it times out and the e-mail offer goes back too.
         await desk.wait_for(lambda o: o.reservation.inquiry_id == "mail-1" and o.status)
         assert desk.about("chat-1") == [("STATUS_OPEN", ""), ("STATUS_TIMED_OUT", "offer_timeout")]

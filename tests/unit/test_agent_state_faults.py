@@ -259,6 +259,10 @@ def test_retried_calls_change_nothing_and_keep_their_answer() -> None:
     r.reserve("ann", "b", CHAT, "ws", T0, M0)
     assert r.decline("ann", "b", "busy", T0, M0)
     assert not r.decline("ann", "b", "busy", T0, M0)
+    # The router has offered it to bob meanwhile: ann's retry is still a retry.
+    r.reserve("bob", "b", CHAT, "ws", T0, M0)
+    assert not r.decline("ann", "b", "busy", T0, M0)
+    assert r.reservation("ws", "b")[1].id == "bob"  # type: ignore[index]
     assert not r.set_status("ann", AVAILABLE, "", "ann", T0, M0)  # already available
 
 

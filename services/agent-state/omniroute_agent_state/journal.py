@@ -110,12 +110,13 @@ async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Reco
     same record after every change, so a record whose snapshot write was lost
     is still found there. The roster keeps the highest version of each agent.
     The last task event of each inquiry comes from the task-events topic (the
-    roster keeps those within its retention period). The end of a topic is
+    roster keeps those within its retention period), and of each agent for
+    it (what answers a retried decline or completion). The end of a topic is
     its fetch high watermark (the embedded broker's `end_offsets()` can be
     wrong; see the README).
     """
     found = Recovered()
-    last: dict[tuple[str, str], task_pb2.TaskEvent] = {}
+    last: dict[tuple[str, str, str], task_pb2.TaskEvent] = {}  # in publishing order
 
     def snapshot(key: bytes | None, value: bytes | None) -> None:
         if key is not None and key.startswith(FENCE_KEY_PREFIX.encode()):
@@ -130,7 +131,9 @@ async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Reco
 
     def task_event(key: bytes | None, value: bytes | None) -> None:
         event = decode(task_pb2.TaskEvent, value)
-        last[(event.workspace, event.inquiry_id)] = event
+        scope = (event.workspace, event.inquiry_id, event.agent_id)
+        last.pop(scope, None)
+        last[scope] = event
 
     await _read_to_end(settings, settings.topic_agent_snapshots, snapshot, timeout_s)
     await _read_to_end(settings, settings.topic_agent_events, agent_event, timeout_s)

@@ -161,8 +161,11 @@ class Roster:
         self.sessions: dict[str, float] = {}  # agent id -> when its desktop session lapses
         # Highest router generation seen per (group, partition); journaled.
         self.fences: dict[tuple[str, int], int] = {}
-        # (workspace, inquiry) -> (its last task event, monotonic time), oldest first.
+        # (workspace, inquiry) -> (its last task event, monotonic time), oldest first;
+        # and per agent: (workspace, inquiry, agent) -> the agent's last event for it,
+        # which answers a retried decline or completion after the inquiry moved on.
         self.last_events: dict[InquiryKey, tuple[TaskEvent, float]] = {}
+        self.agent_outcomes: dict[tuple[str, str, str], tuple[TaskEvent, float]] = {}
         self.new_id = new_id
 
     # -- queries --------------------------------------------------------------
@@ -661,11 +664,12 @@ class Roster:
 
     def _forget_old_events(self, mono: float) -> None:
         horizon = mono - self.policy.event_retention_s
-        while self.last_events:
-            key = next(iter(self.last_events))
-            if self.last_events[key][1] > horizon:
-                break
-            del self.last_events[key]
+        for table in (self.last_events, self.agent_outcomes):
+            while table:
+                key = next(iter(table))
+                if table[key][1] > horizon:  # type: ignore[index]
+                    break
+                del table[key]  # type: ignore[arg-type]
 
     # -- desktop sessions -----------------------------------------------------
 
@@ -781,7 +785,8 @@ class Roster:
         """Rebuild from the latest snapshot of each agent (highest version wins).
 
         Also the router fences (highest generation per partition) and the last
-        task event of each inquiry still within the retention period. Timers
+        task events (of each inquiry, and of each agent for it) still within
+        the retention period, given in publishing order. Timers
         are rebuilt on `mono` from the wall-clock deadlines on the records,
         each at most its full duration away (the wall clock may have stepped
         while the service was down). Returns why records were refused (a
@@ -823,7 +828,7 @@ class Roster:
                 # Desktops reconnect after a restart: give each a full term to do so.
                 self.sessions[agent.id] = mono + self.policy.session_timeout_s
         retention = self.policy.event_retention_s
-        for event in sorted(task_events, key=lambda e: seconds(e.occurred_at)):
+        for event in task_events:
             age = _clamp(now - seconds(event.occurred_at), retention)
             if age < retention and event.workspace and event.inquiry_id:
                 self._remember(event, mono - age)
@@ -856,8 +861,9 @@ class Roster:
         agent = self.get(agent_id)
         if any(r.inquiry_id == inquiry_id for r in agent.reservations):
             return None
-        last = self.last_event(agent.workspace, inquiry_id)
-        if last is None or last.type != kind or last.agent_id != agent_id:
+        kept = self.agent_outcomes.get((agent.workspace, inquiry_id, agent_id))
+        last = kept[0] if kept else None
+        if last is None or last.type != kind:
             return None
         if reservation_id and last.reservation_id != reservation_id:
             return None
@@ -940,6 +946,9 @@ class Roster:
         key = (event.workspace, event.inquiry_id)
         self.last_events.pop(key, None)  # re-inserted last: the dict stays oldest first
         self.last_events[key] = (event, mono)
+        by_agent = (event.workspace, event.inquiry_id, event.agent_id)
+        self.agent_outcomes.pop(by_agent, None)
+        self.agent_outcomes[by_agent] = (event, mono)
 
 
 def _check_escalation(escalation: task_pb2.Escalation, tier: int) -> None:
