@@ -213,8 +213,6 @@ def h() -> Harness:
         reader=reader,  # type: ignore[arg-type]
     )
     assignments = Topic()
-    router.inquiry_table, router.agent_table, router.thread_table = {}, {}, {}
-    router.workspace_table, router.sweep_table = {}, {}
     router.assignments, router.dead_letters, router.inquiries_topic = assignments, Topic(), Topic()
     router.assigned([P, 1], generation=7)
     return Harness(router, agent_state, reader, clock, assignments)
@@ -244,7 +242,7 @@ async def test_a_fenced_worker_publishes_nothing_and_stops_acting_for_the_partit
     await h.inquiry("q2")
     await h.tick()
     assert h.agent_state.reserved == [] and h.offered() == []
-    assert all(not key.endswith("/q2") for key in h.router.inquiry_table)
+    assert all(not key.endswith("/q2") for key in h.router.tables.inquiries)
 
 
 async def test_an_abandon_during_an_offer_withdraws_it_at_agent_state(h: Harness) -> None:
@@ -315,7 +313,7 @@ async def test_the_sweep_admits_a_skipped_inquiry_but_not_a_finished_one(h: Harn
     assert offered.count("skipped") == 1
     assert "done-elsewhere" not in offered
     assert "done-elsewhere" in h.router.workspaces[WS].finished
-    assert h.router.sweep_table[str(P)] == 4
+    assert h.router.tables.sweep_checkpoint(P) == 4
 
 
 async def test_the_workspace_is_reconciled_with_agent_states_open_reservations(

@@ -36,7 +36,7 @@ from omniroute_router.convert import (
 )
 from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
-from omniroute_router.model import AgentView, InquiryState, QueuedInquiry
+from omniroute_router.model import InquiryState, QueuedInquiry
 from omniroute_router.reservations import (
     AgentStateClient,
     AgentStateUnavailable,
@@ -47,6 +47,7 @@ from omniroute_router.reservations import (
 from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, Reconciled, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.sweep import TopicReader
+from omniroute_router.tables import RoutingTables
 from omniroute_router.transport import app_with_fetch_wait, group_generation
 
 log = logging.getLogger("omniroute.router")
@@ -97,12 +98,8 @@ class Router:
         self.stream_offsets: dict[int, int] = {}
         self._swept_at: dict[int, float] = {}
         self._listed_at: dict[str, float] = {}
-        # Bound by `bind()` once the Faust app and its tables exist.
-        self.inquiry_table: Any = None
-        self.agent_table: Any = None
-        self.thread_table: Any = None
-        self.workspace_table: Any = None
-        self.sweep_table: Any = None
+        # Faust tables bound by `create_app` (plain dicts in unit tests).
+        self.tables = RoutingTables()
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
@@ -295,8 +292,8 @@ class Router:
         await self._sweep(partition, now)
         # Every workspace ever seen on this partition, loaded or not: after a
         # restart, waiting inquiries must climb their ladders without new events.
-        for workspace, owner in list(self.workspace_table.items()):
-            if owner != partition or self.config.for_workspace(workspace) is None:
+        for workspace in self.tables.workspaces_on(partition):
+            if self.config.for_workspace(workspace) is None:
                 continue
             if not self.owns(partition):
                 return  # fenced out while handling an earlier workspace
@@ -442,8 +439,7 @@ class Router:
         upto = self.stream_offsets.get(partition)
         if upto is None:
             return
-        key = str(partition)
-        start = self.sweep_table.get(key)
+        start = self.tables.sweep_checkpoint(partition)
         if start is None:
             start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
         end = min(upto + 1, start + self.settings.router_sweep_batch)
@@ -470,7 +466,7 @@ class Router:
         if found:
             self.metrics.swept.inc(found)
         if records:
-            self.sweep_table[key] = records[-1].offset + 1
+            self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
 
     # -- routing ----------------------------------------------------------------
 
@@ -644,28 +640,10 @@ class Router:
         config = self.config.for_workspace(workspace)
         if config is None:
             raise InvalidEvent(f"unknown workspace {workspace!r}: not in the routing configuration")
-        router = WorkspaceRouter(workspace, config)
-        for key, value in self.inquiry_table.items():
-            if value.get("workspace") != workspace:
-                continue
-            if "finished_at" in value:
-                router.finished[value.get("id", key)] = value["finished_at"]
-            else:
-                inquiry = QueuedInquiry.from_dict(value)
-                if inquiry.queue not in router.queues:  # the configuration changed
-                    inquiry.queue = router.queue_for(inquiry).name
-                router.restore_inquiry(inquiry)
-        for value in self.agent_table.values():
-            if value.get("workspace") == workspace:
-                router.restore_agent(AgentView.from_dict(value))
-        prefix = workspace + "/"
-        for key, value in self.thread_table.items():
-            if key.startswith(prefix):
-                router.threads[key[len(prefix) :]] = (value[0], value[1])
+        router = self.tables.load(workspace, config)
         self.workspaces[workspace] = router
         self.partition_of[workspace] = partition
-        if self.workspace_table.get(workspace) != partition:
-            self.workspace_table[workspace] = partition
+        self.tables.place(workspace, partition)
         if router.inquiries:
             log.info(
                 "workspace state restored",
@@ -679,37 +657,10 @@ class Router:
 
     def _persist(self, router: WorkspaceRouter) -> None:
         """Write what changed to the tables (inside the event, so on its partition)."""
+        changes = router.drain_changes()
         if not self.owns(self.partition_of.get(router.workspace, -1)):
             return  # a worker that lost the partition writes nothing for it
-        for inquiry_id in router.changed_inquiries:
-            # Scoped by workspace: two workspaces may use the same inquiry id.
-            key = f"{router.workspace}/{inquiry_id}"
-            inquiry = router.inquiries.get(inquiry_id)
-            if inquiry is not None:
-                self.inquiry_table[key] = inquiry.to_dict()
-            elif inquiry_id in router.finished:
-                self.inquiry_table[key] = {
-                    "id": inquiry_id,
-                    "workspace": router.workspace,
-                    "finished_at": router.finished[inquiry_id],
-                }
-            else:
-                self.inquiry_table.pop(key, None)
-        for agent_id in router.changed_agents:
-            agent = router.agents.get(agent_id)
-            if agent is None:
-                self.agent_table.pop(agent_id, None)
-            else:
-                self.agent_table[agent_id] = agent.to_dict()
-        for thread in router.changed_threads:
-            key = f"{router.workspace}/{thread}"
-            if thread in router.threads:
-                self.thread_table[key] = list(router.threads[thread])
-            else:
-                self.thread_table.pop(key, None)
-        router.changed_inquiries.clear()
-        router.changed_agents.clear()
-        router.changed_threads.clear()
+        self.tables.persist(router, changes)
 
     async def _dead_letter(self, event: EventT, source: str, reason: str) -> None:
         message = event.message
@@ -777,12 +728,12 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.inquiries_topic = app.topic(settings.topic_inquiries, **raw)
     # Values are JSON (the app's default serializer): the core's plain dicts.
     table: dict[str, Any] = {"partitions": settings.kafka_partitions, "key_type": str}
-    router.inquiry_table = app.Table("inquiries", default=None, **table)
-    router.agent_table = app.Table("agents", default=None, **table)
-    router.thread_table = app.Table("threads", default=None, **table)
-    router.workspace_table = app.Table("workspaces", default=None, **table)
+    router.tables.inquiries = app.Table("inquiries", default=None, **table)
+    router.tables.agents = app.Table("agents", default=None, **table)
+    router.tables.threads = app.Table("threads", default=None, **table)
+    router.tables.workspaces = app.Table("workspaces", default=None, **table)
     # The sweep's checkpoint per partition (key: the partition number).
-    router.sweep_table = app.Table("sweeps", default=None, **table)
+    router.tables.sweeps = app.Table("sweeps", default=None, **table)
     router.live_generation = lambda: group_generation(app)
 
     @app.agent(inputs)

@@ -102,6 +102,15 @@ class Reconciled(StrEnum):
 
 
 @dataclass(frozen=True)
+class Changes:
+    """What changed since the adapter last persisted, by id (to write or delete)."""
+
+    inquiries: frozenset[str] = frozenset()
+    agents: frozenset[str] = frozenset()
+    threads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something worth counting or logging that the core decided."""
 
@@ -187,7 +196,13 @@ class WorkspaceRouter:
             self.changed_agents.add(agent_id)
 
     def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
-        """Put back an inquiry from persisted state (no checks, no change recorded)."""
+        """Put back an inquiry from persisted state (no checks, no change recorded).
+
+        One whose queue the configuration no longer has goes to the queue that
+        takes it now.
+        """
+        if inquiry.queue not in self.queues:
+            inquiry.queue = self.queue_for(inquiry).name
         self.inquiries[inquiry.id] = inquiry
         self._index(inquiry)
 
@@ -646,6 +661,26 @@ class WorkspaceRouter:
     def is_new(self, inquiry_id: str) -> bool:
         """Neither routed now nor finished: the sweep admits such an inquiry."""
         return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+
+    def restore_finished(self, inquiry_id: str, at: float) -> None:
+        """Put back a finished id from persisted state."""
+        self.finished[inquiry_id] = at
+
+    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
+        """Put back a thread's last agent from persisted state."""
+        self.threads[thread] = (agent_id, at)
+
+    def drain_changes(self) -> Changes:
+        """What changed since the last call, for the adapter to persist."""
+        changes = Changes(
+            frozenset(self.changed_inquiries),
+            frozenset(self.changed_agents),
+            frozenset(self.changed_threads),
+        )
+        self.changed_inquiries.clear()
+        self.changed_agents.clear()
+        self.changed_threads.clear()
+        return changes
 
     def drain_withdrawals(self) -> list[Withdrawal]:
         """The offers to withdraw since the last call."""
