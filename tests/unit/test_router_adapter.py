@@ -188,8 +188,7 @@ class Harness:
         return inquiry.state if inquiry else None
 
 
-@pytest.fixture
-def h() -> Harness:
+def harness(**overrides: Any) -> Harness:
     settings = RouterSettings(
         topic_inquiries="inquiries",
         topic_agent_events="agent-events",
@@ -199,6 +198,7 @@ def h() -> Harness:
         router_task_silence_s=600,
         router_sweep_interval_s=30,
         router_reconcile_interval_s=60,
+        **overrides,
     )
     clock = Clock()
     agent_state = FakeAgentState()
@@ -216,6 +216,11 @@ def h() -> Harness:
     router.assignments, router.dead_letters, router.inquiries_topic = assignments, Topic(), Topic()
     router.assigned([P, 1], generation=7)
     return Harness(router, agent_state, reader, clock, assignments)
+
+
+@pytest.fixture
+def h() -> Harness:
+    return harness()
 
 
 OFFERED, ACCEPTED = task_pb2.TaskEvent.TYPE_OFFERED, task_pb2.TaskEvent.TYPE_ACCEPTED
@@ -343,3 +348,19 @@ async def test_an_offer_agent_state_holds_but_nobody_published_is_published(h: H
     await h.tick()
     assert h.offered() == [("q1", "a1")]
     assert h.state("q1") is InquiryState.OFFERED
+
+
+async def test_a_sweep_behind_goes_on_at_the_next_tick() -> None:
+    h = harness(router_sweep_batch=2)
+    await h.agent("a1")
+    for i in range(5):
+        await h.inquiry(f"skipped-{i}", deliver=False)
+    await h.inquiry("read")
+    await h.tick()
+    assert h.router.tables.sweep_checkpoint(P) == 2
+    await h.tick()  # no interval passed: it is behind, so it goes on
+    assert h.router.tables.sweep_checkpoint(P) == 4
+    await h.tick()
+    await h.tick()  # caught up: the next sweep waits for the interval
+    assert h.router.tables.sweep_checkpoint(P) == 6
+    assert len([m for m in h.router.workspaces[WS].inquiries if m.startswith("skipped")]) == 5

@@ -467,6 +467,11 @@ class Router:
             self.metrics.swept.inc(found)
         if records:
             self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
+        if records and end <= upto:
+            # Not caught up (a batch at a time, so the stream is not held up
+            # long): go on at the next tick rather than after the interval, so
+            # the sweep keeps up with any arrival rate.
+            self._swept_at.pop(partition, None)
 
     # -- routing ----------------------------------------------------------------
 

@@ -69,9 +69,10 @@ class RouterSettings(CommonSettings):
         "topic from its checkpoint and admits inquiries it never saw.",
     )
     router_sweep_batch: int = Field(
-        5000,
+        1000,
         gt=0,
-        description="Most inquiry records one sweep of one partition reads.",
+        description="Most inquiry records one sweep of one partition reads in one tick "
+        "(a sweep that is behind goes on at the next tick).",
     )
     router_checks_per_tick: int = Field(
         100,
