@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
 
-.PHONY: run test unit integration lint proto proto-check bench clean
+.PHONY: run test unit integration lint proto proto-check bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,19 @@ run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
 
 ## Lint, check the generated code, then run every test.
-test: $(STAMP) proto-check lint
+test: $(STAMP) proto-check lint tools
 	$(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) tools
 	$(PY) -m pytest tests/integration
+
+## Install the tools the tests need beyond Python (.ci/tools) where possible;
+## a tier whose tool is still missing is skipped and named.
+tools:
+	@.ci/ensure-tools
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
