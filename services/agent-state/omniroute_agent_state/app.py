@@ -14,10 +14,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import EventProducer
-from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
 from omniroute_agent_state.auth import Authenticator
 from omniroute_agent_state.journal import Journal, read_snapshots
 from omniroute_agent_state.metrics import AgentStateMetrics
+from omniroute_agent_state.records import unusable
 from omniroute_agent_state.roster import Policy, Roster
 from omniroute_agent_state.servicer import AgentStateServicer
 from omniroute_agent_state.settings import AgentStateSettings
@@ -62,7 +63,8 @@ async def create_server(
     await producer.start()
     journal = Journal(settings, producer)
     await journal.prepare()
-    snapshots = await read_snapshots(settings)
+    metrics = AgentStateMetrics(registry, roster)
+    snapshots = usable_records(await read_snapshots(settings), metrics)
     roster.restore(snapshots, time.time())
     log.info(
         "roster restored",
@@ -75,7 +77,6 @@ async def create_server(
         },
     )
 
-    metrics = AgentStateMetrics(registry, roster)
     authenticator = Authenticator(
         settings.agent_state_admin_tokens, settings.agent_state_desktop_tokens
     )
@@ -100,6 +101,29 @@ async def create_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s))
     return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
+
+
+def usable_records(
+    records: list[agent_pb2.Agent], metrics: AgentStateMetrics
+) -> list[agent_pb2.Agent]:
+    """The recovered records the roster can take; the others logged (ids only) and counted."""
+    usable = []
+    for record in records:
+        reason = unusable(record)
+        if reason is None:
+            usable.append(record)
+            continue
+        metrics.records_skipped.labels(reason).inc()
+        log.error(
+            "recovered agent record skipped",
+            extra={
+                "agent_id": record.id,
+                "workspace": record.workspace,
+                "version": record.version,
+                "reason": reason.value,
+            },
+        )
+    return usable
 
 
 def authenticator_enabled(settings: AgentStateSettings) -> bool:

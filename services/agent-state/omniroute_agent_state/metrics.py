@@ -14,7 +14,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from omniroute.metrics import LATENCY_BUCKETS
-from omniroute.v1 import agent_pb2
+from omniroute.v1 import agent_pb2, inquiry_pb2
+from omniroute_agent_state.records import SkipReason
 from omniroute_agent_state.roster import Roster, channel_name
 
 METHODS = (
@@ -69,6 +70,15 @@ class AgentStateMetrics:
             "Changes the broker did not acknowledge (the call was answered UNAVAILABLE).",
             registry=registry,
         )
+        self.records_skipped = Counter(
+            "omniroute_agent_state_records_skipped_total",
+            "Agent records read back from Kafka at start that the roster could not take "
+            "(unknown status, tier or channel; missing id), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in SkipReason:
+            self.records_skipped.labels(reason.value)
         for method in METHODS:
             self.rpcs.labels(method, "OK")
             self.rpc_seconds.labels(method, "OK")
@@ -137,16 +147,17 @@ class RosterCollector(Collector):
             connected[agent.workspace] += agent.session_active
             for reservation in agent.reservations:
                 held[(agent.workspace, "accepted" if reservation.accepted else "offered")] += 1
-            status = agent_pb2.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower()
-            by_status[(agent.workspace, status)] += 1
+            by_status[(agent.workspace, _status_name(agent.status))] += 1
             for slot in agent.capacities:
-                key = (agent.workspace, channel_name(slot.channel))
+                key = (agent.workspace, _channel_name(slot.channel))
                 loads[key] += slot.load
                 if agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
                     capacities[key] += slot.capacity
         for workspace in sorted(workspaces):
             for status in ("offline", "available", "away", "wrap_up"):
                 agents.add_metric([workspace, status], by_status[(workspace, status)])
+            if by_status[(workspace, "unknown")]:
+                agents.add_metric([workspace, "unknown"], by_status[(workspace, "unknown")])
             used = sum(v for (w, _), v in loads.items() if w == workspace)
             room = sum(v for (w, _), v in capacities.items() if w == workspace)
             occupancy.add_metric([workspace], used / room if room else 0.0)
@@ -158,3 +169,18 @@ class RosterCollector(Collector):
         for (workspace, channel), value in sorted(capacities.items()):
             capacity.add_metric([workspace, channel], value)
         yield from (agents, load, capacity, occupancy, open_offers, sessions)
+
+
+def _status_name(status: int) -> str:
+    """AGENT_STATUS_WRAP_UP -> "wrap_up"; a value this build does not know -> "unknown".
+
+    Recovery skips such records (records.py); a scrape must still never fail.
+    """
+    if status not in agent_pb2.AgentStatus.values():
+        return "unknown"
+    return agent_pb2.AgentStatus.Name(status).removeprefix("AGENT_STATUS_").lower()
+
+
+def _channel_name(channel: int) -> str:
+    """CHANNEL_POSTAL_MAIL -> "postal_mail"; a value this build does not know -> "unknown"."""
+    return channel_name(channel) if channel in inquiry_pb2.Channel.values() else "unknown"
