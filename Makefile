@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
 
-.PHONY: run test unit integration lint proto proto-check bench clean tools
+.PHONY: run test unit integration lint proto proto-check bench clean tools deploy-setup
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ proto-check: $(STAMP)
 	for f in $$tmp/omniroute/v1/*; do \
 	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code matches proto/"
+
+## A deployment's secrets: agent-state tokens, a local CA and certificates, Grafana's
+## password, in deploy/.env and deploy/secrets/ (e.g. ARGS="--desk ann --kubernetes").
+deploy-setup: $(STAMP)
+	$(PY) -m omniroute.provision --dir deploy $(ARGS)
 
 ## End-to-end benchmark through the embedded broker; prints its figures.
 bench: $(STAMP)

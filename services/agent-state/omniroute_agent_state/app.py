@@ -78,7 +78,9 @@ async def create_server(
     )
 
     authenticator = Authenticator(
-        settings.agent_state_admin_tokens, settings.agent_state_desktop_tokens
+        settings.agent_state_admin_tokens,
+        settings.agent_state_desktop_tokens,
+        allow_anonymous=settings.agent_state_allow_anonymous,
     )
     servicer = AgentStateServicer(
         roster, journal, metrics, authenticator, watch_queue_max=settings.watch_queue_max
@@ -127,8 +129,9 @@ def usable_records(
 
 
 def authenticator_enabled(settings: AgentStateSettings) -> bool:
-    """Whether callers must present a bearer token."""
-    return bool(settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens)
+    """Whether callers must present a bearer token (always, unless anonymous on loopback)."""
+    tokens = settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens
+    return bool(tokens) or not settings.agent_state_allow_anonymous
 
 
 def server_credentials(settings: AgentStateSettings) -> grpc.ServerCredentials | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import ipaddress
+
+from pydantic import Field, field_validator, model_validator
 
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2
@@ -61,7 +63,13 @@ class AgentStateSettings(CommonSettings):
     agent_state_desktop_tokens: dict[str, str] = Field(
         default_factory=dict,
         description="Bearer tokens of agent desktops, JSON token -> agent id; a desktop may "
-        "only read and act on its own agent. With no tokens at all, authentication is off.",
+        "only read and act on its own agent. With no tokens at all, every call is refused "
+        "(UNAUTHENTICATED) unless AGENT_STATE_ALLOW_ANONYMOUS is set.",
+    )
+    agent_state_allow_anonymous: bool = Field(
+        False,
+        description="Local development only: with no tokens configured, every caller is an "
+        "administrator. Accepted only when AGENT_STATE_HOST is a loopback address.",
     )
     agent_state_tls_cert_file: str = Field(
         "",
@@ -75,6 +83,16 @@ class AgentStateSettings(CommonSettings):
         "falls this far behind is disconnected (RESOURCE_EXHAUSTED) and should reconnect.",
     )
 
+    @model_validator(mode="after")
+    def _anonymous_only_on_loopback(self) -> AgentStateSettings:
+        """Anonymous administrators on a reachable address would be admin for everyone."""
+        if self.agent_state_allow_anonymous and not _is_loopback(self.agent_state_host):
+            raise ValueError(
+                "AGENT_STATE_ALLOW_ANONYMOUS is for a loopback AGENT_STATE_HOST only; "
+                "configure AGENT_STATE_ADMIN_TOKENS instead"
+            )
+        return self
+
     @field_validator("offer_ttl_by_channel", "wrap_up_by_channel")
     @classmethod
     def _known_channels(cls, value: dict[str, float]) -> dict[str, float]:
@@ -86,3 +104,12 @@ class AgentStateSettings(CommonSettings):
         if any(seconds < 0 for seconds in value.values()):
             raise ValueError("durations must not be negative")
         return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

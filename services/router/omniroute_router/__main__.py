@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
@@ -70,7 +71,14 @@ def main() -> None:
     registry = CollectorRegistry()
     serve(settings.router_metrics_port, registry, settings.router_metrics_host)
     agent_state = AgentStateClient(
-        settings.agent_state_target, settings.agent_state_token, settings.agent_state_timeout_s
+        settings.agent_state_target,
+        settings.agent_state_token,
+        settings.agent_state_timeout_s,
+        root_certificates=(
+            Path(settings.agent_state_tls_ca_file).read_bytes()
+            if settings.agent_state_tls_ca_file
+            else None
+        ),
     )
     router = Router(settings, config, RouterMetrics(registry), agent_state)
     app = create_app(settings, router)

@@ -40,8 +40,20 @@ class Reserved:
 class AgentStateClient:
     """The router's side of the agent-state gRPC service."""
 
-    def __init__(self, target: str, token: str = "", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str = "",
+        timeout_s: float = 5.0,
+        root_certificates: bytes | None = None,
+    ) -> None:
         self._target = target
+        # TLS when agent-state's CA is given (the shipped deployments always do).
+        self._credentials = (
+            grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            if root_certificates
+            else None
+        )
         # Created on first use: a grpc.aio channel binds to the running event loop.
         self._channel: grpc.aio.Channel | None = None
         self._stub: agent_state_pb2_grpc.AgentStateStub | None = None
@@ -62,7 +74,11 @@ class AgentStateClient:
             assignment=assignment,
         )
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = (
+                grpc.aio.secure_channel(self._target, self._credentials)
+                if self._credentials is not None
+                else grpc.aio.insecure_channel(self._target)
+            )
             self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         try:
             response = await self._stub.ReserveAgent(

@@ -19,7 +19,14 @@ class RouterSettings(CommonSettings):
         "127.0.0.1:50051", description="gRPC address of services/agent-state."
     )
     agent_state_token: str = Field(
-        "", description="Bearer token for agent-state, when it requires authentication."
+        "",
+        description="The router's bearer token for agent-state (one of agent-state's "
+        "AGENT_STATE_ADMIN_TOKENS, by convention named `router`).",
+    )
+    agent_state_tls_ca_file: str = Field(
+        "",
+        description="PEM certificate(s) of the CA that signed agent-state's certificate; "
+        "when set, the router talks to agent-state over TLS (the shipped deployments do).",
     )
     agent_state_timeout_s: float = Field(
         5.0, gt=0, description="Deadline of one call to agent-state."
