@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from tests.deploy.test_compose import SERVICES, settings_fields
+from tests.support import tools
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -19,9 +19,7 @@ KUBERNETES = ROOT / "deploy" / "kubernetes"
 @pytest.fixture(scope="module")
 def objects() -> list[dict[str, Any]]:
     """The manifests as `kubectl kustomize` renders them."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl not found (it renders the kustomization)")
+    kubectl = tools.require("kubectl")  # it renders the kustomization
     result = subprocess.run(
         [kubectl, "kustomize", str(KUBERNETES)], capture_output=True, text=True, timeout=60
     )
