@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
         print("Demo: agents log in, customers get in touch, the router offers each inquiry.")
         demo = Demo(
-            f"http://127.0.0.1:{ports.ingest}", f"127.0.0.1:{ports.agent_state}", args.count
+            f"http://127.0.0.1:{ports.ingest}",
+            f"127.0.0.1:{ports.agent_state}",
+            args.count,
+            stack.ingest_key,
         )
         try:
             tally = asyncio.run(demo.run())

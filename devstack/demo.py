@@ -78,8 +78,11 @@ def say(text: str) -> None:
 class Demo:
     """Drives the running stack; `run()` until `count` inquiries are done or forever."""
 
-    def __init__(self, ingest_url: str, agent_state_target: str, count: int | None) -> None:
+    def __init__(
+        self, ingest_url: str, agent_state_target: str, count: int | None, ingest_key: str
+    ) -> None:
         self.ingest_url = ingest_url
+        self.ingest_key = ingest_key
         self.target = agent_state_target
         self.count = count
         self.tally = Tally()
@@ -154,7 +157,10 @@ class Demo:
         request = urllib.request.Request(
             f"{self.ingest_url}/v1/inquiries",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.ingest_key}",
+            },
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:

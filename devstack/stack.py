@@ -6,7 +6,9 @@ Everything listens on 127.0.0.1. Processes are stopped by their pid
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
 import time
 import urllib.request
@@ -70,6 +72,7 @@ class Stack:
     partitions: int = 4
     broker: EmbeddedBroker | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    ingest_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def env(self) -> dict[str, str]:
@@ -85,6 +88,10 @@ class Stack:
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports.agent_state}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports.ingest),
+            # One API key for the demo (and for you: it is printed at start).
+            "INGEST_API_KEYS": json.dumps(
+                {"demo": {"key": self.ingest_key, "workspaces": ["*"], "steer": True}}
+            ),
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports.router_metrics),
             "ROUTING_CONFIG": os.environ.get(
@@ -104,6 +111,7 @@ class Stack:
         self._spawn("ingest", "omniroute_ingest")
         self._wait_http(f"http://127.0.0.1:{self.ports.ingest}/healthz", "ingest")
         print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
+        print(f"               API key for this run: Authorization: Bearer {self.ingest_key}")
         self._wait_router_joined()
         print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
         shown = self.log_dir.relative_to(Path.cwd()) if self.log_dir.is_relative_to(Path.cwd()) else self.log_dir  # fmt: skip

@@ -8,6 +8,7 @@ case (`kafka_bootstrap` from `KAFKA_BOOTSTRAP`).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Self
 
 from pydantic import Field
@@ -54,3 +55,13 @@ class CommonSettings(BaseSettings):
     def from_env(cls, **overrides: object) -> Self:
         """Read the settings from the environment; keyword arguments win."""
         return cls(**overrides)  # type: ignore[arg-type]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this host only (`localhost`, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -65,6 +65,9 @@ class System:
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports['agent_state']}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports["ingest"]),
+            # Loopback only: no API key needed here (tests of the keys set their own).
+            "INGEST_ALLOW_ANONYMOUS": "true",
+            "INGEST_RATE_PER_S": "0",
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports["router_metrics"]),
             "ROUTER_APP_ID": f"router-{self.topics['TOPIC_INQUIRIES']}",

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.clients import clamp_received_at
 from omniroute_ingest.metrics import CHANNELS
 
 KINDS = tuple(n.removeprefix("INQUIRY_KIND_").lower() for n in inquiry_pb2.InquiryKind.keys()[1:])
@@ -137,11 +138,20 @@ class InquiryIn(_Model):
     external_id: Annotated[str, Field(max_length=500)] = ""
     attachments: Annotated[list[AttachmentIn], Field(max_length=50)] = []
 
-    def to_proto(self, inquiry_id: str, now: float) -> inquiry_pb2.Inquiry:
-        """The canonical event with `inquiry_id`; `received_at` is `now` when absent."""
+    def to_proto(
+        self, inquiry_id: str, now: float, skew_s: float | None = None
+    ) -> inquiry_pb2.Inquiry:
+        """The canonical event with `inquiry_id`; `received_at` is `now` when absent.
+
+        With `skew_s`, a given `received_at` is clamped to within `skew_s` of `now`.
+        """
         received = timestamp(now)
         if self.received_at is not None:
             received.FromDatetime(self.received_at)  # exact, unlike a float of seconds
+            if skew_s is not None:
+                given = received.seconds + received.nanos / 1e9
+                if abs(given - now) > skew_s:
+                    received = timestamp(clamp_received_at(given, now, skew_s))
         return inquiry_pb2.Inquiry(
             id=inquiry_id,
             workspace=self.workspace,

@@ -153,7 +153,8 @@ def router(intake: Intake) -> APIRouter:
     )
     async def start(workspace: Workspace, body: StartIn, request: Request) -> ConversationOut:
         """Start a conversation; with a first message its inquiry is published at once."""
-        request.state.channel = "chat"
+        client = intake.authorize(request, "chat", workspace)
+        intake.check_steering(client, body.attributes, body.customer.segment)
         intake.metrics.received.labels("chat").inc()
         conversation_id = new_id()
         c = Conversation(workspace, body, stable_id(workspace, "chat", conversation_id))
@@ -174,7 +175,7 @@ def router(intake: Intake) -> APIRouter:
         workspace: Workspace, conversation_id: str, body: MessageIn, request: Request
     ) -> ConversationOut:
         """The first message publishes the inquiry; later ones belong to the same conversation."""
-        request.state.channel = "chat"
+        intake.authorize(request, "chat", workspace)
         c = conversations.get(workspace, conversation_id)
         if c.ended:
             raise Rejected(409, "invalid", "conversation_id: the conversation has ended")
@@ -193,7 +194,7 @@ def router(intake: Intake) -> APIRouter:
         workspace: Workspace, conversation_id: str, request: Request, body: LeaveIn | None = None
     ) -> ConversationOut:
         """Publish an abandon event when the customer leaves before the conversation ended."""
-        request.state.channel = "chat"
+        intake.authorize(request, "chat", workspace)
         c = conversations.get(workspace, conversation_id)
         if not c.ended and c.published:
             reason = body.reason if body else LeaveIn().reason
@@ -210,7 +211,7 @@ def router(intake: Intake) -> APIRouter:
     )
     async def end(workspace: Workspace, conversation_id: str, request: Request) -> ConversationOut:
         """Mark the conversation ended (served); leaving afterwards is not abandoning."""
-        request.state.channel = "chat"
+        intake.authorize(request, "chat", workspace)
         c = conversations.get(workspace, conversation_id)
         c.ended = True
         return out(conversation_id, c)

@@ -158,7 +158,8 @@ def router(intake: Intake, store: AttachmentStore) -> APIRouter:
         ] = "",
     ) -> AcceptedOut:
         """Publish the document as a fax or postal-mail inquiry (202 once acknowledged)."""
-        request.state.channel = "fax" if channel.strip().lower() == "fax" else "postal_mail"
+        label = "fax" if channel.strip().lower() == "fax" else "postal_mail"
+        intake.authorize(request, label, workspace)
         data = await file.read(intake.settings.ingest_max_attachment_bytes + 1)
         meta = DocumentMeta(
             channel, sender_name, sender_address, subject, notes, language, external_id
