@@ -16,7 +16,9 @@ What it writes, keeping whatever already exists unless asked to rotate it:
   Kubernetes service names and localhost (the container's health probe);
 - in `.env` (created from `.env.example`): `AGENT_STATE_ADMIN_TOKENS` (the
   router's and an administrator's token), `AGENT_STATE_TOKEN` (the router's),
-  `AGENT_STATE_DESKTOP_TOKENS` (one per `--desk`), `GRAFANA_ADMIN_PASSWORD`.
+  `AGENT_STATE_DESKTOP_TOKENS` (one per `--desk`), `INGEST_API_KEYS` (one
+  key, `default`, for every workspace without the steer right: edit it into
+  one key per client), `GRAFANA_ADMIN_PASSWORD`.
 Tokens are 256-bit random values; nothing is printed except desk tokens asked for.
 Requires the `cryptography` package (in the `dev` and `setup` extras).
 """
@@ -121,6 +123,13 @@ def provision(options: Options, now: datetime.datetime | None = None) -> list[st
         done.append(f"desktop token for agent {agent}: {desk_token}")
     if options.rotate_tokens or options.desks or "AGENT_STATE_DESKTOP_TOKENS" not in env:
         updates["AGENT_STATE_DESKTOP_TOKENS"] = json.dumps(desks, separators=(",", ":"))
+    ingest_keys = _json_any(env.get("INGEST_API_KEYS", ""))
+    if options.rotate_tokens or not ingest_keys:
+        ingest_keys = ingest_keys or {"default": {"workspaces": ["*"], "steer": False}}
+        for entry in ingest_keys.values():
+            entry["key"] = token()
+        updates["INGEST_API_KEYS"] = json.dumps(ingest_keys, separators=(",", ":"))
+        done.append("new ingest API keys in INGEST_API_KEYS")
     if options.rotate_tokens or env.get("GRAFANA_ADMIN_PASSWORD", "") in ("", "admin"):
         updates["GRAFANA_ADMIN_PASSWORD"] = token()
         done.append("new GRAFANA_ADMIN_PASSWORD in .env")
@@ -176,7 +185,8 @@ def kubernetes_secrets(
     namespace: str, env: dict[str, str], chain: bytes, key: bytes, ca: bytes
 ) -> str:
     """The Secrets deploy/kubernetes reads: agent-state's tokens and certificate, the
-    router's token, the CA (what a client of agent-state needs to check it)."""
+    router's token, the CA (what a client of agent-state needs to check it), ingest's
+    API keys and webhook secrets."""
     import yaml
 
     def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, object]:
@@ -198,6 +208,20 @@ def kubernetes_secrets(
         ),
         secret("omniroute-router-token", {"AGENT_STATE_TOKEN": env["AGENT_STATE_TOKEN"]}),
         secret(
+            "omniroute-ingest",
+            {
+                name: env[name]
+                for name in (
+                    "INGEST_API_KEYS",
+                    "INGEST_SMS_AUTH_TOKEN",
+                    "INGEST_PUBLIC_BASE_URL",
+                    "INGEST_SOCIAL_APP_SECRET",
+                    "INGEST_SOCIAL_VERIFY_TOKEN",
+                )
+                if env.get(name)
+            },
+        ),
+        secret(
             "omniroute-agent-state-tls",
             {"tls.crt": chain.decode(), "tls.key": key.decode()},
             "kubernetes.io/tls",
@@ -205,6 +229,16 @@ def kubernetes_secrets(
         secret("omniroute-agent-state-ca", {"ca.crt": ca.decode()}),
     ]
     return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _json_any(text: str) -> dict[str, dict[str, object]]:
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): dict(v) for k, v in value.items() if isinstance(v, dict)}
 
 
 def _json_map(text: str) -> dict[str, str]:

@@ -317,3 +317,9 @@ def test_secrets_are_never_committed() -> None:
     example = (DEPLOY / ".env.example").read_text()
     for name in ("AGENT_STATE_ADMIN_TOKENS", "AGENT_STATE_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
         assert re.search(rf"^{name}=$", example, re.M), f"{name} must be empty in .env.example"
+
+
+def test_ingest_requires_api_keys_and_is_never_anonymous() -> None:
+    env = service("ingest")["environment"]
+    assert required_variable(env["INGEST_API_KEYS"]) == "INGEST_API_KEYS"
+    assert str(env.get("INGEST_ALLOW_ANONYMOUS", "false")).lower() == "false"

@@ -180,3 +180,11 @@ def test_the_topics_job_asks_for_production_durability(objects: list[dict[str, A
     job = find(objects, "Job", "omniroute-create-topics")
     env = env_of(job["spec"]["template"]["spec"]["containers"][0])
     assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]["value"]) == 2
+
+
+def test_ingest_reads_its_api_keys_from_a_required_secret(objects: list[dict[str, Any]]) -> None:
+    spec = container(objects, "ingest")
+    secrets = [s["secretRef"] for s in spec["envFrom"] if "secretRef" in s]
+    assert [s["name"] for s in secrets] == ["omniroute-ingest"]
+    assert not any(s.get("optional") for s in secrets)
+    assert "INGEST_ALLOW_ANONYMOUS" not in env_of(spec)

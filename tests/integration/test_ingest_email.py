@@ -39,6 +39,7 @@ async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[Ingest
         ingest_rules_path=str(rules),
         ingest_smtp_workspaces={"help@acme.example": "acme"},
         ingest_max_attachment_bytes=50_000,
+        ingest_smtp_max_recipients=2,
     )
     async with running_ingest(settings) as service:
         yield service
@@ -153,3 +154,19 @@ async def test_raw_message_endpoint(ingest: IngestService, inquiries: TopicReade
     [inquiry] = await inquiries.inquiries(1)
     assert (inquiry.workspace, inquiry.id) == ("globex", response.json()["id"])
     assert len(await inquiries.settle(0.5)) == 1
+
+
+async def test_smtp_limits_recipients_per_message(
+    ingest: IngestService, inquiries: TopicReader
+) -> None:
+    def send_to_many() -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", ingest.smtp.port, timeout=30) as client:
+            return client.send_message(
+                mail("many", "to everyone"),
+                from_addr="customer@example.com",
+                to_addrs=["help@acme.example", "one@example.com", "two@example.com"],
+            )
+
+    refused = await asyncio.to_thread(send_to_many)
+    assert list(refused) == ["two@example.com"] and refused["two@example.com"][0] == 452
+    assert sorted(i.workspace for i in await inquiries.inquiries(2)) == ["acme", "one"]

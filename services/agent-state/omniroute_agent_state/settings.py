@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import Field, field_validator, model_validator
 
-from omniroute.settings import CommonSettings
+from omniroute.settings import CommonSettings, is_loopback
 from omniroute.v1 import inquiry_pb2
 
 
@@ -86,7 +84,7 @@ class AgentStateSettings(CommonSettings):
     @model_validator(mode="after")
     def _anonymous_only_on_loopback(self) -> AgentStateSettings:
         """Anonymous administrators on a reachable address would be admin for everyone."""
-        if self.agent_state_allow_anonymous and not _is_loopback(self.agent_state_host):
+        if self.agent_state_allow_anonymous and not is_loopback(self.agent_state_host):
             raise ValueError(
                 "AGENT_STATE_ALLOW_ANONYMOUS is for a loopback AGENT_STATE_HOST only; "
                 "configure AGENT_STATE_ADMIN_TOKENS instead"
@@ -104,12 +102,3 @@ class AgentStateSettings(CommonSettings):
         if any(seconds < 0 for seconds in value.values()):
             raise ValueError("durations must not be negative")
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

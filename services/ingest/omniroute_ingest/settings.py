@@ -77,6 +77,17 @@ class IngestSettings(CommonSettings):
     ingest_rate_burst: int = Field(
         100, ge=1, description="Requests a client may send at once above the sustained rate."
     )
+    ingest_chat_max_bytes: int = Field(
+        64_000_000,
+        ge=10_000,
+        description="Memory for live chat conversations (their start: customer, subject, "
+        "attributes); beyond it the least recently active are forgotten (then 404).",
+    )
+    ingest_chat_idle_ttl_s: float = Field(
+        4 * 3600.0,
+        gt=0,
+        description="A chat conversation without a request for this long is forgotten.",
+    )
     ingest_sms_auth_token: str = Field(
         "",
         description="SMS/voice provider auth token: webhooks must carry a valid "
@@ -111,6 +122,12 @@ class IngestSettings(CommonSettings):
         description='Recipient address -> workspace, JSON (e.g. {"help@acme.example": "acme"}). '
         "Other recipients go to INGEST_SMTP_DEFAULT_WORKSPACE, or to the local part of the "
         "address when that is empty.",
+    )
+    ingest_smtp_max_recipients: int = Field(
+        10,
+        ge=1,
+        description="Most recipients accepted in one SMTP message (452 for the rest); every "
+        "workspace among them gets its own inquiry.",
     )
     ingest_smtp_default_workspace: str = Field(
         "", description="Workspace for mail to recipients not in INGEST_SMTP_WORKSPACES."

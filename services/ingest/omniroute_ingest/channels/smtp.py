@@ -47,7 +47,9 @@ class InboundMail:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        """Accept recipients that map to a workspace."""
+        """Accept recipients that map to a workspace, at most INGEST_SMTP_MAX_RECIPIENTS."""
+        if len(envelope.rcpt_tos) >= self.settings.ingest_smtp_max_recipients:
+            return "452 4.5.3 too many recipients"
         if workspace_for(address, self.settings) is None:
             return "550 5.1.1 recipient is not a workspace address"
         envelope.rcpt_tos.append(address)
