@@ -83,6 +83,7 @@ class Stack:
             "AGENT_STATE_HOST": "127.0.0.1",
             # Loopback only: callers need no token here (deployments always require them).
             "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+            "METRICS_WORKSPACES": '["*"]',  # local: every workspace its own label
             "AGENT_STATE_PORT": str(self.ports.agent_state),
             "AGENT_STATE_METRICS_PORT": str(self.ports.agent_state_metrics),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports.agent_state}",

@@ -50,6 +50,13 @@ class CommonSettings(BaseSettings):
         "dead-letters", description="Events no consumer could process, with the reason."
     )
     log_level: str = Field("INFO", description="Python log level name.")
+    metrics_workspaces: list[str] = Field(
+        default_factory=list,
+        description="Workspaces that get their own value of the `workspace` metric label, JSON "
+        'list; every other workspace is counted under "other" (workspace names come from '
+        'clients, so they must not make series without bound). ["*"]: every workspace its own. '
+        "The router also labels the workspaces its routing configuration names.",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Self:

@@ -60,6 +60,8 @@ class System:
             "AGENT_STATE_HOST": "127.0.0.1",
             # Loopback only: callers need no token here (deployments always require them).
             "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+            # Every workspace its own metric label (names here are the tests' own).
+            "METRICS_WORKSPACES": '["*"]',
             "AGENT_STATE_PORT": str(self.ports["agent_state"]),
             "AGENT_STATE_METRICS_PORT": str(self.ports["agent_state_metrics"]),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports['agent_state']}",

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import EventProducer
+from omniroute.metrics import WorkspaceLabel
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
 from omniroute_agent_state.auth import Authenticator
 from omniroute_agent_state.journal import Journal, read_snapshots
@@ -63,7 +64,7 @@ async def create_server(
     await producer.start()
     journal = Journal(settings, producer)
     await journal.prepare()
-    metrics = AgentStateMetrics(registry, roster)
+    metrics = AgentStateMetrics(registry, roster, WorkspaceLabel(settings.metrics_workspaces))
     snapshots = usable_records(await read_snapshots(settings), metrics)
     roster.restore(snapshots, time.time())
     log.info(

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from omniroute.metrics import LATENCY_BUCKETS
+from omniroute.metrics import LATENCY_BUCKETS, WorkspaceLabel
 from omniroute.v1 import agent_pb2, inquiry_pb2
 from omniroute_agent_state.records import SkipReason
 from omniroute_agent_state.roster import Roster, channel_name
@@ -37,7 +37,12 @@ METHODS = (
 class AgentStateMetrics:
     """Counters and histograms updated by the servicer."""
 
-    def __init__(self, registry: CollectorRegistry, roster: Roster) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        roster: Roster,
+        workspace_label: WorkspaceLabel | None = None,
+    ) -> None:
         self.rpcs = Counter(
             "omniroute_agent_state_rpcs_total",
             "gRPC calls handled, by method and status code.",
@@ -89,7 +94,7 @@ class AgentStateMetrics:
             "transferred",
         ):  # fmt: skip
             self.task_events.labels(kind)
-        registry.register(RosterCollector(roster))
+        registry.register(RosterCollector(roster, workspace_label or WorkspaceLabel(["*"])))
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one call and its duration under its final status code."""
@@ -98,10 +103,14 @@ class AgentStateMetrics:
 
 
 class RosterCollector(Collector):
-    """Agents by status, load and capacity by channel, occupancy: read at scrape time."""
+    """Agents by status, load and capacity by channel, occupancy: read at scrape time.
 
-    def __init__(self, roster: Roster) -> None:
+    Workspaces outside METRICS_WORKSPACES are summed under workspace="other".
+    """
+
+    def __init__(self, roster: Roster, workspace_label: WorkspaceLabel) -> None:
         self.roster = roster
+        self.workspace_label = workspace_label
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Compute the gauges from the roster as it is now."""
@@ -143,13 +152,14 @@ class RosterCollector(Collector):
         held: Tally[tuple[str, str]] = Tally()
         connected: Tally[str] = Tally()
         for agent in list(self.roster.agents.values()):
-            workspaces.add(agent.workspace)
-            connected[agent.workspace] += agent.session_active
+            workspace = self.workspace_label(agent.workspace)
+            workspaces.add(workspace)
+            connected[workspace] += agent.session_active
             for reservation in agent.reservations:
-                held[(agent.workspace, "accepted" if reservation.accepted else "offered")] += 1
-            by_status[(agent.workspace, _status_name(agent.status))] += 1
+                held[(workspace, "accepted" if reservation.accepted else "offered")] += 1
+            by_status[(workspace, _status_name(agent.status))] += 1
             for slot in agent.capacities:
-                key = (agent.workspace, _channel_name(slot.channel))
+                key = (workspace, _channel_name(slot.channel))
                 loads[key] += slot.load
                 if agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
                     capacities[key] += slot.capacity
