@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.clients import clamp_received_at
@@ -127,7 +128,7 @@ class InquiryIn(_Model):
     kind: KindName | None = None
     subject: Annotated[str, Field(max_length=1000)] = ""
     body: Annotated[str, Field(max_length=200_000)] = ""
-    required_skills: Annotated[list[SkillIn], Field(max_length=20)] = []
+    required_skills: Annotated[list[SkillIn], Field(max_length=MAX_REQUIRED_SKILLS)] = []
     language: Annotated[str, Field(max_length=35, description="BCP 47, e.g. en, es")] = ""
     priority: Annotated[int, Field(ge=0, le=10, description="0 (normal) to 10 (most urgent)")] = 0
     attributes: Annotated[
