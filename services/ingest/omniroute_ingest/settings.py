@@ -123,6 +123,20 @@ class IngestSettings(CommonSettings):
         "Other recipients go to INGEST_SMTP_DEFAULT_WORKSPACE, or to the local part of the "
         "address when that is empty.",
     )
+    ingest_smtp_tls_cert_file: str = Field(
+        "",
+        description="PEM certificate chain; with INGEST_SMTP_TLS_KEY_FILE the SMTP listener "
+        "offers STARTTLS.",
+    )
+    ingest_smtp_tls_key_file: str = Field("", description="PEM private key of the certificate.")
+    ingest_smtp_require_tls: bool = Field(
+        False, description="Refuse mail until the client has started TLS (needs the certificate)."
+    )
+    ingest_smtp_users: dict[str, str] = Field(
+        default_factory=dict,
+        description="SMTP AUTH users, JSON user -> password: when set, every sender must "
+        "authenticate (PLAIN or LOGIN), over TLS when a certificate is configured.",
+    )
     ingest_smtp_max_recipients: int = Field(
         10,
         ge=1,
@@ -173,4 +187,8 @@ class IngestSettings(CommonSettings):
                 "INGEST_PUBLIC_BASE_URL is required with INGEST_SMS_AUTH_TOKEN: signatures are "
                 "checked against the URL the provider posts to, never the Host header"
             )
+        if self.ingest_smtp_require_tls and not self.ingest_smtp_tls_cert_file:
+            raise ValueError("INGEST_SMTP_REQUIRE_TLS needs INGEST_SMTP_TLS_CERT_FILE")
+        if bool(self.ingest_smtp_tls_cert_file) != bool(self.ingest_smtp_tls_key_file):
+            raise ValueError("INGEST_SMTP_TLS_CERT_FILE and INGEST_SMTP_TLS_KEY_FILE go together")
         return self
