@@ -18,7 +18,14 @@ from fastapi import Request
 
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import inquiry_pb2
-from omniroute_ingest.clients import ApiKeys, Client, RateLimiter, retry_after, steering_fields
+from omniroute_ingest.clients import (
+    ANONYMOUS,
+    ApiKeys,
+    Client,
+    RateLimiter,
+    retry_after,
+    steering_fields,
+)
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.metrics import IngestMetrics, channel_label
 from omniroute_ingest.publisher import Accepted, InquiryPublisher
@@ -57,7 +64,7 @@ class Intake:
         except Rejected:
             self.limit_peer(request)
             raise
-        if client.name == "anonymous":
+        if client is ANONYMOUS:
             self.limit_peer(request)
         else:
             self._limit(f"key:{client.name}")
