@@ -306,6 +306,11 @@ def test_agent_state_and_kafka_are_not_published_unless_asked() -> None:
         assert set(services) == {name} and services[name]["ports"], override
 
 
+def test_prometheus_is_published_on_loopback_only() -> None:
+    [port] = service("prometheus")["ports"]
+    assert resolve(port).startswith("127.0.0.1:"), port
+
+
 def test_grafana_has_no_default_admin_password() -> None:
     env = service("grafana")["environment"]
     assert required_variable(env["GF_SECURITY_ADMIN_PASSWORD"]) == "GRAFANA_ADMIN_PASSWORD"
