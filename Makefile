@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
 
 .PHONY: run test unit integration lint proto proto-check bench clean
 

@@ -1,0 +1,45 @@
+"""The desk's settings, read once from the environment in `__main__`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from omniroute.settings import CommonSettings
+
+
+class DeskSettings(CommonSettings):
+    """Settings of services/desk (env var = upper-case field name)."""
+
+    desk_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
+    desk_port: int = Field(8090, description="HTTP port of the desk, the wallboard and /metrics.")
+    agent_state_target: str = Field(
+        "127.0.0.1:50051", description="gRPC address of services/agent-state."
+    )
+    agent_state_token: str = Field(
+        "",
+        description="The desk's own bearer token for agent-state (an administrator token): "
+        "the wallboard lists and watches a workspace's agents, and the desk lists transfer "
+        "targets, with it. Agents' actions always use the agent's own desktop token.",
+    )
+    agent_state_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of one unary call to agent-state."
+    )
+    desk_supervisor_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="Supervisor tokens, JSON token -> workspace: the wallboard shows the "
+        "workspace its token names, and nothing else. Empty: no wallboard.",
+    )
+    desk_demo_agents: dict[str, str] = Field(
+        default_factory=dict,
+        description="Agents offered as a pick list on the sign-in page, JSON agent id -> "
+        "desktop token. For local demos only (`make run`): it hands out their tokens.",
+    )
+    desk_agent_refresh_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a signed-in agent's record (presence, tasks) is refreshed "
+        "from agent-state for their page.",
+    )
+    desk_keepalive_s: float = Field(
+        15.0, gt=0, description="Idle server-sent event streams get a comment this often."
+    )
