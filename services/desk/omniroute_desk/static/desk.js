@@ -115,6 +115,16 @@
     const record = reply.agent;
     if (agent && Number(record.version || 0) < Number(agent.version || 0)) return;
     agent = record;
+    reconcileOffers();
+    renderAgent();
+    renderTasks();
+  }
+
+  // An open offer the agent's record no longer holds was taken back or expired.
+  // An offer counts only once a record has shown it (the record read just
+  // before an offer arrives does not hold it yet), or once it is past expiry.
+  function reconcileOffers() {
+    if (!agent) return;
     const held = new Map((agent.reservations || []).map((r) => [r.reservation_id, r]));
     for (const [id, entry] of offers) {
       const reservation = held.get(id);
@@ -130,8 +140,6 @@
         dropOffer(id);
       }
     }
-    renderAgent();
-    renderTasks();
   }
 
   function takeOffer(data) {
@@ -159,6 +167,7 @@
       offers.set(id, { offer: data, seen: false, busy: false, card: offerCard(data) });
       $("offers").appendChild(offers.get(id).card);
     }
+    reconcileOffers();
     renderOffers();
   }
 
@@ -426,6 +435,7 @@
 
   // Countdowns and waits move every second without re-drawing the cards.
   function tick() {
+    reconcileOffers();
     const t = now();
     for (const card of document.querySelectorAll(".card")) {
       const waited = card.querySelector(".waited");
