@@ -134,7 +134,13 @@
       }
       if (reservation && reservation.accepted) {
         dropOffer(id); // accepted (here or on another screen): now a task
-      } else if (!entry.busy && (entry.seen || now() > seconds(expiresAt(entry.offer)) + 2)) {
+        continue;
+      }
+      if (entry.busy || !(entry.seen || now() > seconds(expiresAt(entry.offer)) + 2)) continue;
+      // agent-state also pushes the offer back with its status and reason; give
+      // that a moment to arrive, as it says why.
+      entry.missingSince = entry.missingSince || now();
+      if (now() - entry.missingSince >= 2) {
         const expired = now() >= seconds(expiresAt(entry.offer)) - 1;
         notice(`Offer “${subjectOf(entry.offer.assignment)}” ${expired ? "expired" : "was withdrawn"}.`, "warn");
         dropOffer(id);
@@ -321,7 +327,7 @@
     add("Priority", String(inquiry.priority || 0));
     add("Queue", assignment.queue);
     add("Kind", enumLabel(inquiry.kind, "INQUIRY_KIND_"));
-    const waited = add("Waited", "");
+    const waited = add("Waited", "–");
     if (waited) waited.classList.add("waited");
     const body = card.querySelector(".body");
     body.textContent = assignment.inquiry ? inquiry.body || "" : "The content of this inquiry is not available on this screen.";
