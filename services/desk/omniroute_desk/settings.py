@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from omniroute.settings import CommonSettings
 
@@ -24,12 +28,12 @@ class DeskSettings(CommonSettings):
     agent_state_timeout_s: float = Field(
         5.0, gt=0, description="Deadline of one unary call to agent-state."
     )
-    desk_supervisor_tokens: dict[str, str] = Field(
+    desk_supervisor_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="Supervisor tokens, JSON token -> workspace: the wallboard shows the "
         "workspace its token names, and nothing else. Empty: no wallboard.",
     )
-    desk_demo_agents: dict[str, str] = Field(
+    desk_demo_agents: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="Agents offered as a pick list on the sign-in page, JSON agent id -> "
         "desktop token. For local demos only (`make run`): it hands out their tokens.",
@@ -43,3 +47,11 @@ class DeskSettings(CommonSettings):
     desk_keepalive_s: float = Field(
         15.0, gt=0, description="Idle server-sent event streams get a comment this often."
     )
+
+    @field_validator("desk_supervisor_tokens", "desk_demo_agents", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """JSON from the environment; empty (as compose passes an unset variable) is {}."""
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
