@@ -28,12 +28,12 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
-CHAT, SMS = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS
+CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL
 ADMIN = (("authorization", "Bearer admin-secret"),)
 
 # A workspace per test, so no test routes another's inquiries; the two the
 # wallboard shows have supervisor tokens.
-WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER = (new_workspace() for _ in range(5))
+WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART = (new_workspace() for _ in range(6))
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
     "ada": (WS_FLOW, "ada-token"),
@@ -42,6 +42,12 @@ AGENTS = {  # agent id -> (workspace, desktop token)
     "gus": (WS_GUARD, "gus-token"),
     "hal": (WS_GUARD, "hal-token"),
     "ivy": (WS_OTHER, "ivy-token"),
+    "jo": (WS_RESTART, "jo-token"),
+}
+DESK_ENV = {
+    "AGENT_STATE_TOKEN": "desk-secret",
+    "DESK_SUPERVISOR_TOKENS": json.dumps(SUPERVISORS),
+    "DESK_DEMO_AGENTS": json.dumps({"ada": "ada-token"}),
 }
 
 
@@ -54,16 +60,13 @@ def system(broker: EmbeddedBroker) -> Iterator[System]:
         ),
         "AGENT_STATE_DESKTOP_TOKENS": json.dumps({t: a for a, (_, t) in AGENTS.items()}),
         "AGENT_STATE_TOKEN": "router-secret",
-        # SMS offers expire quickly, so a test can watch one expire.
-        "OFFER_TTL_BY_CHANNEL": json.dumps({"sms": 4}),
+        # SMS offers expire quickly, so a test can watch one expire; email offers
+        # outlive a restart of agent-state.
+        "OFFER_TTL_BY_CHANNEL": json.dumps({"sms": 4, "email": 300}),
     }
     system = System(broker, extra_env=env)
     for started in running(system):
-        started.start_desk(
-            AGENT_STATE_TOKEN="desk-secret",
-            DESK_SUPERVISOR_TOKENS=json.dumps(SUPERVISORS),
-            DESK_DEMO_AGENTS=json.dumps({"ada": "ada-token"}),
-        )
+        started.start_desk(**DESK_ENV)
         yield started
 
 
@@ -290,3 +293,30 @@ def test_a_supervisor_sees_only_the_workspace_of_their_token(
     with httpx.Client(base_url=system.desk_url, timeout=10) as http:
         response = http.get("/api/wallboard/events", headers={"Authorization": "Bearer ivy-token"})
         assert response.status_code == 401
+
+
+def test_the_desk_reconnects_after_the_desk_and_agent_state_restart(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    """Last in this module: it restarts services the other tests use."""
+    create(admin, "jo", {EMAIL: 2})
+    desk = open_desk(browser, system, "jo")
+    go_available(desk)
+    connection = desk.locator("#connection")
+
+    system.processes["desk"].stop()
+    expect(connection).to_have_text("reconnecting…", timeout=20_000)
+    system.start_desk(**DESK_ENV)
+    expect(connection).to_have_text("live", timeout=30_000)
+    system.post_inquiry(inquiry_body(WS_RESTART, "email", subject="After the desk restarted"))
+    expect(offer_card(desk, "After the desk restarted")).to_be_visible(timeout=30_000)
+
+    system.processes["agent-state"].stop()
+    expect(connection).to_have_text("reconnecting…", timeout=20_000)
+    system.start_agent_state()
+    expect(connection).to_have_text("live", timeout=60_000)
+    # The open offer is still there (agent-state recovered it) and can be taken.
+    card = offer_card(desk, "After the desk restarted")
+    expect(card).to_be_visible()
+    card.locator("button.accept").click()
+    expect(desk.locator("#tasks .card")).to_have_count(1, timeout=30_000)
