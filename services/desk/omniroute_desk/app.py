@@ -66,7 +66,7 @@ HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
-Id = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[\w.@:-]+$")]
+Id = Annotated[str, PathParam(min_length=1, max_length=256)]
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
