@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from omniroute.embedded import EmbeddedBroker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
@@ -33,7 +33,9 @@ ADMIN = (("authorization", "Bearer admin-secret"),)
 
 # A workspace per test, so no test routes another's inquiries; the two the
 # wallboard shows have supervisor tokens.
-WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART = (new_workspace() for _ in range(6))
+WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM = (
+    new_workspace() for _ in range(7)
+)
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
     "ada": (WS_FLOW, "ada-token"),
@@ -43,6 +45,8 @@ AGENTS = {  # agent id -> (workspace, desktop token)
     "hal": (WS_GUARD, "hal-token"),
     "ivy": (WS_OTHER, "ivy-token"),
     "jo": (WS_RESTART, "jo-token"),
+    "kim": (WS_TEAM, "kim-token"),
+    "lou": (WS_TEAM, "lou-token"),
 }
 DESK_ENV = {
     "AGENT_STATE_TOKEN": "desk-secret",
@@ -133,7 +137,7 @@ def go_available(page: Page) -> None:
     expect(page.locator("#presence")).to_have_attribute("data-status", "AGENT_STATUS_AVAILABLE")
 
 
-def offer_card(page: Page, subject: str) -> object:
+def offer_card(page: Page, subject: str) -> Locator:
     return page.locator("#offers .card", has=page.locator(".subject", has_text=subject))
 
 
@@ -177,6 +181,9 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     expect(card.locator(".channel")).to_have_text("chat")
     expect(card.locator(".countdown")).to_contain_text("left")
     expect(depth).to_have_text("0", timeout=30_000)
+    expect(desk.locator("#capacity")).to_contain_text("chat 1/2", timeout=20_000)
+    card.locator(".why summary").click()
+    expect(card.locator(".history li")).not_to_have_count(0)
     desk.screenshot(path=str(SCREENSHOTS / "desk.png"))
 
     card.locator("button.accept").click()
@@ -293,6 +300,55 @@ def test_a_supervisor_sees_only_the_workspace_of_their_token(
     with httpx.Client(base_url=system.desk_url, timeout=10) as http:
         response = http.get("/api/wallboard/events", headers={"Authorization": "Bearer ivy-token"})
         assert response.status_code == 401
+
+
+def test_an_agent_holds_several_tasks_and_follows_up_escalates_and_transfers_them(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    create(admin, "kim", {CHAT: 3})
+    create(admin, "lou", {CHAT: 2})
+    kim = open_desk(browser, system, "kim")
+    go_available(kim)
+    subjects = ["Follow me up", "Above my authority", "Hand me over"]
+    for subject in subjects:
+        system.post_inquiry(
+            inquiry_body(WS_TEAM, "chat", subject=subject, body=f"About: {subject}")
+        )
+    expect(kim.locator("#offers .card")).to_have_count(3, timeout=30_000)
+    for subject in subjects:
+        offer_card(kim, subject).locator("button.accept").click()
+    tasks = kim.locator("#tasks .card")
+    expect(tasks).to_have_count(3, timeout=20_000)
+    expect(kim.locator("#capacity")).to_contain_text("chat 3/3")
+
+    def task(subject: str) -> Locator:
+        return kim.locator("#tasks .card", has=kim.locator(".subject", has_text=subject))
+
+    task("Follow me up").locator(".follow-up-note").fill("call back after the refund")
+    task("Follow me up").locator("button.follow-up").click()
+    expect(kim.locator("#notices")).to_contain_text("Follow-up of “Follow me up” scheduled")
+
+    task("Above my authority").locator(".escalation-reason").fill("refund above my authority")
+    task("Above my authority").locator("button.escalate").click()
+    expect(kim.locator("#notices")).to_contain_text("“Above my authority” escalated")
+    expect(tasks).to_have_count(1, timeout=20_000)
+
+    # A colleague comes in; the last task goes to them, with its content.
+    lou = open_desk(browser, system, "lou")
+    go_available(lou)
+    target = task("Hand me over").locator("select.transfer-to")
+    target.focus()  # loads the available colleagues
+    expect(target.locator("option[value=lou]")).to_have_count(1, timeout=20_000)
+    target.select_option("lou")
+    task("Hand me over").locator("button.transfer").click()
+    expect(kim.locator("#notices")).to_contain_text("“Hand me over” transferred")
+    expect(tasks).to_have_count(0, timeout=20_000)
+    moved = lou.locator("#tasks .card")
+    expect(moved).to_have_count(1, timeout=30_000)
+    expect(moved.locator(".subject")).to_have_text("Hand me over", timeout=20_000)
+    expect(moved.locator(".body")).to_have_text("About: Hand me over")
+    held = admin.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="lou"), metadata=ADMIN)
+    assert [r.accepted for r in held.reservations] == [True]
 
 
 def test_the_desk_reconnects_after_the_desk_and_agent_state_restart(

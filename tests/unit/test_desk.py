@@ -10,9 +10,9 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 
 from omniroute.codec import timestamp
-from omniroute.v1 import queue_pb2
+from omniroute.v1 import inquiry_pb2, queue_pb2, task_pb2
 from omniroute_desk.app import Completion, StatusChange, bearer_token, event, workspace_of
-from omniroute_desk.feed import SnapshotBoard
+from omniroute_desk.feed import AssignmentIndex, SnapshotBoard
 from omniroute_desk.settings import DeskSettings
 
 
@@ -87,3 +87,22 @@ def test_the_board_keeps_the_newest_snapshot_and_wakes_its_workspace() -> None:
         assert await waiting == newer
 
     asyncio.run(scenario())
+
+
+def test_the_assignment_index_keeps_the_latest_offer_with_content_up_to_its_limit() -> None:
+    index = AssignmentIndex(limit=2)
+    index.put(task_pb2.Assignment(inquiry_id="q0", workspace="acme"))  # no content: not kept
+    for n, inquiry_id in enumerate(["q1", "q2", "q1", "q3"]):
+        index.put(
+            task_pb2.Assignment(
+                inquiry_id=inquiry_id,
+                workspace="acme",
+                attempt=n,
+                inquiry=inquiry_pb2.Inquiry(id=inquiry_id, subject=f"s{n}"),
+            )
+        )
+    assert index.get("acme", "q0") is None
+    assert index.get("acme", "q2") is None  # the oldest, dropped past the limit
+    q1 = index.get("acme", "q1")
+    assert q1 is not None and q1.inquiry.subject == "s2"
+    assert index.get("other", "q3") is None and index.get("acme", "q3") is not None

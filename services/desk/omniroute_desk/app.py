@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from omniroute.codec import seconds, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, task_pb2
-from omniroute_desk.feed import SnapshotBoard, SnapshotReader
+from omniroute_desk.feed import AssignmentIndex, AssignmentReader, SnapshotBoard, SnapshotReader
 from omniroute_desk.gateway import AgentStateGateway
 from omniroute_desk.metrics import DeskMetrics
 from omniroute_desk.settings import DeskSettings
@@ -208,15 +208,21 @@ def create_app(
         settings.agent_state_target, settings.agent_state_token, settings.agent_state_timeout_s
     )
     board = SnapshotBoard()
-    reader = SnapshotReader(settings, board)
+    index = AssignmentIndex(settings.desk_content_max)
+    readers = [
+        SnapshotReader(settings, board),
+        AssignmentReader(settings, index, settings.desk_content_lookback_h * 3600),
+    ]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reader.start()
+        for reader in readers:
+            reader.start()
         try:
             yield
         finally:
-            await reader.stop()
+            for reader in readers:
+                await reader.stop()
             await agent_state.close()
 
     app = FastAPI(
@@ -344,6 +350,29 @@ def create_app(
         answer = await call("transfer", agent_state.transfer(token, request))
         return agent_reply(answer.agent)
 
+    def with_content(assignment: task_pb2.Assignment, workspace: str) -> None:
+        """Fill in the inquiry from the assignments read, where the offer came without it."""
+        if assignment.HasField("inquiry"):
+            return
+        known = index.get(assignment.workspace or workspace, assignment.inquiry_id)
+        if known is not None:
+            assignment.inquiry.CopyFrom(known.inquiry)
+            assignment.queue = assignment.queue or known.queue
+            if not assignment.history:
+                assignment.history.extend(known.history)
+
+    @app.get("/api/agents/{agent_id}/tasks/{inquiry_id}", tags=["agent"])
+    async def task(agent_id: Id, inquiry_id: Id, token: Token) -> dict[str, Any]:
+        """The content of an inquiry the agent holds (offered or accepted), for the task view."""
+        agent = await call("sign_in", agent_state.get_agent(agent_id, token))
+        if inquiry_id not in {r.inquiry_id for r in agent.reservations}:
+            raise HTTPException(404, "no such task for this agent")
+        assignment = task_pb2.Assignment(inquiry_id=inquiry_id, workspace=agent.workspace)
+        with_content(assignment, agent.workspace)
+        if not assignment.HasField("inquiry"):
+            raise HTTPException(404, "the inquiry's content is not known to the desk")
+        return {"assignment": as_json(assignment)}
+
     @app.get("/api/agents/{agent_id}/colleagues", tags=["agent"])
     async def colleagues(agent_id: Id, token: Token) -> dict[str, Any]:
         """Available agents of the agent's workspace: the transfer targets."""
@@ -371,6 +400,7 @@ def create_app(
             call = agent_state.watch_offers(agent_id, token)
             try:
                 async for offer in call:
+                    with_content(offer.assignment, first.workspace)
                     put(event("offer", {**as_json(offer), "now": time.time()}))
             finally:
                 call.cancel()

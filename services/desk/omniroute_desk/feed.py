@@ -1,10 +1,15 @@
-"""The router's queue snapshots, read from Kafka: the latest per workspace.
+"""What the desk reads from Kafka: the router's queue snapshots and its assignments.
 
-The router publishes a `QueueSnapshot` per workspace per tick on
-`queue-snapshots`. Every desk replica reads the whole topic from its end (a
-fresh snapshot arrives within a tick), keeps the latest per workspace and
-wakes the wallboards of that workspace. Nothing here is authority: a restarted
-desk has the figures again after one tick.
+- `queue-snapshots`: the router publishes a `QueueSnapshot` per workspace per
+  tick. The desk reads from the end (a fresh one arrives within a tick), keeps
+  the latest per workspace and wakes that workspace's wallboards.
+- `assignments`: every offer the router made, with the inquiry's content. The
+  desk keeps the latest per inquiry for a look-back period, so a task shows
+  its content where the offer did not carry it to this screen (a task
+  transferred in, or opened on another device).
+
+Every desk replica reads both topics whole (no consumer group), so each holds
+the same picture, rebuilt from Kafka after a restart. Nothing here is authority.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -19,7 +26,7 @@ from aiokafka.errors import KafkaError
 from omniroute.codec import InvalidEvent, decode, seconds
 from omniroute.kafka import ensure_topics
 from omniroute.settings import CommonSettings
-from omniroute.v1 import queue_pb2
+from omniroute.v1 import queue_pb2, task_pb2
 
 log = logging.getLogger("omniroute.desk")
 
@@ -56,18 +63,40 @@ class SnapshotBoard:
         return self.latest.get(workspace) if newer() else None
 
 
-class SnapshotReader:
-    """Reads `queue-snapshots` into a `SnapshotBoard` until stopped."""
+class AssignmentIndex:
+    """The latest assignment (with content) of each inquiry, the oldest dropped past `limit`."""
 
-    def __init__(self, settings: CommonSettings, board: SnapshotBoard) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.entries: OrderedDict[tuple[str, str], task_pb2.Assignment] = OrderedDict()
+
+    def put(self, assignment: task_pb2.Assignment) -> None:
+        """Keep the assignment if it carries the inquiry (older routers did not)."""
+        if not assignment.HasField("inquiry") or not assignment.workspace:
+            return
+        key = (assignment.workspace, assignment.inquiry_id)
+        self.entries[key] = assignment
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.limit:
+            self.entries.popitem(last=False)
+
+    def get(self, workspace: str, inquiry_id: str) -> task_pb2.Assignment | None:
+        """The last offer of the inquiry the desk has read, if any."""
+        return self.entries.get((workspace, inquiry_id))
+
+
+class TopicFollower:
+    """Reads one topic in the background, from a chosen position, reconnecting on trouble."""
+
+    topic: str
+
+    def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
-        self.topic = settings.topic_queue_snapshots
-        self.board = board
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Read in the background (reconnecting when the broker is away)."""
-        self._task = asyncio.create_task(self._run(), name="queue-snapshots")
+        """Read in the background until stopped."""
+        self._task = asyncio.create_task(self._run(), name=f"read {self.topic}")
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -76,6 +105,14 @@ class SnapshotReader:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Where to start reading (after every reconnect)."""
+        raise NotImplementedError
+
+    async def take(self, value: bytes | None) -> None:
+        """Handle one record's value."""
+        raise NotImplementedError
+
     async def _run(self) -> None:
         while True:
             try:
@@ -83,19 +120,19 @@ class SnapshotReader:
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
-                log.warning("queue snapshots unavailable; retrying", extra={"error": str(exc)})
+                log.warning("topic unavailable; retrying", extra={"topic": self.topic, "error": str(exc)})  # fmt: skip
             except Exception:  # the reader must outlive any one bad round
-                log.exception("queue snapshot reader failed; retrying")
+                log.exception("topic reader failed; retrying", extra={"topic": self.topic})
             await asyncio.sleep(1.0)
 
     async def _read(self) -> None:
         # Created with the same partitions as every topic, if the router has not yet.
         await ensure_topics(self.settings, [self.topic])
-        # No consumer group: every replica reads every workspace's snapshots.
+        # No consumer group: every replica reads everything.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_auto_commit=False,
-            auto_offset_reset="latest",
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             client_id="omniroute-desk",
         )
@@ -103,19 +140,60 @@ class SnapshotReader:
         try:
             partitions = consumer.partitions_for_topic(self.topic)
             while not partitions:
+                await asyncio.sleep(1.0)
                 await consumer.force_metadata_update()
                 partitions = consumer.partitions_for_topic(self.topic)
-                if not partitions:
-                    await asyncio.sleep(1.0)
-            consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
-            await consumer.seek_to_end()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await self.position(consumer, tps)
             async for record in consumer:
                 try:
-                    snapshot = decode(queue_pb2.QueueSnapshot, record.value)
+                    await self.take(record.value)
                 except InvalidEvent as exc:
-                    log.warning("undecodable queue snapshot skipped", extra={"error": str(exc)})
-                    continue
-                if snapshot.workspace:
-                    await self.board.put(snapshot)
+                    log.warning("undecodable record skipped", extra={"topic": self.topic, "error": str(exc)})  # fmt: skip
         finally:
             await consumer.stop()
+
+
+class SnapshotReader(TopicFollower):
+    """`queue-snapshots` into a `SnapshotBoard`, from the end."""
+
+    def __init__(self, settings: CommonSettings, board: SnapshotBoard) -> None:
+        super().__init__(settings)
+        self.topic = settings.topic_queue_snapshots
+        self.board = board
+
+    async def position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        await consumer.seek_to_end(*partitions)
+
+    async def take(self, value: bytes | None) -> None:
+        snapshot = decode(queue_pb2.QueueSnapshot, value)
+        if snapshot.workspace:
+            await self.board.put(snapshot)
+
+
+class AssignmentReader(TopicFollower):
+    """`assignments` into an `AssignmentIndex`, from `lookback_s` ago."""
+
+    def __init__(self, settings: CommonSettings, index: AssignmentIndex, lookback_s: float) -> None:
+        super().__init__(settings)
+        self.topic = settings.topic_assignments
+        self.index = index
+        self.lookback_s = lookback_s
+
+    async def position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        since_ms = int((time.time() - self.lookback_s) * 1000)
+        try:
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+        except KafkaError:  # a broker without time lookups: read everything it keeps
+            await consumer.seek_to_beginning(*partitions)
+            return
+        for tp in partitions:
+            at = found.get(tp)
+            if at is not None:
+                consumer.seek(tp, at.offset)
+            else:  # nothing that recent in this partition
+                await consumer.seek_to_end(tp)
+
+    async def take(self, value: bytes | None) -> None:
+        self.index.put(decode(task_pb2.Assignment, value))

@@ -44,6 +44,15 @@ class DeskSettings(CommonSettings):
         description="How often a signed-in agent's record (presence, tasks) is refreshed "
         "from agent-state for their page.",
     )
+    desk_content_lookback_h: float = Field(
+        24.0,
+        gt=0,
+        description="How far back the desk reads the router's assignments at start, for the "
+        "content of tasks whose offer did not reach this screen (transfers, other devices).",
+    )
+    desk_content_max: int = Field(
+        50_000, ge=1, description="Most inquiries whose last assignment the desk keeps."
+    )
     desk_keepalive_s: float = Field(
         15.0, gt=0, description="Idle server-sent event streams get a comment this often."
     )

@@ -299,6 +299,7 @@
         const card = taskCard(reservation);
         taskCards.set(reservation.reservation_id, card);
         box.appendChild(card);
+        if (!contents.has(reservation.inquiry_id)) fetchContent(reservation);
       }
     }
     box.querySelectorAll(".empty").forEach((n) => n.remove());
@@ -418,6 +419,23 @@
     row(tier, escalateReason, escalate);
     row(target, transfer);
     return card;
+  }
+
+  // A task whose offer did not come to this screen (transferred in, opened
+  // elsewhere): the desk looks its content up in the router's assignments.
+  async function fetchContent(reservation) {
+    try {
+      const reply = await api("GET", path(`/tasks/${encodeURIComponent(reservation.inquiry_id)}`), session.token);
+      contents.set(reservation.inquiry_id, reply.assignment);
+      saveContents();
+      const old = taskCards.get(reservation.reservation_id);
+      if (!old) return;
+      const card = taskCard(reservation);
+      old.replaceWith(card);
+      taskCards.set(reservation.reservation_id, card);
+    } catch (e) {
+      /* the card says the content is not available */
+    }
   }
 
   async function loadColleagues(select) {
