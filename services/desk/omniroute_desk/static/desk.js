@@ -346,10 +346,28 @@
     if ((assignment.attempt || 1) > 1) reasons.push(`Offer number ${assignment.attempt}.`);
     if (assignment.escalation_step) reasons.push(`Escalation step ${assignment.escalation_step} of the queue's ladder.`);
     if (inquiry.thread_id) reasons.push(`Part of conversation ${inquiry.thread_id}.`);
-    for (const entry of assignment.history || []) reasons.push(entry);
+    for (const entry of assignment.history || []) reasons.push(describeStep(entry));
     if (!reasons.length) reasons.push("First offer: you have the skills, language and a free slot.");
     for (const reason of reasons) history.appendChild(el("li", {}, reason));
     card.dataset.received = String(seconds(inquiry.received_at) || seconds(assignment.assigned_at));
+  }
+
+  // The router's history entries ("declined:ana", "escalated:ana:tier2:why") in words.
+  function describeStep(entry) {
+    const [what, who, ...rest] = String(entry).split(":");
+    switch (what) {
+      case "offered": return `Offered to ${who}.`;
+      case "declined": return `Declined by ${who}.`;
+      case "offer_timeout": return `Not answered in time by ${who}.`;
+      case "withdrawn": return `Taken back from ${who}.`;
+      case "follow_up": return `Follow-up scheduled by ${who}: it comes back to you now.`;
+      case "escalated": {
+        const tier = (rest[0] || "").replace("tier", "tier ");
+        const why = rest.slice(1).join(":");
+        return `Escalated by ${who}${tier ? ` to ${tier}` : ""}${why ? `: ${why}` : ""}.`;
+      }
+      default: return String(entry);
+    }
   }
 
   function offerCard(offer) {
