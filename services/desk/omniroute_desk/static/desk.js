@@ -360,7 +360,7 @@
       case "declined": return `Declined by ${who}.`;
       case "offer_timeout": return `Not answered in time by ${who}.`;
       case "withdrawn": return `Taken back from ${who}.`;
-      case "follow_up": return `Follow-up scheduled by ${who}: it comes back to you now.`;
+      case "follow_up": return `Follow-up scheduled by ${who}, now due.`;
       case "escalated": {
         const tier = (rest[0] || "").replace("tier", "tier ");
         const why = rest.slice(1).join(":");
