@@ -242,6 +242,13 @@ def create_app(
         metrics.actions.labels(action, "ok").inc()
         return result
 
+    def desk_error(exc: grpc.aio.AioRpcError) -> HTTPException:
+        """A failed call made with the desk's own token: refusals are the desk's fault."""
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            log.error("agent-state refused the desk's token", extra={"code": exc.code().name})
+            return HTTPException(502, "the desk's AGENT_STATE_TOKEN is not accepted by agent-state")
+        return HTTPException(HTTP_STATUS.get(exc.code(), 502), exc.details() or "")
+
     def agent_reply(agent: agent_pb2.Agent) -> dict[str, Any]:
         return {"agent": as_json(agent), "now": time.time()}
 
@@ -382,7 +389,7 @@ def create_app(
                 agent.workspace, agent_pb2.AGENT_STATUS_AVAILABLE
             )
         except grpc.aio.AioRpcError as exc:
-            raise HTTPException(HTTP_STATUS.get(exc.code(), 502), exc.details() or "") from None
+            raise desk_error(exc) from None
         return {
             "agents": [
                 {"id": a.id, "name": a.name or a.id, "tier": int(a.tier)}
@@ -433,7 +440,7 @@ def create_app(
             agents = await agent_state.list_agents(workspace)
         except grpc.aio.AioRpcError as exc:
             watch.cancel()
-            raise HTTPException(HTTP_STATUS.get(exc.code(), 502), exc.details() or "") from None
+            raise desk_error(exc) from None
         opening = event("workspace", {"workspace": workspace, "now": time.time()}) + event(
             "agents", {"agents": [as_json(a) for a in agents], "now": time.time()}
         )
