@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from omniroute.codec import decode, encode, seconds
 from omniroute.v1 import inquiry_pb2, queue_pb2, task_pb2
 from omniroute_router.config import Queue, QueueMatch, WorkspaceConfig
@@ -56,15 +54,16 @@ def test_publishing_sends_the_snapshot_keyed_by_workspace() -> None:
     sent: list[tuple[bytes, bytes]] = []
 
     class Topic:
-        async def send(self, key: bytes, value: bytes) -> None:
+        def send_soon(self, key: bytes, value: bytes) -> None:
             sent.append((key, value))
 
     r = router(None)
     r.admit(inquiry("q1", arrived_at=T0), T0)
     snapshots = QueueSnapshots(table={}, topic=Topic())
     snapshots.answered("acme", "default", True, T0)
-    asyncio.run(snapshots.publish(r, T0 + 2))
+    published = snapshots.publish(r, T0 + 2)
     [(key, value)] = sent
+    assert decode(queue_pb2.QueueSnapshot, value) == published
     snapshot = decode(queue_pb2.QueueSnapshot, value)
     assert key == b"acme"
     assert [(q.name, q.waiting, q.answered_today) for q in snapshot.queues] == [("default", 1, 1)]

@@ -223,7 +223,6 @@ class Router:
                 router.housekeeping(now)
                 await self._route(router, now)
                 self._observe_queues(router, now)
-                await self.snapshots.publish(router, now)
         self.metrics.events.labels("ticks", "processed").inc()
 
     # -- routing ----------------------------------------------------------------
@@ -364,19 +363,14 @@ class Router:
                 self.metrics.follow_ups.labels("due").inc()
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
-        depth: dict[str, int] = dict.fromkeys(router.queues, 0)
-        oldest: dict[str, float] = dict.fromkeys(router.queues, 0.0)
-        offered = 0
-        for inquiry in router.inquiries.values():
-            if inquiry.state is InquiryState.WAITING and inquiry.due_at <= now:
-                depth[inquiry.queue] += 1
-                oldest[inquiry.queue] = max(oldest[inquiry.queue], now - inquiry.arrived_at)
-            elif inquiry.state is InquiryState.OFFERED:
-                offered += 1
-        for queue in router.queues:
-            self.metrics.queue_depth.labels(router.workspace, queue).set(depth[queue])
-            self.metrics.oldest_wait.labels(router.workspace, queue).set(oldest[queue])
-        self.metrics.offers_open.labels(router.workspace).set(offered)
+        """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
+        snapshot = self.snapshots.publish(router, now)
+        for queue in snapshot.queues:
+            self.metrics.queue_depth.labels(router.workspace, queue.name).set(queue.waiting)
+            self.metrics.oldest_wait.labels(router.workspace, queue.name).set(queue.oldest_wait_s)
+        self.metrics.offers_open.labels(router.workspace).set(
+            sum(q.offered for q in snapshot.queues)
+        )
 
     # -- state --------------------------------------------------------------------
 

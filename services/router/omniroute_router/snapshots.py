@@ -94,7 +94,9 @@ class QueueSnapshots:
         """Today's counts of a workspace per queue."""
         return dict(self.table.get(day_key(workspace, utc_day(now))) or {})
 
-    async def publish(self, router: WorkspaceRouter, now: float) -> None:
-        """Send the workspace's snapshot, keyed by workspace."""
+    def publish(self, router: WorkspaceRouter, now: float) -> queue_pb2.QueueSnapshot:
+        """Send the workspace's snapshot, keyed by workspace (through the producer's
+        buffer: a snapshot is replaced by the next one, so none waits for the broker)."""
         snapshot = build_snapshot(router, self.today(router.workspace, now), now)
-        await self.topic.send(key=router.workspace.encode(), value=encode(snapshot))
+        self.topic.send_soon(key=router.workspace.encode(), value=encode(snapshot))
+        return snapshot
