@@ -78,6 +78,14 @@ async def test_tokens_separate_the_router_from_agent_desktops(secured: Running) 
     assert await code_of(stub.ReserveAgent(own_reserve, metadata=ANN_DESK)) == denied
     listing = agent_state_pb2.ListAgentsRequest(workspace=ws)
     assert await code_of(stub.ListAgents(listing, metadata=ANN_DESK)) == denied
+    # The router's reconciliation and withdrawal calls are the router's alone.
+    withdraw = agent_state_pb2.WithdrawOfferRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.WithdrawOffer(withdraw, metadata=ANN_DESK)) == denied
+    lookup = agent_state_pb2.GetReservationRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.GetReservation(lookup, metadata=ANN_DESK)) == denied
+    every = agent_state_pb2.ListReservationsRequest(workspace=ws)
+    assert await code_of(stub.ListReservations(every, metadata=ANN_DESK)) == denied
+    assert (await stub.GetReservation(lookup, metadata=ROUTER)).reservation.accepted
 
     # The audit trail names who acted.
     away = await stub.SetStatus(

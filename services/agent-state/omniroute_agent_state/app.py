@@ -37,7 +37,6 @@ class AgentStateServer:
     producer: EventProducer
     health: health.aio.HealthServicer
     expiry: asyncio.Task[None]
-    sender: asyncio.Task[None]
     port: int
 
     async def stop(self, grace_s: float) -> None:
@@ -50,7 +49,7 @@ class AgentStateServer:
                 "stopping with changes the broker has not acknowledged",
                 extra={"batches": self.servicer.outbox.pending},
             )
-        self.sender.cancel()
+        await self.servicer.outbox.close()
         await self.producer.stop()
 
 
@@ -112,7 +111,6 @@ async def create_server(
         publish_wait_s=settings.publish_wait_s,
     )
     metrics.watch_outbox(servicer.outbox)
-    sender = asyncio.create_task(servicer.outbox.run())
     server = grpc.aio.server()
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -146,7 +144,7 @@ async def create_server(
         asyncio.get_running_loop().create_task(report(False))
 
     expiry.add_done_callback(expiry_ended)
-    return AgentStateServer(server, servicer, producer, health_servicer, expiry, sender, port)
+    return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
 
 
 def authenticator_enabled(settings: AgentStateSettings) -> bool:

@@ -2,8 +2,9 @@
 
 The roster changes its memory at once (a reservation is a compare-and-set on
 the event loop); the events describing each change are put here as one
-batch. A single sender publishes every batch waiting, and re-sends what the
-broker did not acknowledge, with a growing pause, until it does. A batch is
+batch, which is sent at once (batches are in flight together, as calls
+are), and what the broker did not acknowledge is re-sent, with a growing
+pause, until it is. A batch is
 *durable* once it and every batch before it are acknowledged; only then are
 the calls that made it answered, and only then is the change shown to
 watchers (desks, WatchAgents). A call whose deadline comes first is answered
@@ -44,7 +45,11 @@ class _Batch:
 
 
 class Outbox:
-    """Batches of records in order; `run()` sends them, `wait(seq)` awaits durability."""
+    """Batches of records in order, each sent until acknowledged; `wait(seq)` for durability.
+
+    Needs a running event loop (`put` starts the batch's delivery); `close()`
+    stops the deliveries still under way.
+    """
 
     def __init__(
         self,
@@ -62,7 +67,7 @@ class Outbox:
         self.batches: deque[_Batch] = deque()
         self.last_seq = 0  # the last batch put
         self.durable_seq = 0  # every batch up to this one is acknowledged
-        self._wake = asyncio.Event()
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -78,8 +83,11 @@ class Outbox:
         if not changes:
             return self.last_seq
         self.last_seq += 1
-        self.batches.append(_Batch(self.last_seq, changes, self.journal.records(changes)))
-        self._wake.set()
+        batch = _Batch(self.last_seq, changes, self.journal.records(changes))
+        self.batches.append(batch)
+        delivery = asyncio.get_running_loop().create_task(self._deliver(batch))
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
         return self.last_seq
 
     async def wait(self, seq: int, timeout_s: float | None) -> None:
@@ -103,42 +111,41 @@ class Outbox:
             return False
         return True
 
-    async def run(self) -> None:
-        """Send every batch waiting, re-send failures, until cancelled."""
+    async def close(self) -> None:
+        """Stop every delivery still under way (what is not durable then is lost)."""
+        for delivery in list(self._deliveries):
+            delivery.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    async def _deliver(self, batch: _Batch) -> None:
+        """Send the batch's records; re-send what was not acknowledged until it is."""
         pause = self.retry_s
         while True:
-            group = [b for b in self.batches if b.unsent]
-            if not group:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            sends = [(batch, record) for batch in group for record in batch.unsent]
+            records = batch.unsent
             results = await asyncio.gather(
-                *(self.journal.write(record) for _, record in sends), return_exceptions=True
+                *(self.journal.write(record) for record in records), return_exceptions=True
             )
-            failed: dict[int, list[Record]] = {}
-            errors = []
-            for (batch, record), result in zip(sends, results, strict=True):
-                if isinstance(result, BaseException):
-                    failed.setdefault(id(batch), []).append(record)
-                    errors.append(result)
-            for batch in group:
-                batch.unsent = failed.get(id(batch), [])
+            failed = [isinstance(result, BaseException) for result in results]
+            batch.unsent = [r for r, bad in zip(records, failed, strict=True) if bad]
+            errors = [e for e in results if isinstance(e, BaseException)]
             self._settle()
-            if errors:
-                self.on_failed_send()
-                unexpected = [e for e in errors if not isinstance(e, BrokerUnavailable)]
-                if unexpected:
-                    log.error("outbox write failed", exc_info=unexpected[0])
-                else:
-                    log.warning(
-                        "broker did not acknowledge; re-sending",
-                        extra={"records": len(errors), "retry_in_s": pause},
-                    )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, self.max_retry_s)
+            if not errors:
+                return
+            self.on_failed_send()
+            unexpected = [e for e in errors if not isinstance(e, BrokerUnavailable)]
+            if unexpected:
+                log.error("outbox write failed", exc_info=unexpected[0])
             else:
-                pause = self.retry_s
+                log.warning(
+                    "broker did not acknowledge; re-sending",
+                    extra={
+                        "records": len(errors),
+                        "retry_in_s": pause,
+                        "error": repr(errors[0].__cause__ or errors[0]),
+                    },
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.max_retry_s)
 
     def _settle(self) -> None:
         """Mark the acknowledged prefix durable, in order."""

@@ -161,7 +161,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         watch_queue_max: int = 10_000,
-        publish_wait_s: float = 4.0,
+        publish_wait_s: float = 10.0,
         requests: RequestLog | None = None,
     ) -> None:
         self.roster = roster

@@ -39,7 +39,7 @@ class AgentStateSettings(CommonSettings):
         0.2, gt=0, description="How often open offers and wrap-ups are checked for expiry."
     )
     publish_wait_s: float = Field(
-        4.0,
+        10.0,
         gt=0,
         description="How long a call without a gRPC deadline waits for the broker to "
         "acknowledge its change before it is answered UNAVAILABLE (the change is kept and "
