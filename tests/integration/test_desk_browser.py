@@ -39,6 +39,8 @@ WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM = (
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
     "ada": (WS_FLOW, "ada-token"),
+    "bea": (WS_FLOW, "bea-token"),
+    "cal": (WS_FLOW, "cal-token"),
     "eve": (WS_SCRIPT, "eve-token"),
     "fay": (WS_EXPIRY, "fay-token"),
     "gus": (WS_GUARD, "gus-token"),
@@ -55,9 +57,25 @@ DESK_ENV = {
 }
 
 
+# The flow test's workspace has two queues and a service level for chat; the
+# others get one queue that takes everything.
+ROUTING = f"""
+default: {{}}
+workspaces:
+  {WS_FLOW}:
+    service_levels: {{chat: 60, email: 14400}}
+    queues:
+      - name: billing
+        match: {{skills: [billing]}}
+      - name: general
+"""
+
+
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """agent-state, router, ingest and the desk, with tokens required everywhere."""
+    routing = tmp_path_factory.mktemp("desk") / "routing.yaml"
+    routing.write_text(ROUTING)
     env = {
         "AGENT_STATE_ADMIN_TOKENS": json.dumps(
             {"router": "router-secret", "desk": "desk-secret", "admin": "admin-secret"}
@@ -68,7 +86,7 @@ def system(broker: EmbeddedBroker) -> Iterator[System]:
         # outlive a restart of agent-state.
         "OFFER_TTL_BY_CHANNEL": json.dumps({"sms": 4, "email": 300}),
     }
-    system = System(broker, extra_env=env)
+    system = System(broker, routing_config=str(routing), extra_env=env)
     for started in running(system):
         started.start_desk(**DESK_ENV)
         yield started
@@ -106,11 +124,14 @@ def admin(system: System) -> Iterator[agent_state_pb2_grpc.AgentStateStub]:
 
 
 def create(
-    stub: agent_state_pb2_grpc.AgentStateStub, agent_id: str, capacity: dict[int, int]
+    stub: agent_state_pb2_grpc.AgentStateStub,
+    agent_id: str,
+    capacity: dict[int, int],
+    skills: dict[str, int] | None = None,
 ) -> None:
     """Create the agent (it starts OFFLINE: the person logs in at the desk)."""
     workspace = AGENTS[agent_id][0]
-    agent = make_agent(workspace, agent_id, {}, capacity)
+    agent = make_agent(workspace, agent_id, skills or {}, capacity)
     stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent), metadata=ADMIN)
 
 
@@ -144,8 +165,13 @@ def offer_card(page: Page, subject: str) -> Locator:
 def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
 ) -> None:
-    create(admin, "ada", {CHAT: 2})
-    board = browser.new_context(viewport={"width": 1000, "height": 520}).new_page()
+    create(admin, "ada", {CHAT: 2}, {"billing": 3})
+    # Colleagues, for a wallboard with more to show: one away, one on email.
+    create(admin, "bea", {CHAT: 2}, {"technical": 3})
+    create(admin, "cal", {EMAIL: 5}, {"billing": 2})
+    set_status(admin, "bea", agent_pb2.AGENT_STATUS_AWAY, "lunch")
+    set_status(admin, "cal", agent_pb2.AGENT_STATUS_AVAILABLE)
+    board = browser.new_context(viewport={"width": 1000, "height": 560}).new_page()
     board.goto(f"{system.desk_url}/wallboard#token=sup-flow")
     expect(board.locator("#workspace")).to_contain_text(WS_FLOW, timeout=20_000)
     expect(board.locator("tr[data-agent=ada]")).to_be_visible(timeout=20_000)
@@ -167,10 +193,14 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
             customer={"name": "Maria Gomez", "language": "en"},
             language="en",
             priority=3,
+            requiredSkills=[{"name": "billing", "minProficiency": 2}],
         )
     )
-    depth = board.locator("#queues tr[data-queue=default] .depth")
+    # And one nobody here can take: it keeps waiting in the general queue.
+    system.post_inquiry(inquiry_body(WS_FLOW, "chat", subject="Legal question", requiredSkills=[{"name": "legal"}]))  # fmt: skip
+    depth = board.locator("#queues tr[data-queue=billing] .depth")
     expect(depth).to_have_text("1", timeout=30_000)
+    expect(board.locator("#queues tr[data-queue=general] .depth")).to_have_text("1", timeout=30_000)  # fmt: skip
 
     # The agent logs in and gets the offer with its content.
     go_available(desk)
@@ -190,15 +220,17 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     task = desk.locator("#tasks .card", has=desk.locator(".subject", has_text=subject))
     expect(task).to_be_visible(timeout=20_000)
     expect(desk.locator("#offers .card")).to_have_count(0)
-    expect(board.locator("#queues tr[data-queue=default] .in-progress")).to_have_text("1", timeout=30_000)  # fmt: skip
+    expect(board.locator("#queues tr[data-queue=billing] .in-progress")).to_have_text("1", timeout=30_000)  # fmt: skip
     expect(board.locator("tr[data-agent=ada] .tasks")).to_have_text("1", timeout=30_000)
+    level = board.locator("#queues tr[data-queue=billing] .service-level")
+    expect(level).to_have_text("100% (1/1)", timeout=30_000)
     board.screenshot(path=str(SCREENSHOTS / "wallboard.png"))
 
     task.locator("button.resolve").click()
     expect(desk.locator("#tasks .card")).to_have_count(0, timeout=20_000)
     expect(desk.locator("#notices")).to_contain_text(f"“{subject}” resolved")
-    expect(board.locator("#queues tr[data-queue=default] .answered")).to_have_text("1", timeout=30_000)  # fmt: skip
-    expect(board.locator("#queues tr[data-queue=default] .in-progress")).to_have_text("0", timeout=30_000)  # fmt: skip
+    expect(board.locator("#queues tr[data-queue=billing] .answered")).to_have_text("1", timeout=30_000)  # fmt: skip
+    expect(board.locator("#queues tr[data-queue=billing] .in-progress")).to_have_text("0", timeout=30_000)  # fmt: skip
     expect(board.locator("tr[data-agent=ada] .tasks")).to_have_text("0", timeout=30_000)
 
 
