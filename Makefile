@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the broker, the three services and a demo that shows routing.
+## Start the broker, the four services (the desk included) and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
 run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
