@@ -84,7 +84,7 @@ def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         "AGENT_STATE_TOKEN": "router-secret",
         # SMS offers expire quickly, so a test can watch one expire; email offers
         # outlive a restart of agent-state.
-        "OFFER_TTL_BY_CHANNEL": json.dumps({"sms": 4, "email": 300}),
+        "OFFER_TTL_BY_CHANNEL": json.dumps({"sms": 8, "email": 300}),
     }
     system = System(broker, routing_config=str(routing), extra_env=env)
     for started in running(system):
@@ -262,7 +262,7 @@ def test_an_offer_that_expires_or_is_withdrawn_disappears_with_a_notice(
     go_available(desk)
     system.post_inquiry(inquiry_body(WS_EXPIRY, "sms", subject="Missed by the agent"))
     expect(offer_card(desk, "Missed by the agent")).to_be_visible(timeout=30_000)
-    # Nobody answers: the offer expires (SMS offers live 4 s here).
+    # Nobody answers: the offer expires (SMS offers live 8 s here).
     expect(desk.locator("#offers .card")).to_have_count(0, timeout=30_000)
     expect(desk.locator("#notices")).to_contain_text("“Missed by the agent” expired")
 
