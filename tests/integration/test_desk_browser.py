@@ -172,12 +172,16 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     set_status(admin, "bea", agent_pb2.AGENT_STATUS_AWAY, "lunch")
     set_status(admin, "cal", agent_pb2.AGENT_STATUS_AVAILABLE)
     board = browser.new_context(viewport={"width": 1000, "height": 560}).new_page()
+    # Nothing the pages do is refused by their Content-Security-Policy or fails.
+    errors: list[str] = []
+    board.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     board.goto(f"{system.desk_url}/wallboard#token=sup-flow")
     expect(board.locator("#workspace")).to_contain_text(WS_FLOW, timeout=20_000)
     expect(board.locator("tr[data-agent=ada]")).to_be_visible(timeout=20_000)
 
     # The agent picks themself from the sign-in page's list of demo agents.
     desk = browser.new_context(viewport={"width": 1000, "height": 640}).new_page()
+    desk.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     desk.goto(system.desk_url + "/")
     desk.get_by_role("button", name="Ada (ada)").click()
     expect(desk.locator("#connection")).to_have_text("live", timeout=20_000)
@@ -232,6 +236,7 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     expect(board.locator("#queues tr[data-queue=billing] .answered")).to_have_text("1", timeout=30_000)  # fmt: skip
     expect(board.locator("#queues tr[data-queue=billing] .in-progress")).to_have_text("0", timeout=30_000)  # fmt: skip
     expect(board.locator("tr[data-agent=ada] .tasks")).to_have_text("0", timeout=30_000)
+    assert errors == []
 
 
 def test_a_script_in_an_inquiry_shows_as_text_and_never_runs(
