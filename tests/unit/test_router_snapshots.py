@@ -48,6 +48,9 @@ def test_answers_are_counted_per_queue_and_utc_day() -> None:
     next_day = day_one + 2 * 3600
     assert utc_day(next_day) != utc_day(day_one)
     assert snapshots.today("acme", next_day) == {}
+    snapshots.answered("acme", "billing", True, day_one + 2 * 86400)
+    assert snapshots.today("acme", day_one) == {}  # two days later, the old day is dropped
+    assert snapshots.today("other", day_one) == {"billing": [1, 1, 0]}
 
 
 def test_publishing_sends_the_snapshot_keyed_by_workspace() -> None:

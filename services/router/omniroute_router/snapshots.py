@@ -89,6 +89,8 @@ class QueueSnapshots:
             row[WITHIN] += 1
         counts[queue] = row
         self.table[key] = counts  # assigned, not mutated, so the changelog sees it
+        # Only today's counts are shown: the day before yesterday's can go.
+        self.table.pop(day_key(workspace, utc_day(now - 2 * 86400)), None)
 
     def today(self, workspace: str, now: float) -> dict[str, list[int]]:
         """Today's counts of a workspace per queue."""
