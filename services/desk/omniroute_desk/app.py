@@ -295,7 +295,7 @@ def create_app(
 
     @app.get("/api/agents/{agent_id}", tags=["agent"])
     async def get_agent(agent_id: Id, token: Token) -> dict[str, Any]:
-        return agent_reply(await call("sign_in", agent_state.get_agent(agent_id, token)))
+        return agent_reply(await call("get_agent", agent_state.get_agent(agent_id, token)))
 
     @app.post("/api/agents/{agent_id}/status", tags=["agent"])
     async def set_status(agent_id: Id, body: StatusChange, token: Token) -> dict[str, Any]:
@@ -371,7 +371,7 @@ def create_app(
     @app.get("/api/agents/{agent_id}/tasks/{inquiry_id}", tags=["agent"])
     async def task(agent_id: Id, inquiry_id: Id, token: Token) -> dict[str, Any]:
         """The content of an inquiry the agent holds (offered or accepted), for the task view."""
-        agent = await call("sign_in", agent_state.get_agent(agent_id, token))
+        agent = await call("get_agent", agent_state.get_agent(agent_id, token))
         if inquiry_id not in {r.inquiry_id for r in agent.reservations}:
             raise HTTPException(404, "no such task for this agent")
         assignment = task_pb2.Assignment(inquiry_id=inquiry_id, workspace=agent.workspace)
@@ -383,7 +383,7 @@ def create_app(
     @app.get("/api/agents/{agent_id}/colleagues", tags=["agent"])
     async def colleagues(agent_id: Id, token: Token) -> dict[str, Any]:
         """Available agents of the agent's workspace: the transfer targets."""
-        agent = await call("sign_in", agent_state.get_agent(agent_id, token))
+        agent = await call("get_agent", agent_state.get_agent(agent_id, token))
         try:
             others = await agent_state.list_agents(
                 agent.workspace, agent_pb2.AGENT_STATUS_AVAILABLE
@@ -401,7 +401,7 @@ def create_app(
     @app.get("/api/agents/{agent_id}/events", tags=["agent"])
     async def agent_events(agent_id: Id, token: Token) -> StreamingResponse:
         """The agent's record whenever it changes, and every offer, as server-sent events."""
-        first = await call("sign_in", agent_state.get_agent(agent_id, token))
+        first = await call("get_agent", agent_state.get_agent(agent_id, token))
 
         async def offers(put: Callable[[bytes], None]) -> None:
             call = agent_state.watch_offers(agent_id, token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 STREAMS = ("agent", "wallboard")
-ACTIONS = ("sign_in", "status", "accept", "decline", "complete", "transfer")
+ACTIONS = ("sign_in", "get_agent", "status", "accept", "decline", "complete", "transfer")
 # Outcomes are gRPC status code names in lower case, e.g. ok, permission_denied.
 COMMON_OUTCOMES = ("ok", "invalid_argument", "failed_precondition", "permission_denied")
 
