@@ -48,6 +48,11 @@ class CommonSettings(BaseSettings):
     topic_dead_letters: str = Field(
         "dead-letters", description="Events no consumer could process, with the reason."
     )
+    topic_queue_snapshots: str = Field(
+        "queue-snapshots",
+        description="The router's periodic per-workspace queue figures (depth, oldest wait, "
+        "today's service level), key workspace; read by the wallboard.",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
 
     @classmethod

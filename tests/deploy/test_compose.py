@@ -35,6 +35,7 @@ SERVICES = {
     "agent-state": "omniroute_agent_state",
     "router": "omniroute_router",
     "ingest": "omniroute_ingest",
+    "desk": "omniroute_desk",
 }
 
 
@@ -214,10 +215,11 @@ def test_kafka_init_creates_every_topic_the_services_use(tmp_path: Path) -> None
     assert wanted <= set(created), f"not created: {sorted(wanted - set(created))}"
     app_id = env["ROUTER_APP_ID"]
     assert created[f"{app_id}-ticks"] == "delete"
-    for table in ("inquiries", "agents", "threads", "workspaces"):
+    for table in ("inquiries", "agents", "threads", "workspaces", "contents", "answered"):
         assert created[f"{app_id}-{table}-changelog"] == "compact"
     assert created[env["TOPIC_AGENT_SNAPSHOTS"]] == "compact"
     assert created[env["TOPIC_INQUIRIES"]] == "delete"
+    assert created[env["TOPIC_QUEUE_SNAPSHOTS"]] == "delete"
 
 
 def test_kafka_init_refuses_topics_with_another_partition_count(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ async def prepare_topics(settings: RouterSettings) -> None:
         ticks_topic_name(settings),
         settings.topic_assignments,
         settings.topic_dead_letters,
+        settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
