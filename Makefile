@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
 
-.PHONY: run test unit integration lint proto proto-check bench clean
+.PHONY: run test unit integration lint proto proto-check bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ proto-check: $(STAMP)
 	for f in $$tmp/omniroute/v1/*; do \
 	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code matches proto/"
+
+## Retake the README's screenshots of the desk and the wallboard (a browser test).
+screenshots: $(STAMP)
+	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
 ## End-to-end benchmark through the embedded broker; prints its figures.
 bench: $(STAMP)

@@ -4,12 +4,15 @@ The whole system runs as processes on loopback with authentication on:
 agent-state knows an administrator token for the router, one for the desk,
 and a desktop token per agent; the desk knows a supervisor token per
 workspace. Inquiries come in through ingest's HTTP API, as a channel would
-send them. The first test also writes the README's screenshots.
+send them. The first test takes screenshots of the desk and the wallboard:
+into a temporary folder, or, with OMNIROUTE_SCREENSHOTS=1 (`make screenshots`),
+over the README's images in services/desk/screenshots.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from tests.support.system import System, inquiry_body, make_agent, new_workspace
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
+README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
 CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL
 ADMIN = (("authorization", "Bearer admin-secret"),)
 
@@ -162,8 +165,17 @@ def offer_card(page: Page, subject: str) -> Locator:
     return page.locator("#offers .card", has=page.locator(".subject", has_text=subject))
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the flow test's screenshots go: the README's only when asked for."""
+    return README_SCREENSHOTS if os.environ.get("OMNIROUTE_SCREENSHOTS") == "1" else tmp_path
+
+
 def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
-    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+    system: System,
+    browser: Browser,
+    admin: agent_state_pb2_grpc.AgentStateStub,
+    screenshots: Path,
 ) -> None:
     create(admin, "ada", {CHAT: 2}, {"billing": 3})
     # Colleagues, for a wallboard with more to show: one away, one on email.
@@ -218,7 +230,7 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     expect(desk.locator("#capacity")).to_contain_text("chat 1/2", timeout=20_000)
     card.locator(".why summary").click()
     expect(card.locator(".history li")).not_to_have_count(0)
-    desk.screenshot(path=str(SCREENSHOTS / "desk.png"))
+    desk.screenshot(path=str(screenshots / "desk.png"))
 
     card.locator("button.accept").click()
     task = desk.locator("#tasks .card", has=desk.locator(".subject", has_text=subject))
@@ -228,7 +240,7 @@ def test_an_agent_works_an_inquiry_through_the_desk_while_the_wallboard_follows(
     expect(board.locator("tr[data-agent=ada] .tasks")).to_have_text("1", timeout=30_000)
     level = board.locator("#queues tr[data-queue=billing] .service-level")
     expect(level).to_have_text("100% (1/1)", timeout=30_000)
-    board.screenshot(path=str(SCREENSHOTS / "wallboard.png"))
+    board.screenshot(path=str(screenshots / "wallboard.png"))
 
     task.locator("button.resolve").click()
     expect(desk.locator("#tasks .card")).to_have_count(0, timeout=20_000)
