@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
 
-.PHONY: run test unit integration lint proto proto-check bench clean tools deploy-setup
+.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the broker, the three services and a demo that shows routing.
+## Start the broker, the four services (the desk included) and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
 run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
@@ -59,6 +59,10 @@ proto-check: $(STAMP)
 ## password, in deploy/.env and deploy/secrets/ (e.g. ARGS="--desk ann --kubernetes").
 deploy-setup: $(STAMP)
 	$(PY) -m omniroute.provision --dir deploy $(ARGS)
+
+## Retake the README's screenshots of the desk and the wallboard (a browser test).
+screenshots: $(STAMP) tools
+	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
 ## End-to-end benchmark through the embedded broker; prints its figures.
 bench: $(STAMP)

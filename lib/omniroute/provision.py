@@ -2,6 +2,7 @@
 
     python -m omniroute.provision                 # deploy/.env and deploy/secrets/
     python -m omniroute.provision --desk ann      # also a desktop token for agent ann
+    python -m omniroute.provision --supervisor acme  # a wallboard token for workspace acme
     python -m omniroute.provision --rotate-tokens # new tokens (restart the services)
     python -m omniroute.provision --rotate-certs  # new agent-state certificate, same CA
     python -m omniroute.provision --rotate-ca     # new CA and certificate
@@ -15,11 +16,15 @@ What it writes, keeping whatever already exists unless asked to rotate it:
   serves) and `secrets/agent-state.key`, valid for the compose and
   Kubernetes service names and localhost (the container's health probe);
 - in `.env` (created from `.env.example`): `AGENT_STATE_ADMIN_TOKENS` (the
-  router's and an administrator's token), `AGENT_STATE_TOKEN` (the router's),
-  `AGENT_STATE_DESKTOP_TOKENS` (one per `--desk`), `INGEST_API_KEYS` (one
+  router's, the desk service's and an administrator's token),
+  `AGENT_STATE_TOKEN` (the router's), `DESK_AGENT_STATE_TOKEN` (the desk
+  service's), `AGENT_STATE_DESKTOP_TOKENS` (one per `--desk`: what the agent
+  signs in to the desk with), `DESK_SUPERVISOR_TOKENS` (one per
+  `--supervisor`: the wallboard of that workspace), `INGEST_API_KEYS` (one
   key, `default`, for every workspace without the steer right: edit it into
   one key per client), `GRAFANA_ADMIN_PASSWORD`.
-Tokens are 256-bit random values; nothing is printed except desk tokens asked for.
+Tokens are 256-bit random values; nothing is printed except the desktop and
+supervisor tokens asked for.
 Requires the `cryptography` package (in the `dev` and `setup` extras).
 """
 
@@ -58,6 +63,7 @@ class Options:
 
     deploy_dir: Path
     desks: tuple[str, ...] = ()
+    supervisors: tuple[str, ...] = ()  # workspaces
     rotate_tokens: bool = False
     rotate_certs: bool = False
     rotate_ca: bool = False
@@ -106,13 +112,19 @@ def provision(options: Options, now: datetime.datetime | None = None) -> list[st
     env = read_env(env_file)
     admins = _json_map(env.get("AGENT_STATE_ADMIN_TOKENS", ""))
     desks = _json_map(env.get("AGENT_STATE_DESKTOP_TOKENS", ""))
+    supervisors = _json_map(env.get("DESK_SUPERVISOR_TOKENS", ""))
     updates: dict[str, str] = {}
-    if options.rotate_tokens or not admins.get("router") or not admins.get("admin"):
-        admins = {**admins, "router": token(), "admin": token()}
+    services = ("router", "desk", "admin")
+    missing = [name for name in services if not admins.get(name)]
+    if options.rotate_tokens or missing:
+        fresh = services if options.rotate_tokens else missing
+        admins = {**admins, **{name: token() for name in fresh}}
         updates["AGENT_STATE_ADMIN_TOKENS"] = json.dumps(admins, separators=(",", ":"))
-        done.append("new router and admin tokens in AGENT_STATE_ADMIN_TOKENS")
+        done.append(f"new {', '.join(fresh)} tokens in AGENT_STATE_ADMIN_TOKENS")
     if env.get("AGENT_STATE_TOKEN") != admins["router"]:
         updates["AGENT_STATE_TOKEN"] = admins["router"]
+    if env.get("DESK_AGENT_STATE_TOKEN") != admins["desk"]:
+        updates["DESK_AGENT_STATE_TOKEN"] = admins["desk"]
     if options.rotate_tokens and desks:
         desks = {token(): agent for agent in desks.values()}
         done.append("new desktop tokens for every agent in AGENT_STATE_DESKTOP_TOKENS")
@@ -121,8 +133,18 @@ def provision(options: Options, now: datetime.datetime | None = None) -> list[st
         desk_token = token()
         desks[desk_token] = agent
         done.append(f"desktop token for agent {agent}: {desk_token}")
-    if options.rotate_tokens or options.desks or "AGENT_STATE_DESKTOP_TOKENS" not in env:
+    if options.rotate_tokens or options.desks or not env.get("AGENT_STATE_DESKTOP_TOKENS"):
         updates["AGENT_STATE_DESKTOP_TOKENS"] = json.dumps(desks, separators=(",", ":"))
+    if options.rotate_tokens and supervisors:
+        supervisors = {token(): workspace for workspace in supervisors.values()}
+        done.append("new supervisor tokens for every workspace in DESK_SUPERVISOR_TOKENS")
+    for workspace in options.supervisors:
+        supervisors = {t: w for t, w in supervisors.items() if w != workspace}
+        wallboard_token = token()
+        supervisors[wallboard_token] = workspace
+        done.append(f"supervisor token for workspace {workspace}: {wallboard_token}")
+    if options.rotate_tokens or options.supervisors or not env.get("DESK_SUPERVISOR_TOKENS"):
+        updates["DESK_SUPERVISOR_TOKENS"] = json.dumps(supervisors, separators=(",", ":"))
     ingest_keys = _json_any(env.get("INGEST_API_KEYS", ""))
     if options.rotate_tokens or not ingest_keys:
         ingest_keys = ingest_keys or {"default": {"workspaces": ["*"], "steer": False}}
@@ -185,8 +207,8 @@ def kubernetes_secrets(
     namespace: str, env: dict[str, str], chain: bytes, key: bytes, ca: bytes
 ) -> str:
     """The Secrets deploy/kubernetes reads: agent-state's tokens and certificate, the
-    router's token, the CA (what a client of agent-state needs to check it), ingest's
-    API keys and webhook secrets."""
+    router's token, the desk's token and supervisor tokens, the CA (what a client of
+    agent-state needs to check it), ingest's API keys and webhook secrets."""
     import yaml
 
     def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, object]:
@@ -207,6 +229,13 @@ def kubernetes_secrets(
             },
         ),
         secret("omniroute-router-token", {"AGENT_STATE_TOKEN": env["AGENT_STATE_TOKEN"]}),
+        secret(
+            "omniroute-desk-tokens",
+            {
+                "AGENT_STATE_TOKEN": env["DESK_AGENT_STATE_TOKEN"],
+                "DESK_SUPERVISOR_TOKENS": env.get("DESK_SUPERVISOR_TOKENS") or "{}",
+            },
+        ),
         secret(
             "omniroute-ingest",
             {
@@ -329,7 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m omniroute.provision", description=__doc__)
     parser.add_argument("--dir", default="deploy", help="the deploy folder (default: deploy)")
-    parser.add_argument("--desk", action="append", default=[], help="agent id to give a token")
+    parser.add_argument(
+        "--desk", action="append", default=[], help="agent id to give a desktop token"
+    )
+    parser.add_argument(
+        "--supervisor",
+        action="append",
+        default=[],
+        metavar="WORKSPACE",
+        help="workspace to give a supervisor (wallboard) token",
+    )
     parser.add_argument("--rotate-tokens", action="store_true")
     parser.add_argument("--rotate-certs", action="store_true")
     parser.add_argument("--rotate-ca", action="store_true")
@@ -345,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         deploy_dir=Path(args.dir),
         desks=tuple(args.desk),
+        supervisors=tuple(args.supervisor),
         rotate_tokens=args.rotate_tokens,
         rotate_certs=args.rotate_certs,
         rotate_ca=args.rotate_ca,

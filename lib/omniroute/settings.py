@@ -49,6 +49,11 @@ class CommonSettings(BaseSettings):
     topic_dead_letters: str = Field(
         "dead-letters", description="Events no consumer could process, with the reason."
     )
+    topic_queue_snapshots: str = Field(
+        "queue-snapshots",
+        description="The router's periodic per-workspace queue figures (depth, oldest wait, "
+        "today's service level), key workspace; read by the wallboard.",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
     metrics_workspaces: list[str] = Field(
         default_factory=list,
@@ -62,6 +67,25 @@ class CommonSettings(BaseSettings):
     def from_env(cls, **overrides: object) -> Self:
         """Read the settings from the environment; keyword arguments win."""
         return cls(**overrides)  # type: ignore[arg-type]
+
+
+class AgentStateClientSettings(CommonSettings):
+    """How a client of agent-state (the router, the desk) reaches it; each adds its token."""
+
+    agent_state_target: str = Field(
+        "127.0.0.1:50051",
+        description="gRPC address of services/agent-state; with TLS, a host name its "
+        "certificate names.",
+    )
+    agent_state_tls_ca_file: str = Field(
+        "",
+        description="PEM certificate(s) of the CA that signed agent-state's certificate; "
+        "when set, calls go over TLS and the certificate is checked (the shipped deployments "
+        "set it). Empty: plaintext, for loopback only.",
+    )
+    agent_state_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of one unary call to agent-state."
+    )
 
 
 def is_loopback(host: str) -> bool:

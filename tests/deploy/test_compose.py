@@ -35,6 +35,7 @@ SERVICES = {
     "agent-state": "omniroute_agent_state",
     "router": "omniroute_router",
     "ingest": "omniroute_ingest",
+    "desk": "omniroute_desk",
 }
 
 
@@ -218,10 +219,11 @@ def test_kafka_init_creates_every_topic_the_services_use(tmp_path: Path) -> None
     assert wanted <= set(created), f"not created: {sorted(wanted - set(created))}"
     app_id = env["ROUTER_APP_ID"]
     assert created[f"{app_id}-ticks"] == "delete"
-    for table in ("inquiries", "agents", "threads", "workspaces"):
+    for table in ("inquiries", "agents", "threads", "workspaces", "contents", "answered"):
         assert created[f"{app_id}-{table}-changelog"] == "compact"
     assert created[env["TOPIC_AGENT_SNAPSHOTS"]] == "compact"
     assert created[env["TOPIC_INQUIRIES"]] == "delete"
+    assert created[env["TOPIC_QUEUE_SNAPSHOTS"]] == "delete"
 
 
 def test_kafka_init_refuses_topics_with_another_partition_count(tmp_path: Path) -> None:
@@ -295,6 +297,16 @@ def test_the_router_presents_its_token_and_checks_agent_states_certificate() -> 
     assert mounted(router, env["AGENT_STATE_TLS_CA_FILE"]) == "./secrets/ca.pem"
 
 
+def test_the_desk_presents_its_token_and_checks_agent_states_certificate() -> None:
+    desk = service("desk")
+    env = desk["environment"]
+    assert env["AGENT_STATE_TARGET"] == service("router")["environment"]["AGENT_STATE_TARGET"]
+    assert required_variable(env["AGENT_STATE_TOKEN"]) == "DESK_AGENT_STATE_TOKEN"
+    assert required_variable(env["DESK_SUPERVISOR_TOKENS"]) == "DESK_SUPERVISOR_TOKENS"
+    assert mounted(desk, env["AGENT_STATE_TLS_CA_FILE"]) == "./secrets/ca.pem"
+    assert "DESK_DEMO_AGENTS" not in env, "the demo pick list hands out tokens: local runs only"
+
+
 def test_agent_state_and_kafka_are_not_published_unless_asked() -> None:
     for name in ("agent-state", "kafka"):
         assert not service(name).get("ports"), f"{name} must not be published by default"
@@ -320,7 +332,13 @@ def test_secrets_are_never_committed() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert {"deploy/.env", "deploy/secrets/"} <= set(ignored)
     example = (DEPLOY / ".env.example").read_text()
-    for name in ("AGENT_STATE_ADMIN_TOKENS", "AGENT_STATE_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
+    for name in (
+        "AGENT_STATE_ADMIN_TOKENS",
+        "AGENT_STATE_TOKEN",
+        "DESK_AGENT_STATE_TOKEN",
+        "DESK_SUPERVISOR_TOKENS",
+        "GRAFANA_ADMIN_PASSWORD",
+    ):
         assert re.search(rf"^{name}=$", example, re.M), f"{name} must be empty in .env.example"
 
 

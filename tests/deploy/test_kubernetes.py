@@ -141,6 +141,21 @@ def test_the_router_presents_its_token_and_checks_agent_states_certificate(
     assert mount_of(objects, "router", ca) == "omniroute-agent-state-ca"
 
 
+def test_the_desk_presents_its_token_and_checks_agent_states_certificate(
+    objects: list[dict[str, Any]],
+) -> None:
+    spec = container(objects, "desk")
+    env = env_of(spec)
+    for name in ("AGENT_STATE_TOKEN", "DESK_SUPERVISOR_TOKENS"):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "omniroute-desk-tokens" and not ref.get("optional"), name
+    ca = env["AGENT_STATE_TLS_CA_FILE"]["value"]
+    assert mount_of(objects, "desk", ca) == "omniroute-agent-state-ca"
+    router = env_of(container(objects, "router"))
+    assert env["AGENT_STATE_TARGET"]["value"] == router["AGENT_STATE_TARGET"]["value"]
+    assert "DESK_DEMO_AGENTS" not in env
+
+
 def test_the_setup_step_writes_every_secret_the_manifests_read(
     objects: list[dict[str, Any]], tmp_path: Path
 ) -> None:

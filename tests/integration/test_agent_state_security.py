@@ -16,6 +16,7 @@ from omniroute.provision import Options, provision, read_env
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.healthcheck import probe
 from omniroute_agent_state.settings import AgentStateSettings
+from omniroute_desk.gateway import AgentStateGateway
 from omniroute_router.reservations import (
     AgentStateClient,
     AgentStateUnavailable,
@@ -87,6 +88,14 @@ async def test_tokens_separate_the_router_from_agent_desktops(secured: Running) 
     assert await code_of(stub.ReserveAgent(own_reserve, metadata=ANN_DESK)) == denied
     listing = agent_state_pb2.ListAgentsRequest(workspace=ws)
     assert await code_of(stub.ListAgents(listing, metadata=ANN_DESK)) == denied
+    # The router's reconciliation and withdrawal calls are the router's alone.
+    withdraw = agent_state_pb2.WithdrawOfferRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.WithdrawOffer(withdraw, metadata=ANN_DESK)) == denied
+    lookup = agent_state_pb2.GetReservationRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.GetReservation(lookup, metadata=ANN_DESK)) == denied
+    every = agent_state_pb2.ListReservationsRequest(workspace=ws)
+    assert await code_of(stub.ListReservations(every, metadata=ANN_DESK)) == denied
+    assert (await stub.GetReservation(lookup, metadata=ROUTER)).reservation.accepted
 
     # The audit trail names who acted.
     away = await stub.SetStatus(
@@ -161,8 +170,9 @@ async def test_the_setup_steps_secrets_secure_agent_state_for_the_router(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     """What `make deploy-setup` writes runs agent-state as compose does: TLS with the
-    generated certificate, tokens required; the router's client gets in with its token
-    and the CA, anyone else is refused; the container's health probe passes over TLS."""
+    generated certificate, tokens required; the router's client and the desk's (its own
+    token for the wallboard, an agent's desktop token for the agent) get in with their
+    tokens and the CA, anyone else is refused; the container's health probe passes over TLS."""
     (tmp_path / ".env.example").write_text(
         (Path(__file__).parents[2] / "deploy" / ".env.example").read_text()
     )
@@ -194,15 +204,20 @@ async def test_the_setup_steps_secrets_secure_agent_state_for_the_router(
         finally:
             await router.close()
             await stranger.close()
-        desk_token = next(iter(json.loads(dotenv["AGENT_STATE_DESKTOP_TOKENS"])))
-        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-        async with grpc.aio.secure_channel(target, credentials) as channel:
-            stub = agent_state_pb2_grpc.AgentStateStub(channel)
-            ann = (("authorization", f"Bearer {desk_token}"),)
-            get_ann = agent_state_pb2.GetAgentRequest(agent_id="ann")
-            assert await code_of(stub.GetAgent(get_ann, metadata=ann)) == grpc.StatusCode.NOT_FOUND
-            get_bob = agent_state_pb2.GetAgentRequest(agent_id="bob")
-            denied = await code_of(stub.GetAgent(get_bob, metadata=ann))
+        ann_token = next(iter(json.loads(dotenv["AGENT_STATE_DESKTOP_TOKENS"])))
+        desk = AgentStateGateway(target, dotenv["DESK_AGENT_STATE_TOKEN"], 10.0, ca)
+        impostor = AgentStateGateway(target, "not-a-token", 10.0, ca)
+        plaintext = AgentStateGateway(target, dotenv["DESK_AGENT_STATE_TOKEN"], 10.0)
+        try:
+            assert await desk.list_agents(ws) == []  # the wallboard's call, as the desk
+            assert await code_of(desk.get_agent("ann", ann_token)) == grpc.StatusCode.NOT_FOUND
+            denied = await code_of(desk.get_agent("bob", ann_token))
             assert denied == grpc.StatusCode.PERMISSION_DENIED
+            refused = await code_of(impostor.list_agents(ws))
+            assert refused == grpc.StatusCode.UNAUTHENTICATED
+            assert await code_of(plaintext.list_agents(ws)) == grpc.StatusCode.UNAVAILABLE
+        finally:
+            for gateway in (desk, impostor, plaintext):
+                await gateway.close()
         probe_settings = settings.model_copy(update={"agent_state_port": running.server.port})
         assert await asyncio.to_thread(probe, probe_settings)

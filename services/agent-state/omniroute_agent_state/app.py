@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from omniroute.kafka import EventProducer
 from omniroute.metrics import WorkspaceLabel
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
 from omniroute_agent_state.auth import Authenticator
-from omniroute_agent_state.journal import Journal, read_snapshots
+from omniroute_agent_state.journal import Journal, recover
 from omniroute_agent_state.metrics import AgentStateMetrics
+from omniroute_agent_state.outbox import Outbox
 from omniroute_agent_state.records import unusable
-from omniroute_agent_state.roster import Policy, Roster
+from omniroute_agent_state.roster import Changes, Policy, Roster
 from omniroute_agent_state.servicer import AgentStateServicer
 from omniroute_agent_state.settings import AgentStateSettings
 
@@ -40,10 +42,16 @@ class AgentStateServer:
     port: int
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking calls, let in-flight ones finish, flush the producer."""
+        """Stop taking calls, let in-flight ones finish, send what is left, stop the producer."""
         await self.health.enter_graceful_shutdown()
         self.expiry.cancel()
         await self.server.stop(grace_s)
+        if not await self.servicer.outbox.drain(grace_s):
+            log.error(
+                "stopping with changes the broker has not acknowledged",
+                extra={"batches": self.servicer.outbox.pending},
+            )
+        await self.servicer.outbox.close()
         await self.producer.stop()
 
 
@@ -58,6 +66,7 @@ async def create_server(
         away_on_missed_offer=settings.away_on_missed_offer,
         away_reasons=frozenset(settings.away_reasons),
         session_timeout_s=settings.session_timeout_s,
+        event_retention_s=settings.event_retention_s,
     )
     roster = Roster(policy)
     producer = EventProducer(settings, client_id="omniroute-agent-state")
@@ -65,14 +74,24 @@ async def create_server(
     journal = Journal(settings, producer)
     await journal.prepare()
     metrics = AgentStateMetrics(registry, roster, WorkspaceLabel(settings.metrics_workspaces))
-    snapshots = usable_records(await read_snapshots(settings), metrics)
-    roster.restore(snapshots, time.time())
+    recovered = await recover(settings)
+    refused = roster.restore(
+        usable_records(recovered.agents, metrics),
+        time.time(),
+        time.monotonic(),
+        fences=recovered.fences,
+        task_events=recovered.task_events,
+    )
+    for reason in refused:
+        log.error("agent record refused at restore", extra={"reason": reason})
     log.info(
         "roster restored",
         extra={
             "agents": len(roster.agents),
-            "records": len(snapshots),
+            "records": len(recovered.agents),
             "open_reservations": len(roster.holder),
+            "fences": len(roster.fences),
+            "recent_inquiries": len(roster.last_events),
             "authentication": authenticator_enabled(settings),
             "tls": bool(settings.agent_state_tls_cert_file),
         },
@@ -83,9 +102,19 @@ async def create_server(
         settings.agent_state_desktop_tokens,
         allow_anonymous=settings.agent_state_allow_anonymous,
     )
+
+    def outbox_for(on_durable: Callable[[Changes], None]) -> Outbox:
+        return Outbox(journal, on_durable, on_failed_send=metrics.publish_errors.inc)
+
     servicer = AgentStateServicer(
-        roster, journal, metrics, authenticator, watch_queue_max=settings.watch_queue_max
+        roster,
+        outbox_for,
+        metrics,
+        authenticator,
+        watch_queue_max=settings.watch_queue_max,
+        publish_wait_s=settings.publish_wait_s,
     )
+    metrics.watch_outbox(servicer.outbox)
     server = grpc.aio.server()
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -100,9 +129,25 @@ async def create_server(
     else:
         port = server.add_insecure_port(address)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s))
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def report(healthy: bool) -> None:
+        """Health follows the expiry loop: a loop failing or dead is NOT_SERVING."""
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, serving if healthy else not_serving)
+
+    await report(True)
+    expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s, report))
+
+    def expiry_ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        log.error("the expiry loop stopped", exc_info=task.exception())
+        metrics.expiry_healthy.set(0)
+        asyncio.get_running_loop().create_task(report(False))
+
+    expiry.add_done_callback(expiry_ended)
     return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
 
 

@@ -7,7 +7,7 @@ Two kinds of caller, from configuration:
   methods a desktop needs, and only on its own agent.
 Secure by default: with no tokens configured every call is refused
 (UNAUTHENTICATED). Only `AGENT_STATE_ALLOW_ANONYMOUS=true`, which the settings
-accept for a loopback address alone (the local development stack), makes
+accept for a loopback address alone (tests on one machine), makes
 every caller an administrator named by its network peer.
 """
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -17,6 +18,9 @@ from omniroute.metrics import LATENCY_BUCKETS, WorkspaceLabel
 from omniroute.v1 import agent_pb2, inquiry_pb2
 from omniroute_agent_state.records import SkipReason
 from omniroute_agent_state.roster import Roster, channel_name
+
+if TYPE_CHECKING:
+    from omniroute_agent_state.outbox import Outbox
 
 METHODS = (
     "UpsertAgent",
@@ -31,6 +35,9 @@ METHODS = (
     "WatchAgents",
     "Heartbeat",
     "TransferTask",
+    "WithdrawOffer",
+    "GetReservation",
+    "ListReservations",
 )
 
 
@@ -72,7 +79,7 @@ class AgentStateMetrics:
         )
         self.publish_errors = Counter(
             "omniroute_agent_state_publish_errors_total",
-            "Changes the broker did not acknowledge (the call was answered UNAVAILABLE).",
+            "Sends of changes the broker did not acknowledge (each is re-sent until it is).",
             registry=registry,
         )
         self.records_skipped = Counter(
@@ -84,6 +91,24 @@ class AgentStateMetrics:
         )
         for reason in SkipReason:
             self.records_skipped.labels(reason.value)
+        self.unacknowledged = Gauge(
+            "omniroute_agent_state_unacknowledged_changes",
+            "Changes made but not yet acknowledged by the broker (the outbox; callers wait).",
+            registry=registry,
+        )
+        self.expiry_failures = Counter(
+            "omniroute_agent_state_expiry_failures_total",
+            "Agents whose expiry failed in a round (their change rolled back; the others "
+            "expired), and expiry rounds that failed as a whole.",
+            registry=registry,
+        )
+        self.expiry_healthy = Gauge(
+            "omniroute_agent_state_expiry_healthy",
+            "1 while the expiry loop runs and its last round expired every agent; 0 otherwise "
+            "(gRPC health is NOT_SERVING then).",
+            registry=registry,
+        )
+        self.expiry_healthy.set(1)
         for method in METHODS:
             self.rpcs.labels(method, "OK")
             self.rpc_seconds.labels(method, "OK")
@@ -95,6 +120,10 @@ class AgentStateMetrics:
         ):  # fmt: skip
             self.task_events.labels(kind)
         registry.register(RosterCollector(roster, workspace_label or WorkspaceLabel(["*"])))
+
+    def watch_outbox(self, outbox: Outbox) -> None:
+        """Read the outbox's backlog at scrape time."""
+        self.unacknowledged.set_function(lambda: outbox.pending)
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one call and its duration under its final status code."""

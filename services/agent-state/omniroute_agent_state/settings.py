@@ -38,6 +38,19 @@ class AgentStateSettings(CommonSettings):
     expiry_check_s: float = Field(
         0.2, gt=0, description="How often open offers and wrap-ups are checked for expiry."
     )
+    publish_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a call without a gRPC deadline waits for the broker to "
+        "acknowledge its change before it is answered UNAVAILABLE (the change is kept and "
+        "re-sent; a retry learns the outcome). A call with a deadline waits until just before it.",
+    )
+    event_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the last task event of each inquiry is kept for GetReservation "
+        "and for answering retried calls by their natural key.",
+    )
     shutdown_grace_s: float = Field(5.0, ge=0, description="Grace for in-flight calls on stop.")
     away_reasons: list[str] = Field(
         default_factory=lambda: [

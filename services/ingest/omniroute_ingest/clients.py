@@ -8,7 +8,7 @@
   `INGEST_RECEIVED_AT_SKEW_S` (others get 403 naming the field, and their
   `receivedAt` is clamped).
 - With no key configured every such request is refused, unless
-  `INGEST_ALLOW_ANONYMOUS` (loopback only: `make run`, the tests), where the
+  `INGEST_ALLOW_ANONYMOUS` (loopback only: the tests), where the
   caller is an anonymous client with every right.
 - A token bucket per client (key name, or the remote address when there is
   none) answers 429 with Retry-After above `INGEST_RATE_PER_S`.

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from omniroute import logs
+from omniroute.grpc_client import read_ca
 from omniroute.kafka import ensure_topics
 from omniroute.metrics import serve
 from omniroute_router import config as routing_config
@@ -37,6 +37,7 @@ async def prepare_topics(settings: RouterSettings) -> None:
         ticks_topic_name(settings),
         settings.topic_assignments,
         settings.topic_dead_letters,
+        settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -74,11 +75,7 @@ def main() -> None:
         settings.agent_state_target,
         settings.agent_state_token,
         settings.agent_state_timeout_s,
-        root_certificates=(
-            Path(settings.agent_state_tls_ca_file).read_bytes()
-            if settings.agent_state_tls_ca_file
-            else None
-        ),
+        root_certificates=read_ca(settings.agent_state_tls_ca_file),
     )
     router = Router(settings, config, RouterMetrics(registry), agent_state)
     app = create_app(settings, router)
