@@ -111,8 +111,6 @@ def provision(options: Options, now: datetime.datetime | None = None) -> list[st
         done.append(f"created {env_file} from .env.example")
     env = read_env(env_file)
     admins = _json_map(env.get("AGENT_STATE_ADMIN_TOKENS", ""))
-    desks = _json_map(env.get("AGENT_STATE_DESKTOP_TOKENS", ""))
-    supervisors = _json_map(env.get("DESK_SUPERVISOR_TOKENS", ""))
     updates: dict[str, str] = {}
     services = ("router", "desk", "admin")
     missing = [name for name in services if not admins.get(name)]
@@ -125,26 +123,16 @@ def provision(options: Options, now: datetime.datetime | None = None) -> list[st
         updates["AGENT_STATE_TOKEN"] = admins["router"]
     if env.get("DESK_AGENT_STATE_TOKEN") != admins["desk"]:
         updates["DESK_AGENT_STATE_TOKEN"] = admins["desk"]
-    if options.rotate_tokens and desks:
-        desks = {token(): agent for agent in desks.values()}
-        done.append("new desktop tokens for every agent in AGENT_STATE_DESKTOP_TOKENS")
-    for agent in options.desks:
-        desks = {t: a for t, a in desks.items() if a != agent}
-        desk_token = token()
-        desks[desk_token] = agent
-        done.append(f"desktop token for agent {agent}: {desk_token}")
-    if options.rotate_tokens or options.desks or not env.get("AGENT_STATE_DESKTOP_TOKENS"):
-        updates["AGENT_STATE_DESKTOP_TOKENS"] = json.dumps(desks, separators=(",", ":"))
-    if options.rotate_tokens and supervisors:
-        supervisors = {token(): workspace for workspace in supervisors.values()}
-        done.append("new supervisor tokens for every workspace in DESK_SUPERVISOR_TOKENS")
-    for workspace in options.supervisors:
-        supervisors = {t: w for t, w in supervisors.items() if w != workspace}
-        wallboard_token = token()
-        supervisors[wallboard_token] = workspace
-        done.append(f"supervisor token for workspace {workspace}: {wallboard_token}")
-    if options.rotate_tokens or options.supervisors or not env.get("DESK_SUPERVISOR_TOKENS"):
-        updates["DESK_SUPERVISOR_TOKENS"] = json.dumps(supervisors, separators=(",", ":"))
+    for variable, owners, kind in (
+        ("AGENT_STATE_DESKTOP_TOKENS", options.desks, "desktop token for agent"),
+        ("DESK_SUPERVISOR_TOKENS", options.supervisors, "supervisor token for workspace"),
+    ):
+        if options.rotate_tokens or owners or not env.get(variable):
+            tokens, issued = _issue(_json_map(env.get(variable, "")), owners, options.rotate_tokens)
+            updates[variable] = json.dumps(tokens, separators=(",", ":"))
+            done += [f"{kind} {owner}: {new}" for new, owner in issued]
+            if options.rotate_tokens and tokens:
+                done.append(f"new tokens for every entry in {variable}")
     ingest_keys = _json_any(env.get("INGEST_API_KEYS", ""))
     if options.rotate_tokens or not ingest_keys:
         ingest_keys = ingest_keys or {"default": {"workspaces": ["*"], "steer": False}}
@@ -258,6 +246,22 @@ def kubernetes_secrets(
         secret("omniroute-agent-state-ca", {"ca.crt": ca.decode()}),
     ]
     return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _issue(
+    tokens: dict[str, str], owners: tuple[str, ...], rotate: bool
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """`tokens` (token -> owner) with every token new when `rotate`, and a new one for
+    each of `owners` (their old one dropped); also the (token, owner) pairs issued."""
+    if rotate:
+        tokens = {token(): owner for owner in tokens.values()}
+    issued = []
+    for owner in owners:
+        tokens = {t: o for t, o in tokens.items() if o != owner}
+        new = token()
+        tokens[new] = owner
+        issued.append((new, owner))
+    return tokens, issued
 
 
 def _json_any(text: str) -> dict[str, dict[str, object]]:
