@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             f"http://127.0.0.1:{ports.ingest}",
             f"127.0.0.1:{ports.agent_state}",
             args.count,
+            ingest_key=stack.tokens.ingest,
             token=stack.tokens.demo,
         )
         try:

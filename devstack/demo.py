@@ -121,12 +121,19 @@ class Demo:
     """Drives the running stack; `run()` until `count` inquiries are done or forever."""
 
     def __init__(
-        self, ingest_url: str, agent_state_target: str, count: int | None, token: str = ""
+        self,
+        ingest_url: str,
+        agent_state_target: str,
+        count: int | None,
+        *,
+        ingest_key: str,
+        token: str,
     ) -> None:
         self.ingest_url = ingest_url
+        self.ingest_key = ingest_key  # an API key at ingest
         self.target = agent_state_target
         self.count = count
-        self.token = token  # an administrator token at agent-state, when it needs one
+        self.token = token  # an administrator token at agent-state
         self.tally = Tally()
         self.names = {a[0]: a[1] for a in AGENTS}
         self.working: set[asyncio.Task[None]] = set()
@@ -191,7 +198,10 @@ class Demo:
         request = urllib.request.Request(
             f"{self.ingest_url}/v1/inquiries",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.ingest_key}",
+            },
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:

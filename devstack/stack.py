@@ -3,9 +3,11 @@
 Everything listens on 127.0.0.1. Processes are stopped by their pid
 (SIGTERM, then SIGKILL if they linger); nothing is left running.
 
-agent-state requires tokens, made afresh for each run: one for the router,
-one for the desk, one for the demo (administrators), a desktop token for each
-of the demo's `PEOPLE`, and a supervisor token for the wallboard.
+Authentication is on, as in a deployment, with tokens made afresh for each
+run: at agent-state one for the router, one for the desk, one for the demo
+(administrators) and a desktop token for each of the demo's `PEOPLE`; a
+supervisor token for the wallboard; an API key at ingest. Only loopback
+serves them, so there is no TLS.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Tokens:
     desk: str = field(default_factory=_token)
     demo: str = field(default_factory=_token)
     supervisor: str = field(default_factory=_token)
+    ingest: str = field(default_factory=_token)  # ingest's API key
     desktops: dict[str, str] = field(
         default_factory=lambda: {person[0]: _token() for person in PEOPLE}
     )  # agent id -> desktop token
@@ -105,11 +108,16 @@ class Stack:
             "KAFKA_BOOTSTRAP": f"127.0.0.1:{self.ports.broker}",
             "KAFKA_PARTITIONS": str(self.partitions),
             "AGENT_STATE_HOST": "127.0.0.1",
+            "METRICS_WORKSPACES": '["*"]',  # local: every workspace its own label
             "AGENT_STATE_PORT": str(self.ports.agent_state),
             "AGENT_STATE_METRICS_PORT": str(self.ports.agent_state_metrics),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports.agent_state}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports.ingest),
+            # One API key for the demo (and for you: it is printed at start).
+            "INGEST_API_KEYS": json.dumps(
+                {"demo": {"key": self.tokens.ingest, "workspaces": ["*"], "steer": True}}
+            ),
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports.router_metrics),
             "ROUTING_CONFIG": os.environ.get(
@@ -140,6 +148,7 @@ class Stack:
         self._spawn("ingest", "omniroute_ingest")
         self._wait_http(f"http://127.0.0.1:{self.ports.ingest}/healthz", "ingest")
         print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
+        print(f"               API key for this run: Authorization: Bearer {self.tokens.ingest}")
         self._wait_router_joined()
         print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
         self._spawn(

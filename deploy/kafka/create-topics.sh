@@ -16,6 +16,9 @@ set -eu
 : "${DEAD_LETTERS_RETENTION_MS:=2592000000}" # 30 days: time to investigate
 : "${TICKS_RETENTION_MS:=3600000}"           # 1 hour: ticks are worthless once processed
 : "${SNAPSHOTS_RETENTION_MS:=3600000}"       # 1 hour: only the latest queue snapshot matters
+# Production: replication 3 and min.insync.replicas 2, so an acknowledged write
+# is on two brokers and one broker may be down (the Kubernetes Job sets both).
+: "${KAFKA_MIN_INSYNC_REPLICAS:=1}"
 TOPICS_BIN="${KAFKA_HOME:-/opt/kafka}/bin/kafka-topics.sh"
 
 created=""
@@ -26,7 +29,8 @@ create() { # name cleanup.policy [extra --config ...]
   "$TOPICS_BIN" --bootstrap-server "$KAFKA_BOOTSTRAP" --create --if-not-exists \
     --topic "$name" --partitions "$KAFKA_PARTITIONS" \
     --replication-factor "$KAFKA_REPLICATION_FACTOR" \
-    --config "cleanup.policy=$policy" "$@"
+    --config "cleanup.policy=$policy" \
+    --config "min.insync.replicas=$KAFKA_MIN_INSYNC_REPLICAS" "$@"
   created="$created $name"
 }
 

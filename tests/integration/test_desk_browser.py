@@ -1,9 +1,10 @@
 """The desk and the wallboard in a real browser (Debian's chromium, driven by Playwright).
 
-The whole system runs as processes on loopback with authentication on:
-agent-state knows an administrator token for the router, one for the desk,
-and a desktop token per agent; the desk knows a supervisor token per
-workspace. Inquiries come in through ingest's HTTP API, as a channel would
+The whole system runs as processes on loopback, secured as the deployments
+are: agent-state serves TLS with the certificate `make deploy-setup` makes,
+and knows an administrator token for the router, one for the desk, and a
+desktop token per agent; the router and the desk check its certificate
+against the CA; the desk knows a supervisor token per workspace. Inquiries come in through ingest's HTTP API, as a channel would
 send them. The first test takes screenshots of the desk and the wallboard:
 into a temporary folder, or, with OMNIROUTE_SCREENSHOTS=1 (`make screenshots`),
 over the README's images in services/desk/screenshots.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +24,13 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from omniroute.embedded import EmbeddedBroker
+from omniroute.provision import Options, provision
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
+from tests.support import tools
 from tests.support.system import System, inquiry_body, make_agent, new_workspace, running
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
 CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL
 ADMIN = (("authorization", "Bearer admin-secret"),)
@@ -76,10 +77,17 @@ workspaces:
 
 @pytest.fixture(scope="module")
 def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """agent-state, router, ingest and the desk, with tokens required everywhere."""
-    routing = tmp_path_factory.mktemp("desk") / "routing.yaml"
+    """agent-state, router, ingest and the desk, with tokens and TLS as deployed."""
+    folder = tmp_path_factory.mktemp("desk")
+    routing = folder / "routing.yaml"
     routing.write_text(ROUTING)
+    provision(Options(deploy_dir=folder))  # agent-state's certificate (127.0.0.1) and the CA
+    secrets = folder / "secrets"
     env = {
+        "AGENT_STATE_ALLOW_ANONYMOUS": "false",
+        "AGENT_STATE_TLS_CERT_FILE": str(secrets / "agent-state.pem"),
+        "AGENT_STATE_TLS_KEY_FILE": str(secrets / "agent-state.key"),
+        "AGENT_STATE_TLS_CA_FILE": str(secrets / "ca.pem"),  # the router's and the desk's
         "AGENT_STATE_ADMIN_TOKENS": json.dumps(
             {"router": "router-secret", "desk": "desk-secret", "admin": "admin-secret"}
         ),
@@ -98,11 +106,10 @@ def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless chromium from the system's package (Playwright downloads no browser)."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    executable = tools.require("chromium")  # `make test` installs Debian's package
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             args=[
                 "--headless",
                 "--no-sandbox",
@@ -122,7 +129,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def admin(system: System) -> Iterator[agent_state_pb2_grpc.AgentStateStub]:
     """An administrator's gRPC client of agent-state (sets agents up)."""
-    with grpc.insecure_channel(system.agent_state_target) as channel:
+    ca = Path(system.env["AGENT_STATE_TLS_CA_FILE"]).read_bytes()
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    with grpc.secure_channel(system.agent_state_target, credentials) as channel:
         yield agent_state_pb2_grpc.AgentStateStub(channel)
 
 

@@ -58,11 +58,18 @@ class System:
             "KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "KAFKA_PARTITIONS": str(self.partitions),
             "AGENT_STATE_HOST": "127.0.0.1",
+            # Loopback only: callers need no token here (deployments always require them).
+            "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+            # Every workspace its own metric label (names here are the tests' own).
+            "METRICS_WORKSPACES": '["*"]',
             "AGENT_STATE_PORT": str(self.ports["agent_state"]),
             "AGENT_STATE_METRICS_PORT": str(self.ports["agent_state_metrics"]),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports['agent_state']}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports["ingest"]),
+            # Loopback only: no API key needed here (tests of the keys set their own).
+            "INGEST_ALLOW_ANONYMOUS": "true",
+            "INGEST_RATE_PER_S": "0",
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports["router_metrics"]),
             "ROUTER_APP_ID": f"router-{self.topics['TOPIC_INQUIRIES']}",

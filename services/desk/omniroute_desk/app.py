@@ -42,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field, model_validator
 
 from omniroute.codec import seconds, timestamp
+from omniroute.grpc_client import read_ca
 from omniroute.v1 import agent_pb2, agent_state_pb2, task_pb2
 from omniroute_desk.feed import AssignmentIndex, AssignmentReader, SnapshotBoard, SnapshotReader
 from omniroute_desk.gateway import AgentStateGateway
@@ -205,7 +206,10 @@ def create_app(
     registry = registry or CollectorRegistry()
     metrics = DeskMetrics(registry)
     agent_state = gateway or AgentStateGateway(
-        settings.agent_state_target, settings.agent_state_token, settings.agent_state_timeout_s
+        settings.agent_state_target,
+        settings.agent_state_token,
+        settings.agent_state_timeout_s,
+        root_certificates=read_ca(settings.agent_state_tls_ca_file),
     )
     board = SnapshotBoard()
     index = AssignmentIndex(settings.desk_content_max)

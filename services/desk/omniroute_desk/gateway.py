@@ -4,7 +4,8 @@ Every call an agent makes goes out with that agent's own desktop token, so
 agent-state, the authority, decides what the agent may see and do (an agent
 acts only on their own offers). The desk's own token (an administrator's) is
 used only for what a desktop token cannot do: the wallboard's ListAgents and
-WatchAgents, and listing transfer targets.
+WatchAgents, and listing transfer targets. The channel is the shared one
+(omniroute.grpc_client): TLS checked against agent-state's CA when one is given.
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ from typing import Any
 
 import grpc
 
+from omniroute.grpc_client import agent_state_channel, bearer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
-
-Metadata = tuple[tuple[str, str], ...]
-
-
-def bearer(token: str) -> Metadata | None:
-    """gRPC metadata carrying `token` (none when empty: agent-state without auth)."""
-    return (("authorization", f"Bearer {token}"),) if token else None
 
 
 class AgentStateGateway:
     """One gRPC channel to agent-state, shared by every browser the desk serves."""
 
-    def __init__(self, target: str, desk_token: str = "", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        desk_token: str = "",
+        timeout_s: float = 5.0,
+        root_certificates: bytes | None = None,
+    ) -> None:
         self.target = target
+        self.root_certificates = root_certificates
         self.desk_metadata = bearer(desk_token)
         self.timeout_s = timeout_s
         # Created on first use: a grpc.aio channel binds to the running event loop.
@@ -38,7 +40,7 @@ class AgentStateGateway:
     def stub(self) -> agent_state_pb2_grpc.AgentStateStub:
         """The stub, creating the channel inside the running loop."""
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = agent_state_channel(self.target, self.root_certificates)
             self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         return self._stub
 

@@ -8,25 +8,19 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from omniroute.settings import CommonSettings
+from omniroute.settings import AgentStateClientSettings
 
 
-class DeskSettings(CommonSettings):
+class DeskSettings(AgentStateClientSettings):
     """Settings of services/desk (env var = upper-case field name)."""
 
     desk_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
     desk_port: int = Field(8090, description="HTTP port of the desk, the wallboard and /metrics.")
-    agent_state_target: str = Field(
-        "127.0.0.1:50051", description="gRPC address of services/agent-state."
-    )
     agent_state_token: str = Field(
         "",
         description="The desk's own bearer token for agent-state (an administrator token): "
         "the wallboard lists and watches a workspace's agents, and the desk lists transfer "
         "targets, with it. Agents' actions always use the agent's own desktop token.",
-    )
-    agent_state_timeout_s: float = Field(
-        5.0, gt=0, description="Deadline of one unary call to agent-state."
     )
     desk_supervisor_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,

@@ -24,6 +24,7 @@ import faust
 from faust.types import EventT
 
 from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
+from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
@@ -46,6 +47,9 @@ from omniroute_router.transport import app_with_fetch_wait
 log = logging.getLogger("omniroute.router")
 
 Clock = Callable[[], float]
+
+#: Escalation reasons the ladder itself gives (label values besides "agent").
+_LADDER_REASONS = frozenset({"wait", "failed_offers"})
 
 
 def ticks_topic_name(settings: RouterSettings) -> str:
@@ -75,6 +79,9 @@ class Router:
         self.agent_state = agent_state
         self.clock = clock
         self.workspaces: dict[str, WorkspaceRouter] = {}
+        # The workspace label: configured workspaces by name, the rest as "other".
+        self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         # Bound by `bind()` once the Faust app and its tables exist.
         self.inquiry_table: Any = None
         self.agent_table: Any = None
@@ -96,6 +103,7 @@ class Router:
     def forget_all(self) -> None:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
         self.workspaces.clear()
+        self._other_queues.clear()
 
     # -- event handling -------------------------------------------------------
 
@@ -346,14 +354,13 @@ class Router:
     def _notices(self, router: WorkspaceRouter) -> None:
         for notice in router.drain_notices():
             if notice.kind == "escalated":
-                self.metrics.escalations.labels(str(notice.step), notice.reason).inc()
+                # The ladder's own reasons, or "agent": an agent's words (free text,
+                # possibly personal) are never a label value and never logged.
+                reason = notice.reason if notice.reason in _LADDER_REASONS else "agent"
+                self.metrics.escalations.labels(str(notice.step), reason).inc()
                 log.info(
                     "inquiry escalated",
-                    extra={
-                        "inquiry_id": notice.inquiry_id,
-                        "step": notice.step,
-                        "reason": notice.reason,
-                    },
+                    extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
                 )
             elif notice.kind == "abandoned":
                 self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
@@ -365,12 +372,24 @@ class Router:
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
         """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
         snapshot = self.snapshots.publish(router, now)
-        for queue in snapshot.queues:
-            self.metrics.queue_depth.labels(router.workspace, queue.name).set(queue.waiting)
-            self.metrics.oldest_wait.labels(router.workspace, queue.name).set(queue.oldest_wait_s)
-        self.metrics.offers_open.labels(router.workspace).set(
-            sum(q.offered for q in snapshot.queues)
-        )
+        depth = {queue.name: queue.waiting for queue in snapshot.queues}
+        oldest = {queue.name: queue.oldest_wait_s for queue in snapshot.queues}
+        offered = sum(queue.offered for queue in snapshot.queues)
+        label = self.workspace_label(router.workspace)
+        if label == OTHER_WORKSPACE:
+            # Unconfigured workspaces share one series: sum (max for the oldest
+            # wait) over all of them this worker has observed.
+            self._other_queues[router.workspace] = (depth, oldest, offered)
+            depth, oldest, offered = {}, {}, 0
+            for w_depth, w_oldest, w_offered in self._other_queues.values():
+                for queue, count in w_depth.items():
+                    depth[queue] = depth.get(queue, 0) + count
+                    oldest[queue] = max(oldest.get(queue, 0.0), w_oldest[queue])
+                offered += w_offered
+        for queue in depth:
+            self.metrics.queue_depth.labels(label, queue).set(depth[queue])
+            self.metrics.oldest_wait.labels(label, queue).set(oldest[queue])
+        self.metrics.offers_open.labels(label).set(offered)
 
     # -- state --------------------------------------------------------------------
 
