@@ -40,6 +40,10 @@ def agent_state_env(broker: EmbeddedBroker, **overrides: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP": broker.bootstrap,
         "KAFKA_PARTITIONS": "2",
         "AGENT_STATE_HOST": "127.0.0.1",
+        # Loopback only: callers need no token here (deployments always require them).
+        "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+        # Every workspace its own metric label (names here are the tests' own).
+        "METRICS_WORKSPACES": '["*"]',
         "AGENT_STATE_PORT": "0",
         "EXPIRY_CHECK_S": "0.05",
         **overrides,

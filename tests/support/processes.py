@@ -35,4 +35,5 @@ def topic_env(suffix: str | None = None) -> dict[str, str]:
         "TOPIC_ASSIGNMENTS": f"assignments-{suffix}",
         "TOPIC_DEAD_LETTERS": f"dead-letters-{suffix}",
         "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{suffix}",
+        "TOPIC_QUEUE_SNAPSHOTS": f"queue-snapshots-{suffix}",
     }

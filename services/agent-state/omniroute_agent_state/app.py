@@ -15,11 +15,13 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import EventProducer
-from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc
+from omniroute.metrics import WorkspaceLabel
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
 from omniroute_agent_state.auth import Authenticator
 from omniroute_agent_state.journal import Journal, recover
 from omniroute_agent_state.metrics import AgentStateMetrics
 from omniroute_agent_state.outbox import Outbox
+from omniroute_agent_state.records import unusable
 from omniroute_agent_state.roster import Changes, Policy, Roster
 from omniroute_agent_state.servicer import AgentStateServicer
 from omniroute_agent_state.settings import AgentStateSettings
@@ -71,9 +73,10 @@ async def create_server(
     await producer.start()
     journal = Journal(settings, producer)
     await journal.prepare()
+    metrics = AgentStateMetrics(registry, roster, WorkspaceLabel(settings.metrics_workspaces))
     recovered = await recover(settings)
     refused = roster.restore(
-        recovered.agents,
+        usable_records(recovered.agents, metrics),
         time.time(),
         time.monotonic(),
         fences=recovered.fences,
@@ -94,9 +97,10 @@ async def create_server(
         },
     )
 
-    metrics = AgentStateMetrics(registry, roster)
     authenticator = Authenticator(
-        settings.agent_state_admin_tokens, settings.agent_state_desktop_tokens
+        settings.agent_state_admin_tokens,
+        settings.agent_state_desktop_tokens,
+        allow_anonymous=settings.agent_state_allow_anonymous,
     )
 
     def outbox_for(on_durable: Callable[[Changes], None]) -> Outbox:
@@ -147,9 +151,33 @@ async def create_server(
     return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
 
 
+def usable_records(
+    records: list[agent_pb2.Agent], metrics: AgentStateMetrics
+) -> list[agent_pb2.Agent]:
+    """The recovered records the roster can take; the others logged (ids only) and counted."""
+    usable = []
+    for record in records:
+        reason = unusable(record)
+        if reason is None:
+            usable.append(record)
+            continue
+        metrics.records_skipped.labels(reason).inc()
+        log.error(
+            "recovered agent record skipped",
+            extra={
+                "agent_id": record.id,
+                "workspace": record.workspace,
+                "version": record.version,
+                "reason": reason.value,
+            },
+        )
+    return usable
+
+
 def authenticator_enabled(settings: AgentStateSettings) -> bool:
-    """Whether callers must present a bearer token."""
-    return bool(settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens)
+    """Whether callers must present a bearer token (always, unless anonymous on loopback)."""
+    tokens = settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens
+    return bool(tokens) or not settings.agent_state_allow_anonymous
 
 
 def server_credentials(settings: AgentStateSettings) -> grpc.ServerCredentials | None:

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from omniroute.grpc_client import agent_state_channel, bearer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 
 # Trailing metadata agent-state sends with a refusal: the agent's record now.
@@ -48,12 +49,20 @@ class Reserved:
 class AgentStateClient:
     """The router's side of the agent-state gRPC service."""
 
-    def __init__(self, target: str, token: str = "", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str = "",
+        timeout_s: float = 5.0,
+        root_certificates: bytes | None = None,
+    ) -> None:
         self._target = target
+        # TLS when agent-state's CA is given (the shipped deployments always do).
+        self._root_certificates = root_certificates
         # Created on first use: a grpc.aio channel binds to the running event loop.
         self._channel: grpc.aio.Channel | None = None
         self._stub: agent_state_pb2_grpc.AgentStateStub | None = None
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._metadata = bearer(token)
         self._timeout_s = timeout_s
 
     async def reserve(
@@ -137,7 +146,7 @@ class AgentStateClient:
 
     async def _call(self, method: str, request: Any) -> Any:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = agent_state_channel(self._target, self._root_certificates)
             self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         call = getattr(self._stub, method)
         return await call(request, timeout=self._timeout_s, metadata=self._metadata)
