@@ -369,3 +369,18 @@ async def test_a_sweep_behind_goes_on_at_the_next_tick() -> None:
     await h.tick()  # caught up: the next sweep waits for the interval
     assert h.router.tables.sweep_checkpoint(P) == 6
     assert len([m for m in h.router.workspaces[WS].inquiries if m.startswith("skipped")]) == 5
+
+
+async def test_a_skipped_record_at_the_end_of_a_partition_is_swept_once_nothing_lags(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.inquiry("read")
+    await h.inquiry("last-skipped", deliver=False)
+    await h.tick()
+    assert "last-skipped" not in [i for i, _ in h.offered()]  # the stream may still read it
+    # The group has committed everything on the partition: the sweep reads to its end.
+    h.router.lags, h.router.highwaters = {("inquiries", P): 0}, {P: 2}
+    h.clock.advance(30)
+    await h.tick()
+    assert [i for i, _ in h.offered()].count("last-skipped") == 1

@@ -102,6 +102,10 @@ class Router:
         self.partition_of: dict[str, int] = {}
         # Last inquiries offset the stream processed per partition: the sweep's limit.
         self.stream_offsets: dict[int, int] = {}
+        # Consumer lag per owned input partition, as last measured (0: all
+        # committed), and the inquiries partitions' high watermarks.
+        self.lags: dict[tuple[str, int], int] = {}
+        self.highwaters: dict[int, int] = {}
         self._swept_at: dict[int, float] = {}
         self._listed_at: dict[str, float] = {}
         # Faust tables bound by `create_app` (plain dicts in unit tests).
@@ -441,8 +445,10 @@ class Router:
     async def _sweep(self, partition: int, now: float) -> None:
         """Re-read the partition's inquiries since the checkpoint; admit any never seen.
 
-        Reads only up to the last record the stream processed here, so what
-        the stream is about to read is not read twice. Admitted inquiries wait
+        Reads up to the last record the stream processed here, so what the
+        stream is about to read is not read twice; once the group has
+        committed everything on the partition (no lag), to its end, so a
+        skipped record at the very end is found too. Admitted inquiries wait
         for agent-state's word (`verify`) before they are offered, so one that
         was finished long ago is not offered again.
         """
@@ -451,13 +457,21 @@ class Router:
         if last is not None and at - last < self.settings.router_sweep_interval_s:
             return
         self._swept_at[partition] = at
+        highwater = self.highwaters.get(partition)
+        caught_up = (
+            self.lags.get((self.settings.topic_inquiries, partition)) == 0 and highwater is not None
+        )
         upto = self.stream_offsets.get(partition)
-        if upto is None:
+        if upto is None and not caught_up:
             return
         start = self.tables.sweep_checkpoint(partition)
         if start is None:
             start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
-        end = min(upto + 1, start + self.settings.router_sweep_batch)
+        end = start + self.settings.router_sweep_batch
+        if caught_up and highwater is not None:
+            end = min(highwater, end)
+        elif upto is not None:
+            end = min(upto + 1, end)
         if start >= end:
             return
         records = await self.reader.read(partition, start, end)
@@ -483,7 +497,9 @@ class Router:
             self.metrics.swept.inc(found)
         if records:
             self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
-        if records and end <= upto:
+        limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
+        behind = bool(records) and end < limit
+        if behind:
             # Not caught up (a batch at a time, so the stream is not held up
             # long): go on at the next tick rather than after the interval, so
             # the sweep keeps up with any arrival rate.
@@ -794,7 +810,8 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
 
     @app.timer(interval=settings.router_tick_s)
     async def measure_lag() -> None:
-        lag.update(app.consumer)
+        router.lags = lag.update(app.consumer)
+        router.highwaters = inquiry_highwaters(app.consumer, settings.topic_inquiries)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(sender: Any, **kwargs: Any) -> None:
@@ -819,6 +836,19 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         router.metrics.partitions.set(len(owned))
 
     return app
+
+
+def inquiry_highwaters(consumer: Any, topic: str) -> dict[int, int]:
+    """The high watermark of each owned partition of the inquiries topic (from fetches;
+    the embedded broker's ListOffsets can be short of it)."""
+    found: dict[int, int] = {}
+    for tp in consumer.assignment():
+        if tp.topic == topic:
+            try:
+                found[tp.partition] = int(consumer.highwater(tp))
+            except Exception:  # the consumer is (re)starting; measured next time
+                continue
+    return found
 
 
 def encode_tick(now: float) -> bytes:
