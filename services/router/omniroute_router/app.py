@@ -767,6 +767,7 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        recovery_consistency_check=settings.router_recovery_consistency_check,
     )
     raw: dict[str, Any] = {
         "key_type": bytes,

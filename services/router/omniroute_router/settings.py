@@ -76,3 +76,11 @@ class RouterSettings(AgentStateClientSettings):
         description="Most inquiries checked with agent-state per workspace and tick "
         "(the most overdue first), so a burst never stalls routing.",
     )
+    router_recovery_consistency_check: bool = Field(
+        False,
+        description="Faust's recovery check that a table's persisted changelog offset is not "
+        "above the changelog's high watermark. Off by default: the embedded broker can "
+        "report a high watermark one short when the last batch holds several records, and "
+        "the check then crashes a worker taking over a partition (ConsistencyError) although "
+        "its state is complete. Turn it on with Apache Kafka to catch changelogs that lost data.",
+    )
