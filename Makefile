@@ -69,7 +69,7 @@ bench-sim: $(STAMP)
 
 ## The full Erlang validation grid at the issue's tolerances (long: minutes).
 validate-sim: $(STAMP)
-	OMNIROUTE_SIM_VALIDATION=full $(PY) -m pytest tests/simulator -x -s -k validation -p no:cacheprovider
+	OMNIROUTE_SIM_VALIDATION=full $(PY) -m pytest tests/simulator -x -s -k validation -p no:cacheprovider -o timeout=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -65,9 +65,8 @@ def render(
                 "hours since start",
                 "% answered within target",
                 (0, 100),
-                hlines=[],
                 vline=warm_h,
-            ),  # fmt: skip
+            ),
             "Share of the contacts arriving in each interval that were answered within their "
             f"channel's target ({', '.join(f'{k} {v:g} s' for k, v in config.service_levels.items())}). "
             "The dotted line marks the end of the warm-up.",
@@ -101,8 +100,8 @@ def render(
                 (0, 100),
                 vlines=targets,
             ),
-            "Share of the answered contacts answered within each wait (cumulative), per queue; "
-            "dashed lines at the service-level targets.",
+            "Share of the answered contacts answered within each wait (cumulative), per queue, up "
+            "to the longest 0.5% of waits; dashed lines at the service-level targets in that range.",
         ),
         "</body></html>",
     ]
@@ -190,7 +189,7 @@ def _lines(
     vline: float | None = None,
     vlines: Sequence[float] = (),
 ) -> str:
-    xs = [x for _, pts in series for x, _ in pts] + list(vlines)
+    xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts]
     if not xs or not ys:
         return "<p><i>no data</i></p>"
@@ -219,7 +218,7 @@ def _lines(
         out.append(
             f"<line x1='0' x2='{pw}' y1='{fy(h):.1f}' y2='{fy(h):.1f}' stroke='#555' stroke-dasharray='6 4'/>"
         )
-    for v in vlines:
+    for v in (v for v in vlines if x0 <= v <= x1):
         out.append(
             f"<line x1='{fx(v):.1f}' x2='{fx(v):.1f}' y1='0' y2='{ph}' stroke='#555' stroke-dasharray='6 4'/>"
         )

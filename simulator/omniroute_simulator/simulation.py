@@ -72,6 +72,7 @@ class Record:
     contact: Contact
     offered_at: float = -1.0
     wait: float = -1.0  # first answer; -1 while unanswered
+    answered_by: str = ""
     abandoned_after: float = -1.0
 
 
@@ -422,6 +423,7 @@ class Simulation:
             handle = record.contact.handle_s
             if wait is not None:
                 record.wait = wait
+                record.answered_by = agent.id
                 self._settle(inquiry_id, record)
         self._at(now + handle, Kind.HANDLED, inquiry_id, agent.id)
 

@@ -137,7 +137,7 @@ def find_staffing(
         if high > 100 * max(1, math.ceil(sum(shares.values()))):
             raise ValueError("no staffing up to 100 times the offered load reaches the target")
     while low > 1 and meets(allocate(shares, low)):  # and downwards (abandonment helps)
-        high, low = low, max(1, low // 2)
+        high, low = low, max(1, low - max(1, low // 20))
     while low < high:
         mid = (low + high) // 2
         if meets(allocate(shares, mid)):

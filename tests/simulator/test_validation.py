@@ -1,0 +1,132 @@
+"""Validation: the simulator on the production routing core against exact queueing results.
+
+Single skill, one queue, every agent in it, accept delay 0 (models.mmn). Each
+case runs seeded replications; a figure's tolerance comes from its confidence
+interval across replications. Every simulated figure must contain the exact
+value in its 99.9% interval (about fifty figures are checked, so each one at
+99.9% keeps the chance of a false alarm over the whole file near 5%), and where
+the interval is narrow enough to tell, be within the issue's tolerance: one
+point for service level and P(wait), 0.2 points for the abandon rate.
+
+`make test` runs horizons that fit a test budget of about a minute; there the
+grid's widest intervals (high load, β 0.5, nobody abandons: long busy
+periods) are wider than one point. `make validate-sim`
+(OMNIROUTE_SIM_VALIDATION=full) adds replications until every interval is
+inside the tolerance and asserts the tolerance everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from omniroute_simulator import erlang, models
+from omniroute_simulator.runner import replicate
+from omniroute_simulator.statistics import Estimate, estimate, estimates, per_replication
+
+FULL = os.environ.get("OMNIROUTE_SIM_VALIDATION") == "full"
+HANDLE = 180.0
+TARGET = 20.0
+PATIENCE = 300.0
+POINT = 0.01
+LEVEL = 0.999
+REPLICATIONS = 10
+
+
+@dataclass
+class Checked:
+    figures: dict[str, Estimate]
+    contacts: int
+    replications: int
+    little: Estimate  # abandon rate - mean wait / mean patience, per replication
+
+
+def simulate(
+    load: float, agents: int, patience: float, hours: float, seed: int, until: float = 0.0
+) -> Checked:
+    """Replications of M/M/n(+M); in full mode more of them until intervals are narrow."""
+    scenario = models.mmn(load / HANDLE * 3600, HANDLE, agents, hours * 3600, 1800.0, patience)
+    config = models.single_queue_config(TARGET)
+    outcomes = replicate(scenario, config, REPLICATIONS, seed)
+    while until:
+        figures = estimates(outcomes, scenario.duration_s, level=0.95)
+        wide = max(figures["service_level"].half_width, figures["p_wait"].half_width)
+        if wide <= until or len(outcomes) >= 400:
+            break
+        outcomes += replicate(scenario, config, REPLICATIONS, seed + len(outcomes))
+    rates = per_replication(outcomes, scenario.duration_s)
+    theta = 0.0 if math.isinf(patience) else 1 / patience
+    return Checked(
+        figures=estimates(outcomes, scenario.duration_s, level=LEVEL),
+        contacts=sum(len(o.records) for o in outcomes),
+        replications=len(outcomes),
+        little=estimate([r["abandon_rate"] - theta * r["mean_wait_s"] for r in rates], LEVEL),
+    )
+
+
+def check(
+    name: str, got: Estimate, exact: float, tolerance: float, require_precision: bool
+) -> None:
+    print(
+        f"  {name:<14} simulated {got.mean:.5f} ± {got.half_width:.5f} (99.9%)  exact {exact:.5f}"
+    )
+    assert got.covers(exact), f"{name}: exact {exact:.5f} outside {got.low:.5f}..{got.high:.5f}"
+    if require_precision or got.half_width <= tolerance:
+        assert abs(got.mean - exact) <= tolerance, f"{name}: {got.mean:.5f} vs exact {exact:.5f}"
+
+
+def test_validation_erlang_c_textbook_case() -> None:
+    """100 calls per 30 min, 3 min handle, 14 agents, 20 s: P(wait) 0.17413, SL 0.88835, ASA 7.84 s."""
+    run = simulate(10.0, 14, math.inf, hours=200 if FULL else 60, seed=1)
+    exact = erlang.erlang_c(10 / HANDLE, HANDLE, 14, TARGET)
+    print(f"\nErlang C: {run.contacts} contacts in {run.replications} replications")
+    check("service level", run.figures["service_level"], exact.service_level, POINT, True)
+    check("P(wait)", run.figures["p_wait"], exact.p_wait, POINT, True)
+    check("ASA s", run.figures["asa_s"], exact.asa_s, 1.0, True)
+    assert run.figures["abandon_rate"].mean == 0
+
+
+def test_validation_erlang_a_textbook_case() -> None:
+    """The same with patience of mean 5 min: P(wait) 0.14526, P(abandon) 0.013984, SL 0.916792."""
+    run = simulate(10.0, 14, PATIENCE, hours=200 if FULL else 80, seed=2)
+    exact = erlang.erlang_a(10 / HANDLE, HANDLE, 14, TARGET, PATIENCE)
+    print(f"\nErlang A: {run.contacts} contacts in {run.replications} replications")
+    check("service level", run.figures["service_level"], exact.service_level, POINT, True)
+    check("P(wait)", run.figures["p_wait"], exact.p_wait, POINT, True)
+    check("abandon rate", run.figures["abandon_rate"], exact.p_abandon, 0.2 * POINT, True)
+    check("ASA s", run.figures["asa_s"], exact.asa_s, 1.0, True)
+    assert run.little.covers(0.0), f"P(abandon) - θ·E[wait] = {run.little}"
+
+
+# Quick horizons give each case about 40,000 contacts (10 replications).
+GRID = [
+    (load, beta, patience)
+    for load in (10, 50, 200)
+    for beta in (0.5, 1.0)
+    for patience in (math.inf, PATIENCE)
+]
+
+
+@pytest.mark.parametrize(("load", "beta", "patience"), GRID)
+def test_validation_grid_at_square_root_staffing(load: float, beta: float, patience: float) -> None:
+    agents = erlang.square_root_staffing(load, beta)
+    calls_per_hour = load / HANDLE * 3600
+    hours = 0.5 + 4000 / calls_per_hour
+    seed = int(load * 10 + beta * 4 + (patience < math.inf))
+    run = simulate(load, agents, patience, hours, seed, until=0.8 * POINT if FULL else 0.0)
+    exact = erlang.erlang_a(load / HANDLE, HANDLE, agents, TARGET, patience)
+    print(
+        f"\n{load} erlangs, β {beta}, n {agents}, patience {patience:g} s: "
+        f"{run.contacts} contacts in {run.replications} replications"
+    )
+    check("service level", run.figures["service_level"], exact.service_level, POINT, FULL)
+    check("P(wait)", run.figures["p_wait"], exact.p_wait, POINT, FULL)
+    if math.isinf(patience):
+        assert run.figures["abandon_rate"].mean == 0
+        return
+    check("abandon rate", run.figures["abandon_rate"], exact.p_abandon, 0.2 * POINT, FULL)
+    # Little's law for the abandoning: P(abandon) = θ · E[time in queue of every arrival].
+    assert run.little.covers(0.0), f"P(abandon) - θ·E[wait] = {run.little}"
