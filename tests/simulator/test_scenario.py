@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from omniroute_router import config as routing_config
-from omniroute_simulator.scenario import Shape, ScenarioError, load, parse
+from omniroute_simulator.scenario import ScenarioError, Shape, load, parse
 
 EXAMPLES = Path(__file__).parents[2] / "simulator" / "examples"
 
