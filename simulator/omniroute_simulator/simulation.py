@@ -327,7 +327,7 @@ class Simulation:
         record = self.records.get(inquiry_id)
         if record is None or record.wait >= 0:
             return
-        if self.router.abandoned(inquiry_id, self.now) is None:
+        if not self.router.abandoned(inquiry_id, self.now):
             return
         record.abandoned_after = self.now - record.arrived
         self._settle(inquiry_id, record)
