@@ -25,7 +25,6 @@ import asyncio
 import json
 import math
 import random
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +267,3 @@ def recording(
         )
         contacts.append((arrived - start, contact))
     return Recording(scenario.workspace, start, contacts, waits, gone)
-
-
-def elapsed(started: float) -> str:
-    return f"{time.perf_counter() - started:.1f} s"

@@ -18,7 +18,7 @@ from typing import Any
 from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_simulator.scenario import Scenario, ScenarioError
 from omniroute_simulator.simulation import Contact, Outcome, Simulation
-from omniroute_simulator.statistics import estimate, summarize
+from omniroute_simulator.statistics import summarize
 
 
 def workspace_config(routing: RoutingConfig, scenario: Scenario) -> WorkspaceConfig:
@@ -171,13 +171,6 @@ def write_outputs(
             writer2.writerow([t, *(round(v[k], 6) for v in over_time.occupancy.values())])
     (out / "report.html").write_text(render(title, data, over_time, scenario, config))
     return data
-
-
-def occupancy_estimate(outcomes: Sequence[Outcome], group: str) -> float:
-    """Mean occupancy of one agent group (for tables)."""
-    return estimate(
-        [o.busy_s[group] / o.staffed_s[group] for o in outcomes if o.staffed_s[group]]
-    ).mean
 
 
 def _safe(name: str) -> str:
