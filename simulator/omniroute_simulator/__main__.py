@@ -297,7 +297,9 @@ def _side_by_side(columns: list[tuple[str, dict[str, Any]]]) -> str:
         lines.append(
             f"{key:<16}" + "".join(f"{_fmt(d['overall'].get(key), kind):>26}" for _, d in columns)
         )
-    queues = {q for _, d in columns for q in d["queues"]}
+    queues = {
+        q for _, d in columns for q, figures in d["queues"].items() if figures["offered"]["mean"]
+    }
     for queue in sorted(queues):
         lines.append(f"\nqueue {queue}")
         for key in ("offered", "service_level", "asa_s", "abandon_rate"):
