@@ -74,7 +74,7 @@ def render(
         _figure(
             "Queue depth over time",
             _lines(depth_series, "hours since start", "contacts waiting", None, vline=warm_h),
-            "Customers waiting to be answered at the end of each interval (mean across "
+            "Customers waiting to be answered, averaged over each interval (and across "
             "replications), per queue.",
         ),
         _figure(

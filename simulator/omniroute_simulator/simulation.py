@@ -132,7 +132,8 @@ class Outcome:
     records: list[Record]
     busy_s: dict[str, float]  # agent group -> agent-seconds holding a contact (measured window)
     staffed_s: dict[str, float]  # agent group -> agent-seconds on shift (measured window)
-    samples: list[tuple[float, dict[str, int], dict[str, float]]]  # t, depth by queue, occupancy
+    # End of each interval, mean customers waiting per queue over it, agents busy per group at its end.
+    samples: list[tuple[float, dict[str, float], dict[str, float]]]
     queues: list[str]
     groups: list[str]
     events: int
@@ -169,10 +170,14 @@ class Simulation:
         self.offers: dict[str, tuple[str, str]] = {}  # inquiry -> (agent, reservation)
         self.tasks: dict[str, str] = {}  # inquiry -> agent working on it
         self.waiting: dict[str, int] = {q.name: 0 for q in config.queues}
+        # Customer-seconds waited per queue since the last sample (mean depth).
+        self.depth_area = dict.fromkeys(self.waiting, 0.0)
+        self.depth_since = dict.fromkeys(self.waiting, 0.0)
+        self.last_sample = 0.0
         self.agents: dict[str, SimAgent] = {}
         self.groups = [g.name for g in scenario.agents]
         self.staffed_s = dict.fromkeys(self.groups, 0.0)
-        self.samples: list[tuple[float, dict[str, int], dict[str, float]]] = []
+        self.samples: list[tuple[float, dict[str, float], dict[str, float]]] = []
         self.events = 0
         self.reservations = 0
         self.refusals = 0
@@ -314,7 +319,7 @@ class Simulation:
             inquiry.queue, contact.stream, contact.channel, now, target, counted, contact
         )
         self.records[inquiry_id] = record
-        self.waiting[inquiry.queue] += 1
+        self._count_waiting(inquiry.queue, +1)
         if counted:
             self.pending += 1
         if contact.patience_s < math.inf:
@@ -337,7 +342,7 @@ class Simulation:
 
     def _settle(self, inquiry_id: str, record: Record) -> None:
         """The customer was answered or left: no longer waiting."""
-        self.waiting[record.queue] -= 1
+        self._count_waiting(record.queue, -1)
         if record.counted:
             self.pending -= 1
             self.finished.append(record)
@@ -541,6 +546,12 @@ class Simulation:
 
     # -- measuring ------------------------------------------------------------
 
+    def _count_waiting(self, queue: str, change: int) -> None:
+        now = self.now
+        self.depth_area[queue] += self.waiting[queue] * (now - self.depth_since[queue])
+        self.depth_since[queue] = now
+        self.waiting[queue] += change
+
     def _sample(self) -> None:
         self.router.housekeeping(self.now)
         self.router.drain_notices()
@@ -552,4 +563,11 @@ class Simulation:
                 busy[name] += agent.busy > 0
                 slots[name] += 1
         occupancy = {g: busy[g] / slots[g] if slots[g] else 0.0 for g in self.groups}
-        self.samples.append((self.now, dict(self.waiting), occupancy))
+        interval = self.now - self.last_sample
+        depth = {}
+        for queue in self.waiting:
+            self._count_waiting(queue, 0)
+            depth[queue] = self.depth_area[queue] / interval if interval > 0 else 0.0
+            self.depth_area[queue] = 0.0
+        self.last_sample = self.now
+        self.samples.append((self.now, depth, occupancy))
