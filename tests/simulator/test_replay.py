@@ -119,8 +119,8 @@ def test_run_writes_summary_csvs_and_report(
     code = main(
         [
             "run",
-            "--routing", str(EXAMPLES / "erlang-routing.yaml"),
-            "--scenario", str(EXAMPLES / "erlang-a.yaml"),
+            "--routing", str(EXAMPLES / "contact-centre-routing.yaml"),
+            "--scenario", str(EXAMPLES / "contact-centre.yaml"),
             "--replications", "2",
             "--out", str(out),
         ]
@@ -128,9 +128,12 @@ def test_run_writes_summary_csvs_and_report(
     assert code == 0
     data = json.loads((out / "summary.json").read_text())
     assert data["run"]["replications"] == 2
-    assert set(data["queues"]) == {"default"}
+    assert set(data["queues"]) == {"billing-voice", "tech-voice", "chat", "email"}
+    assert set(data["agent_groups"]) == {"early-reps", "late-reps", "tech-reps", "specialists", "supervisors"}  # fmt: skip
     assert data["overall"]["service_level"]["ci95"] > 0
-    header = (out / "queue-default.csv").read_text().splitlines()[0]
+    rows = (out / "queue-chat.csv").read_text().splitlines()
+    assert len(rows) == 1 + 36000 // 900  # a header, then one row per 15 minutes
+    header = rows[0]
     assert header == "from_s,to_s,offered,answered,within_target,abandoned,waiting,service_level"
     html = (out / "report.html").read_text()
     assert html.count("<svg") == 5
