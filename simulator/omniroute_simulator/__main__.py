@@ -286,8 +286,9 @@ def _table(data: dict[str, Any]) -> str:
     lines = [head]
     for key, kind in _ROWS:
         lines.append(f"{key:<16}" + "".join(f"{_fmt(q.get(key), kind):>20}" for _, q in queues))
-    if "occupancy" in data["overall"]:
-        lines.append(f"{'occupancy':<16}{'':>{20 * (len(queues) - 1)}}{_fmt(data['overall']['occupancy'], 'pct'):>20}")  # fmt: skip
+    lines.append(
+        f"{'occupancy':<16}" + "".join(f"{_fmt(q.get('occupancy'), 'pct'):>20}" for _, q in queues)
+    )
     return "\n".join(lines)
 
 

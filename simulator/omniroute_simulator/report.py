@@ -56,6 +56,8 @@ def render(
         "by all contacts that arrived (those who hung up count as missed).</p>",
         "<h2>Queues</h2>",
         _queue_table(data, config, scenario),
+        "<p class='ci'>Agent time: the share of all agents' time on shift spent on the "
+        "queue's contacts (offered, in work, wrap-up); overall, the share spent on any.</p>",
         "<h2>Agent groups</h2>",
         _group_table(data),
         _figure(
@@ -111,14 +113,15 @@ def render(
 def _queue_table(data: dict[str, Any], config: WorkspaceConfig, scenario: Scenario) -> str:
     rows = [
         "<table><tr><th>queue</th><th>offered</th><th>answered</th><th>abandoned</th>"
-        "<th>service level</th><th>P(wait)</th><th>ASA</th><th>abandon rate</th></tr>"
+        "<th>service level</th><th>P(wait)</th><th>ASA</th><th>abandon rate</th>"
+        "<th>agent time</th></tr>"
     ]
     for name, q in [*data["queues"].items(), ("overall", data["overall"])]:
         rows.append(
             f"<tr><td>{_e(name)}</td><td>{_num(q['offered'])}</td><td>{_num(q['answered'])}</td>"
             f"<td>{_num(q['abandoned'])}</td><td>{_pct(q['service_level'])}</td>"
             f"<td>{_pct(q['p_wait'])}</td><td>{_num(q['asa_s'], ' s', 1)}</td>"
-            f"<td>{_pct(q['abandon_rate'])}</td></tr>"
+            f"<td>{_pct(q['abandon_rate'])}</td><td>{_pct(q['occupancy'])}</td></tr>"
         )
     rows.append("</table>")
     return "".join(rows)

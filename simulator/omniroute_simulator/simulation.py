@@ -132,6 +132,7 @@ class Outcome:
     records: list[Record]
     busy_s: dict[str, float]  # agent group -> agent-seconds holding a contact (measured window)
     staffed_s: dict[str, float]  # agent group -> agent-seconds on shift (measured window)
+    queue_busy_s: dict[str, float]  # queue -> agent-seconds on its contacts (measured window)
     # End of each interval, mean customers waiting per queue over it, agents busy per group at its end.
     samples: list[tuple[float, dict[str, float], dict[str, float]]]
     queues: list[str]
@@ -169,6 +170,9 @@ class Simulation:
         self.pending = 0  # measured arrivals not yet answered or gone
         self.offers: dict[str, tuple[str, str]] = {}  # inquiry -> (agent, reservation)
         self.tasks: dict[str, str] = {}  # inquiry -> agent working on it
+        self.held_since: dict[str, float] = {}  # inquiry -> when its agent was reserved
+        # Agent-seconds spent on each queue's contacts (offer, work, wrap-up), measured window.
+        self.queue_busy_s = {q.name: 0.0 for q in config.queues}
         self.waiting: dict[str, int] = {q.name: 0 for q in config.queues}
         # Customer-seconds waited per queue since the last sample (mean depth).
         self.depth_area = dict.fromkeys(self.waiting, 0.0)
@@ -243,6 +247,7 @@ class Simulation:
             records=self.finished,
             busy_s=busy,
             staffed_s=self.staffed_s,
+            queue_busy_s=self.queue_busy_s,
             samples=self.samples,
             queues=list(self.waiting),
             groups=self.groups,
@@ -338,7 +343,9 @@ class Simulation:
         self._settle(inquiry_id, record)
         offer = self.offers.pop(inquiry_id, None)
         if offer is not None:  # agent-state releases the reservation
-            self._release(self.agents[offer[0]], record.channel, wrap=False)
+            self._release(
+                self.agents[offer[0]], inquiry_id, record.queue, record.channel, wrap=False
+            )
 
     def _settle(self, inquiry_id: str, record: Record) -> None:
         """The customer was answered or left: no longer waiting."""
@@ -378,6 +385,7 @@ class Simulation:
                 refused = True
                 continue
             agent.load[channel] = agent.load.get(channel, 0) + 1
+            self.held_since[offer.inquiry_id] = now
             self._set_busy(agent, agent.busy + 1)
             router.update_agent(agent.view(self.workspace))
             self.reservations += 1
@@ -409,9 +417,8 @@ class Simulation:
         del self.offers[inquiry_id]
         now = self.now
         self.router.offer_failed(inquiry_id, agent.id, offer[1], "declined", now)
-        record = self.records.get(inquiry_id)
-        channel = record.channel if record else self.router.inquiries[inquiry_id].channel
-        self._release(agent, channel, wrap=False)
+        inquiry = self.router.inquiries[inquiry_id]
+        self._release(agent, inquiry_id, inquiry.queue, inquiry.channel, wrap=False)
         self._route(inquiry_ids=(inquiry_id,))
         # The agent may be offered it again once the re-offer block runs out.
         self._at(now + self.config.reoffer_block_s + REPLAN_MARGIN_S, Kind.REPLAN, inquiry_id, None)
@@ -438,7 +445,7 @@ class Simulation:
         now = self.now
         router = self.router
         inquiry = router.inquiries[inquiry_id]
-        channel = inquiry.channel
+        channel, queue = inquiry.channel, inquiry.queue
         draw = self.rng_agents.random()
         scenario = self.scenario
         again = False
@@ -457,7 +464,7 @@ class Simulation:
             again = True
         else:
             router.resolved(inquiry_id, agent_id, now)
-        self._release(agent, channel, wrap=True)
+        self._release(agent, inquiry_id, queue, channel, wrap=True)
         if again:
             self._route(inquiry_ids=(inquiry_id,))
 
@@ -507,10 +514,14 @@ class Simulation:
         agent.status = AgentStatus.OFFLINE  # finishes what it holds, takes nothing new
         self.router.update_agent(agent.view(self.workspace))
 
-    def _release(self, agent: SimAgent, channel: str, wrap: bool) -> None:
+    def _release(
+        self, agent: SimAgent, inquiry_id: str, queue: str, channel: str, wrap: bool
+    ) -> None:
         """A slot comes free (after wrap-up, when there is one); tell the core, route."""
         agent.load[channel] -= 1
         wrap_s = agent.wrap_up.sample(self.rng_agents) if wrap and agent.wrap_up is not ZERO else 0
+        held_from = self.held_since.pop(inquiry_id)
+        self.queue_busy_s[queue] += self._measured(held_from, self.now + wrap_s)
         if wrap_s > 0:
             agent.wrapping += 1
             agent.status = AgentStatus.WRAP_UP
@@ -534,6 +545,10 @@ class Simulation:
         self.router.update_agent(agent.view(self.workspace))
         if agent.status is AgentStatus.AVAILABLE:
             self._route(agent_ids=(agent.id,))
+
+    def _measured(self, start: float, end: float) -> float:
+        """How much of [start, end] lies in the measured window."""
+        return max(0.0, min(end, self.end) - max(start, self.start))
 
     def _set_busy(self, agent: SimAgent, busy: int) -> None:
         """Count the time holding at least one contact (offered, in work, wrap-up)."""

@@ -176,6 +176,14 @@ def summarize(outcomes: Sequence[Outcome], end: float) -> dict[str, Any]:
         else math.nan
         for o in outcomes
     ]
+    for name in outcomes[0].queues:
+        share = [
+            o.queue_busy_s[name] / sum(o.staffed_s.values())
+            if sum(o.staffed_s.values())
+            else math.nan
+            for o in outcomes
+        ]
+        queues[name]["occupancy"] = estimate(share).as_dict()
     overall = queues.pop("overall")
     overall["occupancy"] = estimate(overall_occupancy).as_dict()
     return {"queues": queues, "overall": overall, "agent_groups": groups}

@@ -169,4 +169,8 @@ def test_summary_holds_every_figure_with_an_interval() -> None:
             assert set(section[key]) == {"mean", "ci95", "low", "high"}
             assert math.isfinite(section[key]["mean"])
     assert 0 < data["overall"]["occupancy"]["mean"] < 1
+    # One queue, one contact at a time: the queue's agent time is all of the busy time.
+    assert data["queues"]["default"]["occupancy"]["mean"] == pytest.approx(
+        data["overall"]["occupancy"]["mean"], rel=1e-9
+    )
     assert 0 < data["agent_groups"]["agents"]["occupancy"]["mean"] < 1
