@@ -239,6 +239,9 @@ class Simulation:
         self.now = max(self.now, self.end)
         for agent in self.agents.values():
             self._set_busy(agent, agent.busy)
+        for inquiry_id, held_from in self.held_since.items():  # still in an agent's hands
+            queue = self.router.inquiries[inquiry_id].queue
+            self.queue_busy_s[queue] += self._measured(held_from, self.now)
         self.finished.extend(r for r in self.records.values() if r.counted)
         busy = dict.fromkeys(self.groups, 0.0)
         for agent in self.agents.values():
