@@ -77,14 +77,19 @@ def simulate(
     )
 
 
-def check(
-    name: str, got: Estimate, exact: float, tolerance: float, require_precision: bool
-) -> None:
+def check(name: str, got: Estimate, exact: float, tolerance: float, within: bool) -> None:
+    """The exact value inside the 99.9% interval; the mean within `tolerance` when `within`
+    or when the interval is narrow enough to tell; in full mode the interval inside it too."""
     print(
         f"  {name:<14} simulated {got.mean:.5f} ± {got.half_width:.5f} (99.9%)  exact {exact:.5f}"
     )
     assert got.covers(exact), f"{name}: exact {exact:.5f} outside {got.low:.5f}..{got.high:.5f}"
-    if require_precision or got.half_width <= tolerance:
+    if FULL:
+        assert got.half_width <= tolerance, (
+            f"{name}: the interval ±{got.half_width:.5f} is still wider than ±{tolerance} "
+            f"after {MAX_REPLICATIONS} replications: longer runs needed to show the tolerance"
+        )
+    if within or got.half_width <= tolerance:
         assert abs(got.mean - exact) <= tolerance, f"{name}: {got.mean:.5f} vs exact {exact:.5f}"
 
 
@@ -132,12 +137,12 @@ def test_validation_grid_at_square_root_staffing(load: float, beta: float, patie
         f"\n{load} erlangs, β {beta}, n {agents}, patience {patience:g} s: "
         f"{run.contacts} contacts in {run.replications} replications"
     )
-    check("service level", run.figures["service_level"], exact.service_level, POINT, FULL)
-    check("P(wait)", run.figures["p_wait"], exact.p_wait, POINT, FULL)
+    check("service level", run.figures["service_level"], exact.service_level, POINT, False)
+    check("P(wait)", run.figures["p_wait"], exact.p_wait, POINT, False)
     if math.isinf(patience):
         assert run.figures["abandon_rate"].mean == 0
         return
-    check("abandon rate", run.figures["abandon_rate"], exact.p_abandon, 0.2 * POINT, FULL)
+    check("abandon rate", run.figures["abandon_rate"], exact.p_abandon, 0.2 * POINT, False)
     # Little's law for the abandoning: P(abandon) = θ · E[time in queue of every arrival].
     assert run.little.covers(0.0), f"P(abandon) - θ·E[wait] = {run.little}"
 
