@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/simulator
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration lint proto proto-check bench simulate bench-sim validate-sim clean
+.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,20 +15,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the broker, the three services and a demo that shows routing.
+## Start the broker, the four services (the desk included) and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
 run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
 
 ## Lint, check the generated code, then run every test.
-test: $(STAMP) proto-check lint
+test: $(STAMP) proto-check lint tools
 	$(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) tools
 	$(PY) -m pytest tests/integration
+
+## Install the tools the tests need beyond Python (.ci/tools) where possible;
+## a tier whose tool is still missing is skipped and named.
+tools:
+	@.ci/ensure-tools
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -49,6 +54,15 @@ proto-check: $(STAMP)
 	for f in $$tmp/omniroute/v1/*; do \
 	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code matches proto/"
+
+## A deployment's secrets: agent-state tokens, a local CA and certificates, Grafana's
+## password, in deploy/.env and deploy/secrets/ (e.g. ARGS="--desk ann --kubernetes").
+deploy-setup: $(STAMP)
+	$(PY) -m omniroute.provision --dir deploy $(ARGS)
+
+## Retake the README's screenshots of the desk and the wallboard (a browser test).
+screenshots: $(STAMP) tools
+	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
 ## End-to-end benchmark through the embedded broker; prints its figures.
 bench: $(STAMP)

@@ -22,3 +22,11 @@ def broker() -> Iterator[EmbeddedBroker]:
         embedded.stop()
     if embedded.process is not None and embedded.process.returncode not in (0, -15, None):
         print(f"broker exited with {embedded.process.returncode}; its log:\n{embedded.log()}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per test tier that did not run for lack of a tool (tests/support/tools.py)."""
+    from tests.support.tools import not_run
+
+    for reason in not_run.values():
+        terminalreporter.write_line(f"TIER NOT RUN: {reason}", yellow=True)

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from omniroute import logs
+from omniroute.grpc_client import read_ca
 from omniroute.kafka import ensure_topics
 from omniroute.metrics import serve
 from omniroute_router import config as routing_config
@@ -36,6 +37,7 @@ async def prepare_topics(settings: RouterSettings) -> None:
         ticks_topic_name(settings),
         settings.topic_assignments,
         settings.topic_dead_letters,
+        settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -70,7 +72,10 @@ def main() -> None:
     registry = CollectorRegistry()
     serve(settings.router_metrics_port, registry, settings.router_metrics_host)
     agent_state = AgentStateClient(
-        settings.agent_state_target, settings.agent_state_token, settings.agent_state_timeout_s
+        settings.agent_state_target,
+        settings.agent_state_token,
+        settings.agent_state_timeout_s,
+        root_certificates=read_ca(settings.agent_state_tls_ca_file),
     )
     router = Router(settings, config, RouterMetrics(registry), agent_state)
     app = create_app(settings, router)
