@@ -102,6 +102,9 @@ class FakeAgentState:
     async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:
         return agent_state_pb2.ListReservationsResponse(reservations=self.open)
 
+    async def list_agents(self, workspace: str) -> list[agent_pb2.Agent]:
+        return list(self.agents.values())
+
 
 class FakeReader:
     """The inquiries topic as the sweep re-reads it."""
@@ -152,13 +155,14 @@ class Harness:
         if deliver:
             await self.feed(message)
 
-    async def agent(self, agent_id: str, version: int = 1) -> None:
+    async def agent(self, agent_id: str, version: int = 1, load: int = 0) -> None:
+        slot = agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=2, load=load)
         record = agent_pb2.Agent(
             id=agent_id,
             workspace=WS,
             tier=1,  # type: ignore[arg-type]
             status=agent_pb2.AGENT_STATUS_AVAILABLE,
-            capacities=[agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=2)],
+            capacities=[slot],
             version=version,
         )
         self.agent_state.agents[agent_id] = record
@@ -392,3 +396,29 @@ def test_a_worker_taking_over_survives_a_high_watermark_reported_one_short() -> 
     h = harness()
     app = create_app(h.router.settings, h.router)
     assert app.conf.recovery_consistency_check is False
+
+
+async def test_a_stale_agent_picture_is_corrected_by_the_workspace_reconciliation(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    await h.inquiry("q2")
+    await h.agent("a1", version=2, load=2)  # both slots taken
+    await h.inquiry("q3")
+    assert h.offered() == [("q1", "a1"), ("q2", "a1")]
+    # q1 and q2 were completed, but their events (and the agent's) died with the
+    # previous owner: agent-state has the agent free, nothing open.
+    h.agent_state.agents["a1"].capacities[0].load = 0
+    h.agent_state.agents["a1"].version = 5
+    completed = task_pb2.TaskEvent(
+        type=COMPLETED, inquiry_id="q1", workspace=WS, agent_id="a1", reservation_id="r1"
+    )
+    h.agent_state.answers["q1"] = agent_state_pb2.GetReservationResponse(last_event=completed)
+    h.agent_state.answers["q2"] = agent_state_pb2.GetReservationResponse(
+        last_event=task_pb2.TaskEvent(
+            type=COMPLETED, inquiry_id="q2", workspace=WS, agent_id="a1", reservation_id="r2"
+        )
+    )
+    await h.tick()
+    assert h.offered() == [("q1", "a1"), ("q2", "a1"), ("q3", "a1")], h.offered()

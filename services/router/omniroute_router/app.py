@@ -419,6 +419,16 @@ class Router:
             return
         held = {r.inquiry_id: held_from_proto(r) for r in listed.reservations}
         await self._check(router, partition, router.reconcile_workspace(held), "workspace", now)
+        # The agents too: a worker that died after consuming an agent's events
+        # but before its table writes were durable leaves a stale picture (e.g.
+        # a slot still taken) that no further event of an idle agent corrects.
+        try:
+            agents = await self.agent_state.list_agents(router.workspace)
+        except AgentStateUnavailable:
+            self.metrics.agent_state_errors.inc()
+            return
+        for agent in agents:
+            router.update_agent(agent_from_proto(agent))
 
     async def _withdraw(self, router: WorkspaceRouter, partition: int) -> None:
         """Take back at agent-state the offers the core gave up (abandoned, finished)."""

@@ -144,6 +144,15 @@ class AgentStateClient:
             raise _error(exc) from None
         return response
 
+    async def list_agents(self, workspace: str) -> list[agent_pb2.Agent]:
+        """Every agent of the workspace as agent-state has it now."""
+        request = agent_state_pb2.ListAgentsRequest(workspace=workspace)
+        try:
+            response: agent_state_pb2.ListAgentsResponse = await self._call("ListAgents", request)
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return list(response.agents)
+
     async def _call(self, method: str, request: Any) -> Any:
         if self._stub is None:
             self._channel = agent_state_channel(self._target, self._root_certificates)
