@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup
+.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,23 @@ screenshots: $(STAMP) tools
 ## End-to-end benchmark through the embedded broker; prints its figures.
 bench: $(STAMP)
 	$(PY) -m benchmarks.router_bench
+
+## What-if simulation of a scenario on the router's core; results in OUT (default sim-out/).
+## make simulate SCENARIO=simulator/examples/contact-centre.yaml [ROUTING=...] [OUT=...] [REPLICATIONS=5]
+SCENARIO     ?= simulator/examples/contact-centre.yaml
+ROUTING      ?= simulator/examples/contact-centre-routing.yaml
+OUT          ?= sim-out
+REPLICATIONS ?= 5
+simulate: $(STAMP)
+	$(PY) -m omniroute_simulator run --routing $(ROUTING) --scenario $(SCENARIO) --replications $(REPLICATIONS) --out $(OUT)
+
+## The simulator and Ciw on the same M/M/c model: simulated contacts per second.
+bench-sim: $(STAMP)
+	$(PY) -m benchmarks.sim_bench
+
+## The full Erlang validation grid at the issue's tolerances (long: minutes).
+validate-sim: $(STAMP)
+	OMNIROUTE_SIM_VALIDATION=full $(PY) -m pytest tests/simulator -x -s -k validation -p no:cacheprovider -o timeout=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
