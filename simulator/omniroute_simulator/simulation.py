@@ -174,6 +174,11 @@ class Simulation:
         # Agent-seconds spent on each queue's contacts (offer, work, wrap-up), measured window.
         self.queue_busy_s = {q.name: 0.0 for q in config.queues}
         self.waiting: dict[str, int] = {q.name: 0 for q in config.queues}
+        self.unsettled = 0  # arrivals neither answered nor gone, all queues
+        # Only arrivals ever wait for an agent: no follow-ups or escalations come back.
+        self.only_arrivals_wait = (
+            scenario.follow_up_probability == 0 and scenario.escalation_probability == 0
+        )
         # Customer-seconds waited per queue since the last sample (mean depth).
         self.depth_area = dict.fromkeys(self.waiting, 0.0)
         self.depth_since = dict.fromkeys(self.waiting, 0.0)
@@ -365,6 +370,15 @@ class Simulation:
     ) -> None:
         """What the adapter does after an event: plan, reserve, tell the core."""
         router = self.router
+        if self.only_arrivals_wait:
+            # Planning for an arrival with no agent free, or for a freed agent
+            # with nobody waiting, finds nothing: skip the call (the busiest
+            # half of them in a loaded queue). Only when nothing else can wait
+            # (follow-ups, which `plan` releases when due, and escalations).
+            if inquiry_ids is not None and not router.free_agents:
+                return
+            if agent_ids is not None and not self.unsettled:
+                return
         now = self.now
         for _ in range(3):  # re-plan after refusals, a few times at most, as the adapter does
             if not self._reserve(router.plan(now, inquiry_ids, agent_ids)):
@@ -569,6 +583,7 @@ class Simulation:
         self.depth_area[queue] += self.waiting[queue] * (now - self.depth_since[queue])
         self.depth_since[queue] = now
         self.waiting[queue] += change
+        self.unsettled += change
 
     def _sample(self) -> None:
         self.router.housekeeping(self.now)
