@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from omniroute_router.config import WorkspaceConfig
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
-from omniroute_router.routing import Offer, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, WorkspaceRouter
 from omniroute_simulator.scenario import ZERO, AgentGroup, Distribution, Scenario, Stream
 
 REPLAN_MARGIN_S = 1e-6  # re-plan just after a block or preference runs out
@@ -183,6 +183,7 @@ class Simulation:
         self.depth_area = dict.fromkeys(self.waiting, 0.0)
         self.depth_since = dict.fromkeys(self.waiting, 0.0)
         self.last_sample = 0.0
+        self.last_housekeeping = 0.0
         self.agents: dict[str, SimAgent] = {}
         self.groups = [g.name for g in scenario.agents]
         self.staffed_s = dict.fromkeys(self.groups, 0.0)
@@ -586,7 +587,13 @@ class Simulation:
         self.unsettled += change
 
     def _sample(self) -> None:
-        self.router.housekeeping(self.now)
+        # Housekeeping here only forgets finished ids past their retention (its
+        # ladder notices are not used; ladder steps are planned for by REPLAN
+        # events), and it walks every id it remembers: often enough to keep
+        # that memory within 1.25 retention periods, no more often.
+        if self.now - self.last_housekeeping >= REMEMBER_FINISHED_S / 4:
+            self.router.housekeeping(self.now)
+            self.last_housekeeping = self.now
         self.router.drain_notices()
         busy = dict.fromkeys(self.groups, 0)
         slots = dict.fromkeys(self.groups, 0)
