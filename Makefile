@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim
+.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ integration: $(STAMP) tools
 ## a tier whose tool is still missing is skipped and named.
 tools:
 	@.ci/ensure-tools
+
+## The chaos suite: faults on the real processes under load, every scenario on every
+## broker of the `broker` fixture. Its short subset (chaos_smoke) runs in `make test`.
+chaos: $(STAMP) tools
+	$(PY) -m pytest tests/chaos --chaos --durations=0
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: the embedded broker for integration tests."""
+"""Fixtures shared by all tests: the embedded broker for integration tests; the
+`--chaos` option (the chaos suite runs only with it, see `make chaos`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,26 @@ from collections.abc import Iterator
 import pytest
 
 from omniroute.embedded import EmbeddedBroker
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos",
+        action="store_true",
+        default=False,
+        help="also run the tests marked `chaos` (the whole chaos suite; make chaos)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the `chaos` suite out unless --chaos: it takes minutes; its `chaos_smoke`
+    subset runs with every test run."""
+    if config.getoption("--chaos"):
+        return
+    keep = [item for item in items if item.get_closest_marker("chaos") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
