@@ -7,7 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
 
-.PHONY: run test unit integration lint proto proto-check bench clean
+.PHONY: run test unit integration lint proto proto-check bench clean kafka-broker kafka-tier
+
+# Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
+# the version of the compose file's image, jars cached (not committed) here.
+KAFKA_VERSION := $(shell sed -n 's|^ *image: apache/kafka:\([0-9][0-9.]*\).*|\1|p' deploy/docker-compose.yml | head -n 1)
+KAFKA_JARS    := .cache/kafka/$(KAFKA_VERSION)
+BROKER        ?= tansu
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,11 +23,13 @@ $(STAMP): pyproject.toml
 
 ## Start the broker, the three services and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
-run: $(STAMP)
-	$(PY) -m devstack $(ARGS)
+## BROKER=kafka runs Apache Kafka (needs Java; fetches its jars with Maven once).
+run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m devstack --broker $(BROKER) $(ARGS)
 
-## Lint, check the generated code, then run every test.
-test: $(STAMP) proto-check lint
+## Lint, check the generated code, then run every test: the integration tests
+## on the embedded broker and, where Java is installed, on Apache Kafka.
+test: $(STAMP) proto-check lint kafka-tier
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -50,9 +58,27 @@ proto-check: $(STAMP)
 	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code matches proto/"
 
-## End-to-end benchmark through the embedded broker; prints its figures.
-bench: $(STAMP)
-	$(PY) -m benchmarks.router_bench
+## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka).
+bench: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m benchmarks.router_bench --broker $(BROKER)
+
+## Fetch Apache Kafka's jars with Maven into $(KAFKA_JARS) (once).
+kafka-broker: $(KAFKA_JARS)/.complete
+
+$(KAFKA_JARS)/.complete: tests/kafka/pom.xml deploy/docker-compose.yml
+	@command -v java >/dev/null || { echo "Apache Kafka needs Java 17+ (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "fetching Apache Kafka needs Maven (e.g. apt-get install maven)"; exit 1; }
+	rm -rf $(KAFKA_JARS).part
+	mvn -B -q -Dstyle.color=never -f tests/kafka/pom.xml -Dkafka.version=$(KAFKA_VERSION) \
+	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS).part
+	rm -rf $(KAFKA_JARS) && mv $(KAFKA_JARS).part $(KAFKA_JARS) && touch $@
+
+# The jars for the Kafka test tier where Java and Maven are installed; without
+# them the tests run on the embedded broker alone and say so.
+kafka-tier:
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  $(MAKE) --no-print-directory kafka-broker; \
+	else echo "no Java or Maven: the Apache Kafka test tier will not run"; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -1,24 +1,97 @@
-"""Fixtures shared by all tests: the embedded broker for integration tests."""
+"""Fixtures shared by all tests: the broker for integration tests, on both brokers.
+
+Every test that uses `broker` (or `broker_kind`) runs twice, once on the
+embedded broker and once on Apache Kafka, with the broker in its id
+(`test_x[tansu]`, `test_x[kafka]`). One broker of each kind serves the whole
+session; tests isolate themselves with their own topics and consumer groups.
+Where Java or Kafka's jars are missing, the Apache Kafka tier is skipped with
+the reason, and the run ends by saying so (with OMNIROUTE_REQUIRE_KAFKA=1, as
+in CI, that is an error instead). `--broker tansu` (or `kafka`) runs one tier
+only.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from devstack.brokers import BrokerKind, kafka_missing, new_broker
+from omniroute.embedded import Broker
+
+KAFKA_TIER_SKIPPED = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=["all", *BrokerKind],
+        default="all",
+        help="run the broker tests on this broker only (default: all)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the chosen tier only; note whether the Kafka tier cannot run."""
+    chosen = config.getoption("--broker")
+    kept, dropped = [], []
+    for item in items:
+        kind = _kind_of(item)
+        (dropped if chosen != "all" and kind is not None and kind != chosen else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    if any(_kind_of(item) == BrokerKind.KAFKA for item in items):
+        reason = kafka_missing()
+        if reason is not None and os.environ.get("OMNIROUTE_REQUIRE_KAFKA") == "1":
+            raise pytest.UsageError(
+                f"OMNIROUTE_REQUIRE_KAFKA=1 but Apache Kafka cannot run: {reason}"
+            )
+        if reason is not None:
+            config.stash[KAFKA_TIER_SKIPPED] = reason
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last line says when the Apache Kafka tier did not run."""
+    reason = config.stash.get(KAFKA_TIER_SKIPPED, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reason is not None and reporter is not None:
+        reporter.write_sep("!", "the Apache Kafka tier was NOT run", yellow=True, bold=True)
+        reporter.write_line(f"its tests were skipped: {reason}")
+
+
+def _kind_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("broker_kind")
+
+
+@pytest.fixture(scope="session", params=[BrokerKind.TANSU, BrokerKind.KAFKA], ids=str)
+def broker_kind(request: pytest.FixtureRequest) -> Iterator[BrokerKind]:
+    """Which broker this test runs on; skips the Kafka tier when it cannot run here.
+
+    Sets KAFKA_BROKER_KIND for the tier, so every service a test starts (in
+    process or as a process) uses what that broker offers, as an operator
+    would configure it.
+    """
+    kind = BrokerKind(request.param)
+    if kind is BrokerKind.KAFKA and (reason := kafka_missing()) is not None:
+        pytest.skip(f"Apache Kafka tier not run: {reason}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KAFKA_BROKER_KIND", str(kind))
+        yield kind
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    """One embedded Kafka-compatible broker for the whole session, on a free port.
+def broker(broker_kind: BrokerKind) -> Iterator[Broker]:
+    """One broker of the test's kind for the whole session, on a free port.
 
     Tests isolate themselves with their own topics and consumer groups.
     """
-    embedded = EmbeddedBroker().start()
+    running = new_broker(broker_kind).start()
     try:
-        yield embedded
+        yield running
     finally:
-        embedded.stop()
-    if embedded.process is not None and embedded.process.returncode not in (0, -15, None):
-        print(f"broker exited with {embedded.process.returncode}; its log:\n{embedded.log()}")
+        running.close()
+    if running.process is not None and running.process.returncode not in (0, -15, 143, None):
+        print(f"{broker_kind} broker exited with {running.process.returncode}; its log:\n{running.log()}")  # fmt: skip

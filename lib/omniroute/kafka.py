@@ -2,7 +2,8 @@
 
 The producer waits for the broker's acknowledgement (acks=all) before
 `publish` returns, so a caller that answers its client afterwards never
-reports success for an event the broker did not take.
+reports success for an event the broker did not take. On Apache Kafka it is
+idempotent: a send the client library retries is written once.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ class EventProducer:
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id=self._client_id,
             acks="all",
-            # Tansu rejects the idempotent producer's InitProducerId; consumers
-            # de-duplicate by id instead (at-least-once delivery).
-            enable_idempotence=False,
+            # Tansu rejects the idempotent producer's InitProducerId; there
+            # consumers de-duplicate by id instead (at-least-once delivery).
+            enable_idempotence=self._settings.kafka_broker_kind.idempotent_producers,
             linger_ms=1,
             request_timeout_ms=int(self._send_timeout_s * 1000),
         )

@@ -8,10 +8,27 @@ case (`kafka_bootstrap` from `KAFKA_BOOTSTRAP`).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrokerKind(StrEnum):
+    """The broker the services talk to, where Kafka-compatible brokers differ.
+
+    Everything else is the same on both; the README's broker section lists
+    every difference found and how it is handled.
+    """
+
+    KAFKA = "kafka"  # Apache Kafka, the production broker
+    TANSU = "tansu"  # the embedded broker of `make run` and the tests
+
+    @property
+    def idempotent_producers(self) -> bool:
+        """Whether producers can be idempotent (Tansu rejects InitProducerId)."""
+        return self is BrokerKind.KAFKA
 
 
 class CommonSettings(BaseSettings):
@@ -21,6 +38,11 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    kafka_broker_kind: BrokerKind = Field(
+        BrokerKind.KAFKA,
+        description="The broker: `kafka` (Apache Kafka: idempotent producers) or `tansu` "
+        "(the embedded broker: producers at-least-once, consumers de-duplicate).",
     )
     kafka_partitions: int = Field(
         8,

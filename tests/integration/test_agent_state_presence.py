@@ -9,7 +9,7 @@ import grpc
 import pytest
 from prometheus_client import generate_latest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
@@ -34,7 +34,7 @@ TaskEvent = task_pb2.TaskEvent
 
 
 @pytest.fixture
-async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def service(broker: Broker) -> AsyncIterator[Running]:
     """agent-state with a one-second session timeout and a one-second wrap-up after calls.
 
     Offers last long here, so only sessions and wrap-ups expire during a test.

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.processes import SOURCE_PATH
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
 from tests.support.processes import ServiceProcess
@@ -47,7 +47,7 @@ def _essentials(agent: agent_pb2.Agent) -> tuple[object, ...]:
     )
 
 
-async def test_sigkill_and_restart_restore_every_agent(broker: EmbeddedBroker) -> None:
+async def test_sigkill_and_restart_restore_every_agent(broker: Broker) -> None:
     port = free_port()
     env = agent_state_env(
         broker,

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import (
     Running,
@@ -31,7 +31,7 @@ ANN_DESK = (("authorization", "Bearer ann-desk-secret"),)
 
 
 @pytest.fixture
-async def secured(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def secured(broker: Broker) -> AsyncIterator[Running]:
     """agent-state that requires tokens: one for the router, one for ann's desktop."""
     env = agent_state_env(
         broker,
@@ -118,7 +118,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-async def test_tls_when_a_certificate_is_configured(broker: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     env = agent_state_env(
         broker, AGENT_STATE_TLS_CERT_FILE=str(cert), AGENT_STATE_TLS_KEY_FILE=str(key)

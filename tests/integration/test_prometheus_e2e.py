@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import Broker, free_port
 from tests.support.promql import ROOT, dashboard_expressions, rule_files
 from tests.support.system import (
     CHAT,
@@ -49,7 +49,7 @@ WORKSPACE = "acme"  # has service levels in deploy/routing.example.yaml
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     config = str(ROOT / "deploy" / "routing.example.yaml")
     yield from running(System(broker, routing_config=config))
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from tests.support.system import (
     CHAT,
     VOICE,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     yield from running(System(broker))
 
 

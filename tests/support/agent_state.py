@@ -20,7 +20,7 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
 from omniroute_agent_state.settings import AgentStateSettings
@@ -32,7 +32,7 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
-def agent_state_env(broker: EmbeddedBroker, **overrides: str) -> dict[str, str]:
+def agent_state_env(broker: Broker, **overrides: str) -> dict[str, str]:
     """Environment for one agent-state under test: its own topics, loopback, short timers."""
     suffix = uuid.uuid4().hex[:8]
     return {

@@ -39,7 +39,7 @@ from omniroute_router.reservations import (
 )
 from omniroute_router.routing import Offer, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
-from omniroute_router.transport import app_with_fetch_wait
+from omniroute_router.transport import app_class
 
 log = logging.getLogger("omniroute.router")
 
@@ -470,8 +470,7 @@ _OFFER_FAILURES = {
 
 def create_app(settings: RouterSettings, router: Router) -> faust.App:
     """The Faust app: topics, tables, the routing agent and the tick timer."""
-    app_class = app_with_fetch_wait(settings.kafka_fetch_max_wait_ms)
-    app = app_class(
+    app = app_class(settings)(
         settings.router_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
