@@ -15,6 +15,7 @@ set -eu
 : "${EVENTS_RETENTION_MS:=604800000}"        # 7 days: the audit trail
 : "${DEAD_LETTERS_RETENTION_MS:=2592000000}" # 30 days: time to investigate
 : "${TICKS_RETENTION_MS:=3600000}"           # 1 hour: ticks are worthless once processed
+: "${KAFKA_MAX_COMPACTION_LAG_MS:=3600000}"  # 1 hour: compacted topics really compact
 TOPICS_BIN="${KAFKA_HOME:-/opt/kafka}/bin/kafka-topics.sh"
 
 created=""
@@ -37,12 +38,13 @@ create "${TOPIC_TASK_EVENTS:-task-events}" delete $events
 create "${TOPIC_ASSIGNMENTS:-assignments}" delete $events
 create "${TOPIC_DEAD_LETTERS:-dead-letters}" delete --config "retention.ms=$DEAD_LETTERS_RETENTION_MS"
 # agent-state: latest profile, presence and load per agent, rebuilt on restart.
-create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact
+compact="--config max.compaction.lag.ms=$KAFKA_MAX_COMPACTION_LAG_MS"
+create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact $compact
 # Router internals: clock ticks, and the changelogs of its Faust tables
 # (the routing state a new partition owner rebuilds; compacted).
 create "$ROUTER_APP_ID-ticks" delete --config "retention.ms=$TICKS_RETENTION_MS"
 for table in inquiries agents threads workspaces; do
-  create "$ROUTER_APP_ID-$table-changelog" compact
+  create "$ROUTER_APP_ID-$table-changelog" compact $compact
 done
 
 # A topic made earlier with another partition count breaks workspace ownership.

@@ -37,7 +37,7 @@ async def ensure_topics(
     Every topic keyed by workspace gets the same partition count, so the router
     sees one workspace's inquiries, agent and task events on one partition.
     `configs` gives topic configs by topic name, e.g. a compacted snapshot topic:
-    `{"agent-snapshots": {"cleanup.policy": "compact"}}`.
+    `{"agent-snapshots": compacted(settings)}`.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="omniroute-admin"
@@ -64,6 +64,20 @@ async def ensure_topics(
         log.info("created topics", extra={"topics": missing})
     finally:
         await admin.close()
+
+
+def compacted(settings: CommonSettings) -> dict[str, str]:
+    """Topic configs of a compacted topic (the latest record per key is what counts).
+
+    Apache Kafka compacts only closed segments, and rolls one after 7 days or
+    1 GiB by default: a small topic would keep its whole history. A maximum
+    compaction lag rolls and cleans it within that time, so recovery reads stay
+    short however long the history. (The embedded broker never compacts.)
+    """
+    return {
+        "cleanup.policy": "compact",
+        "max.compaction.lag.ms": str(settings.kafka_max_compaction_lag_ms),
+    }
 
 
 class EventProducer:

@@ -57,6 +57,13 @@ class CommonSettings(BaseSettings):
         description="Longest a fetch waits for data. Apache Kafka answers as soon as data "
         "arrives; the embedded broker always waits this long, so keep it short.",
     )
+    kafka_max_compaction_lag_ms: int = Field(
+        3_600_000,
+        ge=1,
+        description="Longest a superseded record of a compacted topic (agent snapshots, the "
+        "router's state changelogs) waits before Apache Kafka may clean it; it also rolls "
+        "the topic's segment, so compaction really happens (1 h).",
+    )
     kafka_session_timeout_s: float = Field(
         6.0, gt=0, description="Consumer group session timeout (6 s is Kafka's minimum)."
     )

@@ -24,6 +24,7 @@ import faust
 from faust.types import EventT
 
 from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
+from omniroute.kafka import compacted
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
@@ -499,7 +500,12 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.dead_letters = app.topic(settings.topic_dead_letters, **raw)
     router.inquiries_topic = app.topic(settings.topic_inquiries, **raw)
     # Values are JSON (the app's default serializer): the core's plain dicts.
-    table: dict[str, Any] = {"partitions": settings.kafka_partitions, "key_type": str}
+    # Changelogs are compacted (Faust's default) within the maximum compaction lag.
+    table: dict[str, Any] = {
+        "partitions": settings.kafka_partitions,
+        "key_type": str,
+        "extra_topic_configs": compacted(settings),
+    }
     router.inquiry_table = app.Table("inquiries", default=None, **table)
     router.agent_table = app.Table("agents", default=None, **table)
     router.thread_table = app.Table("threads", default=None, **table)
