@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from faust.tables.recovery import Recovery
 from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import compacted
@@ -39,3 +42,32 @@ async def test_the_router_creates_the_changelog_of_every_state_table() -> None:
     # ... compacted within the setting, as the topics prepare_topics creates.
     for table in app.tables.values():
         assert table.changelog_topic.config == compacted(settings)
+
+
+async def test_records_fetched_while_recovery_resumes_the_streams_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's order at the end of recovery, with a record arriving in the middle.
+
+    Faust resumes the stream partitions, awaits the seek (the fetcher delivers
+    meanwhile) and then resumes flow control, which empties the stream queues.
+    The router's recovery must keep the record that arrived during the seek.
+    """
+    settings = CommonSettings(kafka_broker_kind=BrokerKind.KAFKA)
+    app = app_class(settings)("recovery-test", broker="kafka://127.0.0.1:9", autodiscover=False)
+    queue = app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+    app.flow_control.resume()  # flowing, as while the changelogs were read
+
+    async def deliver(record: str) -> None:  # Faust's conductor: waits on flow control
+        await app.flow_control.acquire()
+        queue.put_nowait(record)
+
+    async def faust_on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
+        arriving = asyncio.create_task(deliver("task event"))
+        await asyncio.sleep(0.01)  # the seek's round trip
+        app.flow_control.resume()
+        await arriving
+
+    monkeypatch.setattr(Recovery, "on_recovery_completed", faust_on_recovery_completed)
+    await app.tables.recovery.on_recovery_completed(1)
+    assert queue.get_nowait() == "task event"

@@ -10,6 +10,15 @@ a broker that offers idempotent producers (`KAFKA_BROKER_KIND=kafka`, Apache
 Kafka) the router's producer is idempotent, so a retried send never writes a
 record twice; the embedded broker rejects the idempotent producer's
 InitProducerId, so there it stays at-least-once (the router de-duplicates).
+
+After a rebalance, Faust's recovery resumes the stream partitions, seeks them
+to the committed offsets and only then resumes flow control, which empties
+every stream queue: records a fast broker delivered in between were dropped,
+and the consumer, already past them, never read them again until the next
+rebalance. On Apache Kafka a worker that took over a partition skipped the
+task events a desk sent meanwhile, and their inquiries waited for ever (seen
+in test_router_failover[kafka]). `_Recovery` keeps flow control suspended
+over that window, so such records wait for the resume instead.
 """
 
 from __future__ import annotations
@@ -18,9 +27,33 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from omniroute.settings import CommonSettings
+
+
+class _Recovery(Recovery):
+    """Faust's recovery, without dropping records fetched while it resumes the streams."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        # The record handler waits on flow control; resume() empties the
+        # queues first and then lets the waiting records in.
+        self.app.flow_control.suspend()
+        await super().on_recovery_completed(generation_id)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        self.app.flow_control.suspend()
+        await super()._resume_streams(generation_id)
+
+
+class _TableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = _Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
 
 
 def app_class(settings: CommonSettings) -> type[faust.App]:
@@ -48,6 +81,9 @@ def app_class(settings: CommonSettings) -> type[faust.App]:
         Producer = _Producer
 
     class _App(faust.App):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, TableManager=_TableManager, **kwargs)
+
         def _new_transport(self) -> Any:
             return _Transport(self.conf.broker_consumer, self)
 
