@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
 
-.PHONY: run test unit integration lint proto proto-check bench clean kafka-broker kafka-tier
+.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup kafka-broker kafka-tier
 
 # Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
 # the version of the compose file's image, jars cached (not committed) here.
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the broker, the three services and a demo that shows routing.
+## Start the broker, the four services (the desk included) and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
 ## BROKER=kafka runs Apache Kafka (needs Java; fetches its jars with Maven once).
 run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
@@ -29,14 +29,19 @@ run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 
 ## Lint, check the generated code, then run every test: the integration tests
 ## on the embedded broker and, where Java is installed, on Apache Kafka.
-test: $(STAMP) proto-check lint kafka-tier
+test: $(STAMP) proto-check lint tools kafka-tier
 	$(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) tools kafka-tier
 	$(PY) -m pytest tests/integration
+
+## Install the tools the tests need beyond Python (.ci/tools) where possible;
+## a tier whose tool is still missing is skipped and named.
+tools:
+	@.ci/ensure-tools
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -58,6 +63,15 @@ proto-check: $(STAMP)
 	  cmp -s $$f lib/omniroute/v1/$$(basename $$f) || { echo "generated code out of date: $$(basename $$f); run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code matches proto/"
 
+## A deployment's secrets: agent-state tokens, a local CA and certificates, Grafana's
+## password, in deploy/.env and deploy/secrets/ (e.g. ARGS="--desk ann --kubernetes").
+deploy-setup: $(STAMP)
+	$(PY) -m omniroute.provision --dir deploy $(ARGS)
+
+## Retake the README's screenshots of the desk and the wallboard (a browser test).
+screenshots: $(STAMP) tools
+	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
+
 ## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka).
 bench: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 	$(PY) -m benchmarks.router_bench --broker $(BROKER)
@@ -73,8 +87,9 @@ $(KAFKA_JARS)/.complete: tests/kafka/pom.xml deploy/docker-compose.yml
 	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS).part
 	rm -rf $(KAFKA_JARS) && mv $(KAFKA_JARS).part $(KAFKA_JARS) && touch $@
 
-# The jars for the Kafka test tier where Java and Maven are installed; without
-# them the tests run on the embedded broker alone and say so.
+# The jars for the Kafka test tier where Java and Maven are installed (`tools`
+# installs them where it can, .ci/tools); without them the tests run on the
+# embedded broker alone and say so.
 kafka-tier:
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
 	  $(MAKE) --no-print-directory kafka-broker; \

@@ -335,6 +335,9 @@ async def run_router(broker: Broker, agents: int, work: Path, backlog: int) -> l
         "KAFKA_BROKER_KIND": broker.kind,
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "AGENT_STATE_HOST": "127.0.0.1",
+        # Loopback only: callers need no token here (deployments always require them).
+        "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+        "METRICS_WORKSPACES": '["*"]',  # local: every workspace its own label
         "AGENT_STATE_PORT": str(ports["grpc"]),
         "AGENT_STATE_METRICS_PORT": str(ports["grpc_metrics"]),
         "AGENT_STATE_TARGET": f"127.0.0.1:{ports['grpc']}",

@@ -1,4 +1,4 @@
-"""`make run`: start the broker and the three services, then run the demo.
+"""`make run`: start the broker and the four services, then run the demo.
 
     make run                        # stack + demo, until Ctrl-C
     make run ARGS=--no-demo         # only the stack
@@ -6,7 +6,7 @@
     make run BROKER=kafka           # on Apache Kafka instead of the embedded broker
 
 Ports: BROKER_PORT (9092), INGEST_PORT (8080), AGENT_STATE_PORT (50051),
-ROUTER_METRICS_PORT (9102), AGENT_STATE_METRICS_PORT (9103).
+ROUTER_METRICS_PORT (9102), AGENT_STATE_METRICS_PORT (9103), DESK_PORT (8090).
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
         print("Demo: agents log in, customers get in touch, the router offers each inquiry.")
         demo = Demo(
-            f"http://127.0.0.1:{ports.ingest}", f"127.0.0.1:{ports.agent_state}", args.count
+            f"http://127.0.0.1:{ports.ingest}",
+            f"127.0.0.1:{ports.agent_state}",
+            args.count,
+            ingest_key=stack.tokens.ingest,
+            token=stack.tokens.demo,
         )
         try:
             tally = asyncio.run(demo.run())

@@ -6,6 +6,10 @@ stream that accepts offers and completes them after a short handle time.
 Some outcomes show the router's other paths: a declined offer is re-routed,
 a complaint is escalated to a specialist, an email needs a follow-up and
 comes back to the same agent.
+
+The `PEOPLE` are agents for a person at the desk (services/desk): the demo
+creates them but leaves them offline; whoever signs in as one of them gets
+offers alongside the simulated agents.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -42,6 +47,17 @@ AGENTS = [
     ("dana", "Dana Weiss", 3, ["en", "es"],
      {"billing": 5, "complaints": 5, "technical": 3, "sales": 3, "returns": 3, "retention": 5},
      {CH.CHANNEL_CHAT: 1, CH.CHANNEL_VOICE: 1, CH.CHANNEL_EMAIL: 3, CH.CHANNEL_SOCIAL: 2}),
+]  # fmt: skip
+
+# Agents for people: created OFFLINE, worked in the browser at the desk.
+PEOPLE = [
+    ("sam", "Sam Park", 1, ["en", "es"],
+     {"billing": 3, "technical": 3, "sales": 3, "returns": 3, "complaints": 3},
+     {CH.CHANNEL_CHAT: 2, CH.CHANNEL_VOICE: 1, CH.CHANNEL_EMAIL: 3, CH.CHANNEL_SMS: 2,
+      CH.CHANNEL_SOCIAL: 2, CH.CHANNEL_IN_PERSON: 1}),
+    ("lee", "Lee Chen", 2, ["en", "es"],
+     {"billing": 4, "technical": 4, "retention": 4, "complaints": 4, "returns": 3},
+     {CH.CHANNEL_CHAT: 2, CH.CHANNEL_VOICE: 1, CH.CHANNEL_EMAIL: 3, CH.CHANNEL_SOCIAL: 2}),
 ]  # fmt: skip
 
 # channel, language, kind, skills, subject, segment, what the agent does with it
@@ -75,20 +91,57 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
+class _Token:
+    """Adds `authorization: Bearer <token>` to a call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def with_token(self, details: Any) -> Any:
+        return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), self.header))
+
+
+class _BearerUnary(_Token, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.with_token(details), request)
+
+
+# A channel files each interceptor under the first call kind it implements: one class each.
+class _BearerStream(_Token, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.with_token(details), request)
+
+
+def bearer_interceptors(token: str) -> list[Any] | None:
+    """Interceptors that send `token` with every call (None without a token)."""
+    return [_BearerUnary(token), _BearerStream(token)] if token else None
+
+
 class Demo:
     """Drives the running stack; `run()` until `count` inquiries are done or forever."""
 
-    def __init__(self, ingest_url: str, agent_state_target: str, count: int | None) -> None:
+    def __init__(
+        self,
+        ingest_url: str,
+        agent_state_target: str,
+        count: int | None,
+        *,
+        ingest_key: str,
+        token: str,
+    ) -> None:
         self.ingest_url = ingest_url
+        self.ingest_key = ingest_key  # an API key at ingest
         self.target = agent_state_target
         self.count = count
+        self.token = token  # an administrator token at agent-state
         self.tally = Tally()
         self.names = {a[0]: a[1] for a in AGENTS}
         self.working: set[asyncio.Task[None]] = set()
 
     async def run(self) -> Tally:
         """Log the agents in, watch their offers and send inquiries."""
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        interceptors = bearer_interceptors(self.token)
+        async with grpc.aio.insecure_channel(self.target, interceptors=interceptors) as channel:
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
             await self._log_in(stub)
             desks = [asyncio.create_task(self._desk(stub, a[0])) for a in AGENTS]
@@ -103,20 +156,9 @@ class Demo:
         return self.tally
 
     async def _log_in(self, stub: agent_state_pb2_grpc.AgentStateStub) -> None:
-        for agent_id, name, tier, languages, skills, capacity in AGENTS:
-            agent = agent_pb2.Agent(
-                id=agent_id,
-                workspace=WORKSPACE,
-                name=name,
-                skills=skills,
-                languages=languages,
-                tier=tier,  # type: ignore[arg-type]
-                capacities=[
-                    agent_pb2.ChannelCapacity(channel=ch, capacity=n)  # type: ignore[arg-type]
-                    for ch, n in capacity.items()
-                ],
-            )
-            await stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=agent))
+        for entry in AGENTS:
+            agent_id, name, tier, languages, skills, _ = entry
+            await stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=profile(entry)))
             await stub.SetStatus(
                 agent_state_pb2.SetStatusRequest(
                     agent_id=agent_id, status=agent_pb2.AGENT_STATUS_AVAILABLE
@@ -125,6 +167,8 @@ class Demo:
             tiers = {1: "representative", 2: "specialist", 3: "supervisor"}
             say(f"agent    {name:<12} logged in ({tiers[tier]}; {', '.join(languages)}; "
                 f"{', '.join(f'{s} {p}' for s, p in skills.items())})")  # fmt: skip
+        for entry in PEOPLE:  # offline until someone signs in at the desk
+            await stub.UpsertAgent(agent_state_pb2.UpsertAgentRequest(agent=profile(entry)))
 
     async def _send_inquiries(self) -> None:
         for n in itertools.count():
@@ -154,7 +198,10 @@ class Demo:
         request = urllib.request.Request(
             f"{self.ingest_url}/v1/inquiries",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.ingest_key}",
+            },
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -168,7 +215,8 @@ class Demo:
             a = offer.assignment
             inquiry_id = offer.reservation.inquiry_id or a.inquiry_id
             self.tally.offers += 1
-            subject = self.tally.subject.get(inquiry_id, inquiry_id[:8])
+            # The offer carries the inquiry's content (the router puts it on).
+            subject = a.inquiry.subject or self.tally.subject.get(inquiry_id, inquiry_id[:8])
             waited = time.monotonic() - self.tally.sent_at.get(inquiry_id, time.monotonic())
             say(f"offer    \"{subject}\" -> {name} (tier {a.tier}, queue {a.queue or '-'}, "
                 f"attempt {a.attempt}, {waited:.1f} s after it was sent)")  # fmt: skip
@@ -210,6 +258,22 @@ class Demo:
             say(f'resolved "{subject}" by {name}')
             if self.count is not None and self.tally.finished >= self.count:
                 self.tally.done.set()
+
+
+def profile(entry: tuple[Any, ...]) -> agent_pb2.Agent:
+    """The agent-state profile of an `AGENTS` or `PEOPLE` entry."""
+    agent_id, name, tier, languages, skills, capacity = entry
+    return agent_pb2.Agent(
+        id=agent_id,
+        workspace=WORKSPACE,
+        name=name,
+        skills=skills,
+        languages=languages,
+        tier=tier,
+        capacities=[
+            agent_pb2.ChannelCapacity(channel=ch, capacity=n) for ch, n in capacity.items()
+        ],
+    )
 
 
 def summary(tally: Tally, elapsed: Callable[[], float]) -> str:

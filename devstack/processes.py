@@ -18,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_PATH = os.pathsep.join(
-    str(ROOT / p) for p in ("lib", "services/ingest", "services/router", "services/agent-state")
+    str(ROOT / p)
+    for p in ("lib", "services/ingest", "services/router", "services/agent-state", "services/desk")
 )
 
 

@@ -1,12 +1,20 @@
-"""Start and stop the broker (embedded Tansu, or Apache Kafka) and the three services.
+"""Start and stop the broker (embedded Tansu, or Apache Kafka) and the four services.
 
 Everything listens on 127.0.0.1. Processes are stopped by their pid
 (SIGTERM, then SIGKILL if they linger); nothing is left running.
+
+Authentication is on, as in a deployment, with tokens made afresh for each
+run: at agent-state one for the router, one for the desk, one for the demo
+(administrators) and a desktop token for each of the demo's `PEOPLE`; a
+supervisor token for the wallboard; an API key at ingest. Only loopback
+serves them, so there is no TLS.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
 import time
 import urllib.request
@@ -14,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.brokers import BrokerKind, kafka_version, new_broker
+from devstack.demo import PEOPLE, WORKSPACE
 from devstack.processes import ROOT, ServiceProcess
 from omniroute.embedded import Broker, wait_for_port
 
@@ -27,6 +36,7 @@ class Ports:
     agent_state: int = 50051  # AGENT_STATE_PORT
     router_metrics: int = 9102  # ROUTER_METRICS_PORT
     agent_state_metrics: int = 9103  # AGENT_STATE_METRICS_PORT
+    desk: int = 8090  # DESK_PORT
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -37,6 +47,7 @@ class Ports:
             "agent_state": "AGENT_STATE_PORT",
             "router_metrics": "ROUTER_METRICS_PORT",
             "agent_state_metrics": "AGENT_STATE_METRICS_PORT",
+            "desk": "DESK_PORT",
         }
         values: dict[str, int] = {}
         for attr, env in names.items():
@@ -62,6 +73,24 @@ class Ports:
                     ) from None
 
 
+def _token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """This run's tokens (nothing outside loopback ever sees them)."""
+
+    router: str = field(default_factory=_token)
+    desk: str = field(default_factory=_token)
+    demo: str = field(default_factory=_token)
+    supervisor: str = field(default_factory=_token)
+    ingest: str = field(default_factory=_token)  # ingest's API key
+    desktops: dict[str, str] = field(
+        default_factory=lambda: {person[0]: _token() for person in PEOPLE}
+    )  # agent id -> desktop token
+
+
 @dataclass
 class Stack:
     """The running processes of the local stack."""
@@ -70,6 +99,7 @@ class Stack:
     log_dir: Path
     broker_kind: BrokerKind = BrokerKind.TANSU
     partitions: int = 4
+    tokens: Tokens = field(default_factory=Tokens)
     broker: Broker | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -81,17 +111,33 @@ class Stack:
             "KAFKA_BROKER_KIND": str(self.broker_kind),
             "KAFKA_PARTITIONS": str(self.partitions),
             "AGENT_STATE_HOST": "127.0.0.1",
+            "METRICS_WORKSPACES": '["*"]',  # local: every workspace its own label
             "AGENT_STATE_PORT": str(self.ports.agent_state),
             "AGENT_STATE_METRICS_PORT": str(self.ports.agent_state_metrics),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports.agent_state}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports.ingest),
+            # One API key for the demo (and for you: it is printed at start).
+            "INGEST_API_KEYS": json.dumps(
+                {"demo": {"key": self.tokens.ingest, "workspaces": ["*"], "steer": True}}
+            ),
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports.router_metrics),
             "ROUTING_CONFIG": os.environ.get(
                 "ROUTING_CONFIG", str(ROOT / "deploy" / "routing.example.yaml")
             ),
+            "AGENT_STATE_ADMIN_TOKENS": json.dumps(
+                {"router": self.tokens.router, "desk": self.tokens.desk, "demo": self.tokens.demo}
+            ),
+            "AGENT_STATE_DESKTOP_TOKENS": json.dumps(
+                {token: agent for agent, token in self.tokens.desktops.items()}
+            ),
         }
+
+    @property
+    def desk_url(self) -> str:
+        """Where a person opens the desk."""
+        return f"http://127.0.0.1:{self.ports.desk}"
 
     def start(self) -> None:
         """Broker first, then agent-state, router and ingest; wait until each answers."""
@@ -107,12 +153,26 @@ class Stack:
         self._spawn("agent-state", "omniroute_agent_state")
         wait_for_port("127.0.0.1", self.ports.agent_state, timeout_s=30)
         print(f"  agent-state  127.0.0.1:{self.ports.agent_state} (gRPC), metrics :{self.ports.agent_state_metrics}")  # fmt: skip
-        self._spawn("router", "omniroute_router")
+        self._spawn("router", "omniroute_router", AGENT_STATE_TOKEN=self.tokens.router)
         self._spawn("ingest", "omniroute_ingest")
         self._wait_http(f"http://127.0.0.1:{self.ports.ingest}/healthz", "ingest")
         print(f"  ingest       http://127.0.0.1:{self.ports.ingest} (API docs at /docs)")
+        print(f"               API key for this run: Authorization: Bearer {self.tokens.ingest}")
         self._wait_router_joined()
         print(f"  router       metrics http://127.0.0.1:{self.ports.router_metrics}/metrics")
+        self._spawn(
+            "desk",
+            "omniroute_desk",
+            DESK_HOST="127.0.0.1",
+            DESK_PORT=str(self.ports.desk),
+            AGENT_STATE_TOKEN=self.tokens.desk,
+            DESK_SUPERVISOR_TOKENS=json.dumps({self.tokens.supervisor: WORKSPACE}),
+            DESK_DEMO_AGENTS=json.dumps(self.tokens.desktops),
+        )
+        self._wait_http(f"{self.desk_url}/healthz", "desk")
+        people = " or ".join(person[1] for person in PEOPLE)
+        print(f"  desk         {self.desk_url} (sign in as {people})")
+        print(f"  wallboard    {self.desk_url}/wallboard#token={self.tokens.supervisor}")
         shown = self.log_dir.relative_to(Path.cwd()) if self.log_dir.is_relative_to(Path.cwd()) else self.log_dir  # fmt: skip
         print(f"  logs in {shown}/")
 
@@ -132,8 +192,9 @@ class Stack:
                     f"{name} exited with {proc.process.returncode}; see {proc.log_path}"
                 )
 
-    def _spawn(self, name: str, module: str) -> None:
-        process = ServiceProcess(module, self.env, log_path=self.log_dir / f"{name}.log")
+    def _spawn(self, name: str, module: str, **env: str) -> None:
+        settings = {**self.env, **env}
+        process = ServiceProcess(module, settings, log_path=self.log_dir / f"{name}.log")
         # In a session of its own: Ctrl-C reaches us, and we stop them in order.
         self.processes[name] = process.start(new_session=True)
 

@@ -5,9 +5,9 @@ embedded broker and once on Apache Kafka, with the broker in its id
 (`test_x[tansu]`, `test_x[kafka]`). One broker of each kind serves the whole
 session; tests isolate themselves with their own topics and consumer groups.
 Where Java or Kafka's jars are missing, the Apache Kafka tier is skipped with
-the reason, and the run ends by saying so (with OMNIROUTE_REQUIRE_KAFKA=1, as
-in CI, that is an error instead). `--broker tansu` (or `kafka`) runs one tier
-only.
+the reason, and the run ends by saying so, with every other tier that did not
+run (tests/support/tools.py; with OMNIROUTE_REQUIRE_TOOLS=1, as in CI, that is
+an error instead). `--broker tansu` (or `kafka`) runs one tier only.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 
 from devstack.brokers import BrokerKind, kafka_missing, new_broker
 from omniroute.embedded import Broker
+from tests.support.tools import not_run
 
-KAFKA_TIER_SKIPPED = pytest.StashKey[str]()
+KAFKA_TIER = "integration: every broker test again on Apache Kafka (the [kafka] test ids)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,21 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
     if any(_kind_of(item) == BrokerKind.KAFKA for item in items):
         reason = kafka_missing()
-        if reason is not None and os.environ.get("OMNIROUTE_REQUIRE_KAFKA") == "1":
+        if reason is not None and os.environ.get("OMNIROUTE_REQUIRE_TOOLS") == "1":
             raise pytest.UsageError(
-                f"OMNIROUTE_REQUIRE_KAFKA=1 but Apache Kafka cannot run: {reason}"
+                f"OMNIROUTE_REQUIRE_TOOLS=1 but Apache Kafka cannot run: {reason}"
             )
         if reason is not None:
-            config.stash[KAFKA_TIER_SKIPPED] = reason
+            not_run[KAFKA_TIER] = f"Apache Kafka cannot run here ({reason}): not run: {KAFKA_TIER}"
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """The run's last line says when the Apache Kafka tier did not run."""
-    reason = config.stash.get(KAFKA_TIER_SKIPPED, None)
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reason is not None and reporter is not None:
-        reporter.write_sep("!", "the Apache Kafka tier was NOT run", yellow=True, bold=True)
-        reporter.write_line(f"its tests were skipped: {reason}")
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per test tier that did not run for lack of a tool (tests/support/tools.py)."""
+    for reason in not_run.values():
+        terminalreporter.write_line(f"TIER NOT RUN: {reason}", yellow=True)
 
 
 def _kind_of(item: pytest.Item) -> str | None:

@@ -15,6 +15,10 @@ set -eu
 : "${EVENTS_RETENTION_MS:=604800000}"        # 7 days: the audit trail
 : "${DEAD_LETTERS_RETENTION_MS:=2592000000}" # 30 days: time to investigate
 : "${TICKS_RETENTION_MS:=3600000}"           # 1 hour: ticks are worthless once processed
+: "${SNAPSHOTS_RETENTION_MS:=3600000}"       # 1 hour: only the latest queue snapshot matters
+# Production: replication 3 and min.insync.replicas 2, so an acknowledged write
+# is on two brokers and one broker may be down (the Kubernetes Job sets both).
+: "${KAFKA_MIN_INSYNC_REPLICAS:=1}"
 : "${KAFKA_MAX_COMPACTION_LAG_MS:=3600000}"  # 1 hour: compacted topics really compact
 TOPICS_BIN="${KAFKA_HOME:-/opt/kafka}/bin/kafka-topics.sh"
 
@@ -26,7 +30,8 @@ create() { # name cleanup.policy [extra --config ...]
   "$TOPICS_BIN" --bootstrap-server "$KAFKA_BOOTSTRAP" --create --if-not-exists \
     --topic "$name" --partitions "$KAFKA_PARTITIONS" \
     --replication-factor "$KAFKA_REPLICATION_FACTOR" \
-    --config "cleanup.policy=$policy" "$@"
+    --config "cleanup.policy=$policy" \
+    --config "min.insync.replicas=$KAFKA_MIN_INSYNC_REPLICAS" "$@"
   created="$created $name"
 }
 
@@ -37,13 +42,15 @@ create "${TOPIC_AGENT_EVENTS:-agent-events}" delete $events
 create "${TOPIC_TASK_EVENTS:-task-events}" delete $events
 create "${TOPIC_ASSIGNMENTS:-assignments}" delete $events
 create "${TOPIC_DEAD_LETTERS:-dead-letters}" delete --config "retention.ms=$DEAD_LETTERS_RETENTION_MS"
+# The router's queue figures for the wallboard, once per tick per workspace.
+create "${TOPIC_QUEUE_SNAPSHOTS:-queue-snapshots}" delete --config "retention.ms=$SNAPSHOTS_RETENTION_MS"
 # agent-state: latest profile, presence and load per agent, rebuilt on restart.
 compact="--config max.compaction.lag.ms=$KAFKA_MAX_COMPACTION_LAG_MS"
 create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact $compact
 # Router internals: clock ticks, and the changelogs of its Faust tables
 # (the routing state a new partition owner rebuilds; compacted).
 create "$ROUTER_APP_ID-ticks" delete --config "retention.ms=$TICKS_RETENTION_MS"
-for table in inquiries agents threads workspaces; do
+for table in inquiries agents threads workspaces contents answered; do
   create "$ROUTER_APP_ID-$table-changelog" compact $compact
 done
 

@@ -33,6 +33,10 @@ from omniroute.kafka import BrokerUnavailable, EventProducer
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2
 
+#: Most required skills an inquiry may carry (ingest refuses more, the router dead-letters them):
+#: planning cost grows with them, so a forged record must not carry thousands.
+MAX_REQUIRED_SKILLS = 20
+
 
 def validate_inquiry(inquiry: inquiry_pb2.Inquiry) -> None:
     """Raise `InvalidEvent` naming the first field that breaks the contract."""
@@ -42,6 +46,8 @@ def validate_inquiry(inquiry: inquiry_pb2.Inquiry) -> None:
         raise InvalidEvent("Inquiry.channel is required")
     if not 0 <= inquiry.priority <= 10:
         raise InvalidEvent("Inquiry.priority must be 0-10")
+    if len(inquiry.required_skills) > MAX_REQUIRED_SKILLS:
+        raise InvalidEvent(f"Inquiry.required_skills: at most {MAX_REQUIRED_SKILLS}")
     for index, skill in enumerate(inquiry.required_skills):
         if not skill.name:
             raise InvalidEvent(f"Inquiry.required_skills[{index}].name is required")

@@ -7,7 +7,7 @@ an isolated `CollectorRegistry()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -29,6 +29,25 @@ LATENCY_BUCKETS = (
     10.0,
     30.0,
 )
+
+
+OTHER_WORKSPACE = "other"
+
+
+class WorkspaceLabel:
+    """The `workspace` label value of a workspace: its name when configured, else "other".
+
+    Workspace names come from clients (ingest, agent desktops, the topics), so
+    labelling every one would let anyone create series without bound.
+    """
+
+    def __init__(self, configured: Iterable[str]) -> None:
+        names = frozenset(configured)
+        self._every = "*" in names
+        self._names = names
+
+    def __call__(self, workspace: str) -> str:
+        return workspace if self._every or workspace in self._names else OTHER_WORKSPACE
 
 
 def serve(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> Callable[[], None]:

@@ -8,6 +8,7 @@ case (`kafka_bootstrap` from `KAFKA_BOOTSTRAP`).
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Self
 
@@ -77,9 +78,50 @@ class CommonSettings(BaseSettings):
     topic_dead_letters: str = Field(
         "dead-letters", description="Events no consumer could process, with the reason."
     )
+    topic_queue_snapshots: str = Field(
+        "queue-snapshots",
+        description="The router's periodic per-workspace queue figures (depth, oldest wait, "
+        "today's service level), key workspace; read by the wallboard.",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
+    metrics_workspaces: list[str] = Field(
+        default_factory=list,
+        description="Workspaces that get their own value of the `workspace` metric label, JSON "
+        'list; every other workspace is counted under "other" (workspace names come from '
+        'clients, so they must not make series without bound). ["*"]: every workspace its own. '
+        "The router also labels the workspaces its routing configuration names.",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Self:
         """Read the settings from the environment; keyword arguments win."""
         return cls(**overrides)  # type: ignore[arg-type]
+
+
+class AgentStateClientSettings(CommonSettings):
+    """How a client of agent-state (the router, the desk) reaches it; each adds its token."""
+
+    agent_state_target: str = Field(
+        "127.0.0.1:50051",
+        description="gRPC address of services/agent-state; with TLS, a host name its "
+        "certificate names.",
+    )
+    agent_state_tls_ca_file: str = Field(
+        "",
+        description="PEM certificate(s) of the CA that signed agent-state's certificate; "
+        "when set, calls go over TLS and the certificate is checked (the shipped deployments "
+        "set it). Empty: plaintext, for loopback only.",
+    )
+    agent_state_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of one unary call to agent-state."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this host only (`localhost`, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

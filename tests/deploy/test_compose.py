@@ -35,6 +35,7 @@ SERVICES = {
     "agent-state": "omniroute_agent_state",
     "router": "omniroute_router",
     "ingest": "omniroute_ingest",
+    "desk": "omniroute_desk",
 }
 
 
@@ -148,7 +149,11 @@ def test_the_service_listens_on_all_interfaces_on_the_ports_compose_publishes(na
         if key.endswith("_HOST"):
             assert value == "0.0.0.0", f"{name}: {key} must be 0.0.0.0 in a container"
     health = " ".join(svc["healthcheck"]["test"])
-    assert any(str(p) in health for p in own.values()), f"{name}: health check on another port"
+    # A service's own probe module reads the same settings, so it follows the port.
+    own_probe = f"python -m {SERVICES[name]}.healthcheck" in health
+    assert own_probe or any(str(p) in health for p in own.values()), (
+        f"{name}: health check on another port"
+    )
 
 
 def test_the_router_reaches_agent_state_where_it_listens() -> None:
@@ -217,10 +222,11 @@ def test_kafka_init_creates_every_topic_the_services_use(tmp_path: Path) -> None
     assert wanted <= set(created), f"not created: {sorted(wanted - set(created))}"
     app_id = env["ROUTER_APP_ID"]
     assert created[f"{app_id}-ticks"] == "delete"
-    for table in ("inquiries", "agents", "threads", "workspaces"):
+    for table in ("inquiries", "agents", "threads", "workspaces", "contents", "answered"):
         assert created[f"{app_id}-{table}-changelog"] == "compact"
     assert created[env["TOPIC_AGENT_SNAPSHOTS"]] == "compact"
     assert created[env["TOPIC_INQUIRIES"]] == "delete"
+    assert created[env["TOPIC_QUEUE_SNAPSHOTS"]] == "delete"
 
 
 def test_kafka_init_refuses_topics_with_another_partition_count(tmp_path: Path) -> None:
@@ -252,3 +258,94 @@ def test_every_compose_variable_is_documented_with_its_default() -> None:
             f"{name}={default} missing from deploy/.env.example"
         )
         assert f"`{name}`" in readme, f"{name} missing from deploy/README.md"
+
+
+# -- secure by default ------------------------------------------------------------
+
+REQUIRED = re.compile(r"^\$\{([A-Z0-9_]+):\?[^}]+\}$")
+
+
+def required_variable(value: object) -> str:
+    """The variable a `${VAR:?message}` value requires (compose refuses to start without it)."""
+    match = REQUIRED.match(str(value))
+    assert match, f"{value!r} must be ${{VAR:?...}}: no default, no start without it"
+    return match.group(1)
+
+
+def mounted(svc: dict[str, Any], container_path: str) -> str:
+    """The host file mounted read-only at `container_path`."""
+    for volume in svc.get("volumes", []):
+        host, _, rest = str(volume).partition(":")
+        target, _, mode = rest.partition(":")
+        if target == container_path:
+            assert mode == "ro", f"{container_path} must be mounted read-only"
+            return host
+    raise AssertionError(f"nothing mounted at {container_path}")
+
+
+def test_agent_state_requires_tokens_and_serves_tls() -> None:
+    env = service("agent-state")["environment"]
+    assert required_variable(env["AGENT_STATE_ADMIN_TOKENS"]) == "AGENT_STATE_ADMIN_TOKENS"
+    assert required_variable(env["AGENT_STATE_DESKTOP_TOKENS"]) == "AGENT_STATE_DESKTOP_TOKENS"
+    assert str(env.get("AGENT_STATE_ALLOW_ANONYMOUS", "false")).lower() == "false"
+    svc = service("agent-state")
+    assert mounted(svc, env["AGENT_STATE_TLS_CERT_FILE"]) == "./secrets/agent-state.pem"
+    assert mounted(svc, env["AGENT_STATE_TLS_KEY_FILE"]) == "./secrets/agent-state.key"
+
+
+def test_the_router_presents_its_token_and_checks_agent_states_certificate() -> None:
+    router = service("router")
+    env = router["environment"]
+    assert required_variable(env["AGENT_STATE_TOKEN"]) == "AGENT_STATE_TOKEN"
+    assert mounted(router, env["AGENT_STATE_TLS_CA_FILE"]) == "./secrets/ca.pem"
+
+
+def test_the_desk_presents_its_token_and_checks_agent_states_certificate() -> None:
+    desk = service("desk")
+    env = desk["environment"]
+    assert env["AGENT_STATE_TARGET"] == service("router")["environment"]["AGENT_STATE_TARGET"]
+    assert required_variable(env["AGENT_STATE_TOKEN"]) == "DESK_AGENT_STATE_TOKEN"
+    assert required_variable(env["DESK_SUPERVISOR_TOKENS"]) == "DESK_SUPERVISOR_TOKENS"
+    assert mounted(desk, env["AGENT_STATE_TLS_CA_FILE"]) == "./secrets/ca.pem"
+    assert "DESK_DEMO_AGENTS" not in env, "the demo pick list hands out tokens: local runs only"
+
+
+def test_agent_state_and_kafka_are_not_published_unless_asked() -> None:
+    for name in ("agent-state", "kafka"):
+        assert not service(name).get("ports"), f"{name} must not be published by default"
+    for override, name in (
+        ("docker-compose.desks.yml", "agent-state"),
+        ("docker-compose.kafka-external.yml", "kafka"),
+    ):
+        services = yaml.safe_load((DEPLOY / override).read_text())["services"]
+        assert set(services) == {name} and services[name]["ports"], override
+
+
+def test_prometheus_is_published_on_loopback_only() -> None:
+    [port] = service("prometheus")["ports"]
+    assert resolve(port).startswith("127.0.0.1:"), port
+
+
+def test_grafana_has_no_default_admin_password() -> None:
+    env = service("grafana")["environment"]
+    assert required_variable(env["GF_SECURITY_ADMIN_PASSWORD"]) == "GRAFANA_ADMIN_PASSWORD"
+
+
+def test_secrets_are_never_committed() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"deploy/.env", "deploy/secrets/"} <= set(ignored)
+    example = (DEPLOY / ".env.example").read_text()
+    for name in (
+        "AGENT_STATE_ADMIN_TOKENS",
+        "AGENT_STATE_TOKEN",
+        "DESK_AGENT_STATE_TOKEN",
+        "DESK_SUPERVISOR_TOKENS",
+        "GRAFANA_ADMIN_PASSWORD",
+    ):
+        assert re.search(rf"^{name}=$", example, re.M), f"{name} must be empty in .env.example"
+
+
+def test_ingest_requires_api_keys_and_is_never_anonymous() -> None:
+    env = service("ingest")["environment"]
+    assert required_variable(env["INGEST_API_KEYS"]) == "INGEST_API_KEYS"
+    assert str(env.get("INGEST_ALLOW_ANONYMOUS", "false")).lower() == "false"

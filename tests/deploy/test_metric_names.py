@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def system(broker: Broker) -> Iterator[System]:
-    yield from running(System(broker))
+    for started in running(System(broker)):
+        started.start_desk()
+        yield started
 
 
 def metrics_urls(system: System) -> dict[str, str]:
@@ -38,6 +40,7 @@ def metrics_urls(system: System) -> dict[str, str]:
         "router": f"http://127.0.0.1:{system.ports['router_metrics']}/metrics",
         "agent-state": f"http://127.0.0.1:{system.ports['agent_state_metrics']}/metrics",
         "ingest": f"{system.ingest_url}/metrics",
+        "desk": f"{system.desk_url}/metrics",
     }
 
 
@@ -105,4 +108,7 @@ DETAIL_ONLY = {
     "omniroute_router_events",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",
+    "omniroute_desk_streams",
+    "omniroute_desk_actions",
+    "omniroute_desk_unauthenticated",
 }

@@ -1,25 +1,23 @@
 """The Prometheus configuration, rules and rule unit tests pass promtool.
 
-promtool comes with Debian's `prometheus` package (.ci/run installs it); a
-machine without it fails here with that hint rather than skipping.
+promtool comes with Debian's `prometheus` package, which `make test` installs
+when it can (.ci/ensure-tools); where it cannot, these tests are skipped and the
+session summary says so (tests/support/tools.py).
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support import tools
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        pytest.fail("promtool not found: install Debian's 'prometheus' package (.ci/run does)")
+    binary = tools.require("promtool")
     return subprocess.run(
         [binary, *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS
     )

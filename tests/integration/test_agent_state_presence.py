@@ -297,3 +297,21 @@ async def test_metrics_show_agents_load_and_calls(service: Running) -> None:
     assert 'omniroute_agent_state_rpcs_total{code="OK",method="ReserveAgent"} 1.0' in text
     assert 'omniroute_agent_state_rpc_seconds_count{code="OK",method="ReserveAgent"} 1.0' in text
     assert 'omniroute_agent_state_task_events_total{type="offer_timeout"} 0.0' in text
+
+
+async def test_only_configured_workspaces_label_the_metrics(broker: Broker) -> None:
+    """Workspace names come from clients: the others are summed under workspace="other"."""
+    known, stranger, another = new_workspace(), new_workspace(), new_workspace()
+    env = agent_state_env(broker, METRICS_WORKSPACES=f'["{known}"]')
+    async with serving(settings_from(env)) as service:
+        await available_agent(service.stub, known, "kim", {CHAT: 2})
+        await available_agent(service.stub, stranger, "sam", {CHAT: 2})
+        await available_agent(service.stub, another, "ann", {CHAT: 4})
+        await service.stub.ReserveAgent(reserve(another, "ann", "chat-1"))
+        text = generate_latest(service.registry).decode()
+    agents = "omniroute_agent_state_agents"
+    assert f'{agents}{{status="available",workspace="{known}"}} 1.0' in text
+    assert f'{agents}{{status="available",workspace="other"}} 2.0' in text
+    assert 'omniroute_agent_state_capacity{channel="chat",workspace="other"} 6.0' in text
+    assert 'omniroute_agent_state_load{channel="chat",workspace="other"} 1.0' in text
+    assert stranger not in text and another not in text

@@ -126,3 +126,51 @@ async def test_sigkill_and_restart_restore_every_agent(broker: Broker) -> None:
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_answer(
+    broker: Broker,
+) -> None:
+    """A forged or newer-schema agent record (status 99, channel 99) on agent-events
+    never breaks /metrics: recovery keeps the highest valid version and counts the rest."""
+    from aiokafka import AIOKafkaProducer
+    from prometheus_client import generate_latest
+
+    from omniroute.codec import encode
+    from tests.support.agent_state import serving, settings_from
+    from tests.support.system import make_agent
+
+    env = agent_state_env(broker)
+    settings = settings_from(env)
+    ws = new_workspace()
+    good = make_agent(ws, "ann", {"billing": 3}, {CHAT: 2})
+    good.status, good.version = agent_pb2.AGENT_STATUS_AVAILABLE, 3
+    unknown_status = agent_pb2.Agent()
+    unknown_status.CopyFrom(good)
+    unknown_status.version = 4
+    unknown_status.status = 99  # type: ignore[assignment]
+    unknown_channel = make_agent(ws, "bob", {"billing": 3}, {CHAT: 1})
+    unknown_channel.status, unknown_channel.version = agent_pb2.AGENT_STATUS_AVAILABLE, 1
+    unknown_channel.capacities.add(channel=99, capacity=1)  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for agent in (good, unknown_status, unknown_channel):
+            event = agent_pb2.AgentEvent(event_id=f"e-{agent.id}-{agent.version}", agent=agent)
+            await producer.send_and_wait(
+                settings.topic_agent_events, encode(event), key=ws.encode()
+            )
+    finally:
+        await producer.stop()
+
+    async with serving(settings) as running:
+        ann = await running.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="ann"))
+        assert (ann.version, ann.status) == (3, agent_pb2.AGENT_STATUS_AVAILABLE)
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await running.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="bob"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        scrape = generate_latest(running.registry).decode()
+        assert f'omniroute_agent_state_agents{{status="available",workspace="{ws}"}} 1.0' in scrape
+        skipped = "omniroute_agent_state_records_skipped_total"
+        assert f'{skipped}{{reason="unknown_status"}} 1.0' in scrape
+        assert f'{skipped}{{reason="unknown_channel"}} 1.0' in scrape

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from omniroute.embedded import Broker
-from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
+from omniroute.provision import Options, provision, read_env
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
+from omniroute_agent_state.healthcheck import probe
+from omniroute_agent_state.settings import AgentStateSettings
+from omniroute_desk.gateway import AgentStateGateway
+from omniroute_router.reservations import (
+    AgentStateClient,
+    AgentStateUnavailable,
+    ReservationRefused,
+)
 from tests.support.agent_state import (
     Running,
     agent_state_env,
@@ -78,6 +88,14 @@ async def test_tokens_separate_the_router_from_agent_desktops(secured: Running) 
     assert await code_of(stub.ReserveAgent(own_reserve, metadata=ANN_DESK)) == denied
     listing = agent_state_pb2.ListAgentsRequest(workspace=ws)
     assert await code_of(stub.ListAgents(listing, metadata=ANN_DESK)) == denied
+    # The router's reconciliation and withdrawal calls are the router's alone.
+    withdraw = agent_state_pb2.WithdrawOfferRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.WithdrawOffer(withdraw, metadata=ANN_DESK)) == denied
+    lookup = agent_state_pb2.GetReservationRequest(workspace=ws, inquiry_id="chat-1")
+    assert await code_of(stub.GetReservation(lookup, metadata=ANN_DESK)) == denied
+    every = agent_state_pb2.ListReservationsRequest(workspace=ws)
+    assert await code_of(stub.ListReservations(every, metadata=ANN_DESK)) == denied
+    assert (await stub.GetReservation(lookup, metadata=ROUTER)).reservation.accepted
 
     # The audit trail names who acted.
     away = await stub.SetStatus(
@@ -103,23 +121,14 @@ async def test_tokens_separate_the_router_from_agent_desktops(secured: Running) 
         await events.stop()
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for localhost/127.0.0.1 and its key, made with openssl."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    """agent-state's certificate chain (for localhost, 127.0.0.1) and key, from the setup step."""
+    provision(Options(deploy_dir=directory))
+    return directory / "secrets" / "agent-state.pem", directory / "secrets" / "agent-state.key"
 
 
 async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = _certificate(tmp_path)
     env = agent_state_env(
         broker, AGENT_STATE_TLS_CERT_FILE=str(cert), AGENT_STATE_TLS_KEY_FILE=str(key)
     )
@@ -134,3 +143,81 @@ async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Pa
             running.stub.ListAgents(agent_state_pb2.ListAgentsRequest(workspace="ws"), timeout=5)
         )
         assert refused == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_no_tokens_configured_means_no_access(broker: Broker) -> None:
+    """Secure by default: without tokens (and without the loopback-only opt-out) every
+    call is refused, while the health service still answers."""
+    env = agent_state_env(broker, AGENT_STATE_ALLOW_ANONYMOUS="false")
+    async with serving(settings_from(env)) as running:
+        listing = agent_state_pb2.ListAgentsRequest(workspace="ws")
+        assert await code_of(running.stub.ListAgents(listing)) == grpc.StatusCode.UNAUTHENTICATED
+        anyone = (("authorization", "Bearer anything"),)
+        refused = await code_of(running.stub.ListAgents(listing, metadata=anyone))
+        assert refused == grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(running.channel)
+        answer = await health.Check(health_pb2.HealthCheckRequest())
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_anonymous_access_is_refused_on_a_reachable_address() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        AgentStateSettings(agent_state_host="0.0.0.0", agent_state_allow_anonymous=True)
+    assert AgentStateSettings(agent_state_host="127.0.0.1", agent_state_allow_anonymous=True)
+
+
+async def test_the_setup_steps_secrets_secure_agent_state_for_the_router(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """What `make deploy-setup` writes runs agent-state as compose does: TLS with the
+    generated certificate, tokens required; the router's client and the desk's (its own
+    token for the wallboard, an agent's desktop token for the agent) get in with their
+    tokens and the CA, anyone else is refused; the container's health probe passes over TLS."""
+    (tmp_path / ".env.example").write_text(
+        (Path(__file__).parents[2] / "deploy" / ".env.example").read_text()
+    )
+    provision(Options(deploy_dir=tmp_path, desks=("ann",)))
+    secrets, dotenv = tmp_path / "secrets", read_env(tmp_path / ".env")
+    env = agent_state_env(
+        broker,
+        AGENT_STATE_ALLOW_ANONYMOUS="false",
+        AGENT_STATE_ADMIN_TOKENS=dotenv["AGENT_STATE_ADMIN_TOKENS"],
+        AGENT_STATE_DESKTOP_TOKENS=dotenv["AGENT_STATE_DESKTOP_TOKENS"],
+        AGENT_STATE_TLS_CERT_FILE=str(secrets / "agent-state.pem"),
+        AGENT_STATE_TLS_KEY_FILE=str(secrets / "agent-state.key"),
+    )
+    settings = settings_from(env)
+    async with serving(settings) as running:
+        target = f"localhost:{running.server.port}"  # a name in the certificate
+        ca = (secrets / "ca.pem").read_bytes()
+        router = AgentStateClient(target, dotenv["AGENT_STATE_TOKEN"], 10.0, ca)
+        stranger = AgentStateClient(target, "not-a-token", 10.0, ca)
+        try:
+            ws = new_workspace()
+            assignment = task_pb2.Assignment(
+                inquiry_id="i-1", workspace=ws, agent_id="nobody", channel=CHAT, attempt=1
+            )
+            with pytest.raises(ReservationRefused):  # authenticated: the agent is unknown
+                await router.reserve(assignment)
+            with pytest.raises(AgentStateUnavailable, match="UNAUTHENTICATED"):
+                await stranger.reserve(assignment)
+        finally:
+            await router.close()
+            await stranger.close()
+        ann_token = next(iter(json.loads(dotenv["AGENT_STATE_DESKTOP_TOKENS"])))
+        desk = AgentStateGateway(target, dotenv["DESK_AGENT_STATE_TOKEN"], 10.0, ca)
+        impostor = AgentStateGateway(target, "not-a-token", 10.0, ca)
+        plaintext = AgentStateGateway(target, dotenv["DESK_AGENT_STATE_TOKEN"], 10.0)
+        try:
+            assert await desk.list_agents(ws) == []  # the wallboard's call, as the desk
+            assert await code_of(desk.get_agent("ann", ann_token)) == grpc.StatusCode.NOT_FOUND
+            denied = await code_of(desk.get_agent("bob", ann_token))
+            assert denied == grpc.StatusCode.PERMISSION_DENIED
+            refused = await code_of(impostor.list_agents(ws))
+            assert refused == grpc.StatusCode.UNAUTHENTICATED
+            assert await code_of(plaintext.list_agents(ws)) == grpc.StatusCode.UNAVAILABLE
+        finally:
+            for gateway in (desk, impostor, plaintext):
+                await gateway.close()
+        probe_settings = settings.model_copy(update={"agent_state_port": running.server.port})
+        assert await asyncio.to_thread(probe, probe_settings)

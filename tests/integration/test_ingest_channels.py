@@ -326,3 +326,41 @@ async def test_walk_in_check_in(http: httpx.AsyncClient, inquiries: TopicReader)
         "visit-A-17",
     )
     assert visit.attributes["walk_in.location"] == "store-12"
+
+
+async def test_drop_folder_refuses_symlinks_and_big_files_unread(
+    ingest: IngestService, inquiries: TopicReader, tmp_path: Path
+) -> None:
+    assert ingest.drop_folder is not None
+    incoming = ingest.drop_folder.root / "acme"
+    failed = ingest.drop_folder.failed / "acme"
+    secret = tmp_path / "elsewhere.pdf"  # a document outside the drop folder
+    await asyncio.to_thread(secret.write_bytes, PDF)
+    await asyncio.to_thread(incoming.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread((incoming / "link.pdf").symlink_to, secret)
+    await asyncio.to_thread((incoming / "huge.pdf").write_bytes, PDF + b"x" * 20_000)
+
+    def moved() -> bool:
+        return all((failed / f"{n}.reason.txt").exists() for n in ("link.pdf", "huge.pdf"))
+
+    deadline = time.monotonic() + 10
+    while not await asyncio.to_thread(moved):
+        assert time.monotonic() < deadline, "drop files were not refused"
+        await asyncio.sleep(0.1)
+    assert "symbolic link" in (failed / "link.pdf.reason.txt").read_text()
+    assert "larger than 10000 bytes" in (failed / "huge.pdf.reason.txt").read_text()
+    assert secret.read_bytes() == PDF  # the link's target untouched
+    assert await inquiries.settle(0.5) == []
+
+
+async def test_an_upload_is_stored_under_the_extension_of_what_it_is(
+    http: httpx.AsyncClient, inquiries: TopicReader
+) -> None:
+    response = await http.post(
+        "/v1/documents/acme", files={"file": ("invoice.html", PDF, "text/html")}
+    )
+    assert response.status_code == 202, response.text
+    [document] = await inquiries.inquiries(1)
+    [attachment] = document.attachments
+    assert attachment.content_type == "application/pdf"
+    assert attachment.uri.endswith("/invoice.pdf") and attachment.name == "invoice.pdf"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,9 +13,10 @@ import httpx
 import pytest
 
 from omniroute.embedded import Broker
+from omniroute.provision import Options, provision
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.service import IngestService
-from tests.support.ingest import TopicReader, ingest_settings, running_ingest
+from tests.support.ingest import TopicReader, ingest_settings, reading, running_ingest
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +41,7 @@ async def ingest(broker: Broker, tmp_path: Path) -> AsyncIterator[IngestService]
         ingest_rules_path=str(rules),
         ingest_smtp_workspaces={"help@acme.example": "acme"},
         ingest_max_attachment_bytes=50_000,
+        ingest_smtp_max_recipients=2,
     )
     async with running_ingest(settings) as service:
         yield service
@@ -153,3 +156,60 @@ async def test_raw_message_endpoint(ingest: IngestService, inquiries: TopicReade
     [inquiry] = await inquiries.inquiries(1)
     assert (inquiry.workspace, inquiry.id) == ("globex", response.json()["id"])
     assert len(await inquiries.settle(0.5)) == 1
+
+
+async def test_smtp_limits_recipients_per_message(
+    ingest: IngestService, inquiries: TopicReader
+) -> None:
+    def send_to_many() -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", ingest.smtp.port, timeout=30) as client:
+            return client.send_message(
+                mail("many", "to everyone"),
+                from_addr="customer@example.com",
+                to_addrs=["help@acme.example", "one@example.com", "two@example.com"],
+            )
+
+    refused = await asyncio.to_thread(send_to_many)
+    assert list(refused) == ["two@example.com"] and refused["two@example.com"][0] == 452
+    assert sorted(i.workspace for i in await inquiries.inquiries(2)) == ["acme", "one"]
+
+
+async def test_smtp_auth_and_starttls_when_configured(broker: Broker, tmp_path: Path) -> None:
+    """With users and a certificate: STARTTLS first, then AUTH, then mail; nothing without."""
+    provision(Options(deploy_dir=tmp_path))  # a certificate for localhost, and its CA
+    secrets = tmp_path / "secrets"
+    settings = ingest_settings(
+        broker.bootstrap,
+        ingest_attachment_dir=str(tmp_path / "attachments"),
+        ingest_smtp_users={"relay": "relay-password-123"},
+        ingest_smtp_tls_cert_file=str(secrets / "agent-state.pem"),
+        ingest_smtp_tls_key_file=str(secrets / "agent-state.key"),
+        ingest_smtp_require_tls=True,
+    )
+    trust = ssl.create_default_context(cafile=str(secrets / "ca.pem"))
+
+    def session(starttls: bool, password: str | None) -> None:
+        with smtplib.SMTP("localhost", port, timeout=30) as client:
+            if starttls:
+                client.starttls(context=trust)
+            if password is not None:
+                client.login("relay", password)
+            client.send_message(
+                mail("hello", "over TLS"), from_addr="c@example.com", to_addrs=["help@acme.example"]
+            )
+
+    async with (
+        running_ingest(settings) as service,
+        reading(broker.bootstrap, settings.topic_inquiries) as inquiries,
+    ):
+        port = service.smtp.port
+        with pytest.raises(smtplib.SMTPException):  # no TLS: refused
+            await asyncio.to_thread(session, False, None)
+        with pytest.raises(smtplib.SMTPException):  # TLS, but no AUTH
+            await asyncio.to_thread(session, True, None)
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            await asyncio.to_thread(session, True, "wrong-password")
+        await asyncio.to_thread(session, True, "relay-password-123")
+        [inquiry] = await inquiries.inquiries(1)
+        assert inquiry.subject == "hello"
+        assert len(await inquiries.settle(0.5)) == 1  # the refused sessions sent nothing

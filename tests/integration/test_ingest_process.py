@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import httpx
@@ -22,6 +23,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
+KEY = "shop-key-0123456789abcdef"
+
+
 async def test_process_serves_publishes_and_stops_on_sigterm(broker: Broker) -> None:
     topics = topic_env()
     port, smtp_port = free_port(), free_port()
@@ -34,13 +38,18 @@ async def test_process_serves_publishes_and_stops_on_sigterm(broker: Broker) -> 
             "INGEST_SMTP_ENABLED": "true",
             "INGEST_SMTP_HOST": "127.0.0.1",
             "INGEST_SMTP_PORT": str(smtp_port),
+            "INGEST_API_KEYS": json.dumps({"shop": {"key": KEY, "workspaces": ["acme"]}}),
             **topics,
         },
     ).start()
     try:
         service.wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"))
         wait_for_port("127.0.0.1", smtp_port)  # the SMTP listener is up too
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=15,
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as http:
             body = {
                 "workspace": "acme",
                 "channel": "chat",
@@ -57,5 +66,6 @@ async def test_process_serves_publishes_and_stops_on_sigterm(broker: Broker) -> 
     log = service.log()
     assert code == 0, log
     assert inquiry_id in log  # logs carry ids ...
+    assert KEY not in log
     assert "+1 555 0100" not in log and "me@example.com" not in log  # ... never personal data
     assert '"msg": "ingest stopped"' in log

@@ -68,7 +68,14 @@ inquiry_like = st.fixed_dictionaries(
         )
         | anything,
         "receivedAt": st.sampled_from(
-            ["2026-01-01T00:00:00Z", "yesterday", "9999-12-31T23:59:59", "0001-01-01T00:00:00"]
+            [
+                "2026-01-01T00:00:00Z",
+                "yesterday",
+                "9999-12-31T23:59:59",
+                "0001-01-01T00:00:00",
+                "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00",
+            ]
         )
         | anything,
         "attachments": st.lists(

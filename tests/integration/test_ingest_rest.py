@@ -92,6 +92,15 @@ async def test_proto_field_names_and_short_enums_are_accepted(
             "requiredSkills[0].minProficiency",
         ),
         ({"workspace": "acme", "channel": "chat", "colour": "red"}, "colour"),
+        # valid ISO 8601, but outside what a protobuf Timestamp holds once in UTC
+        (
+            {"workspace": "acme", "channel": "chat", "receivedAt": "0001-01-01T00:00:00+01:00"},
+            "receivedAt",
+        ),
+        (
+            {"workspace": "acme", "channel": "chat", "receivedAt": "9999-12-31T23:59:59-01:00"},
+            "receivedAt",
+        ),
     ],
 )
 async def test_bad_inquiries_are_refused_naming_the_field(

@@ -9,7 +9,6 @@ Prometheus' HTTP API shows the operations dashboard's key queries answering.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from omniroute.embedded import Broker, free_port
+from tests.support import tools
 from tests.support.promql import ROOT, dashboard_expressions, rule_files
 from tests.support.system import (
     CHAT,
@@ -48,6 +48,12 @@ KEY_QUERIES = [
 WORKSPACE = "acme"  # has service levels in deploy/routing.example.yaml
 
 
+@pytest.fixture(scope="module", autouse=True)
+def prometheus_binary() -> str:
+    """Prometheus, or the module is skipped before its system starts."""
+    return tools.require("prometheus")
+
+
 @pytest.fixture(scope="module")
 def system(broker: Broker) -> Iterator[System]:
     config = str(ROOT / "deploy" / "routing.example.yaml")
@@ -55,11 +61,11 @@ def system(broker: Broker) -> Iterator[System]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(
+    prometheus_binary: str, system: System, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A Prometheus server on a free loopback port scraping the system every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
+    binary = prometheus_binary
     home = tmp_path_factory.mktemp("prometheus")
     targets = {
         "router": f"127.0.0.1:{system.ports['router_metrics']}",

@@ -19,6 +19,7 @@ from tests.support.system import (
     System,
     inquiry_body,
     make_agent,
+    metric_value,
     new_workspace,
     running,
 )
@@ -99,6 +100,12 @@ async def test_explicit_escalation_goes_to_a_specialist_then_a_supervisor(
         f"offered:{spec}",
         f"escalated:{spec}:tier3:refund above authority",
     ]
+    # The agents' words stay in the audit trail, never in a metric label.
+    metrics = f"http://127.0.0.1:{system.ports['router_metrics']}/metrics"
+    escalations = "omniroute_router_escalations_total{"
+    assert metric_value(metrics, escalations + 'reason="agent"') is not None
+    for words in ("needs a specialist", "refund above authority"):
+        assert metric_value(metrics, escalations + f'reason="{words}"') is None
 
 
 async def test_a_follow_up_comes_back_to_the_same_agent(

@@ -5,11 +5,13 @@ Real broker, real services as processes, real HTTP and gRPC clients.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from omniroute.embedded import Broker
+from omniroute.v1 import queue_pb2
+from tests.support.kafka import TopicTail
 from tests.support.system import (
     CHAT,
     VOICE,
@@ -104,3 +106,45 @@ async def test_an_agent_with_chat_capacity_two_gets_two_chats_and_not_a_third(
     await desk.complete(agent_id, ids[0])
     third = await assignments.wait_for(lambda a: a.inquiry_id == ids[2])
     assert third.agent_id == agent_id
+
+
+async def test_an_offer_carries_the_inquiry_and_the_queue_snapshots_follow_it(
+    system: System, desk: Desk, assignments: Assignments
+) -> None:
+    ws = new_workspace()
+    agent = make_agent(ws, f"{ws}-ana", {"billing": 3}, {CHAT: 1})
+    async with TopicTail(
+        system.broker.bootstrap, system.topics["TOPIC_QUEUE_SNAPSHOTS"], queue_pb2.QueueSnapshot
+    ) as snapshots:
+        body = inquiry_body(
+            ws, "chat", subject="Charged twice", body="Card charged twice in March."
+        )
+        inquiry_id = system.post_inquiry({**body, "customer": {"name": "Maria Gomez"}})
+
+        def default_queue(snapshot: queue_pb2.QueueSnapshot) -> queue_pb2.QueueStats | None:
+            if snapshot.workspace != ws:
+                return None
+            return next((q for q in snapshot.queues if q.name == "default"), None)
+
+        def shows(**figures: int) -> Callable[[queue_pb2.QueueSnapshot], bool]:
+            def matches(snapshot: queue_pb2.QueueSnapshot) -> bool:
+                queue = default_queue(snapshot)
+                return queue is not None and all(getattr(queue, k) == v for k, v in figures.items())
+
+            return matches
+
+        waiting = await snapshots.wait_for(shows(waiting=1))
+        assert default_queue(waiting).oldest_wait_s >= 0  # type: ignore[union-attr]
+
+        await desk.login(agent)
+        offer = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id)
+        assert offer.inquiry.id == inquiry_id and offer.inquiry.workspace == ws
+        assert offer.inquiry.subject == "Charged twice"
+        assert offer.inquiry.body == "Card charged twice in March."
+        assert offer.inquiry.customer.name == "Maria Gomez"
+        await snapshots.wait_for(shows(waiting=0, offered=1))
+
+        await desk.accept(agent.id, inquiry_id)
+        await snapshots.wait_for(shows(in_progress=1, answered_today=1))
+        await desk.complete(agent.id, inquiry_id)
+        await snapshots.wait_for(shows(in_progress=0, offered=0, answered_today=1))

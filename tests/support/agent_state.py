@@ -40,6 +40,10 @@ def agent_state_env(broker: Broker, **overrides: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP": broker.bootstrap,
         "KAFKA_PARTITIONS": "2",
         "AGENT_STATE_HOST": "127.0.0.1",
+        # Loopback only: callers need no token here (deployments always require them).
+        "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+        # Every workspace its own metric label (names here are the tests' own).
+        "METRICS_WORKSPACES": '["*"]',
         "AGENT_STATE_PORT": "0",
         "EXPIRY_CHECK_S": "0.05",
         **overrides,
@@ -146,3 +150,42 @@ def reserve(
 def published(service: Running, topic: str, message_type: type[M]) -> TopicTail[M]:
     """A reader of what `service` published on `topic` (use with `async with`)."""
     return TopicTail(service.settings.kafka_bootstrap, topic, message_type)
+
+
+class OfferFeed:
+    """An agent desktop's WatchOffers stream, collected in the background (`async with`)."""
+
+    def __init__(self, stub: agent_state_pb2_grpc.AgentStateStub, agent_id: str) -> None:
+        self.offers: list[agent_state_pb2.Offer] = []
+        self._call = stub.WatchOffers(agent_state_pb2.WatchOffersRequest(agent_id=agent_id))
+        self._task: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        async for offer in self._call:
+            self.offers.append(offer)
+
+    async def wait_for(
+        self, matches: Callable[[agent_state_pb2.Offer], bool], timeout_s: float = 15.0
+    ) -> agent_state_pb2.Offer:
+        """The first offer received for which `matches` is true."""
+        return await eventually(  # type: ignore[no-any-return]
+            lambda: next((o for o in self.offers if matches(o)), None), timeout_s
+        )
+
+    def about(self, inquiry_id: str) -> list[tuple[str, str]]:
+        """(status, reason) of every offer received for the inquiry, in order."""
+        return [
+            (agent_state_pb2.Offer.Status.Name(o.status), o.reason)
+            for o in self.offers
+            if o.reservation.inquiry_id == inquiry_id
+        ]
+
+    async def __aenter__(self) -> OfferFeed:
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._call.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

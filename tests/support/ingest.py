@@ -36,6 +36,10 @@ def ingest_settings(bootstrap: str, **overrides: Any) -> IngestSettings:
         "ingest_smtp_host": "127.0.0.1",
         "ingest_smtp_port": free_port(),
         "ingest_publish_timeout_s": 3.0,
+        # Loopback only: no API key, unsigned webhooks when no secret is set
+        # (the tests of keys and signatures configure them).
+        "ingest_allow_anonymous": True,
+        "ingest_rate_per_s": 0,  # no rate limit, except in the test of it
         **env,
         **overrides,
     }

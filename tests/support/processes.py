@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from devstack.processes import ServiceProcess
 
-__all__ = ["ServiceProcess", "topic_env"]
+__all__ = ["ServiceProcess", "paused", "topic_env"]
+
+
+@contextmanager
+def paused(process: subprocess.Popen[bytes] | None) -> Iterator[None]:
+    """SIGSTOP the process (a broker, a service) for the block; SIGCONT it whatever happens."""
+    assert process is not None and process.poll() is None, "pause a running process"
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def topic_env(suffix: str | None = None) -> dict[str, str]:
@@ -19,4 +35,5 @@ def topic_env(suffix: str | None = None) -> dict[str, str]:
         "TOPIC_ASSIGNMENTS": f"assignments-{suffix}",
         "TOPIC_DEAD_LETTERS": f"dead-letters-{suffix}",
         "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{suffix}",
+        "TOPIC_QUEUE_SNAPSHOTS": f"queue-snapshots-{suffix}",
     }

@@ -58,11 +58,18 @@ class System:
             "KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "KAFKA_PARTITIONS": str(self.partitions),
             "AGENT_STATE_HOST": "127.0.0.1",
+            # Loopback only: callers need no token here (deployments always require them).
+            "AGENT_STATE_ALLOW_ANONYMOUS": "true",
+            # Every workspace its own metric label (names here are the tests' own).
+            "METRICS_WORKSPACES": '["*"]',
             "AGENT_STATE_PORT": str(self.ports["agent_state"]),
             "AGENT_STATE_METRICS_PORT": str(self.ports["agent_state_metrics"]),
             "AGENT_STATE_TARGET": f"127.0.0.1:{self.ports['agent_state']}",
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": str(self.ports["ingest"]),
+            # Loopback only: no API key needed here (tests of the keys set their own).
+            "INGEST_ALLOW_ANONYMOUS": "true",
+            "INGEST_RATE_PER_S": "0",
             "ROUTER_METRICS_HOST": "127.0.0.1",
             "ROUTER_METRICS_PORT": str(self.ports["router_metrics"]),
             "ROUTER_APP_ID": f"router-{self.topics['TOPIC_INQUIRIES']}",
@@ -73,7 +80,7 @@ class System:
 
     def start(self, *services: str) -> System:
         """Start the named services (default: all three) and wait until each is ready."""
-        for name in ("agent_state", "agent_state_metrics", "ingest", "router_metrics"):
+        for name in ("agent_state", "agent_state_metrics", "ingest", "router_metrics", "desk"):
             self.ports.setdefault(name, free_port())
         for service in services or ("agent-state", "router", "ingest"):
             getattr(self, "start_" + service.replace("-", "_"))()
@@ -105,6 +112,19 @@ class System:
         proc.wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
         return proc
 
+    def start_desk(self, **env: str) -> ServiceProcess:
+        """Start the desk and wait for its health endpoint."""
+        settings = {
+            **self.env,
+            "DESK_HOST": "127.0.0.1",
+            "DESK_PORT": str(self.ports["desk"]),
+            **env,
+        }
+        proc = ServiceProcess("omniroute_desk", settings).start()
+        self.processes["desk"] = proc
+        proc.wait_until(lambda: _http_ok(f"{self.desk_url}/healthz"))
+        return proc
+
     def stop(self) -> None:
         """Stop every process by pid."""
         for proc in self.processes.values():
@@ -118,6 +138,11 @@ class System:
     def ingest_url(self) -> str:
         """Base URL of ingest."""
         return f"http://127.0.0.1:{self.ports['ingest']}"
+
+    @property
+    def desk_url(self) -> str:
+        """Base URL of the desk."""
+        return f"http://127.0.0.1:{self.ports['desk']}"
 
     @property
     def agent_state_target(self) -> str:

@@ -107,9 +107,12 @@ def test_decline_and_complete_release_exactly_one_slot() -> None:
     assert load(r, "ann", CHAT) == 2
     r.complete("ann", "a", TaskEvent(resolution=task_pb2.RESOLUTION_RESOLVED), T0 + 3)
     assert load(r, "ann", CHAT) == 1
-    with pytest.raises(NotPossible):  # a second completion finds nothing to release
-        r.complete("ann", "a", TaskEvent(), T0 + 4)
+    # A retried decline or completion releases nothing more and changes nothing.
+    assert not r.complete("ann", "a", TaskEvent(), T0 + 4)
+    assert not r.decline("ann", "b", "busy", T0 + 4)
     assert load(r, "ann", CHAT) == 1
+    with pytest.raises(NotPossible):  # nothing to complete that was never accepted
+        r.complete("ann", "c", TaskEvent(), T0 + 4)
 
 
 def test_idle_since_is_set_when_the_load_drops_to_zero() -> None:
@@ -124,8 +127,8 @@ def test_an_expired_offer_times_out_and_the_agent_goes_away() -> None:
     r = roster(offer_ttl_s=5)
     ready(r, agent(voice=1))
     r.reserve("ann", "call", VOICE, "ws", T0)
-    assert not r.expire(T0 + 4).task_events
-    changes = r.expire(T0 + 5)
+    assert not r.expire(T0 + 4).changes.task_events
+    changes = r.expire(T0 + 5).changes
     assert [e.type for e in changes.task_events] == [TaskEvent.TYPE_OFFER_TIMEOUT]
     ann = r.get("ann")
     assert (ann.status, ann.away_reason) == (AWAY, "missed_offer")
@@ -137,7 +140,7 @@ def test_an_accepted_task_never_expires() -> None:
     ready(r, agent(voice=1))
     r.reserve("ann", "call", VOICE, "ws", T0)
     r.accept("ann", "call", T0 + 1)
-    assert not r.expire(T0 + 60).task_events
+    assert not r.expire(T0 + 60).changes.task_events
     assert load(r, "ann", VOICE) == 1
 
 
@@ -166,7 +169,7 @@ def test_wrap_up_after_a_call_ends_by_itself() -> None:
     r.accept("ann", "call", T0)
     r.complete("ann", "call", TaskEvent(), T0 + 100)
     assert r.get("ann").status == WRAP_UP
-    assert not r.expire(T0 + 129).agent_events
+    assert not r.expire(T0 + 129).changes.agent_events
     r.expire(T0 + 130)
     assert r.get("ann").status == AVAILABLE
 
@@ -259,8 +262,8 @@ def test_a_silent_desktop_goes_offline_and_its_offers_are_withdrawn() -> None:
     r.reserve("ann", "offered", CHAT, "ws", T0 + 6)
     r.reserve("ann", "in-work", CHAT, "ws", T0 + 6)
     r.accept("ann", "in-work", T0 + 6)
-    assert not r.expire(T0 + 14).agent_events
-    changes = r.expire(T0 + 15)
+    assert not r.expire(T0 + 14).changes.agent_events
+    changes = r.expire(T0 + 15).changes
     assert [(e.type, e.inquiry_id, e.reason) for e in changes.task_events] == [
         (TaskEvent.TYPE_WITHDRAWN, "offered", "session_timeout")
     ]
@@ -315,7 +318,7 @@ def test_transfer_moves_an_accepted_task_to_an_agent_with_room() -> None:
         "ann",
         "bob",
     )
-    assert r.holder["a"] == "bob"
+    assert r.holder[("ws", "a")] == "bob"
     r.complete("bob", "a", TaskEvent(), T0)
     assert load(r, "bob", CHAT) == 0
 
@@ -380,5 +383,7 @@ def test_load_stays_exact_under_any_sequence_of_operations() -> None:
                 held = sum(1 for x in a.reservations if x.channel == slot.channel)
                 assert 0 <= slot.load == held <= slot.capacity, (step, a.id)
             assert sum(c.load for c in a.capacities) <= a.total_capacity
-        holders = {x.inquiry_id: a.id for a in r.agents.values() for x in a.reservations}
+        holders = {
+            (a.workspace, x.inquiry_id): a.id for a in r.agents.values() for x in a.reservations
+        }
         assert holders == r.holder  # one reservation per inquiry, and the index agrees

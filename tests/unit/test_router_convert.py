@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import InvalidEvent, timestamp
 from omniroute.v1 import agent_pb2, inquiry_pb2
 from omniroute_router.convert import (
@@ -58,6 +59,18 @@ def test_a_received_time_in_the_future_counts_as_now() -> None:
                 id="q", workspace="w", channel=1, required_skills=[inquiry_pb2.SkillRequirement()]
             ),
             "Inquiry.required_skills[].name is required",
+        ),
+        (
+            inquiry_pb2.Inquiry(
+                id="q",
+                workspace="w",
+                channel=1,
+                required_skills=[
+                    inquiry_pb2.SkillRequirement(name=f"s{i}")
+                    for i in range(MAX_REQUIRED_SKILLS + 1)
+                ],
+            ),
+            f"Inquiry.required_skills: at most {MAX_REQUIRED_SKILLS}",
         ),
     ],
 )

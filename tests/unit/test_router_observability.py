@@ -7,8 +7,15 @@ from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry
 
+from omniroute.v1 import inquiry_pb2
+from omniroute_router.app import Router
+from omniroute_router.config import RoutingConfig, WorkspaceConfig
+from omniroute_router.convert import inquiry_from_proto
 from omniroute_router.lag import LagExporter, partition_lag
 from omniroute_router.metrics import RouterMetrics
+from omniroute_router.reservations import AgentStateClient
+from omniroute_router.routing import WorkspaceRouter
+from omniroute_router.settings import RouterSettings
 
 
 class TP(NamedTuple):
@@ -84,3 +91,42 @@ def test_forgetting_workspaces_drops_their_gauges_but_keeps_counters() -> None:
         registry.get_sample_value("omniroute_router_dead_letters_total", {"input": "inquiries"})
         == 1
     )
+
+
+def test_unconfigured_workspaces_are_summed_under_other() -> None:
+    registry = CollectorRegistry()
+    config = RoutingConfig(workspaces={"acme": WorkspaceConfig()})
+    router = Router(
+        RouterSettings(), config, RouterMetrics(registry), AgentStateClient("127.0.0.1:1")
+    )
+    published: list[bytes] = []
+
+    class Topic:  # the queue-snapshots topic (the gauges come from the same figures)
+        def send_soon(self, key: bytes, value: bytes) -> None:
+            published.append(key)
+
+    router.snapshots.topic = Topic()
+    now = 1_800_000_000.0
+    waiting = {"acme": 1, "stranger-1": 2, "stranger-2": 3}
+    for workspace, count in waiting.items():
+        core = WorkspaceRouter(workspace, WorkspaceConfig())
+        for n in range(count):
+            proto = inquiry_pb2.Inquiry(
+                id=f"{workspace}-{n}", workspace=workspace, channel=inquiry_pb2.CHANNEL_EMAIL
+            )
+            assert core.admit(inquiry_from_proto(proto, now - 10 * (n + 1)), now)
+        router._observe_queues(core, now)
+
+    def depth(workspace: str) -> float | None:
+        labels = {"workspace": workspace, "queue": "default"}
+        return registry.get_sample_value("omniroute_router_queue_depth", labels)
+
+    assert depth("acme") == 1
+    assert depth("other") == 5  # both strangers, summed
+    assert depth("stranger-1") is None and depth("stranger-2") is None
+    oldest = registry.get_sample_value(
+        "omniroute_router_queue_oldest_wait_seconds", {"workspace": "other", "queue": "default"}
+    )
+    assert oldest == 30.0  # the longest wait among them
+    # The wallboard's snapshots keep each workspace apart: only metric labels are bounded.
+    assert published == [b"acme", b"stranger-1", b"stranger-2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import EventProducer
-from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc
+from omniroute.metrics import WorkspaceLabel
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
 from omniroute_agent_state.auth import Authenticator
-from omniroute_agent_state.journal import Journal, read_snapshots
+from omniroute_agent_state.journal import Journal, recover
 from omniroute_agent_state.metrics import AgentStateMetrics
-from omniroute_agent_state.roster import Policy, Roster
+from omniroute_agent_state.outbox import Outbox
+from omniroute_agent_state.records import unusable
+from omniroute_agent_state.roster import Changes, Policy, Roster
 from omniroute_agent_state.servicer import AgentStateServicer
 from omniroute_agent_state.settings import AgentStateSettings
 
@@ -38,10 +42,16 @@ class AgentStateServer:
     port: int
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking calls, let in-flight ones finish, flush the producer."""
+        """Stop taking calls, let in-flight ones finish, send what is left, stop the producer."""
         await self.health.enter_graceful_shutdown()
         self.expiry.cancel()
         await self.server.stop(grace_s)
+        if not await self.servicer.outbox.drain(grace_s):
+            log.error(
+                "stopping with changes the broker has not acknowledged",
+                extra={"batches": self.servicer.outbox.pending},
+            )
+        await self.servicer.outbox.close()
         await self.producer.stop()
 
 
@@ -56,32 +66,55 @@ async def create_server(
         away_on_missed_offer=settings.away_on_missed_offer,
         away_reasons=frozenset(settings.away_reasons),
         session_timeout_s=settings.session_timeout_s,
+        event_retention_s=settings.event_retention_s,
     )
     roster = Roster(policy)
     producer = EventProducer(settings, client_id="omniroute-agent-state")
     await producer.start()
     journal = Journal(settings, producer)
     await journal.prepare()
-    snapshots = await read_snapshots(settings)
-    roster.restore(snapshots, time.time())
+    metrics = AgentStateMetrics(registry, roster, WorkspaceLabel(settings.metrics_workspaces))
+    recovered = await recover(settings)
+    refused = roster.restore(
+        usable_records(recovered.agents, metrics),
+        time.time(),
+        time.monotonic(),
+        fences=recovered.fences,
+        task_events=recovered.task_events,
+    )
+    for reason in refused:
+        log.error("agent record refused at restore", extra={"reason": reason})
     log.info(
         "roster restored",
         extra={
             "agents": len(roster.agents),
-            "records": len(snapshots),
+            "records": len(recovered.agents),
             "open_reservations": len(roster.holder),
+            "fences": len(roster.fences),
+            "recent_inquiries": len(roster.last_events),
             "authentication": authenticator_enabled(settings),
             "tls": bool(settings.agent_state_tls_cert_file),
         },
     )
 
-    metrics = AgentStateMetrics(registry, roster)
     authenticator = Authenticator(
-        settings.agent_state_admin_tokens, settings.agent_state_desktop_tokens
+        settings.agent_state_admin_tokens,
+        settings.agent_state_desktop_tokens,
+        allow_anonymous=settings.agent_state_allow_anonymous,
     )
+
+    def outbox_for(on_durable: Callable[[Changes], None]) -> Outbox:
+        return Outbox(journal, on_durable, on_failed_send=metrics.publish_errors.inc)
+
     servicer = AgentStateServicer(
-        roster, journal, metrics, authenticator, watch_queue_max=settings.watch_queue_max
+        roster,
+        outbox_for,
+        metrics,
+        authenticator,
+        watch_queue_max=settings.watch_queue_max,
+        publish_wait_s=settings.publish_wait_s,
     )
+    metrics.watch_outbox(servicer.outbox)
     server = grpc.aio.server()
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -96,15 +129,55 @@ async def create_server(
     else:
         port = server.add_insecure_port(address)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s))
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+
+    async def report(healthy: bool) -> None:
+        """Health follows the expiry loop: a loop failing or dead is NOT_SERVING."""
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, serving if healthy else not_serving)
+
+    await report(True)
+    expiry = asyncio.create_task(servicer.expire_forever(settings.expiry_check_s, report))
+
+    def expiry_ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        log.error("the expiry loop stopped", exc_info=task.exception())
+        metrics.expiry_healthy.set(0)
+        asyncio.get_running_loop().create_task(report(False))
+
+    expiry.add_done_callback(expiry_ended)
     return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
 
 
+def usable_records(
+    records: list[agent_pb2.Agent], metrics: AgentStateMetrics
+) -> list[agent_pb2.Agent]:
+    """The recovered records the roster can take; the others logged (ids only) and counted."""
+    usable = []
+    for record in records:
+        reason = unusable(record)
+        if reason is None:
+            usable.append(record)
+            continue
+        metrics.records_skipped.labels(reason).inc()
+        log.error(
+            "recovered agent record skipped",
+            extra={
+                "agent_id": record.id,
+                "workspace": record.workspace,
+                "version": record.version,
+                "reason": reason.value,
+            },
+        )
+    return usable
+
+
 def authenticator_enabled(settings: AgentStateSettings) -> bool:
-    """Whether callers must present a bearer token."""
-    return bool(settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens)
+    """Whether callers must present a bearer token (always, unless anonymous on loopback)."""
+    tokens = settings.agent_state_admin_tokens or settings.agent_state_desktop_tokens
+    return bool(tokens) or not settings.agent_state_allow_anonymous
 
 
 def server_credentials(settings: AgentStateSettings) -> grpc.ServerCredentials | None:

@@ -5,8 +5,10 @@ Two kinds of caller, from configuration:
   every method, on every agent; the name is the actor in the audit trail;
 - agent desktops (`AGENT_STATE_DESKTOP_TOKENS`, token -> agent id): only the
   methods a desktop needs, and only on its own agent.
-With no tokens configured, authentication is off and every caller is an
-administrator named by its network peer.
+Secure by default: with no tokens configured every call is refused
+(UNAUTHENTICATED). Only `AGENT_STATE_ALLOW_ANONYMOUS=true`, which the settings
+accept for a loopback address alone (tests on one machine), makes
+every caller an administrator named by its network peer.
 """
 
 from __future__ import annotations
@@ -55,15 +57,27 @@ class Caller:
 class Authenticator:
     """Resolves the caller of a request and checks its permissions."""
 
-    def __init__(self, admin_tokens: Mapping[str, str], desktop_tokens: Mapping[str, str]) -> None:
-        self._admins = [(token.encode(), name) for name, token in admin_tokens.items()]
-        self._desktops = [(token.encode(), agent) for token, agent in desktop_tokens.items()]
-        self.enabled = bool(self._admins or self._desktops)
+    def __init__(
+        self,
+        admin_tokens: Mapping[str, str],
+        desktop_tokens: Mapping[str, str],
+        allow_anonymous: bool = False,
+    ) -> None:
+        self._admins = [(token.encode(), name) for name, token in admin_tokens.items() if token]
+        self._desktops = [
+            (token.encode(), agent) for token, agent in desktop_tokens.items() if token and agent
+        ]
+        # Anonymous access only when asked for and no token is configured at all.
+        self.anonymous = allow_anonymous and not (self._admins or self._desktops)
 
     def identify(self, metadata: Iterable[tuple[str, str | bytes]], peer: str) -> Caller:
         """The caller named by the `authorization: Bearer <token>` metadata."""
-        if not self.enabled:
+        if self.anonymous:
             return Caller(actor=peer)
+        if not (self._admins or self._desktops):
+            raise Unauthenticated(
+                "no tokens are configured: set AGENT_STATE_ADMIN_TOKENS (deploy/README.md)"
+            )
         header = next((str(v) for k, v in metadata if k.lower() == "authorization"), "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:

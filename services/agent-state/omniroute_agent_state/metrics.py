@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from omniroute.metrics import LATENCY_BUCKETS
-from omniroute.v1 import agent_pb2
+from omniroute.metrics import LATENCY_BUCKETS, WorkspaceLabel
+from omniroute.v1 import agent_pb2, inquiry_pb2
+from omniroute_agent_state.records import SkipReason
 from omniroute_agent_state.roster import Roster, channel_name
+
+if TYPE_CHECKING:
+    from omniroute_agent_state.outbox import Outbox
 
 METHODS = (
     "UpsertAgent",
@@ -30,13 +35,21 @@ METHODS = (
     "WatchAgents",
     "Heartbeat",
     "TransferTask",
+    "WithdrawOffer",
+    "GetReservation",
+    "ListReservations",
 )
 
 
 class AgentStateMetrics:
     """Counters and histograms updated by the servicer."""
 
-    def __init__(self, registry: CollectorRegistry, roster: Roster) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        roster: Roster,
+        workspace_label: WorkspaceLabel | None = None,
+    ) -> None:
         self.rpcs = Counter(
             "omniroute_agent_state_rpcs_total",
             "gRPC calls handled, by method and status code.",
@@ -66,9 +79,36 @@ class AgentStateMetrics:
         )
         self.publish_errors = Counter(
             "omniroute_agent_state_publish_errors_total",
-            "Changes the broker did not acknowledge (the call was answered UNAVAILABLE).",
+            "Sends of changes the broker did not acknowledge (each is re-sent until it is).",
             registry=registry,
         )
+        self.records_skipped = Counter(
+            "omniroute_agent_state_records_skipped_total",
+            "Agent records read back from Kafka at start that the roster could not take "
+            "(unknown status, tier or channel; missing id), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in SkipReason:
+            self.records_skipped.labels(reason.value)
+        self.unacknowledged = Gauge(
+            "omniroute_agent_state_unacknowledged_changes",
+            "Changes made but not yet acknowledged by the broker (the outbox; callers wait).",
+            registry=registry,
+        )
+        self.expiry_failures = Counter(
+            "omniroute_agent_state_expiry_failures_total",
+            "Agents whose expiry failed in a round (their change rolled back; the others "
+            "expired), and expiry rounds that failed as a whole.",
+            registry=registry,
+        )
+        self.expiry_healthy = Gauge(
+            "omniroute_agent_state_expiry_healthy",
+            "1 while the expiry loop runs and its last round expired every agent; 0 otherwise "
+            "(gRPC health is NOT_SERVING then).",
+            registry=registry,
+        )
+        self.expiry_healthy.set(1)
         for method in METHODS:
             self.rpcs.labels(method, "OK")
             self.rpc_seconds.labels(method, "OK")
@@ -79,7 +119,11 @@ class AgentStateMetrics:
             "transferred",
         ):  # fmt: skip
             self.task_events.labels(kind)
-        registry.register(RosterCollector(roster))
+        registry.register(RosterCollector(roster, workspace_label or WorkspaceLabel(["*"])))
+
+    def watch_outbox(self, outbox: Outbox) -> None:
+        """Read the outbox's backlog at scrape time."""
+        self.unacknowledged.set_function(lambda: outbox.pending)
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one call and its duration under its final status code."""
@@ -88,10 +132,14 @@ class AgentStateMetrics:
 
 
 class RosterCollector(Collector):
-    """Agents by status, load and capacity by channel, occupancy: read at scrape time."""
+    """Agents by status, load and capacity by channel, occupancy: read at scrape time.
 
-    def __init__(self, roster: Roster) -> None:
+    Workspaces outside METRICS_WORKSPACES are summed under workspace="other".
+    """
+
+    def __init__(self, roster: Roster, workspace_label: WorkspaceLabel) -> None:
         self.roster = roster
+        self.workspace_label = workspace_label
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Compute the gauges from the roster as it is now."""
@@ -133,20 +181,22 @@ class RosterCollector(Collector):
         held: Tally[tuple[str, str]] = Tally()
         connected: Tally[str] = Tally()
         for agent in list(self.roster.agents.values()):
-            workspaces.add(agent.workspace)
-            connected[agent.workspace] += agent.session_active
+            workspace = self.workspace_label(agent.workspace)
+            workspaces.add(workspace)
+            connected[workspace] += agent.session_active
             for reservation in agent.reservations:
-                held[(agent.workspace, "accepted" if reservation.accepted else "offered")] += 1
-            status = agent_pb2.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower()
-            by_status[(agent.workspace, status)] += 1
+                held[(workspace, "accepted" if reservation.accepted else "offered")] += 1
+            by_status[(workspace, _status_name(agent.status))] += 1
             for slot in agent.capacities:
-                key = (agent.workspace, channel_name(slot.channel))
+                key = (workspace, _channel_name(slot.channel))
                 loads[key] += slot.load
                 if agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
                     capacities[key] += slot.capacity
         for workspace in sorted(workspaces):
             for status in ("offline", "available", "away", "wrap_up"):
                 agents.add_metric([workspace, status], by_status[(workspace, status)])
+            if by_status[(workspace, "unknown")]:
+                agents.add_metric([workspace, "unknown"], by_status[(workspace, "unknown")])
             used = sum(v for (w, _), v in loads.items() if w == workspace)
             room = sum(v for (w, _), v in capacities.items() if w == workspace)
             occupancy.add_metric([workspace], used / room if room else 0.0)
@@ -158,3 +208,18 @@ class RosterCollector(Collector):
         for (workspace, channel), value in sorted(capacities.items()):
             capacity.add_metric([workspace, channel], value)
         yield from (agents, load, capacity, occupancy, open_offers, sessions)
+
+
+def _status_name(status: int) -> str:
+    """AGENT_STATUS_WRAP_UP -> "wrap_up"; a value this build does not know -> "unknown".
+
+    Recovery skips such records (records.py); a scrape must still never fail.
+    """
+    if status not in agent_pb2.AgentStatus.values():
+        return "unknown"
+    return agent_pb2.AgentStatus.Name(status).removeprefix("AGENT_STATUS_").lower()
+
+
+def _channel_name(channel: int) -> str:
+    """CHANNEL_POSTAL_MAIL -> "postal_mail"; a value this build does not know -> "unknown"."""
+    return channel_name(channel) if channel in inquiry_pb2.Channel.values() else "unknown"

@@ -1,10 +1,18 @@
 """The roster: every agent's profile, presence, load and open offers, and the rules.
 
 Plain synchronous Python over the protobuf `Agent` records: no gRPC, no
-Kafka, no clock (every method takes `now`, seconds since the epoch). Each
-change returns the events that describe it, for the caller to publish.
-Because nothing here awaits, each method is atomic with respect to every
-other call on the same event loop: a reservation is a compare-and-set.
+Kafka, no clock. Every method that changes something takes `now`, the wall
+time in seconds since the epoch (for the timestamps on the wire), and
+`mono`, a monotonic time in seconds (for every duration it measures: offer
+expiry, wrap-up, desktop sessions, retention). A wall clock that steps
+forward or back therefore never expires anything early or late; without
+`mono` (unit tests) the wall time stands in for it. Each change returns the
+events that describe it, for the caller to publish. Because nothing here
+awaits, each method is atomic with respect to every other call on the same
+event loop: a reservation is a compare-and-set.
+
+Inquiry-scoped keys are (workspace, inquiry id): two workspaces may use the
+same inquiry id without ever seeing each other's reservation.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from omniroute.codec import seconds, timestamp
-from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 
 Agent = agent_pb2.Agent
+Reservation = agent_pb2.Reservation
+RouterFence = agent_state_pb2.RouterFence
 AgentEvent = agent_pb2.AgentEvent
 TaskEvent = task_pb2.TaskEvent
 OFFLINE, AVAILABLE, AWAY, WRAP_UP = (
@@ -43,6 +53,33 @@ class NotPossible(RosterError):
     """The request is valid but the agent's state does not allow it now."""
 
 
+class Fenced(RosterError):
+    """A router worker acting for a partition it no longer owns (older generation)."""
+
+
+# Versions above this are refused on restore: a forged or corrupt record must
+# not make the next change overflow the int64 field (and stop expiry for all).
+MAX_VERSION = 2**53
+
+# (workspace, inquiry id): the scope of every inquiry-scoped key.
+InquiryKey = tuple[str, str]
+# Aliases for annotations inside Roster, where `list` is the method.
+Reservations = list[Reservation]
+TaskEvents = list[TaskEvent]
+Reasons = list[str]
+
+
+@dataclass
+class _Saved:
+    """What expiring one agent may change, to put back if it fails."""
+
+    agent: Agent | None
+    offers: dict[str, tuple[float, str]]
+    wrap_up: float | None
+    session: float | None
+    held: set[InquiryKey]
+
+
 def channel_name(channel: int) -> str:
     """CHANNEL_POSTAL_MAIL -> "postal_mail"."""
     return inquiry_pb2.Channel.Name(channel).removeprefix("CHANNEL_").lower()
@@ -58,6 +95,9 @@ class Policy:
     away_on_missed_offer: bool = True
     away_reasons: frozenset[str] = frozenset()  # empty: any reason
     session_timeout_s: float = 0.0  # 0: desktop sessions never lapse
+    # How long the last task event of an inquiry is kept for GetReservation
+    # and for answering retries by their natural key.
+    event_retention_s: float = 3600.0
 
     def offer_ttl(self, channel: int) -> float:
         """How long an offer on `channel` stays open."""
@@ -78,10 +118,29 @@ class Changes:
 
     agent_events: list[AgentEvent] = field(default_factory=list)
     task_events: list[TaskEvent] = field(default_factory=list)
+    fences: list[RouterFence] = field(default_factory=list)  # new highest generations
 
     def then(self, more: Changes) -> Changes:
         """These changes followed by `more` (in publishing order)."""
-        return Changes(self.agent_events + more.agent_events, self.task_events + more.task_events)
+        return Changes(
+            self.agent_events + more.agent_events,
+            self.task_events + more.task_events,
+            self.fences + more.fences,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.agent_events or self.task_events or self.fences)
+
+
+@dataclass
+class Expiry:
+    """One expiry round: the changes, and the agents whose expiry failed (id -> error).
+
+    A failure for one agent is rolled back and reported; the others proceed.
+    """
+
+    changes: Changes = field(default_factory=Changes)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 class Roster:
@@ -92,10 +151,21 @@ class Roster:
     ) -> None:
         self.policy = policy
         self.agents: dict[str, Agent] = {}
-        self.holder: dict[str, str] = {}  # inquiry id -> agent holding its reservation
-        # agent id -> when its desktop session lapses. Kept in memory only: a
-        # heartbeat is not a change worth an event; restore() grants a fresh term.
-        self.sessions: dict[str, float] = {}
+        # (workspace, inquiry id) -> agent holding its reservation.
+        self.holder: dict[InquiryKey, str] = {}
+        # Timers, in monotonic seconds. Derived from the records (restore()
+        # rebuilds them), except sessions: a heartbeat is not a change worth
+        # an event, so restore() grants every session a fresh term.
+        self.offer_deadlines: dict[str, tuple[float, str]] = {}  # reservation -> (at, agent)
+        self.wrap_up_deadlines: dict[str, float] = {}  # agent id -> end of its wrap-up
+        self.sessions: dict[str, float] = {}  # agent id -> when its desktop session lapses
+        # Highest router generation seen per (group, partition); journaled.
+        self.fences: dict[tuple[str, int], int] = {}
+        # (workspace, inquiry) -> (its last task event, monotonic time), oldest first;
+        # and per agent: (workspace, inquiry, agent) -> the agent's last event for it,
+        # which answers a retried decline or completion after the inquiry moved on.
+        self.last_events: dict[InquiryKey, tuple[TaskEvent, float]] = {}
+        self.agent_outcomes: dict[tuple[str, str, str], tuple[TaskEvent, float]] = {}
         self.new_id = new_id
 
     # -- queries --------------------------------------------------------------
@@ -138,6 +208,31 @@ class Roster:
             found.append(agent)
         return sorted(found, key=lambda a: a.id)
 
+    def reservation(self, workspace: str, inquiry_id: str) -> tuple[Reservation, Agent] | None:
+        """The inquiry's open reservation and the agent holding it, if any."""
+        _require(workspace, "workspace")
+        _require(inquiry_id, "inquiry_id")
+        holder_id = self.holder.get((workspace, inquiry_id))
+        if holder_id is None:
+            return None
+        agent = self.agents[holder_id]
+        return next(r for r in agent.reservations if r.inquiry_id == inquiry_id), agent
+
+    def reservations(self, workspace: str) -> Reservations:
+        """Every open reservation (offered or accepted) of the workspace, by agent."""
+        _require(workspace, "workspace")
+        return [
+            r
+            for agent in sorted(self.agents.values(), key=lambda a: a.id)
+            if agent.workspace == workspace
+            for r in agent.reservations
+        ]
+
+    def last_event(self, workspace: str, inquiry_id: str) -> TaskEvent | None:
+        """The last task event of the inquiry, within the retention period."""
+        kept = self.last_events.get((workspace, inquiry_id))
+        return kept[0] if kept else None
+
     @staticmethod
     def has_free_slot(agent: Agent, channel: int) -> bool:
         """Whether the agent is AVAILABLE with room on `channel` (and in total)."""
@@ -153,9 +248,39 @@ class Roster:
             return not any(r.channel == inquiry_pb2.CHANNEL_VOICE for r in agent.reservations)
         return True
 
+    # -- fencing --------------------------------------------------------------
+
+    def fence(self, fence: RouterFence | None) -> Changes:
+        """Admit a call from a router worker, or refuse it (`Fenced`) as from an older owner.
+
+        A call without a fence (empty group) is admitted: callers that are not
+        router workers. A higher generation is remembered (and journaled:
+        the returned changes carry it).
+        """
+        if fence is None or not fence.group:
+            return Changes()
+        if fence.partition < 0:
+            raise InvalidRequest("fence.partition must not be negative")
+        if fence.generation < 0:
+            raise InvalidRequest("fence.generation must not be negative")
+        key = (fence.group, fence.partition)
+        seen = self.fences.get(key, -1)
+        if fence.generation < seen:
+            raise Fenced(
+                f"fence: generation {fence.generation} of group {fence.group!r} is older than "
+                f"{seen}, the generation that now owns partition {fence.partition}; "
+                "this worker no longer owns it"
+            )
+        if fence.generation == seen:
+            return Changes()
+        self.fences[key] = fence.generation
+        recorded = RouterFence()
+        recorded.CopyFrom(fence)
+        return Changes(fences=[recorded])
+
     # -- profile and presence -------------------------------------------------
 
-    def upsert(self, profile: Agent, actor: str, now: float) -> Changes:
+    def upsert(self, profile: Agent, actor: str, now: float, mono: float | None = None) -> Changes:
         """Create an agent or replace its profile; presence, load and offers are kept."""
         _require(profile.id, "agent.id")
         _require(profile.workspace, "agent.workspace")
@@ -218,12 +343,21 @@ class Roster:
         return self._changed(agent, AgentEvent.CHANGE_UPSERTED, actor, "profile", now)
 
     def set_status(
-        self, agent_id: str, status: int, reason: str, actor: str, now: float
+        self,
+        agent_id: str,
+        status: int,
+        reason: str,
+        actor: str,
+        now: float,
+        mono: float | None = None,
     ) -> Changes:
         """Log in (AVAILABLE), log out (OFFLINE), go AWAY (with a reason) or WRAP_UP.
 
         Going OFFLINE or AWAY withdraws open offers, so the router re-routes them.
+        Asking for the status (and AWAY reason) the agent already has changes
+        nothing: a retried call is answered by its natural key.
         """
+        mono = now if mono is None else mono
         agent = self.get(agent_id)
         if status not in (OFFLINE, AVAILABLE, AWAY, WRAP_UP):
             raise InvalidRequest("status must be OFFLINE, AVAILABLE, AWAY or WRAP_UP")
@@ -234,22 +368,16 @@ class Roster:
         reasons = self.policy.away_reasons
         if status == AWAY and reasons and reason not in reasons:
             raise InvalidRequest(f"reason {reason!r} is not one of {sorted(reasons)}")
+        if agent.status == status and (status != AWAY or agent.away_reason == reason):
+            return Changes()
         changes = Changes()
         if status in (OFFLINE, AWAY):
-            for reservation in [r for r in agent.reservations if not r.accepted]:
-                self._release(agent, reservation)
-                changes.task_events.append(
-                    self._task_event(
-                        TaskEvent.TYPE_WITHDRAWN,
-                        agent,
-                        reservation,
-                        now,
-                        reason=f"agent {_status_word(status)}",
-                    )
-                )
+            changes.task_events += self._withdraw_open(
+                agent, f"agent {_status_word(status)}", now, mono
+            )
         self._set_status(agent, status, reason if status == AWAY else "", now)
         if status == WRAP_UP and self.policy.longest_wrap_up():
-            agent.wrap_up_until.CopyFrom(timestamp(now + self.policy.longest_wrap_up()))
+            self._start_wrap_up(agent, self.policy.longest_wrap_up(), now, mono)
         if status == OFFLINE:  # logging out ends the desktop session
             self.sessions.pop(agent_id, None)
             agent.session_active = False
@@ -261,22 +389,28 @@ class Roster:
     # -- offers and tasks -----------------------------------------------------
 
     def reserve(
-        self, agent_id: str, inquiry_id: str, channel: int, workspace: str, now: float
-    ) -> tuple[agent_pb2.Reservation, Agent, bool, Changes]:
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        channel: int,
+        workspace: str,
+        now: float,
+        mono: float | None = None,
+    ) -> tuple[Reservation, Agent, bool, Changes]:
         """Hold one slot of the agent's capacity on `channel` for an offer of the inquiry.
 
-        An inquiry holds at most one reservation: when it already has one (on
-        any agent), that one is returned with `already=True` and nothing changes.
+        An inquiry (of a workspace) holds at most one reservation: when it
+        already has one (on any agent of the workspace), that one is returned
+        with `already=True` and nothing changes.
         """
+        mono = now if mono is None else mono
         _require(agent_id, "agent_id")
         _require(inquiry_id, "inquiry_id")
         if channel not in inquiry_pb2.Channel.values() or channel == 0:
             raise InvalidRequest("channel is required")
-        holder_id = self.holder.get(inquiry_id)
-        if holder_id is not None:
-            holder = self.agents[holder_id]
-            existing = next(r for r in holder.reservations if r.inquiry_id == inquiry_id)
-            return existing, holder, True, Changes()
+        held = self.reservation(workspace or self.get(agent_id).workspace, inquiry_id)
+        if held is not None:
+            return held[0], held[1], True, Changes()
         agent = self.get(agent_id)
         if workspace and agent.workspace != workspace:
             raise InvalidRequest(f"workspace: agent {agent_id!r} belongs to {agent.workspace!r}")
@@ -289,48 +423,113 @@ class Roster:
             raise NotPossible(f"agent {agent_id!r} cannot take it: {why}")
         slot = next(c for c in agent.capacities if c.channel == channel)
         slot.load += 1
+        ttl = self.policy.offer_ttl(channel)
         reservation = agent.reservations.add(
             reservation_id=self.new_id(),
             agent_id=agent_id,
             inquiry_id=inquiry_id,
             channel=channel,  # type: ignore[arg-type]
+            workspace=agent.workspace,
         )
-        reservation.expires_at.CopyFrom(timestamp(now + self.policy.offer_ttl(channel)))
-        self.holder[inquiry_id] = agent_id
+        reservation.expires_at.CopyFrom(timestamp(now + ttl))
+        self.holder[(agent.workspace, inquiry_id)] = agent_id
+        self.offer_deadlines[reservation.reservation_id] = (mono + ttl, agent_id)
         changes = self._changed(agent, AgentEvent.CHANGE_RESERVED, "router", inquiry_id, now)
         changes.task_events.append(
-            self._task_event(TaskEvent.TYPE_OFFERED, agent, reservation, now)
+            self._task_event(TaskEvent.TYPE_OFFERED, agent, reservation, now, mono)
         )
         return reservation, agent, False, changes
 
-    def accept(self, agent_id: str, inquiry_id: str, now: float) -> Changes:
+    def withdraw(
+        self, workspace: str, inquiry_id: str, reason: str, now: float, mono: float | None = None
+    ) -> tuple[Reservation | None, Agent | None, Changes]:
+        """Take back the inquiry's open offer (not an accepted task), e.g. on abandon.
+
+        Returns the withdrawn reservation and its agent after the withdrawal;
+        (None, holder or None) when there is no open offer: nothing to do.
+        """
+        mono = now if mono is None else mono
+        held = self.reservation(workspace, inquiry_id)
+        if held is None:
+            return None, None, Changes()
+        reservation, agent = held
+        if reservation.accepted:
+            return None, agent, Changes()
+        withdrawn = Reservation()
+        withdrawn.CopyFrom(reservation)
+        self._release(agent, reservation)
+        changes = self._changed(
+            agent, AgentEvent.CHANGE_RELEASED, "router", reason or "withdrawn", now
+        )
+        changes.task_events.append(
+            self._task_event(
+                TaskEvent.TYPE_WITHDRAWN, agent, withdrawn, now, mono, reason=reason or "withdrawn"
+            )
+        )
+        return withdrawn, agent, changes
+
+    def accept(
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        now: float,
+        mono: float | None = None,
+        reservation_id: str = "",
+    ) -> Changes:
         """The agent takes the offered inquiry: its slot stays held until completion."""
-        agent, reservation = self._reservation(agent_id, inquiry_id)
+        mono = now if mono is None else mono
+        agent, reservation = self._reservation(agent_id, inquiry_id, reservation_id)
         if reservation.accepted:
             return Changes()  # a retried accept
         reservation.accepted = True
+        self.offer_deadlines.pop(reservation.reservation_id, None)
         changes = self._changed(agent, AgentEvent.CHANGE_ACCEPTED, agent_id, inquiry_id, now)
         changes.task_events.append(
-            self._task_event(TaskEvent.TYPE_ACCEPTED, agent, reservation, now)
+            self._task_event(TaskEvent.TYPE_ACCEPTED, agent, reservation, now, mono)
         )
         return changes
 
-    def decline(self, agent_id: str, inquiry_id: str, reason: str, now: float) -> Changes:
-        """The agent turns the offer down; the router offers it to someone else."""
-        agent, reservation = self._reservation(agent_id, inquiry_id)
+    def decline(
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        reason: str,
+        now: float,
+        mono: float | None = None,
+        reservation_id: str = "",
+    ) -> Changes:
+        """The agent turns the offer down; the router offers it to someone else.
+
+        A retry (the agent's last event for the inquiry is this decline) changes nothing.
+        """
+        mono = now if mono is None else mono
+        if self._already(agent_id, inquiry_id, TaskEvent.TYPE_DECLINED, reservation_id):
+            return Changes()
+        agent, reservation = self._reservation(agent_id, inquiry_id, reservation_id)
         if reservation.accepted:
             raise NotPossible(f"inquiry {inquiry_id!r} was accepted; complete or transfer it")
         self._release(agent, reservation)
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "declined", now)
         changes.task_events.append(
-            self._task_event(TaskEvent.TYPE_DECLINED, agent, reservation, now, reason=reason)
+            self._task_event(TaskEvent.TYPE_DECLINED, agent, reservation, now, mono, reason=reason)
         )
         return changes
 
     def complete(
-        self, agent_id: str, inquiry_id: str, outcome: task_pb2.TaskEvent, now: float
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        outcome: task_pb2.TaskEvent,
+        now: float,
+        mono: float | None = None,
     ) -> Changes:
-        """The agent is done: record the outcome, free the slot, maybe wrap up."""
+        """The agent is done: record the outcome, free the slot, maybe wrap up.
+
+        A retry (the agent's last event for the inquiry is its completion) changes nothing.
+        """
+        mono = now if mono is None else mono
+        if self._already(agent_id, inquiry_id, TaskEvent.TYPE_COMPLETED):
+            return Changes()
         agent, reservation = self._reservation(agent_id, inquiry_id)
         if not reservation.accepted:
             raise NotPossible(f"inquiry {inquiry_id!r} was offered but not accepted")
@@ -338,22 +537,14 @@ class Roster:
         if resolution == task_pb2.RESOLUTION_FOLLOW_UP and not outcome.follow_up.HasField("due_at"):
             raise InvalidRequest("follow_up.due_at is required for a FOLLOW_UP")
         if resolution == task_pb2.RESOLUTION_ESCALATED:
-            target = outcome.escalation.target_tier
-            if target and target <= agent.tier:
-                raise InvalidRequest(
-                    f"escalation.target_tier must be above the agent's tier {agent.tier}"
-                )
-            if agent.tier >= agent_pb2.TIER_SUPERVISOR and not outcome.escalation.target_skill:
-                raise InvalidRequest(
-                    "a supervisor can only escalate to a skill (escalation.target_skill)"
-                )
+            _check_escalation(outcome.escalation, agent.tier)
         self._release(agent, reservation)
         wrap_up = self.policy.wrap_up(reservation.channel)
         if wrap_up > 0 and agent.status == AVAILABLE:
             self._set_status(agent, WRAP_UP, "", now)
-            agent.wrap_up_until.CopyFrom(timestamp(now + wrap_up))
+            self._start_wrap_up(agent, wrap_up, now, mono)
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "completed", now)
-        event = self._task_event(TaskEvent.TYPE_COMPLETED, agent, reservation, now)
+        event = self._task_event(TaskEvent.TYPE_COMPLETED, agent, reservation, now, mono)
         event.resolution = resolution
         if resolution == task_pb2.RESOLUTION_FOLLOW_UP:
             event.follow_up.CopyFrom(outcome.follow_up)
@@ -362,53 +553,144 @@ class Roster:
         changes.task_events.append(event)
         return changes
 
-    def expire(self, now: float) -> Changes:
-        """Expire offers past their time-to-live and wrap-ups past their maximum."""
+    # -- timers ---------------------------------------------------------------
+
+    def expire(self, now: float, mono: float | None = None) -> Expiry:
+        """Expire offers past their time-to-live, wrap-ups past their end, lapsed sessions.
+
+        Durations are measured on `mono`. Each agent is handled on its own:
+        when its expiry fails (a bug, a forged record), its record and timers
+        are put back as they were, the failure is reported, and every other
+        agent is still expired. Old last events are forgotten too.
+        """
+        mono = now if mono is None else mono
+        due: dict[str, None] = {}  # agent ids, in a stable order
+        for at, agent_id in self.offer_deadlines.values():
+            if at <= mono:
+                due[agent_id] = None
+        for agent_id, at in self.wrap_up_deadlines.items():
+            if at <= mono:
+                due[agent_id] = None
+        for agent_id, at in self.sessions.items():
+            if at <= mono:
+                due[agent_id] = None
+        result = Expiry()
+        for agent_id in due:
+            saved = self._save(agent_id)
+            try:
+                result.changes = result.changes.then(self._expire_agent(agent_id, now, mono))
+            except Exception as exc:  # one agent must not stop the others
+                self._put_back(agent_id, saved)
+                result.failed[agent_id] = f"{type(exc).__name__}: {exc}"
+        self._forget_old_events(mono)
+        return result
+
+    def _expire_agent(self, agent_id: str, now: float, mono: float) -> Changes:
         changes = Changes()
-        for agent in list(self.agents.values()):
-            expired = [
-                r for r in agent.reservations if not r.accepted and seconds(r.expires_at) <= now
-            ]
-            for reservation in expired:
-                self._release(agent, reservation)
-                changes.task_events.append(
-                    self._task_event(TaskEvent.TYPE_OFFER_TIMEOUT, agent, reservation, now)
-                )
-            if expired and self.policy.away_on_missed_offer and agent.status == AVAILABLE:
-                self._set_status(agent, AWAY, "missed_offer", now)
-            if expired:
-                changes.agent_events += self._changed(
-                    agent, AgentEvent.CHANGE_RELEASED, "system", "offer_timeout", now
-                ).agent_events
-            if (
-                agent.status == WRAP_UP
-                and agent.HasField("wrap_up_until")
-                and seconds(agent.wrap_up_until) <= now
-            ):
+        agent = self.agents.get(agent_id)
+        if agent is None:  # timers of an agent no longer known
+            self.sessions.pop(agent_id, None)
+            self.wrap_up_deadlines.pop(agent_id, None)
+            for rid, (_, holder) in list(self.offer_deadlines.items()):
+                if holder == agent_id:
+                    del self.offer_deadlines[rid]
+            return changes
+        expired = [
+            r
+            for r in agent.reservations
+            if not r.accepted
+            and r.reservation_id in self.offer_deadlines
+            and self.offer_deadlines[r.reservation_id][0] <= mono
+        ]
+        open_ids = {r.reservation_id for r in agent.reservations}
+        for rid, (at, holder) in list(self.offer_deadlines.items()):
+            if holder == agent_id and at <= mono and rid not in open_ids:
+                del self.offer_deadlines[rid]  # a timer whose offer is gone: nothing to do
+        for reservation in expired:
+            self._release(agent, reservation)
+            changes.task_events.append(
+                self._task_event(TaskEvent.TYPE_OFFER_TIMEOUT, agent, reservation, now, mono)
+            )
+        if expired and self.policy.away_on_missed_offer and agent.status == AVAILABLE:
+            # A missed offer says the agent is not at the desk: its other
+            # open offers would be missed too, so they go back to the router.
+            changes.task_events += self._withdraw_open(agent, "missed_offer", now, mono)
+            self._set_status(agent, AWAY, "missed_offer", now)
+        if expired:
+            changes.agent_events += self._changed(
+                agent, AgentEvent.CHANGE_RELEASED, "system", "offer_timeout", now
+            ).agent_events
+        wrap_up_end = self.wrap_up_deadlines.get(agent_id)
+        if wrap_up_end is not None and wrap_up_end <= mono:
+            del self.wrap_up_deadlines[agent_id]
+            if agent.status == WRAP_UP:
                 self._set_status(agent, AVAILABLE, "", now)
                 changes.agent_events += self._changed(
                     agent, AgentEvent.CHANGE_STATUS, "system", "wrap_up_over", now
                 ).agent_events
-        for agent_id, lapses_at in list(self.sessions.items()):
-            if lapses_at <= now:
-                changes = changes.then(self._session_lapsed(agent_id, now))
+        lapses_at = self.sessions.get(agent_id)
+        if lapses_at is not None and lapses_at <= mono:
+            changes = changes.then(self._session_lapsed(agent_id, now, mono))
         return changes
+
+    def _save(self, agent_id: str) -> _Saved:
+        agent = self.agents.get(agent_id)
+        copy = None
+        if agent is not None:
+            copy = Agent()
+            copy.CopyFrom(agent)
+        return _Saved(
+            copy,
+            {k: v for k, v in self.offer_deadlines.items() if v[1] == agent_id},
+            self.wrap_up_deadlines.get(agent_id),
+            self.sessions.get(agent_id),
+            {k for k, v in self.holder.items() if v == agent_id},
+        )
+
+    def _put_back(self, agent_id: str, saved: _Saved) -> None:
+        if saved.agent is not None:
+            self.agents[agent_id] = saved.agent
+        self.offer_deadlines.update(saved.offers)
+        for value, table in (
+            (saved.wrap_up, self.wrap_up_deadlines),
+            (saved.session, self.sessions),
+        ):
+            if value is None:
+                table.pop(agent_id, None)
+            else:
+                table[agent_id] = value
+        for key in saved.held:
+            self.holder[key] = agent_id
+
+    def _forget_old_events(self, mono: float) -> None:
+        horizon = mono - self.policy.event_retention_s
+        for table in (self.last_events, self.agent_outcomes):
+            while table:
+                key = next(iter(table))
+                if table[key][1] > horizon:  # type: ignore[index]
+                    break
+                del table[key]  # type: ignore[arg-type]
 
     # -- desktop sessions -----------------------------------------------------
 
-    def heartbeat(self, agent_id: str, now: float) -> tuple[float, Changes]:
+    def heartbeat(
+        self, agent_id: str, now: float, mono: float | None = None
+    ) -> tuple[float, Changes]:
         """Start or extend the agent's desktop session; returns when it lapses (0: never).
 
-        The first heartbeat of a session is a change (session_active); the
-        rest only move the deadline. An OFFLINE agent must log in first.
+        The answer is wall-clock time (for the desktop); the session itself is
+        timed on `mono`. The first heartbeat of a session is a change
+        (session_active); the rest only move the deadline. An OFFLINE agent
+        must log in first.
         """
+        mono = now if mono is None else mono
         agent = self.get(agent_id)
         if agent.status == OFFLINE:
             raise NotPossible(f"agent {agent_id!r} is offline; log in (SetStatus) first")
         if not self.policy.session_timeout_s:
             return 0.0, Changes()
+        self.sessions[agent_id] = mono + self.policy.session_timeout_s
         lapses_at = now + self.policy.session_timeout_s
-        self.sessions[agent_id] = lapses_at
         if agent.session_active:
             return lapses_at, Changes()
         agent.session_active = True
@@ -416,7 +698,7 @@ class Roster:
             agent, AgentEvent.CHANGE_STATUS, agent_id, "session_started", now
         )
 
-    def _session_lapsed(self, agent_id: str, now: float) -> Changes:
+    def _session_lapsed(self, agent_id: str, now: float, mono: float) -> Changes:
         """The desktop went silent: OFFLINE, open offers withdrawn for re-routing."""
         del self.sessions[agent_id]
         agent = self.agents.get(agent_id)
@@ -425,14 +707,7 @@ class Roster:
         agent.session_active = False
         if agent.status == OFFLINE:
             return self._changed(agent, AgentEvent.CHANGE_STATUS, "system", "session_ended", now)
-        changes = Changes()
-        for reservation in [r for r in agent.reservations if not r.accepted]:
-            self._release(agent, reservation)
-            changes.task_events.append(
-                self._task_event(
-                    TaskEvent.TYPE_WITHDRAWN, agent, reservation, now, reason="session_timeout"
-                )
-            )
+        changes = Changes(task_events=self._withdraw_open(agent, "session_timeout", now, mono))
         self._set_status(agent, OFFLINE, "", now)
         return changes.then(
             self._changed(agent, AgentEvent.CHANGE_STATUS, "system", "session_timeout", now)
@@ -441,29 +716,43 @@ class Roster:
     # -- transfer -------------------------------------------------------------
 
     def transfer(
-        self, agent_id: str, inquiry_id: str, target_id: str, reason: str, now: float
-    ) -> tuple[agent_pb2.Reservation, Changes]:
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        target_id: str,
+        reason: str,
+        now: float,
+        mono: float | None = None,
+    ) -> tuple[Reservation, Changes]:
         """Move an accepted task to another agent with room for it (compare-and-set).
 
         The target holds it as accepted at once (a warm transfer: the agents
-        have agreed); the source's slot is freed.
+        have agreed); the source's slot is freed. A retry (the inquiry was
+        already transferred from this agent to the target, which holds it)
+        returns the target's reservation and changes nothing.
         """
+        mono = now if mono is None else mono
         _require(target_id, "target_agent_id")
-        agent, held = self._reservation(agent_id, inquiry_id)
-        if not held.accepted:
+        last = self._already(agent_id, inquiry_id, TaskEvent.TYPE_TRANSFERRED)
+        if last is not None and last.target_agent_id == target_id:
+            held = self.reservation(last.workspace, inquiry_id)
+            if held is not None and held[1].id == target_id:
+                return held[0], Changes()
+        agent, held_here = self._reservation(agent_id, inquiry_id)
+        if not held_here.accepted:
             raise NotPossible(f"inquiry {inquiry_id!r} is only offered; accept it first")
         if target_id == agent_id:
             raise InvalidRequest("target_agent_id must be another agent")
         target = self.get(target_id)
         if target.workspace != agent.workspace:
             raise InvalidRequest(f"target_agent_id: agent {target_id!r} is in another workspace")
-        if not self.has_free_slot(target, held.channel):
+        if not self.has_free_slot(target, held_here.channel):
             why = "not available" if target.status != AVAILABLE else "no free slot"
             raise NotPossible(
-                f"agent {target_id!r} cannot take a {channel_name(held.channel)} task: {why}"
+                f"agent {target_id!r} cannot take a {channel_name(held_here.channel)} task: {why}"
             )
-        channel = held.channel
-        self._release(agent, held)
+        channel = held_here.channel
+        self._release(agent, held_here)
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "transferred", now)
         next(c for c in target.capacities if c.channel == channel).load += 1
         moved = target.reservations.add(
@@ -472,59 +761,146 @@ class Roster:
             inquiry_id=inquiry_id,
             channel=channel,
             accepted=True,
+            workspace=target.workspace,
         )
-        self.holder[inquiry_id] = target_id
+        self.holder[(target.workspace, inquiry_id)] = target_id
         changes = changes.then(
             self._changed(target, AgentEvent.CHANGE_ACCEPTED, agent_id, "transfer", now)
         )
-        event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, moved, now, reason=reason)
+        event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, moved, now, mono, reason=reason)
         event.target_agent_id = target_id
         changes.task_events.append(event)
         return moved, changes
 
     # -- recovery -------------------------------------------------------------
 
-    def restore(self, snapshots: Iterable[Agent], now: float) -> None:
-        """Rebuild from the latest snapshot of each agent (highest version wins)."""
+    def restore(
+        self,
+        snapshots: Iterable[Agent],
+        now: float,
+        mono: float | None = None,
+        fences: Iterable[RouterFence] = (),
+        task_events: Iterable[TaskEvent] = (),
+    ) -> Reasons:
+        """Rebuild from the latest snapshot of each agent (highest version wins).
+
+        Also the router fences (highest generation per partition) and the last
+        task events (of each inquiry, and of each agent for it) still within
+        the retention period, given in publishing order. Timers
+        are rebuilt on `mono` from the wall-clock deadlines on the records,
+        each at most its full duration away (the wall clock may have stepped
+        while the service was down). Returns why records were refused (a
+        version out of range), for the log.
+        """
+        mono = now if mono is None else mono
+        refused = []
         for snapshot in snapshots:
+            if not 0 <= snapshot.version <= MAX_VERSION:
+                refused.append(f"agent {snapshot.id!r}: version {snapshot.version} out of range")
+                continue
             current = self.agents.get(snapshot.id)
             if current is None or snapshot.version > current.version:
                 self.agents[snapshot.id] = snapshot
-        self.holder = {r.inquiry_id: a.id for a in self.agents.values() for r in a.reservations}
+        for fence in fences:
+            key = (fence.group, fence.partition)
+            if fence.group and fence.generation > self.fences.get(key, -1):
+                self.fences[key] = fence.generation
+        self.holder = {}
+        self.offer_deadlines = {}
+        self.wrap_up_deadlines = {}
         for agent in self.agents.values():
-            if agent.status == WRAP_UP and not agent.HasField("wrap_up_until"):
-                limit = self.policy.longest_wrap_up()  # a record from before wrap_up_until
-                if limit:
+            for r in agent.reservations:
+                r.workspace = agent.workspace  # records from before reservations named it
+                self.holder[(agent.workspace, r.inquiry_id)] = agent.id
+                if not r.accepted:
+                    left = _clamp(seconds(r.expires_at) - now, self.policy.offer_ttl(r.channel))
+                    self.offer_deadlines[r.reservation_id] = (mono + left, agent.id)
+            if agent.status == WRAP_UP:
+                limit = self.policy.longest_wrap_up()
+                if not agent.HasField("wrap_up_until") and limit:
+                    # a record from before wrap_up_until
                     agent.wrap_up_until.CopyFrom(timestamp(seconds(agent.status_since) + limit))
+                if agent.HasField("wrap_up_until"):
+                    left = seconds(agent.wrap_up_until) - now
+                    left = _clamp(left, limit) if limit else max(left, 0.0)
+                    self.wrap_up_deadlines[agent.id] = mono + left
             if agent.session_active and self.policy.session_timeout_s:
                 # Desktops reconnect after a restart: give each a full term to do so.
-                self.sessions[agent.id] = now + self.policy.session_timeout_s
+                self.sessions[agent.id] = mono + self.policy.session_timeout_s
+        retention = self.policy.event_retention_s
+        for event in task_events:
+            age = _clamp(now - seconds(event.occurred_at), retention)
+            if age < retention and event.workspace and event.inquiry_id:
+                self._remember(event, mono - age)
+        return refused
 
     # -- helpers --------------------------------------------------------------
 
-    def _reservation(self, agent_id: str, inquiry_id: str) -> tuple[Agent, agent_pb2.Reservation]:
+    def _reservation(
+        self, agent_id: str, inquiry_id: str, reservation_id: str = ""
+    ) -> tuple[Agent, Reservation]:
         _require(agent_id, "agent_id")
         _require(inquiry_id, "inquiry_id")
         agent = self.get(agent_id)
         for reservation in agent.reservations:
             if reservation.inquiry_id == inquiry_id:
+                if reservation_id and reservation.reservation_id != reservation_id:
+                    raise NotPossible(
+                        f"reservation_id: {reservation_id!r} is not the agent's open "
+                        f"reservation of inquiry {inquiry_id!r} (a newer offer replaced it)"
+                    )
                 return agent, reservation
         raise NotPossible(f"agent {agent_id!r} holds no offer or task for inquiry {inquiry_id!r}")
 
-    def _release(self, agent: Agent, reservation: agent_pb2.Reservation) -> None:
+    def _already(
+        self, agent_id: str, inquiry_id: str, kind: int, reservation_id: str = ""
+    ) -> TaskEvent | None:
+        """The agent's last event of the inquiry when it is `kind`: the call was made already."""
+        _require(agent_id, "agent_id")
+        _require(inquiry_id, "inquiry_id")
+        agent = self.get(agent_id)
+        if any(r.inquiry_id == inquiry_id for r in agent.reservations):
+            return None
+        kept = self.agent_outcomes.get((agent.workspace, inquiry_id, agent_id))
+        last = kept[0] if kept else None
+        if last is None or last.type != kind:
+            return None
+        if reservation_id and last.reservation_id != reservation_id:
+            return None
+        return last
+
+    def _withdraw_open(self, agent: Agent, reason: str, now: float, mono: float) -> TaskEvents:
+        """Release every open (not accepted) offer of the agent: WITHDRAWN events."""
+        events = []
+        for reservation in [r for r in agent.reservations if not r.accepted]:
+            self._release(agent, reservation)
+            events.append(
+                self._task_event(
+                    TaskEvent.TYPE_WITHDRAWN, agent, reservation, now, mono, reason=reason
+                )
+            )
+        return events
+
+    def _release(self, agent: Agent, reservation: Reservation) -> None:
         for slot in agent.capacities:
             if slot.channel == reservation.channel and slot.load > 0:
                 slot.load -= 1
-        self.holder.pop(reservation.inquiry_id, None)
+        self.holder.pop((agent.workspace, reservation.inquiry_id), None)
+        self.offer_deadlines.pop(reservation.reservation_id, None)
         kept = [r for r in agent.reservations if r.inquiry_id != reservation.inquiry_id]
         del agent.reservations[:]
         agent.reservations.extend(kept)
+
+    def _start_wrap_up(self, agent: Agent, length: float, now: float, mono: float) -> None:
+        agent.wrap_up_until.CopyFrom(timestamp(now + length))
+        self.wrap_up_deadlines[agent.id] = mono + length
 
     def _set_status(self, agent: Agent, status: int, reason: str, now: float) -> None:
         agent.status = status  # type: ignore[assignment]
         agent.away_reason = reason
         agent.status_since.CopyFrom(timestamp(now))
         agent.ClearField("wrap_up_until")  # set again by the callers that start a wrap-up
+        self.wrap_up_deadlines.pop(agent.id, None)
 
     def _changed(self, agent: Agent, change: int, actor: str, reason: str, now: float) -> Changes:
         agent.version += 1
@@ -547,8 +923,9 @@ class Roster:
         self,
         kind: int,
         agent: Agent,
-        reservation: agent_pb2.Reservation,
+        reservation: Reservation,
         now: float,
+        mono: float,
         reason: str = "",
     ) -> TaskEvent:
         event = TaskEvent(
@@ -562,7 +939,53 @@ class Roster:
             reason=reason,
         )
         event.occurred_at.CopyFrom(timestamp(now))
+        self._remember(event, mono)
         return event
+
+    def _remember(self, event: TaskEvent, mono: float) -> None:
+        key = (event.workspace, event.inquiry_id)
+        self.last_events.pop(key, None)  # re-inserted last: the dict stays oldest first
+        self.last_events[key] = (event, mono)
+        by_agent = (event.workspace, event.inquiry_id, event.agent_id)
+        self.agent_outcomes.pop(by_agent, None)
+        self.agent_outcomes[by_agent] = (event, mono)
+
+
+def _check_escalation(escalation: task_pb2.Escalation, tier: int) -> None:
+    """An escalation the router can route: a known tier above the agent's, or a supervisor's.
+
+    Representatives and specialists escalate to a higher tier (unset: the next
+    one up), optionally to a skill or a named queue. A supervisor, the top
+    tier, escalates sideways: to another supervisor with a skill
+    (`target_skill`) or to a named queue (`target_queue`).
+    """
+    target = escalation.target_tier
+    if target not in agent_pb2.Tier.values():
+        raise InvalidRequest(
+            f"escalation.target_tier: unknown tier {target} "
+            "(2 specialist, 3 supervisor, or unset for the next tier up)"
+        )
+    for name in ("target_skill", "target_queue", "reason"):
+        if len(getattr(escalation, name)) > 200:
+            raise InvalidRequest(f"escalation.{name} is longer than 200 characters")
+    if tier >= agent_pb2.TIER_SUPERVISOR:
+        if target and target != agent_pb2.TIER_SUPERVISOR:
+            raise InvalidRequest(
+                "escalation.target_tier: a supervisor escalates to another supervisor "
+                "(3, or unset), not down"
+            )
+        if not (escalation.target_skill or escalation.target_queue):
+            raise InvalidRequest(
+                "escalation.target_skill or escalation.target_queue is required for a "
+                "supervisor (to another supervisor with the skill, or to a named queue)"
+            )
+    elif target and target <= tier:
+        raise InvalidRequest(f"escalation.target_tier must be above the agent's tier {tier}")
+
+
+def _clamp(value: float, limit: float) -> float:
+    """`value` within [0, limit]."""
+    return max(0.0, min(value, limit))
 
 
 def _require(value: str, name: str) -> None:

@@ -1,11 +1,14 @@
 """The AgentState gRPC service: a thin adapter between calls and the roster.
 
 Each call is authenticated, validated, applied to the roster (atomically: the
-roster never awaits), journaled to Kafka, and only then answered, so what a
-caller was told has happened is on the broker. Errors map to status codes:
-INVALID_ARGUMENT (names the field), NOT_FOUND, FAILED_PRECONDITION,
-UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE (broker), INTERNAL (a bug;
-logged, never a crash).
+roster never awaits), its events put in the outbox, and answered only once the
+broker has acknowledged them, so what a caller was told has happened is on the
+broker. A call whose deadline comes first is answered UNAVAILABLE; its change
+is kept and published, and a retry (same request id, or the natural key) gets
+the first answer once it is durable. Errors map to status codes:
+INVALID_ARGUMENT (names the field), NOT_FOUND, FAILED_PRECONDITION, ABORTED
+(fenced: an older router generation), UNAUTHENTICATED, PERMISSION_DENIED,
+UNAVAILABLE (broker), INTERNAL (a bug; logged, never a crash).
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator, Caller, PermissionDenied, Unauthenticated
-from omniroute_agent_state.journal import Journal
 from omniroute_agent_state.metrics import AgentStateMetrics
+from omniroute_agent_state.outbox import Outbox
+from omniroute_agent_state.retries import RequestLog
 from omniroute_agent_state.roster import (
     Changes,
+    Fenced,
     InvalidRequest,
     NotPossible,
     Roster,
@@ -38,6 +44,9 @@ from omniroute_agent_state.roster import (
 log = logging.getLogger("omniroute.agent_state")
 R = TypeVar("R")
 E = TypeVar("E")
+M = TypeVar("M", bound=Message)
+Offer = agent_state_pb2.Offer
+TaskEvent = task_pb2.TaskEvent
 
 _TASK_TYPES = {
     task_pb2.TaskEvent.TYPE_OFFERED: "offered",
@@ -53,6 +62,7 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownAgent, grpc.StatusCode.NOT_FOUND),
     (NotPossible, grpc.StatusCode.FAILED_PRECONDITION),
+    (Fenced, grpc.StatusCode.ABORTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
@@ -64,7 +74,7 @@ def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
         if isinstance(exc, kind):
             return code, str(exc)
     if isinstance(exc, BrokerUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, "the broker did not acknowledge the change; retry"
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
 
 
@@ -145,23 +155,31 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     def __init__(
         self,
         roster: Roster,
-        journal: Journal,
+        outbox_for: Callable[[Callable[[Changes], None]], Outbox],
         metrics: AgentStateMetrics,
         authenticator: Authenticator | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         watch_queue_max: int = 10_000,
+        publish_wait_s: float = 10.0,
+        requests: RequestLog | None = None,
     ) -> None:
         self.roster = roster
-        self.journal = journal
+        self.outbox = outbox_for(self.durable)
         self.metrics = metrics
         self.auth = authenticator or Authenticator({}, {})
         self.clock = clock
+        self.monotonic = monotonic
         self.watch_queue_max = watch_queue_max
-        self.offer_watchers: _Watchers[agent_state_pb2.Offer] = _Watchers()
+        self.publish_wait_s = publish_wait_s
+        self.requests = requests or RequestLog()
+        self.offer_watchers: _Watchers[Offer] = _Watchers()
         self.agent_watchers: _Watchers[agent_pb2.AgentEvent] = _Watchers()
         self.pending_offers: dict[str, task_pb2.Assignment] = {}  # reservation id -> assignment
+        self.undurable_offers: set[str] = set()  # reservation ids not yet acknowledged
         # Agents with an open WatchOffers stream: the stream keeps their session alive.
         self.open_desks: Counter[str] = Counter()
+        self.failing_expiry: dict[str, str] = {}  # agent id -> why its expiry fails
 
     # -- plumbing -------------------------------------------------------------
 
@@ -171,15 +189,48 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self.auth.authorize(caller, method, agent_id)
         return caller
 
-    async def publish(self, changes: Changes) -> None:
-        """Journal the changes (wait for the broker), then tell the watchers."""
-        if not changes.agent_events and not changes.task_events:
-            return
-        await self.journal.record(changes)
+    def now(self) -> tuple[float, float]:
+        """Wall time (for the wire) and monotonic time (for durations)."""
+        return self.clock(), self.monotonic()
+
+    async def commit(
+        self,
+        method: str,
+        request: Message,
+        context: Any,
+        apply: Callable[[float, float], tuple[M, Changes]],
+    ) -> M:
+        """Apply a change, answer once its events are durable; a retry gets the first answer.
+
+        `apply(now, mono)` changes the roster and returns the answer and the
+        changes. With a request id, a retry is answered from the request log;
+        without, the roster answers by the natural key. Either way the answer
+        waits until everything the change implies is acknowledged.
+        """
+        remembered = self.requests.find(method, request, self.monotonic())
+        if remembered is not None:
+            await self._durable(remembered.seq, context)
+            answer = type(remembered.answer)()
+            answer.CopyFrom(remembered.answer)
+            return answer  # type: ignore[return-value]
+        now, mono = self.now()
+        answer, changes = apply(now, mono)
+        seq = self.outbox.put(changes)
+        self.requests.remember(method, request, answer, seq, mono)
+        await self._durable(seq, context)
+        return answer
+
+    async def _durable(self, seq: int, context: Any) -> None:
+        """Wait for batch `seq`, within the caller's deadline (else `publish_wait_s`)."""
+        remaining = context.time_remaining()
+        # Answer a little before the caller gives up, so it learns the outcome.
+        wait = self.publish_wait_s if remaining is None else max(0.0, remaining - 0.05)
+        await self.outbox.wait(seq, wait)
+
+    def durable(self, changes: Changes) -> None:
+        """The broker acknowledged `changes`: count, log, tell the watchers and desks."""
         for event in changes.task_events:
             self.metrics.task_events.labels(_TASK_TYPES.get(event.type, "other")).inc()
-            if event.type != task_pb2.TaskEvent.TYPE_OFFERED:
-                self.pending_offers.pop(event.reservation_id, None)  # no longer an open offer
             log.info(
                 "task event",
                 extra={
@@ -189,15 +240,47 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                     "workspace": event.workspace,
                 },
             )
+            self._tell_desk(event)
         for agent_event in changes.agent_events:
             self.agent_watchers.push(agent_event.agent.workspace, agent_event)
+
+    def _tell_desk(self, event: task_pb2.TaskEvent) -> None:
+        """Push what a durable task event means to the agent's desk (WatchOffers)."""
+        match event.type:
+            case TaskEvent.TYPE_OFFERED:
+                self.undurable_offers.discard(event.reservation_id)
+                held = self.roster.reservation(event.workspace, event.inquiry_id)
+                if held is not None and held[0].reservation_id == event.reservation_id:
+                    if not held[0].accepted:  # still open: the desk gets it now
+                        self.offer_watchers.push(event.agent_id, self._offer(held[0]))
+            case TaskEvent.TYPE_WITHDRAWN | TaskEvent.TYPE_OFFER_TIMEOUT:
+                offer = self._offer(_reservation_of(event))
+                offer.status = (
+                    Offer.STATUS_WITHDRAWN
+                    if event.type == TaskEvent.TYPE_WITHDRAWN
+                    else Offer.STATUS_TIMED_OUT
+                )
+                offer.reason = event.reason or _TASK_TYPES[event.type]
+                self.pending_offers.pop(event.reservation_id, None)
+                self.offer_watchers.push(event.agent_id, offer)
+            case TaskEvent.TYPE_TRANSFERRED:  # the target's desktop learns of its new task
+                held = self.roster.reservation(event.workspace, event.inquiry_id)
+                if held is not None and held[0].reservation_id == event.reservation_id:
+                    self.offer_watchers.push(event.target_agent_id, self._offer(held[0]))
+            case _:
+                self.pending_offers.pop(event.reservation_id, None)  # no longer an open offer
+
+    def on_failed_send(self) -> None:
+        """The outbox will re-send: count it."""
+        self.metrics.publish_errors.inc()
 
     def _log_failure(self, method: str, code: grpc.StatusCode, exc: Exception) -> None:
         if code == grpc.StatusCode.INTERNAL:
             log.error("unexpected error", exc_info=exc, extra={"method": method})
         elif code == grpc.StatusCode.UNAVAILABLE:
-            self.metrics.publish_errors.inc()
-            log.error("broker did not acknowledge a change", extra={"method": method})
+            log.warning("change not yet acknowledged when answering", extra={"method": method})
+        elif code == grpc.StatusCode.ABORTED:
+            log.warning("fenced call refused", extra={"method": method, "reason": str(exc)})
 
     # -- profile and presence -------------------------------------------------
 
@@ -206,8 +289,12 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self, request: agent_state_pb2.UpsertAgentRequest, context: Any
     ) -> agent_pb2.Agent:
         caller = self.caller(context, "UpsertAgent", request.agent.id)
-        await self.publish(self.roster.upsert(request.agent, caller.actor, self.clock()))
-        return self.roster.get(request.agent.id)
+
+        def apply(now: float, mono: float) -> tuple[agent_pb2.Agent, Changes]:
+            changes = self.roster.upsert(request.agent, caller.actor, now, mono)
+            return _copy(self.roster.get(request.agent.id)), changes
+
+        return await self.commit("UpsertAgent", request, context, apply)
 
     @rpc
     async def GetAgent(
@@ -242,11 +329,14 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     ) -> agent_pb2.Agent:
         caller = self.caller(context, "SetStatus", request.agent_id)
         _require(request.agent_id, "agent_id")
-        changes = self.roster.set_status(
-            request.agent_id, request.status, request.reason, caller.actor, self.clock()
-        )
-        await self.publish(changes)
-        return self.roster.get(request.agent_id)
+
+        def apply(now: float, mono: float) -> tuple[agent_pb2.Agent, Changes]:
+            changes = self.roster.set_status(
+                request.agent_id, request.status, request.reason, caller.actor, now, mono
+            )
+            return _copy(self.roster.get(request.agent_id)), changes
+
+        return await self.commit("SetStatus", request, context, apply)
 
     @rpc
     async def Heartbeat(
@@ -254,12 +344,15 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     ) -> agent_state_pb2.HeartbeatResponse:
         self.caller(context, "Heartbeat", request.agent_id)
         _require(request.agent_id, "agent_id")
-        lapses_at, changes = self.roster.heartbeat(request.agent_id, self.clock())
-        await self.publish(changes)
-        response = agent_state_pb2.HeartbeatResponse()
-        if lapses_at:
-            response.session_expires_at.FromNanoseconds(int(lapses_at * 1e9))
-        return response
+
+        def apply(now: float, mono: float) -> tuple[agent_state_pb2.HeartbeatResponse, Changes]:
+            lapses_at, changes = self.roster.heartbeat(request.agent_id, now, mono)
+            response = agent_state_pb2.HeartbeatResponse()
+            if lapses_at:
+                response.session_expires_at.FromNanoseconds(int(lapses_at * 1e9))
+            return response, changes
+
+        return await self.commit("Heartbeat", request, context, apply)
 
     # -- offers and tasks -----------------------------------------------------
 
@@ -268,34 +361,84 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self, request: agent_state_pb2.ReserveAgentRequest, context: Any
     ) -> agent_state_pb2.ReserveAgentResponse:
         self.caller(context, "ReserveAgent", request.agent_id)
-        try:
-            reservation, agent, already, changes = self.roster.reserve(
-                request.agent_id,
-                request.inquiry_id,
-                request.channel,
-                request.workspace,
-                self.clock(),
-            )
-        except NotPossible:
-            self.metrics.reservations.labels("refused").inc()
-            refused = self.roster.agents.get(request.agent_id)
-            if refused is not None:
-                # The caller's picture of the agent was stale: send the true one.
-                context.set_trailing_metadata(
-                    ((AGENT_RECORD_METADATA, refused.SerializeToString()),)
+        self._fence(request)
+
+        def apply(now: float, mono: float) -> tuple[agent_state_pb2.ReserveAgentResponse, Changes]:
+            try:
+                reservation, agent, already, changes = self.roster.reserve(
+                    request.agent_id,
+                    request.inquiry_id,
+                    request.channel,
+                    request.workspace,
+                    now,
+                    mono,
                 )
-            raise
-        # Copies now: the roster's records change while the journal is awaited.
-        answer = agent_state_pb2.ReserveAgentResponse(
-            reservation=reservation, agent=agent, already_reserved=already
+            except NotPossible:
+                self.metrics.reservations.labels("refused").inc()
+                refused = self.roster.agents.get(request.agent_id)
+                if refused is not None:
+                    # The caller's picture of the agent was stale: send the true one.
+                    context.set_trailing_metadata(
+                        ((AGENT_RECORD_METADATA, refused.SerializeToString()),)
+                    )
+                raise
+            self.metrics.reservations.labels("existing" if already else "reserved").inc()
+            if not already:
+                self.pending_offers[reservation.reservation_id] = request.assignment
+                self.undurable_offers.add(reservation.reservation_id)
+            answer = agent_state_pb2.ReserveAgentResponse(
+                reservation=reservation, agent=agent, already_reserved=already
+            )
+            return answer, changes
+
+        return await self.commit("ReserveAgent", request, context, apply)
+
+    @rpc
+    async def WithdrawOffer(
+        self, request: agent_state_pb2.WithdrawOfferRequest, context: Any
+    ) -> agent_state_pb2.WithdrawOfferResponse:
+        self.caller(context, "WithdrawOffer", None)
+        self._fence(request)
+
+        def apply(now: float, mono: float) -> tuple[agent_state_pb2.WithdrawOfferResponse, Changes]:
+            withdrawn, agent, changes = self.roster.withdraw(
+                request.workspace, request.inquiry_id, request.reason, now, mono
+            )
+            answer = agent_state_pb2.WithdrawOfferResponse()
+            if withdrawn is not None:
+                answer.withdrawn.CopyFrom(withdrawn)
+            if agent is not None:
+                answer.agent.CopyFrom(agent)
+            return answer, changes
+
+        return await self.commit("WithdrawOffer", request, context, apply)
+
+    @rpc
+    async def GetReservation(
+        self, request: agent_state_pb2.GetReservationRequest, context: Any
+    ) -> agent_state_pb2.GetReservationResponse:
+        self.caller(context, "GetReservation", None)
+        answer = agent_state_pb2.GetReservationResponse()
+        held = self.roster.reservation(request.workspace, request.inquiry_id)
+        if held is not None:
+            answer.reservation.CopyFrom(held[0])
+        last = self.roster.last_event(request.workspace, request.inquiry_id)
+        if last is not None:
+            answer.last_event.CopyFrom(last)
+        # What is answered is durable: wait for whatever is still on its way.
+        await self._durable(self.outbox.last_seq, context)
+        return answer
+
+    @rpc
+    async def ListReservations(
+        self, request: agent_state_pb2.ListReservationsRequest, context: Any
+    ) -> agent_state_pb2.ListReservationsResponse:
+        self.caller(context, "ListReservations", None)
+        answer = agent_state_pb2.ListReservationsResponse(
+            reservations=self.roster.reservations(request.workspace)
         )
-        self.metrics.reservations.labels("existing" if already else "reserved").inc()
-        if not already:
-            self.pending_offers[reservation.reservation_id] = request.assignment
-            offer = self._offer(answer.reservation)
-            offer.offered_at.GetCurrentTime()
-            await self.publish(changes)
-            self.offer_watchers.push(agent.id, offer)
+        answer.as_of.FromNanoseconds(int(self.clock() * 1e9))
+        await self._durable(self.outbox.last_seq, context)
         return answer
 
     @rpc
@@ -303,18 +446,33 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self, request: agent_state_pb2.TaskRequest, context: Any
     ) -> agent_pb2.Agent:
         self.caller(context, "AcceptTask", request.agent_id)
-        await self.publish(self.roster.accept(request.agent_id, request.inquiry_id, self.clock()))
-        return self.roster.get(request.agent_id)
+
+        def apply(now: float, mono: float) -> tuple[agent_pb2.Agent, Changes]:
+            changes = self.roster.accept(
+                request.agent_id, request.inquiry_id, now, mono, request.reservation_id
+            )
+            return _copy(self.roster.get(request.agent_id)), changes
+
+        return await self.commit("AcceptTask", request, context, apply)
 
     @rpc
     async def DeclineTask(
         self, request: agent_state_pb2.TaskRequest, context: Any
     ) -> agent_pb2.Agent:
         self.caller(context, "DeclineTask", request.agent_id)
-        await self.publish(
-            self.roster.decline(request.agent_id, request.inquiry_id, request.reason, self.clock())
-        )
-        return self.roster.get(request.agent_id)
+
+        def apply(now: float, mono: float) -> tuple[agent_pb2.Agent, Changes]:
+            changes = self.roster.decline(
+                request.agent_id,
+                request.inquiry_id,
+                request.reason,
+                now,
+                mono,
+                request.reservation_id,
+            )
+            return _copy(self.roster.get(request.agent_id)), changes
+
+        return await self.commit("DeclineTask", request, context, apply)
 
     @rpc
     async def CompleteTask(
@@ -328,59 +486,79 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             outcome.follow_up.CopyFrom(request.follow_up)
         if request.HasField("escalation"):
             outcome.escalation.CopyFrom(request.escalation)
-        await self.publish(
-            self.roster.complete(request.agent_id, request.inquiry_id, outcome, self.clock())
-        )
-        return self.roster.get(request.agent_id)
+
+        def apply(now: float, mono: float) -> tuple[agent_pb2.Agent, Changes]:
+            changes = self.roster.complete(request.agent_id, request.inquiry_id, outcome, now, mono)
+            return _copy(self.roster.get(request.agent_id)), changes
+
+        return await self.commit("CompleteTask", request, context, apply)
 
     @rpc
     async def TransferTask(
         self, request: agent_state_pb2.TransferTaskRequest, context: Any
     ) -> agent_state_pb2.TransferTaskResponse:
         self.caller(context, "TransferTask", request.agent_id)
-        reservation, changes = self.roster.transfer(
-            request.agent_id,
-            request.inquiry_id,
-            request.target_agent_id,
-            request.reason,
-            self.clock(),
-        )
-        answer = agent_state_pb2.TransferTaskResponse(
-            reservation=reservation,
-            agent=self.roster.get(request.agent_id),
-            target=self.roster.get(request.target_agent_id),
-        )
-        await self.publish(changes)
-        offer = self._offer(answer.reservation)  # the target's desktop learns of its new task
-        offer.offered_at.GetCurrentTime()
-        self.offer_watchers.push(request.target_agent_id, offer)
-        return answer
+
+        def apply(now: float, mono: float) -> tuple[agent_state_pb2.TransferTaskResponse, Changes]:
+            reservation, changes = self.roster.transfer(
+                request.agent_id,
+                request.inquiry_id,
+                request.target_agent_id,
+                request.reason,
+                now,
+                mono,
+            )
+            answer = agent_state_pb2.TransferTaskResponse(
+                reservation=reservation,
+                agent=self.roster.get(request.agent_id),
+                target=self.roster.get(request.target_agent_id),
+            )
+            return answer, changes
+
+        return await self.commit("TransferTask", request, context, apply)
+
+    def _fence(
+        self, request: agent_state_pb2.ReserveAgentRequest | agent_state_pb2.WithdrawOfferRequest
+    ) -> None:
+        """Refuse a router worker of an older generation (ABORTED); journal a newer one.
+
+        A newer generation is journaled with the call's own changes (the
+        outbox keeps order), so it is durable before the call is answered.
+        """
+        fence = request.fence if request.HasField("fence") else None
+        self.outbox.put(self.roster.fence(fence))
 
     # -- streams --------------------------------------------------------------
 
     async def WatchOffers(
         self, request: agent_state_pb2.WatchOffersRequest, context: Any
-    ) -> AsyncIterator[agent_state_pb2.Offer]:
-        """The agent's open offers, then every new one, until the caller hangs up.
+    ) -> AsyncIterator[Offer]:
+        """The agent's open offers, then every new one and every withdrawal, until hang-up.
 
         Open offers come first so a desktop that (re)connects misses nothing;
-        each offer is sent once even when it is made while the stream opens.
-        While the stream is open it keeps the agent's desktop session alive.
+        an offer is pushed once it is durable (so also when the call that made
+        it was cut off), and once more when it is withdrawn or times out
+        (`status`, `reason`). Each (offer, status) is sent once even when it is
+        made while the stream opens. While the stream is open it keeps the
+        agent's desktop session alive.
         """
         await self._open_stream("WatchOffers", context, request.agent_id, "agent_id")
         watch = self.offer_watchers.add(request.agent_id, self.watch_queue_max)
         self.open_desks[request.agent_id] += 1
-        sent: set[str] = set()
+        sent: set[tuple[str, int]] = set()
         try:
             for reservation in self.roster.get(request.agent_id).reservations:
-                if not reservation.accepted:
+                if not reservation.accepted and reservation.reservation_id not in (
+                    self.undurable_offers
+                ):
                     watch.push(self._offer(reservation))
             while True:
                 offer = await watch.queue.get()
                 if watch.overflowed:
                     await self._overflowed("WatchOffers", context)
-                if offer.reservation.reservation_id not in sent:
-                    sent.add(offer.reservation.reservation_id)
+                key = (offer.reservation.reservation_id, offer.status)
+                if key not in sent:
+                    sent.add(key)
                     yield offer
         finally:
             self.offer_watchers.remove(request.agent_id, watch)
@@ -391,7 +569,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     async def WatchAgents(
         self, request: agent_state_pb2.WatchAgentsRequest, context: Any
     ) -> AsyncIterator[agent_pb2.AgentEvent]:
-        """Every change to the agents of one workspace from now on."""
+        """Every (durable) change to the agents of one workspace from now on."""
         await self._open_stream("WatchAgents", context, request.workspace, "workspace")
         watch = self.agent_watchers.add(request.workspace, self.watch_queue_max)
         try:
@@ -423,7 +601,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             grpc.StatusCode.RESOURCE_EXHAUSTED, "client fell too far behind; reconnect"
         )
 
-    def _offer(self, reservation: agent_pb2.Reservation) -> agent_state_pb2.Offer:
+    def _offer(self, reservation: agent_pb2.Reservation) -> Offer:
         """The offer for a reservation, with the router's assignment when known."""
         assignment = task_pb2.Assignment()
         known = self.pending_offers.get(reservation.reservation_id)
@@ -431,35 +609,79 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             assignment.CopyFrom(known)
         else:  # made before a restart, or a transfer: rebuilt from the reservation
             assignment.inquiry_id = reservation.inquiry_id
+            assignment.workspace = reservation.workspace
             assignment.agent_id = reservation.agent_id
             assignment.channel = reservation.channel
         assignment.reservation_id = reservation.reservation_id
-        assignment.offer_expires_at.CopyFrom(reservation.expires_at)
-        return agent_state_pb2.Offer(reservation=reservation, assignment=assignment)
+        if reservation.HasField("expires_at"):
+            assignment.offer_expires_at.CopyFrom(reservation.expires_at)
+        offer = Offer(reservation=reservation, assignment=assignment)
+        offer.offered_at.FromNanoseconds(int(self.clock() * 1e9))
+        return offer
 
     # -- timers ---------------------------------------------------------------
 
-    async def expire_forever(self, interval_s: float) -> None:
-        """Keep streaming desktops' sessions alive; expire offers, wrap-ups and sessions.
+    def expire_once(self) -> bool:
+        """One round: keep streaming desktops' sessions alive; expire offers, wrap-ups, sessions.
 
-        Runs until cancelled; the roster decides, this loop only supplies the time.
+        The roster decides; this only supplies the time and queues the
+        changes (the outbox re-sends them until acknowledged). Returns whether
+        every agent could be expired (a failing agent is reported, the others
+        are expired all the same).
         """
+        now, mono = self.now()
+        changes = Changes()
+        for agent_id in list(self.open_desks):
+            agent = self.roster.agents.get(agent_id)
+            if agent is not None and agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
+                changes = changes.then(self.roster.heartbeat(agent_id, now, mono)[1])
+        result = self.roster.expire(now, mono)
+        self.outbox.put(changes.then(result.changes))
+        for agent_id, why in result.failed.items():
+            self.metrics.expiry_failures.inc()
+            if agent_id not in self.failing_expiry:  # logged when it starts failing
+                log.error("expiry failed for an agent", extra={"agent_id": agent_id, "error": why})
+        self.failing_expiry = result.failed
+        return not result.failed
+
+    async def expire_forever(
+        self, interval_s: float, report: Callable[[bool], Awaitable[None]]
+    ) -> None:
+        """Run `expire_once` every `interval_s` until cancelled; `report` whether it is healthy.
+
+        A round that raises is reported unhealthy and the loop carries on.
+        """
+        healthy: bool | None = None
         while True:
             await asyncio.sleep(interval_s)
-            now = self.clock()
-            changes = Changes()
-            for agent_id in list(self.open_desks):
-                agent = self.roster.agents.get(agent_id)
-                if agent is not None and agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
-                    changes = changes.then(self.roster.heartbeat(agent_id, now)[1])
-            changes = changes.then(self.roster.expire(now))
             try:
-                await self.publish(changes)
-            except BrokerUnavailable:
-                self.metrics.publish_errors.inc()
-                log.error("could not publish expiries; they are in the next snapshot")
+                ok = self.expire_once()
             except Exception:  # the timer must outlive any bug in one round
                 log.exception("expiry round failed")
+                self.metrics.expiry_failures.inc()
+                ok = False
+            if ok != healthy:
+                healthy = ok
+                self.metrics.expiry_healthy.set(1 if ok else 0)
+                await report(ok)
+
+
+def _copy(agent: agent_pb2.Agent) -> agent_pb2.Agent:
+    """A copy of a roster record: the record changes while the answer waits."""
+    copy = agent_pb2.Agent()
+    copy.CopyFrom(agent)
+    return copy
+
+
+def _reservation_of(event: task_pb2.TaskEvent) -> agent_pb2.Reservation:
+    """The reservation a task event is about, as far as the event tells."""
+    return agent_pb2.Reservation(
+        reservation_id=event.reservation_id,
+        agent_id=event.agent_id,
+        inquiry_id=event.inquiry_id,
+        channel=event.channel,
+        workspace=event.workspace,
+    )
 
 
 def _require(value: str, name: str) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from omniroute.settings import CommonSettings
+from omniroute.settings import CommonSettings, is_loopback
 from omniroute.v1 import inquiry_pb2
 
 
@@ -38,6 +38,19 @@ class AgentStateSettings(CommonSettings):
     expiry_check_s: float = Field(
         0.2, gt=0, description="How often open offers and wrap-ups are checked for expiry."
     )
+    publish_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a call without a gRPC deadline waits for the broker to "
+        "acknowledge its change before it is answered UNAVAILABLE (the change is kept and "
+        "re-sent; a retry learns the outcome). A call with a deadline waits until just before it.",
+    )
+    event_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the last task event of each inquiry is kept for GetReservation "
+        "and for answering retried calls by their natural key.",
+    )
     shutdown_grace_s: float = Field(5.0, ge=0, description="Grace for in-flight calls on stop.")
     away_reasons: list[str] = Field(
         default_factory=lambda: [
@@ -61,7 +74,13 @@ class AgentStateSettings(CommonSettings):
     agent_state_desktop_tokens: dict[str, str] = Field(
         default_factory=dict,
         description="Bearer tokens of agent desktops, JSON token -> agent id; a desktop may "
-        "only read and act on its own agent. With no tokens at all, authentication is off.",
+        "only read and act on its own agent. With no tokens at all, every call is refused "
+        "(UNAUTHENTICATED) unless AGENT_STATE_ALLOW_ANONYMOUS is set.",
+    )
+    agent_state_allow_anonymous: bool = Field(
+        False,
+        description="Local development only: with no tokens configured, every caller is an "
+        "administrator. Accepted only when AGENT_STATE_HOST is a loopback address.",
     )
     agent_state_tls_cert_file: str = Field(
         "",
@@ -74,6 +93,16 @@ class AgentStateSettings(CommonSettings):
         description="Events buffered for one WatchAgents/WatchOffers client; a client that "
         "falls this far behind is disconnected (RESOURCE_EXHAUSTED) and should reconnect.",
     )
+
+    @model_validator(mode="after")
+    def _anonymous_only_on_loopback(self) -> AgentStateSettings:
+        """Anonymous administrators on a reachable address would be admin for everyone."""
+        if self.agent_state_allow_anonymous and not is_loopback(self.agent_state_host):
+            raise ValueError(
+                "AGENT_STATE_ALLOW_ANONYMOUS is for a loopback AGENT_STATE_HOST only; "
+                "configure AGENT_STATE_ADMIN_TOKENS instead"
+            )
+        return self
 
     @field_validator("offer_ttl_by_channel", "wrap_up_by_channel")
     @classmethod

@@ -6,7 +6,10 @@ subject, notes, language, external_id). A file is taken once its size and
 modification time held still for one poll (so half-written files wait). After
 the broker acknowledged, the file (and its sidecar) moves to
 `<processed>/<workspace>/<inquiry id>-<name>`; a file that can never become
-an inquiry moves to `<failed>/<workspace>/` with a `.reason.txt`. When the
+an inquiry moves to `<failed>/<workspace>/` with a `.reason.txt`: among them
+symbolic links (never followed, so a link cannot make ingest publish a file
+from elsewhere) and files above INGEST_MAX_ATTACHMENT_BYTES (refused by their
+size before a byte is read). When the
 broker is unavailable the file stays and is tried again at the next poll; its
 id is derived from its content, so a retry is not a second inquiry.
 """
@@ -14,10 +17,13 @@ id is derived from its content, so a retry is not a second inquiry.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from omniroute_ingest.attachments import AttachmentStore
@@ -82,7 +88,9 @@ class DropFolder:
         seen: dict[Path, tuple[int, int]] = {}
         ready = []
         for folder in sorted(
-            p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
         ):
             for path in sorted(folder.iterdir()):
                 if (
@@ -102,7 +110,8 @@ class DropFolder:
         try:
             if not _valid_workspace(workspace):
                 raise invalid("workspace", "folder name is not a valid workspace")
-            data, meta = await asyncio.to_thread(_read, path, self.default_channel)
+            limit = self.intake.settings.ingest_max_attachment_bytes
+            data, meta = await asyncio.to_thread(_read, path, self.default_channel, limit)
             accepted = await accept_document(
                 self.intake, self.store, workspace, path.name, data, meta
             )
@@ -150,13 +159,38 @@ def meta_channel(path: Path, default: str) -> str:
     return "fax" if channel == "fax" else "postal_mail"
 
 
-def _read(path: Path, default_channel: str) -> tuple[bytes, DocumentMeta]:
-    data = path.read_bytes()
+_SIDECAR_LIMIT = 64_000
+
+
+def _read_regular(path: Path, limit: int, field: str) -> bytes:
+    """The bytes of a regular file that is no symbolic link, refused above `limit` unread."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise invalid(field, "a symbolic link (never followed): drop the file itself") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise invalid(field, "not a regular file")
+        if info.st_size > limit:
+            raise Rejected(
+                413,
+                "too_large",
+                f"{field}: larger than {limit} bytes",
+                [{"field": field, "message": f"larger than {limit} bytes"}],
+            )
+        return file.read(limit + 1)  # a file still growing is cut at the limit + 1
+
+
+def _read(path: Path, default_channel: str, limit: int) -> tuple[bytes, DocumentMeta]:
+    data = _read_regular(path, limit, "file")
     meta = DocumentMeta(channel=default_channel)
     sidecar = path.with_name(path.name + ".json")
-    if sidecar.exists():
+    if sidecar.exists() or sidecar.is_symlink():
         try:
-            fields = json.loads(sidecar.read_text())
+            fields = json.loads(_read_regular(sidecar, _SIDECAR_LIMIT, "sidecar"))
             if not isinstance(fields, dict):
                 raise ValueError("not an object")
         except ValueError as exc:

@@ -20,6 +20,9 @@ REJECT_REASONS = (
     "unsupported_media",  # wrong content type: 415
     "bad_signature",  # webhook signature missing or wrong: 401/403
     "not_found",  # unknown conversation or call
+    "unauthorized",  # no or unknown API key: 401
+    "forbidden",  # the API key may not write this workspace or set this field: 403
+    "rate_limited",  # the client is over its rate: 429
     "broker_unavailable",  # the broker did not acknowledge: 503 / SMTP 451
 )
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.clients import clamp_received_at
 from omniroute_ingest.metrics import CHANNELS
 
 KINDS = tuple(n.removeprefix("INQUIRY_KIND_").lower() for n in inquiry_pb2.InquiryKind.keys()[1:])
@@ -54,6 +56,28 @@ Workspace = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
 Short = Annotated[str, Field(max_length=200)]
+
+# What a protobuf Timestamp holds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_TIMESTAMP_RANGE = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
+def _in_timestamp_range(value: datetime) -> datetime:
+    """In UTC (naive taken as UTC, never as server time), within a protobuf Timestamp's range.
+
+    `0001-01-01T00:00:00+01:00` is valid ISO 8601 but lies before year 1 in UTC.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _TIMESTAMP_RANGE[0] <= utc <= _TIMESTAMP_RANGE[1]:
+        raise ValueError("must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+    return utc
+
+
+UtcTime = Annotated[datetime, AfterValidator(_in_timestamp_range)]
 
 
 class _Model(BaseModel):
@@ -104,25 +128,31 @@ class InquiryIn(_Model):
     kind: KindName | None = None
     subject: Annotated[str, Field(max_length=1000)] = ""
     body: Annotated[str, Field(max_length=200_000)] = ""
-    required_skills: Annotated[list[SkillIn], Field(max_length=20)] = []
+    required_skills: Annotated[list[SkillIn], Field(max_length=MAX_REQUIRED_SKILLS)] = []
     language: Annotated[str, Field(max_length=35, description="BCP 47, e.g. en, es")] = ""
     priority: Annotated[int, Field(ge=0, le=10, description="0 (normal) to 10 (most urgent)")] = 0
     attributes: Annotated[
         dict[str, Annotated[str, Field(max_length=1000)]], Field(max_length=50)
     ] = {}
     thread_id: Annotated[str, Field(max_length=500)] = ""
-    received_at: datetime | None = None
+    received_at: UtcTime | None = None
     external_id: Annotated[str, Field(max_length=500)] = ""
     attachments: Annotated[list[AttachmentIn], Field(max_length=50)] = []
 
-    def to_proto(self, inquiry_id: str, now: float) -> inquiry_pb2.Inquiry:
-        """The canonical event with `inquiry_id`; `received_at` is `now` when absent."""
-        if self.received_at is None:
-            received = now
-        elif self.received_at.tzinfo is None:  # naive: taken as UTC, never as server time
-            received = self.received_at.replace(tzinfo=UTC).timestamp()
-        else:
-            received = self.received_at.timestamp()
+    def to_proto(
+        self, inquiry_id: str, now: float, skew_s: float | None = None
+    ) -> inquiry_pb2.Inquiry:
+        """The canonical event with `inquiry_id`; `received_at` is `now` when absent.
+
+        With `skew_s`, a given `received_at` is clamped to within `skew_s` of `now`.
+        """
+        received = timestamp(now)
+        if self.received_at is not None:
+            received.FromDatetime(self.received_at)  # exact, unlike a float of seconds
+            if skew_s is not None:
+                given = received.seconds + received.nanos / 1e9
+                if abs(given - now) > skew_s:
+                    received = timestamp(clamp_received_at(given, now, skew_s))
         return inquiry_pb2.Inquiry(
             id=inquiry_id,
             workspace=self.workspace,
@@ -139,7 +169,7 @@ class InquiryIn(_Model):
             priority=self.priority,
             attributes=self.attributes,
             thread_id=self.thread_id,
-            received_at=timestamp(received),
+            received_at=received,
             external_id=self.external_id,
             attachments=[inquiry_pb2.Attachment(**a.model_dump()) for a in self.attachments],
         )

@@ -6,9 +6,10 @@ case (`ingest_port` from `INGEST_PORT`).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from omniroute.settings import CommonSettings
+from omniroute.settings import CommonSettings, is_loopback
+from omniroute_ingest.clients import ApiKey
 
 
 class IngestSettings(CommonSettings):
@@ -49,23 +50,65 @@ class IngestSettings(CommonSettings):
         description="Where attachment and document bytes are stored; inquiries carry file:// "
         "references to them.",
     )
+    ingest_api_keys: dict[str, ApiKey] = Field(
+        default_factory=dict,
+        description='API keys of REST, batch, chat and walk-in clients, JSON name -> {"key": '
+        '"...", "workspaces": ["acme"] or ["*"], "steer": false}. Requests need '
+        "`Authorization: Bearer <key>`; with no keys, they are refused (401).",
+    )
+    ingest_allow_anonymous: bool = Field(
+        False,
+        description="Local development only: no API key needed (every right), and webhooks "
+        "whose secret is not configured are accepted unsigned. Accepted only when INGEST_HOST "
+        "is a loopback address.",
+    )
+    ingest_received_at_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="A receivedAt from a client without the steer right is clamped to within "
+        "this many seconds of now, so a client's clock cannot move it up the queue.",
+    )
+    ingest_rate_per_s: float = Field(
+        20.0,
+        ge=0,
+        description="Requests per second per client (API key, or remote address for webhooks) "
+        "before 429 with Retry-After; 0 = no limit.",
+    )
+    ingest_rate_burst: int = Field(
+        100, ge=1, description="Requests a client may send at once above the sustained rate."
+    )
+    ingest_chat_max_bytes: int = Field(
+        64_000_000,
+        ge=10_000,
+        description="Memory for live chat conversations (their start: customer, subject, "
+        "attributes); beyond it the least recently active are forgotten (then 404).",
+    )
+    ingest_chat_idle_ttl_s: float = Field(
+        4 * 3600.0,
+        gt=0,
+        description="A chat conversation without a request for this long is forgotten.",
+    )
     ingest_sms_auth_token: str = Field(
         "",
-        description="SMS/voice provider auth token. When set, webhooks must carry a valid "
-        "X-Twilio-Signature (HMAC-SHA1 of URL and parameters); empty = not checked.",
+        description="SMS/voice provider auth token: webhooks must carry a valid "
+        "X-Twilio-Signature (HMAC-SHA1 of the public URL and the parameters). Empty: SMS and "
+        "voice webhooks are refused (unless INGEST_ALLOW_ANONYMOUS).",
     )
     ingest_public_base_url: str = Field(
         "",
-        description="The base URL the SMS/voice provider posts to (e.g. https://ingest.example). "
-        "Signatures are computed over it; empty = the URL the request arrived on.",
+        description="The base URL the SMS/voice provider posts to (e.g. https://ingest.example); "
+        "signatures are computed over it, never over the request's Host header. Required with "
+        "INGEST_SMS_AUTH_TOKEN.",
     )
     ingest_social_app_secret: str = Field(
         "",
-        description="Social platform app secret. When set, webhook POSTs must carry a valid "
-        "X-Hub-Signature-256; empty = not checked.",
+        description="Social platform app secret: webhook POSTs must carry a valid "
+        "X-Hub-Signature-256. Empty: they are refused (unless INGEST_ALLOW_ANONYMOUS).",
     )
     ingest_social_verify_token: str = Field(
-        "", description="Token the social platform echoes in the GET verification challenge."
+        "",
+        description="Token the social platform echoes in the GET verification challenge "
+        "(compared in constant time). Empty: every challenge is refused.",
     )
     ingest_smtp_enabled: bool = Field(
         False,
@@ -79,6 +122,26 @@ class IngestSettings(CommonSettings):
         description='Recipient address -> workspace, JSON (e.g. {"help@acme.example": "acme"}). '
         "Other recipients go to INGEST_SMTP_DEFAULT_WORKSPACE, or to the local part of the "
         "address when that is empty.",
+    )
+    ingest_smtp_tls_cert_file: str = Field(
+        "",
+        description="PEM certificate chain; with INGEST_SMTP_TLS_KEY_FILE the SMTP listener "
+        "offers STARTTLS.",
+    )
+    ingest_smtp_tls_key_file: str = Field("", description="PEM private key of the certificate.")
+    ingest_smtp_require_tls: bool = Field(
+        False, description="Refuse mail until the client has started TLS (needs the certificate)."
+    )
+    ingest_smtp_users: dict[str, str] = Field(
+        default_factory=dict,
+        description="SMTP AUTH users, JSON user -> password: when set, every sender must "
+        "authenticate (PLAIN or LOGIN), over TLS when a certificate is configured.",
+    )
+    ingest_smtp_max_recipients: int = Field(
+        10,
+        ge=1,
+        description="Most recipients accepted in one SMTP message (452 for the rest); every "
+        "workspace among them gets its own inquiry.",
     )
     ingest_smtp_default_workspace: str = Field(
         "", description="Workspace for mail to recipients not in INGEST_SMTP_WORKSPACES."
@@ -110,3 +173,22 @@ class IngestSettings(CommonSettings):
     ingest_language_min_chars: int = Field(
         20, ge=1, description="Shortest text (letters) for which the language is detected."
     )
+
+    @model_validator(mode="after")
+    def _secure(self) -> IngestSettings:
+        """Refuse settings that would make ingest open or check signatures against Host."""
+        if self.ingest_allow_anonymous and not is_loopback(self.ingest_host):
+            raise ValueError(
+                "INGEST_ALLOW_ANONYMOUS is for a loopback INGEST_HOST only; "
+                "configure INGEST_API_KEYS instead"
+            )
+        if self.ingest_sms_auth_token and not self.ingest_public_base_url:
+            raise ValueError(
+                "INGEST_PUBLIC_BASE_URL is required with INGEST_SMS_AUTH_TOKEN: signatures are "
+                "checked against the URL the provider posts to, never the Host header"
+            )
+        if self.ingest_smtp_require_tls and not self.ingest_smtp_tls_cert_file:
+            raise ValueError("INGEST_SMTP_REQUIRE_TLS needs INGEST_SMTP_TLS_CERT_FILE")
+        if bool(self.ingest_smtp_tls_cert_file) != bool(self.ingest_smtp_tls_key_file):
+            raise ValueError("INGEST_SMTP_TLS_CERT_FILE and INGEST_SMTP_TLS_KEY_FILE go together")
+        return self

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from omniroute import logs
+from omniroute.grpc_client import read_ca
 from omniroute.kafka import compacted, ensure_topics
 from omniroute.metrics import serve
 from omniroute_router import config as routing_config
@@ -25,7 +26,7 @@ from omniroute_router.settings import RouterSettings
 log = logging.getLogger("omniroute.router")
 
 
-STATE_TABLES = ("inquiries", "agents", "threads", "workspaces")
+STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "contents", "answered")
 
 
 def changelog_topics(settings: RouterSettings) -> list[str]:
@@ -44,6 +45,7 @@ async def prepare_topics(settings: RouterSettings) -> None:
         ticks_topic_name(settings),
         settings.topic_assignments,
         settings.topic_dead_letters,
+        settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
     # The tables' changelogs too, before Faust's consumer subscribes to them.
@@ -85,7 +87,10 @@ def main() -> None:
     registry = CollectorRegistry()
     serve(settings.router_metrics_port, registry, settings.router_metrics_host)
     agent_state = AgentStateClient(
-        settings.agent_state_target, settings.agent_state_token, settings.agent_state_timeout_s
+        settings.agent_state_target,
+        settings.agent_state_token,
+        settings.agent_state_timeout_s,
+        root_certificates=read_ca(settings.agent_state_tls_ca_file),
     )
     router = Router(settings, config, RouterMetrics(registry), agent_state)
     app = create_app(settings, router)

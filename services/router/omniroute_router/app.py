@@ -25,9 +25,11 @@ from faust.types import EventT
 
 from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
 from omniroute.kafka import compacted
+from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
+from omniroute_router.contents import InquiryContents
 from omniroute_router.convert import agent_from_proto, channel_value, inquiry_from_proto
 from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
@@ -40,11 +42,15 @@ from omniroute_router.reservations import (
 )
 from omniroute_router.routing import Offer, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
+from omniroute_router.snapshots import QueueSnapshots
 from omniroute_router.transport import app_class
 
 log = logging.getLogger("omniroute.router")
 
 Clock = Callable[[], float]
+
+#: Escalation reasons the ladder itself gives (label values besides "agent").
+_LADDER_REASONS = frozenset({"wait", "failed_offers"})
 
 
 def ticks_topic_name(settings: RouterSettings) -> str:
@@ -74,6 +80,9 @@ class Router:
         self.agent_state = agent_state
         self.clock = clock
         self.workspaces: dict[str, WorkspaceRouter] = {}
+        # The workspace label: configured workspaces by name, the rest as "other".
+        self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         # Bound by `bind()` once the Faust app and its tables exist.
         self.inquiry_table: Any = None
         self.agent_table: Any = None
@@ -82,6 +91,9 @@ class Router:
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
+        # The inquiries' content for the offers, and the wallboard's snapshots.
+        self.contents = InquiryContents()
+        self.snapshots = QueueSnapshots()
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",
@@ -92,6 +104,7 @@ class Router:
     def forget_all(self) -> None:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
         self.workspaces.clear()
+        self._other_queues.clear()
 
     # -- event handling -------------------------------------------------------
 
@@ -126,6 +139,7 @@ class Router:
         router = self._router(proto.workspace, partition)
         if not router.admit(inquiry, now):
             return "duplicate"
+        self.contents.keep(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
             extra={
@@ -171,7 +185,7 @@ class Router:
             wait = router.accepted(event.inquiry_id, event.agent_id, now)
             changed = inquiry is not None
             if inquiry is not None and wait is not None:
-                self._count_answer(router, inquiry, wait)
+                self._count_answer(router, inquiry, wait, now)
         elif kind == task_pb2.TaskEvent.TYPE_COMPLETED:
             changed = self._on_completed(router, event, now)
         elif kind == task_pb2.TaskEvent.TYPE_ABANDONED:
@@ -312,7 +326,7 @@ class Router:
         self, inquiry: QueuedInquiry, agent_id: str, offer: Any, now: float
     ) -> task_pb2.Assignment:
         agent = self.workspaces[inquiry.workspace].agents.get(agent_id)
-        return task_pb2.Assignment(
+        assignment = task_pb2.Assignment(
             inquiry_id=inquiry.id,
             workspace=inquiry.workspace,
             agent_id=agent_id,
@@ -324,24 +338,30 @@ class Router:
             escalation_step=offer.step,
             history=inquiry.history,
         )
+        self.contents.attach(assignment)
+        return assignment
 
-    def _count_answer(self, router: WorkspaceRouter, inquiry: QueuedInquiry, wait: float) -> None:
+    def _count_answer(
+        self, router: WorkspaceRouter, inquiry: QueuedInquiry, wait: float, now: float
+    ) -> None:
         target = router.config.service_levels.get(inquiry.channel)
         within = "unknown" if target is None else ("yes" if wait <= target else "no")
+        self.snapshots.answered(
+            router.workspace, inquiry.queue, None if target is None else wait <= target, now
+        )
         self.metrics.wait.labels(inquiry.queue, inquiry.channel).observe(wait)
         self.metrics.answered.labels(inquiry.queue, inquiry.channel, within).inc()
 
     def _notices(self, router: WorkspaceRouter) -> None:
         for notice in router.drain_notices():
             if notice.kind == "escalated":
-                self.metrics.escalations.labels(str(notice.step), notice.reason).inc()
+                # The ladder's own reasons, or "agent": an agent's words (free text,
+                # possibly personal) are never a label value and never logged.
+                reason = notice.reason if notice.reason in _LADDER_REASONS else "agent"
+                self.metrics.escalations.labels(str(notice.step), reason).inc()
                 log.info(
                     "inquiry escalated",
-                    extra={
-                        "inquiry_id": notice.inquiry_id,
-                        "step": notice.step,
-                        "reason": notice.reason,
-                    },
+                    extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
                 )
             elif notice.kind == "abandoned":
                 self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
@@ -351,19 +371,26 @@ class Router:
                 self.metrics.follow_ups.labels("due").inc()
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
-        depth: dict[str, int] = dict.fromkeys(router.queues, 0)
-        oldest: dict[str, float] = dict.fromkeys(router.queues, 0.0)
-        offered = 0
-        for inquiry in router.inquiries.values():
-            if inquiry.state is InquiryState.WAITING and inquiry.due_at <= now:
-                depth[inquiry.queue] += 1
-                oldest[inquiry.queue] = max(oldest[inquiry.queue], now - inquiry.arrived_at)
-            elif inquiry.state is InquiryState.OFFERED:
-                offered += 1
-        for queue in router.queues:
-            self.metrics.queue_depth.labels(router.workspace, queue).set(depth[queue])
-            self.metrics.oldest_wait.labels(router.workspace, queue).set(oldest[queue])
-        self.metrics.offers_open.labels(router.workspace).set(offered)
+        """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
+        snapshot = self.snapshots.publish(router, now)
+        depth = {queue.name: queue.waiting for queue in snapshot.queues}
+        oldest = {queue.name: queue.oldest_wait_s for queue in snapshot.queues}
+        offered = sum(queue.offered for queue in snapshot.queues)
+        label = self.workspace_label(router.workspace)
+        if label == OTHER_WORKSPACE:
+            # Unconfigured workspaces share one series: sum (max for the oldest
+            # wait) over all of them this worker has observed.
+            self._other_queues[router.workspace] = (depth, oldest, offered)
+            depth, oldest, offered = {}, {}, 0
+            for w_depth, w_oldest, w_offered in self._other_queues.values():
+                for queue, count in w_depth.items():
+                    depth[queue] = depth.get(queue, 0) + count
+                    oldest[queue] = max(oldest.get(queue, 0.0), w_oldest[queue])
+                offered += w_offered
+        for queue in depth:
+            self.metrics.queue_depth.labels(label, queue).set(depth[queue])
+            self.metrics.oldest_wait.labels(label, queue).set(oldest[queue])
+        self.metrics.offers_open.labels(label).set(offered)
 
     # -- state --------------------------------------------------------------------
 
@@ -432,6 +459,9 @@ class Router:
                 self.thread_table[key] = list(router.threads[thread])
             else:
                 self.thread_table.pop(key, None)
+        self.contents.forget(
+            router.workspace, [i for i in router.changed_inquiries if i not in router.inquiries]
+        )
         router.changed_inquiries.clear()
         router.changed_agents.clear()
         router.changed_threads.clear()
@@ -510,6 +540,9 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.agent_table = app.Table("agents", default=None, **table)
     router.thread_table = app.Table("threads", default=None, **table)
     router.workspace_table = app.Table("workspaces", default=None, **table)
+    router.contents.table = app.Table("contents", default=None, **table)
+    router.snapshots.table = app.Table("answered", default=None, **table)
+    router.snapshots.topic = app.topic(settings.topic_queue_snapshots, **raw)
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:

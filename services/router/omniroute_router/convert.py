@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import InvalidEvent, seconds
 from omniroute.v1 import agent_pb2, inquiry_pb2
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
@@ -44,6 +45,8 @@ def inquiry_from_proto(inquiry: inquiry_pb2.Inquiry, now: float) -> QueuedInquir
         channel = channel_name(inquiry.channel)
     except ValueError:
         raise InvalidEvent(f"Inquiry.channel {inquiry.channel} is unknown") from None
+    if len(inquiry.required_skills) > MAX_REQUIRED_SKILLS:
+        raise InvalidEvent(f"Inquiry.required_skills: at most {MAX_REQUIRED_SKILLS}")
     skills: dict[str, int] = {}
     for requirement in inquiry.required_skills:
         if not requirement.name:

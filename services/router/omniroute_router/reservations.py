@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError
 
+from omniroute.grpc_client import agent_state_channel, bearer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 
 # Trailing metadata agent-state sends with a refusal: the agent's record now.
@@ -40,12 +41,20 @@ class Reserved:
 class AgentStateClient:
     """The router's side of the agent-state gRPC service."""
 
-    def __init__(self, target: str, token: str = "", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str = "",
+        timeout_s: float = 5.0,
+        root_certificates: bytes | None = None,
+    ) -> None:
         self._target = target
+        # TLS when agent-state's CA is given (the shipped deployments always do).
+        self._root_certificates = root_certificates
         # Created on first use: a grpc.aio channel binds to the running event loop.
         self._channel: grpc.aio.Channel | None = None
         self._stub: agent_state_pb2_grpc.AgentStateStub | None = None
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._metadata = bearer(token)
         self._timeout_s = timeout_s
 
     async def reserve(self, assignment: task_pb2.Assignment) -> Reserved:
@@ -62,7 +71,7 @@ class AgentStateClient:
             assignment=assignment,
         )
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = agent_state_channel(self._target, self._root_certificates)
             self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         try:
             response = await self._stub.ReserveAgent(

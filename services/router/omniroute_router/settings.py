@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from omniroute.settings import CommonSettings
+from omniroute.settings import AgentStateClientSettings
 
 
-class RouterSettings(CommonSettings):
+class RouterSettings(AgentStateClientSettings):
     """Settings of services/router (env var = upper-case field name)."""
 
     router_app_id: str = Field(
@@ -15,14 +15,10 @@ class RouterSettings(CommonSettings):
         description="Faust app id: the consumer group and the prefix of the state topics. "
         "Workers with the same id share the work.",
     )
-    agent_state_target: str = Field(
-        "127.0.0.1:50051", description="gRPC address of services/agent-state."
-    )
     agent_state_token: str = Field(
-        "", description="Bearer token for agent-state, when it requires authentication."
-    )
-    agent_state_timeout_s: float = Field(
-        5.0, gt=0, description="Deadline of one call to agent-state."
+        "",
+        description="The router's bearer token for agent-state (one of agent-state's "
+        "AGENT_STATE_ADMIN_TOKENS, by convention named `router`).",
     )
     routing_config: str = Field(
         "",

@@ -11,9 +11,11 @@
   the router has already assigned it; it publishes and the router decides.
 - `POST .../conversations/{id}/end`: the conversation ended normally.
 
-Conversations are kept in memory, per process (bounded): with several
-replicas, a conversation's requests must reach the replica that started it
-(sticky routing by conversation id), otherwise they are answered 404.
+Conversations are kept in memory, per process, bounded in bytes
+(`INGEST_CHAT_MAX_BYTES`) and forgotten after `INGEST_CHAT_IDLE_TTL_S` without
+a request: with several replicas, a conversation's requests must reach the
+replica that started it (sticky routing by conversation id), otherwise they
+are answered 404.
 """
 
 from __future__ import annotations
@@ -84,26 +86,53 @@ class Conversation:
 
 
 class Conversations:
-    """Live conversations, oldest dropped first beyond `max_entries`."""
+    """Live conversations, bounded in bytes and expiring when idle.
 
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
-        self._max_entries = max_entries
+    Each costs its start (customer, subject, attributes; the first message is
+    published, never kept) plus a fixed overhead; beyond `max_bytes` the least
+    recently used go first, and one idle for `ttl_s` is forgotten (a request
+    for it is then 404). Time is passed in.
+    """
 
-    def add(self, conversation_id: str, conversation: Conversation) -> None:
+    OVERHEAD = 300  # bytes per entry beyond its start: ids, flags, the dict slot
+
+    def __init__(self, max_bytes: int, ttl_s: float) -> None:
+        self._items: OrderedDict[str, tuple[Conversation, int, float]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._ttl_s = ttl_s
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, conversation_id: str, conversation: Conversation, now: float) -> None:
         """Remember a new conversation."""
-        self._items[conversation_id] = conversation
-        while len(self._items) > self._max_entries:
-            self._items.popitem(last=False)
+        size = self.OVERHEAD + len(conversation_id) + len(conversation.start.model_dump_json())
+        self._items[conversation_id] = (conversation, size, now)
+        self.bytes += size
+        self._trim(now)
 
-    def get(self, workspace: str, conversation_id: str) -> Conversation:
-        """The conversation, or `Rejected(404)`."""
+    def get(self, workspace: str, conversation_id: str, now: float) -> Conversation:
+        """The conversation (its idle time starts again), or `Rejected(404)`."""
+        self._trim(now)
         found = self._items.get(conversation_id)
-        if found is None or found.workspace != workspace:
+        if found is None or found[0].workspace != workspace:
             raise Rejected(
                 404, "not_found", "conversation_id: no such conversation in this workspace"
             )
-        return found
+        conversation, size, _ = found
+        self._items[conversation_id] = (conversation, size, now)
+        self._items.move_to_end(conversation_id)
+        return conversation
+
+    def _trim(self, now: float) -> None:
+        # Least recently used first: expired ones and those beyond the budget lead.
+        while self._items:
+            _, (_, size, seen) = next(iter(self._items.items()))
+            if self.bytes <= self._max_bytes and now - seen < self._ttl_s:
+                break
+            self._items.popitem(last=False)
+            self.bytes -= size
 
 
 def chat_inquiry(
@@ -129,7 +158,9 @@ def chat_inquiry(
 def router(intake: Intake) -> APIRouter:
     """The chat routes."""
     api = APIRouter(tags=["chat"])
-    conversations = Conversations()
+    conversations = Conversations(
+        intake.settings.ingest_chat_max_bytes, intake.settings.ingest_chat_idle_ttl_s
+    )
 
     def out(conversation_id: str, c: Conversation) -> ConversationOut:
         return ConversationOut(
@@ -153,14 +184,17 @@ def router(intake: Intake) -> APIRouter:
     )
     async def start(workspace: Workspace, body: StartIn, request: Request) -> ConversationOut:
         """Start a conversation; with a first message its inquiry is published at once."""
-        request.state.channel = "chat"
+        client = intake.authorize(request, "chat", workspace)
+        intake.check_steering(client, body.attributes, body.customer.segment)
         intake.metrics.received.labels("chat").inc()
         conversation_id = new_id()
-        c = Conversation(workspace, body, stable_id(workspace, "chat", conversation_id))
+        # The first message is published, never kept: only the start's metadata stays.
+        kept = body.model_copy(update={"message": ""})
+        c = Conversation(workspace, kept, stable_id(workspace, "chat", conversation_id))
         if body.message.strip():
             await publish_first(conversation_id, c, body.message)  # 503 leaves no conversation
             c.messages = 1
-        conversations.add(conversation_id, c)
+        conversations.add(conversation_id, c, intake.monotonic())
         return out(conversation_id, c)
 
     @api.post(
@@ -174,8 +208,8 @@ def router(intake: Intake) -> APIRouter:
         workspace: Workspace, conversation_id: str, body: MessageIn, request: Request
     ) -> ConversationOut:
         """The first message publishes the inquiry; later ones belong to the same conversation."""
-        request.state.channel = "chat"
-        c = conversations.get(workspace, conversation_id)
+        intake.authorize(request, "chat", workspace)
+        c = conversations.get(workspace, conversation_id, intake.monotonic())
         if c.ended:
             raise Rejected(409, "invalid", "conversation_id: the conversation has ended")
         if not c.published:
@@ -193,8 +227,8 @@ def router(intake: Intake) -> APIRouter:
         workspace: Workspace, conversation_id: str, request: Request, body: LeaveIn | None = None
     ) -> ConversationOut:
         """Publish an abandon event when the customer leaves before the conversation ended."""
-        request.state.channel = "chat"
-        c = conversations.get(workspace, conversation_id)
+        intake.authorize(request, "chat", workspace)
+        c = conversations.get(workspace, conversation_id, intake.monotonic())
         if not c.ended and c.published:
             reason = body.reason if body else LeaveIn().reason
             await intake.abandon(workspace, c.inquiry_id, inquiry_pb2.CHANNEL_CHAT, reason)
@@ -210,8 +244,8 @@ def router(intake: Intake) -> APIRouter:
     )
     async def end(workspace: Workspace, conversation_id: str, request: Request) -> ConversationOut:
         """Mark the conversation ended (served); leaving afterwards is not abandoning."""
-        request.state.channel = "chat"
-        c = conversations.get(workspace, conversation_id)
+        intake.authorize(request, "chat", workspace)
+        c = conversations.get(workspace, conversation_id, intake.monotonic())
         c.ended = True
         return out(conversation_id, c)
 

@@ -4,6 +4,8 @@
 in what the understanding step can tell (kind, skills, language, priority),
 publishes, counts, and turns a broker failure into `Rejected(503)` with
 Retry-After, so no channel can answer success for an unacknowledged write.
+`Intake.authorize` is the one gate of the API-key routes (key, workspace,
+rate); `Intake.limit_peer` rate-limits the provider webhooks by address.
 """
 
 from __future__ import annotations
@@ -12,8 +14,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fastapi import Request
+
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.clients import (
+    ANONYMOUS,
+    ApiKeys,
+    Client,
+    RateLimiter,
+    retry_after,
+    steering_fields,
+)
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.metrics import IngestMetrics, channel_label
 from omniroute_ingest.publisher import Accepted, InquiryPublisher
@@ -30,6 +42,73 @@ class Intake:
     metrics: IngestMetrics
     understanding: Understanding
     clock: Callable[[], float] = field(default=time.time)
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+    clients: ApiKeys = field(init=False)
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clients = ApiKeys(
+            self.settings.ingest_api_keys, allow_anonymous=self.settings.ingest_allow_anonymous
+        )
+        self.limiter = RateLimiter(self.settings.ingest_rate_per_s, self.settings.ingest_rate_burst)
+
+    def authorize(self, request: Request, channel: str, workspace: str | None = None) -> Client:
+        """The API-key client of `request`, within its rate, allowed to write `workspace`.
+
+        401 without a known key, 429 above the rate (a failed key is limited by
+        address, so guessing keys is slow too), 403 for another workspace.
+        """
+        request.state.channel = channel
+        try:
+            client = self.clients.identify(request.headers.get("authorization", ""))
+        except Rejected:
+            self.limit_peer(request)
+            raise
+        if client is ANONYMOUS:
+            self.limit_peer(request)
+        else:
+            self._limit(f"key:{client.name}")
+        if workspace is not None:
+            client.check_workspace(workspace)
+        return client
+
+    def limit_peer(self, request: Request) -> None:
+        """429 when the request's remote address is over its rate."""
+        self._limit(f"addr:{request.client.host if request.client else ''}")
+
+    def _limit(self, who: str) -> None:
+        wait = self.limiter.take(who, self.monotonic())
+        if wait:
+            raise Rejected(
+                429,
+                "rate_limited",
+                "too many requests from this client; retry later",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
+    def check_steering(
+        self,
+        client: Client,
+        attributes: dict[str, str],
+        segment: str,
+        priority: int = 0,
+        prefix: str = "",
+    ) -> None:
+        """403 naming each field only a client with the steer right may set."""
+        if client.steer:
+            return
+        fields = steering_fields(attributes, segment, priority, prefix)
+        if fields:
+            raise Rejected(
+                403,
+                "forbidden",
+                f"{fields[0]}: this API key may not set what steers routing",
+                [{"field": f, "message": "this API key may not set it"} for f in fields],
+            )
+
+    def received_at_skew(self, client: Client) -> float | None:
+        """How far from now the client's receivedAt may be (None: as given)."""
+        return None if client.steer else self.settings.ingest_received_at_skew_s
 
     def unavailable(self, channel: str) -> Rejected:
         """The 503 answer when the broker did not acknowledge (counted)."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2
-from omniroute_ingest.attachments import AttachmentStore
+from omniroute_ingest.attachments import AttachmentStore, safe_name
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.channels.rest import ERRORS
 from omniroute_ingest.errors import Rejected, invalid
@@ -31,6 +32,10 @@ DOCUMENT_CHANNELS = {
     "postal_mail": inquiry_pb2.CHANNEL_POSTAL_MAIL,
     "postal": inquiry_pb2.CHANNEL_POSTAL_MAIL,
 }
+
+
+#: The file extension of each content type `sniff` detects.
+EXTENSIONS = {"application/pdf": ".pdf", "image/tiff": ".tif"}
 
 
 def sniff(data: bytes) -> str | None:
@@ -123,8 +128,11 @@ async def accept_document(
     intake.metrics.received.labels(
         inquiry_pb2.Channel.Name(inquiry.channel).removeprefix("CHANNEL_").lower()
     ).inc()
+    # Stored under the extension of what the bytes are, never the client's:
+    # "invoice.html" holding a PDF is kept as "invoice.pdf".
+    stored = Path(safe_name(name, "document")).stem + EXTENSIONS[content_type]
     inquiry.attachments.append(
-        await asyncio.to_thread(store.save, workspace, inquiry.id, name, content_type, data)
+        await asyncio.to_thread(store.save, workspace, inquiry.id, stored, content_type, data)
     )
     accepted = await intake.accept(inquiry)
     return AcceptedOut(id=accepted.id, duplicate=accepted.duplicate)
@@ -158,7 +166,8 @@ def router(intake: Intake, store: AttachmentStore) -> APIRouter:
         ] = "",
     ) -> AcceptedOut:
         """Publish the document as a fax or postal-mail inquiry (202 once acknowledged)."""
-        request.state.channel = "fax" if channel.strip().lower() == "fax" else "postal_mail"
+        label = "fax" if channel.strip().lower() == "fax" else "postal_mail"
+        intake.authorize(request, label, workspace)
         data = await file.read(intake.settings.ingest_max_attachment_bytes + 1)
         meta = DocumentMeta(
             channel, sender_name, sender_address, subject, notes, language, external_id

@@ -230,7 +230,10 @@ class EmailIntake:
     async def accept(self, raw: bytes, workspace: str) -> Accepted:
         """Parse, store attachments, publish; raises `Rejected` (4xx, or 503 broker)."""
         self.intake.metrics.received.labels("email").inc()
-        parsed = parse_email(raw, self.intake.settings.ingest_max_attachment_bytes)
+        # MIME parsing is CPU work on attacker-shaped input: off the event loop.
+        parsed = await asyncio.to_thread(
+            parse_email, raw, self.intake.settings.ingest_max_attachment_bytes
+        )
         inquiry = to_inquiry(parsed, workspace, self.threads.root_of(parsed), self.intake.clock())
         for attachment in parsed.attachments:
             inquiry.attachments.append(
@@ -265,6 +268,7 @@ def router(emails: EmailIntake) -> APIRouter:
     )
     async def post_raw(workspace: Workspace, request: Request) -> AcceptedOut:
         """Publish the message as an email inquiry (202 once the broker acknowledged)."""
+        emails.intake.authorize(request, "email", workspace)
         accepted = await emails.accept(await request.body(), workspace)
         return AcceptedOut(id=accepted.id, duplicate=accepted.duplicate)
 

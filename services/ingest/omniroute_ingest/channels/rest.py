@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import Rejected, invalid
@@ -21,8 +21,14 @@ from omniroute_ingest.schemas import AcceptedOut, BatchIn, BatchOut, ErrorOut, I
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Unparsable JSON."},
+    401: {"model": ErrorOut, "description": "No API key, or an unknown one."},
+    403: {
+        "model": ErrorOut,
+        "description": "The API key may not write this workspace, or set the named field.",
+    },
     413: {"model": ErrorOut, "description": "Body above the size limit."},
     422: {"model": ErrorOut, "description": "A field is missing or invalid; `fields` names it."},
+    429: {"model": ErrorOut, "description": "Over the client's rate; see Retry-After."},
     503: {"model": ErrorOut, "description": "The broker did not acknowledge; see Retry-After."},
 }
 
@@ -53,15 +59,20 @@ def router(intake: Intake) -> APIRouter:
         responses=ERRORS,
         summary="Submit one inquiry",
     )
-    async def post_inquiry(item: InquiryIn, idempotency_key: IdempotencyKey = "") -> AcceptedOut:
+    async def post_inquiry(
+        item: InquiryIn, request: Request, idempotency_key: IdempotencyKey = ""
+    ) -> AcceptedOut:
         """Publish one inquiry; 202 only after the broker acknowledged it."""
+        client = intake.authorize(request, item.channel, item.workspace)
+        intake.check_steering(client, item.attributes, item.customer.segment, item.priority)
         intake.metrics.received.labels(item.channel).inc()
         inquiry_id = item.id or (
             stable_id(item.workspace, "idempotency", idempotency_key)
             if idempotency_key
             else new_id()
         )
-        accepted = await intake.accept(item.to_proto(inquiry_id, intake.clock()), idempotency_key)
+        event = item.to_proto(inquiry_id, intake.clock(), intake.received_at_skew(client))
+        accepted = await intake.accept(event, idempotency_key)
         return AcceptedOut(id=accepted.id, duplicate=accepted.duplicate)
 
     @api.post(
@@ -71,15 +82,27 @@ def router(intake: Intake) -> APIRouter:
         responses=ERRORS,
         summary="Submit several inquiries",
     )
-    async def post_batch(batch: BatchIn, idempotency_key: IdempotencyKey = "") -> BatchOut:
+    async def post_batch(
+        batch: BatchIn, request: Request, idempotency_key: IdempotencyKey = ""
+    ) -> BatchOut:
         """Validate every inquiry, then publish them all; 202 once the broker holds every one.
 
         On 503 some may have been published: retrying the same batch (same ids
         or the same Idempotency-Key) publishes only the missing ones.
         """
+        client = intake.authorize(request, "unknown")
         if len(batch.inquiries) > intake.settings.ingest_max_batch:
             raise invalid(
                 "inquiries", f"at most {intake.settings.ingest_max_batch} inquiries per batch"
+            )
+        for index, item in enumerate(batch.inquiries):
+            client.check_workspace(item.workspace)
+            intake.check_steering(
+                client,
+                item.attributes,
+                item.customer.segment,
+                item.priority,
+                prefix=f"inquiries[{index}].",
             )
         for item in batch.inquiries:
             intake.metrics.received.labels(item.channel).inc()
@@ -90,7 +113,8 @@ def router(intake: Intake) -> APIRouter:
             inquiry_id = item.id or (
                 stable_id(item.workspace, "idempotency", key) if key else new_id()
             )
-            events.append((item.to_proto(inquiry_id, now), key))
+            event = item.to_proto(inquiry_id, now, intake.received_at_skew(client))
+            events.append((event, key))
         outcomes = await asyncio.gather(
             *(intake.accept(event, key) for event, key in events), return_exceptions=True
         )

@@ -82,7 +82,7 @@ def router(intake: Intake) -> APIRouter:
     )
     async def inbound_sms(workspace: Workspace, request: Request) -> Response:
         """Publish the message; answers empty TwiML (200) once the broker acknowledged."""
-        fields = await signed_form(request, intake.settings, "sms")
+        fields = await signed_form(request, intake, "sms")
         intake.metrics.received.labels("sms").inc()
         require(fields, "From", "MessageSid")
         accepted = await intake.accept(sms_inquiry(fields, workspace, intake.clock()))

@@ -6,15 +6,20 @@ Controller), so it shares the publisher. The recipient decides the workspace
 part of the address). The DATA reply is given only after the broker
 acknowledged: 250 accepted, 451 when the broker is unavailable (the sending
 server retries later), 5xx for a malformed message or one that is too large.
+Optional: STARTTLS with a configured certificate (and refusing mail without
+it), and AUTH PLAIN/LOGIN against configured users (compared in constant time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
+import ssl
+from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from omniroute_ingest.channels.email import EmailIntake
 from omniroute_ingest.errors import Rejected
@@ -47,7 +52,9 @@ class InboundMail:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        """Accept recipients that map to a workspace."""
+        """Accept recipients that map to a workspace, at most INGEST_SMTP_MAX_RECIPIENTS."""
+        if len(envelope.rcpt_tos) >= self.settings.ingest_smtp_max_recipients:
+            return "452 4.5.3 too many recipients"
         if workspace_for(address, self.settings) is None:
             return "550 5.1.1 recipient is not a workspace address"
         envelope.rcpt_tos.append(address)
@@ -77,6 +84,33 @@ class InboundMail:
         return f"250 2.0.0 accepted as {' '.join(ids)}"
 
 
+class Users:
+    """SMTP AUTH: the configured users' passwords, compared in constant time."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = {user.encode(): password.encode() for user, password in users.items()}
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        expected = self._users.get(data.login, b"")
+        matched = hmac.compare_digest(data.password, expected) and bool(expected)
+        if not matched:
+            log.warning("SMTP authentication failed", extra={"mechanism": mechanism})
+        return AuthResult(success=matched, handled=False)
+
+
+def tls_context(settings: IngestSettings) -> ssl.SSLContext | None:
+    """The STARTTLS context when a certificate is configured (read once at start)."""
+    if not settings.ingest_smtp_tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.ingest_smtp_tls_cert_file, settings.ingest_smtp_tls_key_file)
+    return context
+
+
 class SmtpListener:
     """An SMTP server on the running event loop."""
 
@@ -96,6 +130,8 @@ class SmtpListener:
         """Listen on INGEST_SMTP_HOST:INGEST_SMTP_PORT."""
         limit = self.settings.ingest_max_attachment_bytes + self.settings.ingest_max_body_bytes
         loop = asyncio.get_running_loop()
+        context = tls_context(self.settings)
+        users = self.settings.ingest_smtp_users
         self._server = await loop.create_server(
             lambda: SMTP(
                 self.handler,
@@ -104,6 +140,11 @@ class SmtpListener:
                 ident="Omniroute ingest",
                 enable_SMTPUTF8=True,
                 decode_data=False,
+                tls_context=context,
+                require_starttls=self.settings.ingest_smtp_require_tls,
+                authenticator=Users(users) if users else None,
+                auth_required=bool(users),
+                auth_require_tls=context is not None,
             ),
             host=self.settings.ingest_smtp_host,
             port=self.settings.ingest_smtp_port,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Annotated, Any
 
@@ -188,16 +189,16 @@ def router(intake: Intake) -> APIRouter:
     )
     async def verify(
         workspace: Workspace,
+        request: Request,
         mode: Annotated[str, Query(alias="hub.mode", max_length=50)] = "",
         token: Annotated[str, Query(alias="hub.verify_token", max_length=500)] = "",
         challenge: Annotated[str, Query(alias="hub.challenge", max_length=500)] = "",
     ) -> PlainTextResponse:
-        """Echo the challenge when the verify token is ours."""
-        if (
-            mode != "subscribe"
-            or not settings.ingest_social_verify_token
-            or token != settings.ingest_social_verify_token
-        ):
+        """Echo the challenge when the verify token is ours (compared in constant time)."""
+        request.state.channel = "social"
+        intake.limit_peer(request)
+        expected = settings.ingest_social_verify_token.encode()
+        if mode != "subscribe" or not expected or not hmac.compare_digest(token.encode(), expected):
             raise Rejected(403, "bad_signature", "hub.verify_token: does not match")
         return PlainTextResponse(challenge)
 
@@ -216,8 +217,15 @@ def router(intake: Intake) -> APIRouter:
     async def notify(workspace: Workspace, request: Request) -> SocialOut:
         """Publish every direct message and mention; 200 once the broker acknowledged all."""
         request.state.channel = "social"
+        intake.limit_peer(request)
         raw = await request.body()
         intake.metrics.received.labels("social").inc()
+        if not settings.ingest_social_app_secret and not settings.ingest_allow_anonymous:
+            raise Rejected(
+                403,
+                "bad_signature",
+                "X-Hub-Signature-256: cannot be checked (no INGEST_SOCIAL_APP_SECRET)",
+            )
         if settings.ingest_social_app_secret:
             signature = request.headers.get("x-hub-signature-256", "")
             if not signature:

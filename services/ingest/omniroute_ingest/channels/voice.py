@@ -73,7 +73,7 @@ def router(intake: Intake) -> APIRouter:
     )
     async def call_arrived(workspace: Workspace, request: Request) -> Response:
         """Publish the call as an inquiry; answers TwiML that enqueues the caller."""
-        fields = await signed_form(request, intake.settings, "voice")
+        fields = await signed_form(request, intake, "voice")
         intake.metrics.received.labels("voice").inc()
         require(fields, "CallSid", "From")
         inquiry = voice_inquiry(fields, workspace, intake.clock())
@@ -97,7 +97,7 @@ def router(intake: Intake) -> APIRouter:
     )
     async def call_status(workspace: Workspace, request: Request) -> CallEndedOut:
         """Publish an abandon event when the call ended before an agent took it."""
-        fields = await signed_form(request, intake.settings, "voice")
+        fields = await signed_form(request, intake, "voice")
         require(fields, "CallSid", "CallStatus")
         inquiry_id = call_inquiry_id(workspace, fields["CallSid"])
         status = fields["CallStatus"].strip().lower()

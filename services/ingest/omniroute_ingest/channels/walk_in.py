@@ -84,7 +84,8 @@ def router(intake: Intake) -> APIRouter:
         idempotency_key: IdempotencyKey = "",
     ) -> AcceptedOut:
         """Publish the visit as an in-person inquiry (202 once the broker acknowledged)."""
-        request.state.channel = "in_person"
+        client = intake.authorize(request, "in_person", workspace)
+        intake.check_steering(client, {}, body.customer.segment)
         intake.metrics.received.labels("in_person").inc()
         inquiry_id = (
             stable_id(workspace, "idempotency", idempotency_key) if idempotency_key else new_id()

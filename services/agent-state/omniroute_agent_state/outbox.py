@@ -1,0 +1,160 @@
+"""Changes waiting for the broker: re-sent until acknowledged, in order.
+
+The roster changes its memory at once (a reservation is a compare-and-set on
+the event loop); the events describing each change are put here as one
+batch, which is sent at once (batches are in flight together, as calls
+are), and what the broker did not acknowledge is re-sent, with a growing
+pause, until it is. A batch is
+*durable* once it and every batch before it are acknowledged; only then are
+the calls that made it answered, and only then is the change shown to
+watchers (desks, WatchAgents). A call whose deadline comes first is answered
+UNAVAILABLE, but its change is kept and still published: a retry (same
+request id, or the natural key) is answered once it is durable.
+
+Re-sending after a lost acknowledgement can publish an event twice; every
+event carries an `event_id` for consumers to de-duplicate (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from omniroute.kafka import BrokerUnavailable
+from omniroute_agent_state.journal import Journal, Record
+from omniroute_agent_state.roster import Changes
+
+log = logging.getLogger("omniroute.agent_state")
+
+
+class NotDurableYet(BrokerUnavailable):
+    """The caller's deadline came before the broker acknowledged; the change is kept."""
+
+
+@dataclass(eq=False)
+class _Batch:
+    seq: int
+    changes: Changes
+    unsent: list[Record]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Outbox:
+    """Batches of records in order, each sent until acknowledged; `wait(seq)` for durability.
+
+    Needs a running event loop (`put` starts the batch's delivery); `close()`
+    stops the deliveries still under way.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        on_durable: Callable[[Changes], None],
+        on_failed_send: Callable[[], None] = lambda: None,
+        retry_s: float = 0.2,
+        max_retry_s: float = 5.0,
+    ) -> None:
+        self.journal = journal
+        self.on_durable = on_durable
+        self.on_failed_send = on_failed_send
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self.batches: deque[_Batch] = deque()
+        self.last_seq = 0  # the last batch put
+        self.durable_seq = 0  # every batch up to this one is acknowledged
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending(self) -> int:
+        """Batches not yet durable."""
+        return len(self.batches)
+
+    def put(self, changes: Changes) -> int:
+        """Queue the changes' records; returns the sequence number to `wait` for.
+
+        Nothing to write returns the last sequence number: a call that changed
+        nothing (a retry) still waits until what came before is durable.
+        """
+        if not changes:
+            return self.last_seq
+        self.last_seq += 1
+        batch = _Batch(self.last_seq, changes, self.journal.records(changes))
+        self.batches.append(batch)
+        delivery = asyncio.get_running_loop().create_task(self._deliver(batch))
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
+        return self.last_seq
+
+    async def wait(self, seq: int, timeout_s: float | None) -> None:
+        """Return once batch `seq` is durable; `NotDurableYet` after `timeout_s`."""
+        if seq <= self.durable_seq:
+            return
+        batch = next(b for b in self.batches if b.seq == seq)
+        try:
+            await asyncio.wait_for(asyncio.shield(batch.done), timeout_s)
+        except TimeoutError:
+            raise NotDurableYet(
+                "the broker has not acknowledged the change yet; it is kept and will be "
+                "published: retry (with the same request_id) to learn when it is"
+            ) from None
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until everything put is durable; whether it is."""
+        try:
+            await self.wait(self.last_seq, timeout_s)
+        except NotDurableYet:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop every delivery still under way (what is not durable then is lost)."""
+        for delivery in list(self._deliveries):
+            delivery.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    async def _deliver(self, batch: _Batch) -> None:
+        """Send the batch's records; re-send what was not acknowledged until it is."""
+        pause = self.retry_s
+        while True:
+            records = batch.unsent
+            results = await asyncio.gather(
+                *(self.journal.write(record) for record in records), return_exceptions=True
+            )
+            failed = [isinstance(result, BaseException) for result in results]
+            batch.unsent = [r for r, bad in zip(records, failed, strict=True) if bad]
+            errors = [e for e in results if isinstance(e, BaseException)]
+            self._settle()
+            if not errors:
+                return
+            self.on_failed_send()
+            unexpected = [e for e in errors if not isinstance(e, BrokerUnavailable)]
+            if unexpected:
+                log.error("outbox write failed", exc_info=unexpected[0])
+            else:
+                log.warning(
+                    "broker did not acknowledge; re-sending",
+                    extra={
+                        "records": len(errors),
+                        "retry_in_s": pause,
+                        "error": repr(errors[0].__cause__ or errors[0]),
+                    },
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.max_retry_s)
+
+    def _settle(self) -> None:
+        """Mark the acknowledged prefix durable, in order."""
+        while self.batches and not self.batches[0].unsent:
+            batch = self.batches.popleft()
+            self.durable_seq = batch.seq
+            try:
+                self.on_durable(batch.changes)
+            except Exception:  # telling watchers must never stop the sender
+                log.exception("could not announce a durable change")
+            if not batch.done.done():
+                batch.done.set_result(None)

@@ -1,0 +1,1 @@
+"""services/desk: the reference agent desk and supervisor wallboard in the browser."""

@@ -1,0 +1,69 @@
+"""The outbox against a journal that fails on demand: re-sent until acknowledged, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from omniroute.kafka import BrokerUnavailable
+from omniroute.v1 import task_pb2
+from omniroute_agent_state.journal import Record
+from omniroute_agent_state.outbox import NotDurableYet, Outbox
+from omniroute_agent_state.roster import Changes
+
+
+class FlakyJournal:
+    """Acknowledges a write unless its inquiry id is in `failing`."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.acknowledged: list[str] = []
+
+    def records(self, changes: Changes) -> list[Record]:
+        return [Record("task-events", e.workspace, e) for e in changes.task_events]
+
+    async def write(self, record: Record) -> None:
+        await asyncio.sleep(0)
+        inquiry = record.value.inquiry_id  # type: ignore[attr-defined]
+        if inquiry in self.failing:
+            raise BrokerUnavailable("not now")
+        self.acknowledged.append(inquiry)
+
+
+def change(inquiry_id: str) -> Changes:
+    return Changes(task_events=[task_pb2.TaskEvent(event_id=inquiry_id, inquiry_id=inquiry_id)])
+
+
+async def test_a_failed_write_is_re_sent_and_batches_become_durable_in_order() -> None:
+    journal = FlakyJournal()
+    durable: list[str] = []
+    outbox = Outbox(
+        journal,  # type: ignore[arg-type]
+        lambda changes: durable.extend(e.inquiry_id for e in changes.task_events),
+        retry_s=0.01,
+        max_retry_s=0.02,
+    )
+    journal.failing = {"a"}
+    first, second = outbox.put(change("a")), outbox.put(change("b"))
+    assert outbox.put(Changes()) == second  # nothing to write: wait for what came before
+    with pytest.raises(NotDurableYet):
+        await outbox.wait(second, 0.1)  # b is acknowledged, but a before it is not
+    assert journal.acknowledged == ["b"] and durable == [] and outbox.pending == 2
+    journal.failing = set()
+    await outbox.wait(second, 5.0)
+    assert durable == ["a", "b"] and outbox.durable_seq == second > first
+    assert journal.acknowledged == ["b", "a"]  # a was re-sent, b was not sent twice
+    await outbox.close()
+
+
+async def test_close_stops_deliveries_under_way() -> None:
+    journal = FlakyJournal()
+    journal.failing = {"a"}
+    seen: list[Any] = []
+    outbox = Outbox(journal, seen.append, retry_s=0.01)  # type: ignore[arg-type]
+    outbox.put(change("a"))
+    assert not await outbox.drain(0.05)
+    await outbox.close()
+    assert not seen and outbox.pending == 1
