@@ -59,6 +59,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"TIER NOT RUN: {reason}", yellow=True)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | pytest.TestReport:
+    """A failed test that used the broker shows the end of the broker's log."""
+    report: pytest.TestReport = yield
+    running = getattr(item, "funcargs", {}).get("broker")
+    if report.failed and running is not None:
+        report.sections.append((f"{running.kind} broker log (end)", running.log()[-6000:]))
+    return report
+
+
 def _kind_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     return None if callspec is None else callspec.params.get("broker_kind")
