@@ -137,7 +137,7 @@ async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_a
     from prometheus_client import generate_latest
 
     from omniroute.codec import encode
-    from tests.support.agent_state import serving, settings_from
+    from tests.support.agent_state import make_topics, serving, settings_from
     from tests.support.system import make_agent
 
     env = agent_state_env(broker)
@@ -152,6 +152,7 @@ async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_a
     unknown_channel = make_agent(ws, "bob", {"billing": 3}, {CHAT: 1})
     unknown_channel.status, unknown_channel.version = agent_pb2.AGENT_STATUS_AVAILABLE, 1
     unknown_channel.capacities.add(channel=99, capacity=1)  # type: ignore[arg-type]
+    await make_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
     await producer.start()
     try:

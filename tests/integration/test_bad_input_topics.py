@@ -27,7 +27,7 @@ from prometheus_client import generate_latest
 from omniroute.codec import InvalidEvent, decode, encode
 from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
-from tests.support.agent_state import agent_state_env, serving, settings_from
+from tests.support.agent_state import agent_state_env, make_topics, serving, settings_from
 from tests.support.protobuf_strategies import messages, wire_garbage
 from tests.support.system import System, eventually, metric_value, running
 
@@ -191,6 +191,7 @@ def test_agent_state_recovers_past_any_record_on_its_topics(
     settings_ = settings_from(agent_state_env(broker))
 
     async def round_trip() -> str:
+        await make_topics(settings_)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
         await producer.start()
         try:
