@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup kafka-broker kafka-tier
+.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
 
 # Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
 # the version of the compose file's image, jars cached (not committed) here.
@@ -94,6 +94,23 @@ kafka-tier:
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
 	  $(MAKE) --no-print-directory kafka-broker; \
 	else echo "no Java or Maven: the Apache Kafka test tier will not run"; fi
+
+## What-if simulation of a scenario on the router's core; results in OUT (default sim-out/).
+## make simulate SCENARIO=simulator/examples/contact-centre.yaml [ROUTING=...] [OUT=...] [REPLICATIONS=5]
+SCENARIO     ?= simulator/examples/contact-centre.yaml
+ROUTING      ?= simulator/examples/contact-centre-routing.yaml
+OUT          ?= sim-out
+REPLICATIONS ?= 5
+simulate: $(STAMP)
+	$(PY) -m omniroute_simulator run --routing $(ROUTING) --scenario $(SCENARIO) --replications $(REPLICATIONS) --out $(OUT)
+
+## The simulator and Ciw on the same M/M/c model: simulated contacts per second.
+bench-sim: $(STAMP)
+	$(PY) -m benchmarks.sim_bench
+
+## The full Erlang validation grid at the issue's tolerances (long: minutes).
+validate-sim: $(STAMP)
+	OMNIROUTE_SIM_VALIDATION=full $(PY) -m pytest tests/simulator -x -s -k validation -p no:cacheprovider -o timeout=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

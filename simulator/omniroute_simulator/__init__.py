@@ -1,0 +1,1 @@
+"""What-if simulation on the router's own routing core: staffing, routing rules, replays."""
