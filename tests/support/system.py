@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.kafka import TopicTail
 from tests.support.processes import ServiceProcess, topic_env
@@ -43,7 +43,7 @@ def metric_value(url: str, line_prefix: str) -> float | None:
 class System:
     """Running services and the settings they share."""
 
-    broker: EmbeddedBroker
+    broker: Broker
     topics: dict[str, str] = field(default_factory=topic_env)
     partitions: int = 2
     routing_config: str = ""

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute import logs
 from omniroute.grpc_client import read_ca
-from omniroute.kafka import ensure_topics
+from omniroute.kafka import compacted, ensure_topics
 from omniroute.metrics import serve
 from omniroute_router import config as routing_config
 from omniroute_router.app import Router, create_app, input_topics, ticks_topic_name
@@ -24,6 +24,14 @@ from omniroute_router.reservations import AgentStateClient
 from omniroute_router.settings import RouterSettings
 
 log = logging.getLogger("omniroute.router")
+
+
+STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "contents", "answered")
+
+
+def changelog_topics(settings: RouterSettings) -> list[str]:
+    """The Faust changelog topics of the router's state tables."""
+    return [f"{settings.router_app_id}-{table}-changelog" for table in STATE_TABLES]
 
 
 async def prepare_topics(settings: RouterSettings) -> None:
@@ -40,6 +48,13 @@ async def prepare_topics(settings: RouterSettings) -> None:
         settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
+    # The tables' changelogs too, before Faust's consumer subscribes to them.
+    # Left to Faust, they are created while the consumer starts; on a broker
+    # that does not auto-create topics (Apache Kafka as deployed) the consumer
+    # can cache "0 partitions" for one, and every event then crashes the
+    # agent with PartitionsMismatch until its metadata is refreshed.
+    changelogs = changelog_topics(settings)
+    await ensure_topics(settings, changelogs, {t: compacted(settings) for t in changelogs})
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
