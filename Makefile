@@ -7,7 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim
+.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
+
+# Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
+# the version of the compose file's image, jars cached (not committed) here.
+KAFKA_VERSION := $(shell sed -n 's|^ *image: apache/kafka:\([0-9][0-9.]*\).*|\1|p' deploy/docker-compose.yml | head -n 1)
+KAFKA_JARS    := .cache/kafka/$(KAFKA_VERSION)
+BROKER        ?= tansu
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,23 +23,30 @@ $(STAMP): pyproject.toml
 
 ## Start the broker, the four services (the desk included) and a demo that shows routing.
 ## Options through ARGS, e.g. make run ARGS=--no-demo, make run ARGS="--count 8".
-run: $(STAMP)
-	$(PY) -m devstack $(ARGS)
+## BROKER=kafka runs Apache Kafka (needs Java; fetches its jars with Maven once).
+run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m devstack --broker $(BROKER) $(ARGS)
 
-## Lint, check the generated code, then run every test.
-test: $(STAMP) proto-check lint tools
+## Lint, check the generated code, then run every test: the integration tests
+## on the embedded broker and, where Java is installed, on Apache Kafka.
+test: $(STAMP) proto-check lint tools kafka-tier
 	$(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP) tools
+integration: $(STAMP) tools kafka-tier
 	$(PY) -m pytest tests/integration
 
 ## Install the tools the tests need beyond Python (.ci/tools) where possible;
 ## a tier whose tool is still missing is skipped and named.
 tools:
 	@.ci/ensure-tools
+
+## The chaos suite: faults on the real processes under load, every scenario on every
+## broker of the `broker` fixture. Its short subset (chaos_smoke) runs in `make test`.
+chaos: $(STAMP) tools kafka-tier
+	$(PY) -m pytest tests/chaos --chaos --durations=0
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -64,9 +77,28 @@ deploy-setup: $(STAMP)
 screenshots: $(STAMP) tools
 	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
-## End-to-end benchmark through the embedded broker; prints its figures.
-bench: $(STAMP)
-	$(PY) -m benchmarks.router_bench
+## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka).
+bench: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m benchmarks.router_bench --broker $(BROKER)
+
+## Fetch Apache Kafka's jars with Maven into $(KAFKA_JARS) (once).
+kafka-broker: $(KAFKA_JARS)/.complete
+
+$(KAFKA_JARS)/.complete: tests/kafka/pom.xml deploy/docker-compose.yml
+	@command -v java >/dev/null || { echo "Apache Kafka needs Java 17+ (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "fetching Apache Kafka needs Maven (e.g. apt-get install maven)"; exit 1; }
+	rm -rf $(KAFKA_JARS).part
+	mvn -B -q -Dstyle.color=never -f tests/kafka/pom.xml -Dkafka.version=$(KAFKA_VERSION) \
+	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS).part
+	rm -rf $(KAFKA_JARS) && mv $(KAFKA_JARS).part $(KAFKA_JARS) && touch $@
+
+# The jars for the Kafka test tier where Java and Maven are installed (`tools`
+# installs them where it can, .ci/tools); without them the tests run on the
+# embedded broker alone and say so.
+kafka-tier:
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  $(MAKE) --no-print-directory kafka-broker; \
+	else echo "no Java or Maven: the Apache Kafka test tier will not run"; fi
 
 ## What-if simulation of a scenario on the router's core; results in OUT (default sim-out/).
 ## make simulate SCENARIO=simulator/examples/contact-centre.yaml [ROUTING=...] [OUT=...] [REPLICATIONS=5]
@@ -86,4 +118,4 @@ validate-sim: $(STAMP)
 	OMNIROUTE_SIM_VALIDATION=full $(PY) -m pytest tests/simulator -x -s -k validation -p no:cacheprovider -o timeout=0
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

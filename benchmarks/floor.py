@@ -16,7 +16,7 @@ import faust
 
 from omniroute.kafka import ensure_topics
 from omniroute.settings import CommonSettings
-from omniroute_router.transport import app_with_fetch_wait
+from omniroute_router.transport import app_class
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     source, sink = os.environ["FLOOR_IN"], os.environ["FLOOR_OUT"]
     asyncio.run(ensure_topics(settings, [source, sink]))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = app_with_fetch_wait(settings.kafka_fetch_max_wait_ms)(
+    app = app_class(settings)(
         os.environ.get("FLOOR_APP_ID", "bench-floor"),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",

@@ -1,4 +1,7 @@
-"""`make bench`: the router end to end through the embedded broker, and the broker's floor.
+"""`make bench`: the router end to end through the broker, and the broker's floor.
+
+`make bench` runs on the embedded broker (Tansu); `make bench BROKER=kafka`
+(`--broker kafka`) on Apache Kafka.
 
 Prints, for 100 and 5,000 simulated agents:
 - routing latency (inquiry on the `inquiries` topic -> its assignment on the
@@ -17,6 +20,7 @@ chat takes 0.4 s) so that a run fits in a few minutes.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
@@ -33,9 +37,10 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devstack.brokers import BrokerKind, new_broker
 from devstack.processes import ServiceProcess
 from omniroute.codec import decode, encode, timestamp
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 
 PARTITIONS = 4
@@ -213,12 +218,13 @@ class SentTimes:
         return found
 
 
-async def run_floor(broker: EmbeddedBroker, count: int, work: Path) -> Figures:
+async def run_floor(broker: Broker, count: int, work: Path) -> Figures:
     """The Faust forwarding agent: `count` inquiries in a burst."""
     suffix = uuid.uuid4().hex[:6]
     source, sink = f"floor-in-{suffix}", f"floor-out-{suffix}"
     env = {
         "KAFKA_BOOTSTRAP": broker.bootstrap,
+        "KAFKA_BROKER_KIND": broker.kind,
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "FLOOR_IN": source,
         "FLOOR_OUT": sink,
@@ -313,9 +319,7 @@ class Desks:
         await self.channel.close()
 
 
-async def run_router(
-    broker: EmbeddedBroker, agents: int, work: Path, backlog: int
-) -> list[Figures]:
+async def run_router(broker: Broker, agents: int, work: Path, backlog: int) -> list[Figures]:
     """agent-state and one router worker; steady flow, burst and (optionally) backlog."""
     suffix = uuid.uuid4().hex[:6]
     ports = {name: free_port() for name in ("grpc", "grpc_metrics", "router_metrics")}
@@ -328,6 +332,7 @@ async def run_router(
     }
     env = {
         "KAFKA_BOOTSTRAP": broker.bootstrap,
+        "KAFKA_BROKER_KIND": broker.kind,
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "AGENT_STATE_HOST": "127.0.0.1",
         # Loopback only: callers need no token here (deployments always require them).
@@ -437,18 +442,20 @@ def _metric_sum(port: int, prefix: str) -> float:
     )
 
 
-async def main() -> None:
-    """Run every scenario and print the table."""
+async def main(kind: BrokerKind) -> None:
+    """Run every scenario on a broker of `kind` and print the table."""
     work = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
     started = time.monotonic()
-    print(f"Omniroute benchmark (embedded broker, {os.cpu_count()} cores; logs in {work})")
+    print(f"Omniroute benchmark ({kind} broker, {os.cpu_count()} cores; logs in {work})")
     rows: list[Figures] = []
+    broker = new_broker(kind, log_path=work / "broker.log")
     try:
-        with EmbeddedBroker(log_path=work / "broker.log") as broker:
-            rows.append(await run_floor(broker, 5000, work))
-            rows += await run_router(broker, 100, work, backlog=0)
-            rows += await run_router(broker, 5000, work, backlog=10_000)
+        broker.start()
+        rows.append(await run_floor(broker, 5000, work))
+        rows += await run_router(broker, 100, work, backlog=0)
+        rows += await run_router(broker, 5000, work, backlog=10_000)
     finally:
+        broker.close()
         report(rows, time.monotonic() - started)
 
 
@@ -473,4 +480,8 @@ def report(rows: list[Figures], elapsed: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--broker", type=BrokerKind, choices=list(BrokerKind), default=BrokerKind.TANSU
+    )
+    asyncio.run(main(parser.parse_args().broker))

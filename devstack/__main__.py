@@ -3,6 +3,7 @@
     make run                        # stack + demo, until Ctrl-C
     make run ARGS=--no-demo         # only the stack
     make run ARGS="--count 8"       # the demo stops after 8 resolved inquiries
+    make run BROKER=kafka           # on Apache Kafka instead of the embedded broker
 
 Ports: BROKER_PORT (9092), INGEST_PORT (8080), AGENT_STATE_PORT (50051),
 ROUTER_METRICS_PORT (9102), AGENT_STATE_METRICS_PORT (9103), DESK_PORT (8090).
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from devstack.brokers import BrokerKind
 from devstack.demo import Demo, say, summary
 from devstack.stack import ROOT, Ports, Stack
 
@@ -28,12 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-demo", action="store_true", help="start the stack only")
     parser.add_argument("--count", type=int, help="stop after this many resolved inquiries")
     parser.add_argument("--logs", type=Path, default=ROOT / ".devstack" / "logs")
+    parser.add_argument(
+        "--broker",
+        type=BrokerKind,
+        choices=list(BrokerKind),
+        default=BrokerKind.TANSU,
+        help="tansu (embedded, the default) or kafka (Apache Kafka; needs Java)",
+    )
     args = parser.parse_args(argv)
     ports = Ports.from_env()
     ports.check_free()
     # SIGTERM (e.g. from a supervisor) stops as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    stack = Stack(ports, args.logs if args.logs else Path(tempfile.mkdtemp()))
+    stack = Stack(ports, args.logs if args.logs else Path(tempfile.mkdtemp()), args.broker)
     started = time.monotonic()
     print("Starting Omniroute locally (Ctrl-C stops everything):")
     try:

@@ -68,6 +68,8 @@ class ServiceProcess:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(sig)
+        if sig != signal.SIGKILL:
+            self.process.send_signal(signal.SIGCONT)  # a paused process acts on it only then
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -77,6 +79,17 @@ class ServiceProcess:
     def kill(self) -> None:
         """SIGKILL: the process dies without any clean-up, as in a crash."""
         self.stop(signal.SIGKILL)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes (no CPU, no I/O, sockets stay open), as in a long GC
+        pause or a VM stall. `resume()` lets it carry on where it stopped."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause()`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def log(self) -> str:
         """The last part of what the process printed."""

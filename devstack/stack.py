@@ -1,4 +1,4 @@
-"""Start and stop the embedded broker and the four services as processes.
+"""Start and stop the broker (embedded Tansu, or Apache Kafka) and the four services.
 
 Everything listens on 127.0.0.1. Processes are stopped by their pid
 (SIGTERM, then SIGKILL if they linger); nothing is left running.
@@ -21,9 +21,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.brokers import BrokerKind, kafka_version, new_broker
 from devstack.demo import PEOPLE, WORKSPACE
 from devstack.processes import ROOT, ServiceProcess
-from omniroute.embedded import EmbeddedBroker, wait_for_port
+from omniroute.embedded import Broker, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,10 @@ class Stack:
 
     ports: Ports
     log_dir: Path
+    broker_kind: BrokerKind = BrokerKind.TANSU
     partitions: int = 4
     tokens: Tokens = field(default_factory=Tokens)
-    broker: EmbeddedBroker | None = None
+    broker: Broker | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -106,6 +108,7 @@ class Stack:
         """The settings every service gets."""
         return {
             "KAFKA_BOOTSTRAP": f"127.0.0.1:{self.ports.broker}",
+            "KAFKA_BROKER_KIND": str(self.broker_kind),
             "KAFKA_PARTITIONS": str(self.partitions),
             "AGENT_STATE_HOST": "127.0.0.1",
             "METRICS_WORKSPACES": '["*"]',  # local: every workspace its own label
@@ -139,8 +142,14 @@ class Stack:
     def start(self) -> None:
         """Broker first, then agent-state, router and ingest; wait until each answers."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.broker = EmbeddedBroker(self.ports.broker, self.log_dir / "broker.log").start()
-        print(f"  broker       127.0.0.1:{self.ports.broker} (embedded, in memory)")
+        self.broker = new_broker(
+            self.broker_kind, self.ports.broker, self.log_dir / "broker.log"
+        ).start()
+        what = {
+            BrokerKind.TANSU: "embedded, in memory",
+            BrokerKind.KAFKA: f"Apache Kafka {kafka_version()}, KRaft, deleted on exit",
+        }[self.broker_kind]
+        print(f"  broker       127.0.0.1:{self.ports.broker} ({what})")
         self._spawn("agent-state", "omniroute_agent_state")
         wait_for_port("127.0.0.1", self.ports.agent_state, timeout_s=30)
         print(f"  agent-state  127.0.0.1:{self.ports.agent_state} (gRPC), metrics :{self.ports.agent_state_metrics}")  # fmt: skip
@@ -172,7 +181,7 @@ class Stack:
         for proc in reversed(self.processes.values()):
             proc.stop()
         if self.broker is not None:
-            self.broker.stop()
+            self.broker.close()
 
     def check_alive(self) -> None:
         """Raise when a service died, naming its log."""

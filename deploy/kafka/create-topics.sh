@@ -19,6 +19,7 @@ set -eu
 # Production: replication 3 and min.insync.replicas 2, so an acknowledged write
 # is on two brokers and one broker may be down (the Kubernetes Job sets both).
 : "${KAFKA_MIN_INSYNC_REPLICAS:=1}"
+: "${KAFKA_MAX_COMPACTION_LAG_MS:=3600000}"  # 1 hour: compacted topics really compact
 TOPICS_BIN="${KAFKA_HOME:-/opt/kafka}/bin/kafka-topics.sh"
 
 created=""
@@ -44,12 +45,13 @@ create "${TOPIC_DEAD_LETTERS:-dead-letters}" delete --config "retention.ms=$DEAD
 # The router's queue figures for the wallboard, once per tick per workspace.
 create "${TOPIC_QUEUE_SNAPSHOTS:-queue-snapshots}" delete --config "retention.ms=$SNAPSHOTS_RETENTION_MS"
 # agent-state: latest profile, presence and load per agent, rebuilt on restart.
-create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact
+compact="--config max.compaction.lag.ms=$KAFKA_MAX_COMPACTION_LAG_MS"
+create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact $compact
 # Router internals: clock ticks, and the changelogs of its Faust tables
 # (the routing state a new partition owner rebuilds; compacted).
 create "$ROUTER_APP_ID-ticks" delete --config "retention.ms=$TICKS_RETENTION_MS"
 for table in inquiries agents threads workspaces contents answered; do
-  create "$ROUTER_APP_ID-$table-changelog" compact
+  create "$ROUTER_APP_ID-$table-changelog" compact $compact
 done
 
 # A topic made earlier with another partition count breaks workspace ownership.

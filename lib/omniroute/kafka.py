@@ -2,7 +2,8 @@
 
 The producer waits for the broker's acknowledgement (acks=all) before
 `publish` returns, so a caller that answers its client afterwards never
-reports success for an event the broker did not take.
+reports success for an event the broker did not take. On Apache Kafka it is
+idempotent: a send the client library retries is written once.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def ensure_topics(
     Every topic keyed by workspace gets the same partition count, so the router
     sees one workspace's inquiries, agent and task events on one partition.
     `configs` gives topic configs by topic name, e.g. a compacted snapshot topic:
-    `{"agent-snapshots": {"cleanup.policy": "compact"}}`.
+    `{"agent-snapshots": compacted(settings)}`.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="omniroute-admin"
@@ -65,6 +66,20 @@ async def ensure_topics(
         await admin.close()
 
 
+def compacted(settings: CommonSettings) -> dict[str, str]:
+    """Topic configs of a compacted topic (the latest record per key is what counts).
+
+    Apache Kafka compacts only closed segments, and rolls one after 7 days or
+    1 GiB by default: a small topic would keep its whole history. A maximum
+    compaction lag rolls and cleans it within that time, so recovery reads stay
+    short however long the history. (The embedded broker never compacts.)
+    """
+    return {
+        "cleanup.policy": "compact",
+        "max.compaction.lag.ms": str(settings.kafka_max_compaction_lag_ms),
+    }
+
+
 class EventProducer:
     """Publishes protobuf events and waits for the broker's acknowledgement."""
 
@@ -82,9 +97,9 @@ class EventProducer:
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id=self._client_id,
             acks="all",
-            # Tansu rejects the idempotent producer's InitProducerId; consumers
-            # de-duplicate by id instead (at-least-once delivery).
-            enable_idempotence=False,
+            # Tansu rejects the idempotent producer's InitProducerId; there
+            # consumers de-duplicate by id instead (at-least-once delivery).
+            enable_idempotence=self._settings.kafka_broker_kind.idempotent_producers,
             linger_ms=1,
             request_timeout_ms=int(self._send_timeout_s * 1000),
         )

@@ -9,10 +9,27 @@ case (`kafka_bootstrap` from `KAFKA_BOOTSTRAP`).
 from __future__ import annotations
 
 import ipaddress
+from enum import StrEnum
 from typing import Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrokerKind(StrEnum):
+    """The broker the services talk to, where Kafka-compatible brokers differ.
+
+    Everything else is the same on both; the README's broker section lists
+    every difference found and how it is handled.
+    """
+
+    KAFKA = "kafka"  # Apache Kafka, the production broker
+    TANSU = "tansu"  # the embedded broker of `make run` and the tests
+
+    @property
+    def idempotent_producers(self) -> bool:
+        """Whether producers can be idempotent (Tansu rejects InitProducerId)."""
+        return self is BrokerKind.KAFKA
 
 
 class CommonSettings(BaseSettings):
@@ -22,6 +39,11 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    kafka_broker_kind: BrokerKind = Field(
+        BrokerKind.KAFKA,
+        description="The broker: `kafka` (Apache Kafka: idempotent producers) or `tansu` "
+        "(the embedded broker: producers at-least-once, consumers de-duplicate).",
     )
     kafka_partitions: int = Field(
         8,
@@ -35,6 +57,13 @@ class CommonSettings(BaseSettings):
         ge=1,
         description="Longest a fetch waits for data. Apache Kafka answers as soon as data "
         "arrives; the embedded broker always waits this long, so keep it short.",
+    )
+    kafka_max_compaction_lag_ms: int = Field(
+        3_600_000,
+        ge=1,
+        description="Longest a superseded record of a compacted topic (agent snapshots, the "
+        "router's state changelogs) waits before Apache Kafka may clean it; it also rolls "
+        "the topic's segment, so compaction really happens (1 h).",
     )
     kafka_session_timeout_s: float = Field(
         6.0, gt=0, description="Consumer group session timeout (6 s is Kafka's minimum)."

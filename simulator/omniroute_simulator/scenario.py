@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from omniroute_router.config import CHANNELS, KINDS, ConfigError, _LineLoader, _Validator
+from omniroute_router.config import CHANNELS, KINDS, ConfigError, LineLoader, Validator
 
 DAY_S = 86400.0
 
@@ -168,7 +168,7 @@ def load(path: str | Path) -> Scenario:
 def parse(text: str, source: str = "<scenario>") -> Scenario:
     """Validate YAML text into a `Scenario`; errors say `source:line: field: problem`."""
     try:
-        root = yaml.load(text, Loader=_LineLoader)
+        root = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -198,7 +198,7 @@ _TOP = {
 }
 
 
-class _ScenarioValidator(_Validator):
+class _ScenarioValidator(Validator):
     """The routing configuration's field checks, and the scenario's own types."""
 
     def scenario(self, root: Any) -> Scenario:

@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from omniroute_router.config import WorkspaceConfig
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
-from omniroute_router.routing import Offer, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, WorkspaceRouter
 from omniroute_simulator.scenario import ZERO, AgentGroup, Distribution, Scenario, Stream
 
 REPLAN_MARGIN_S = 1e-6  # re-plan just after a block or preference runs out
@@ -174,10 +174,16 @@ class Simulation:
         # Agent-seconds spent on each queue's contacts (offer, work, wrap-up), measured window.
         self.queue_busy_s = {q.name: 0.0 for q in config.queues}
         self.waiting: dict[str, int] = {q.name: 0 for q in config.queues}
+        self.unsettled = 0  # arrivals neither answered nor gone, all queues
+        # Only arrivals ever wait for an agent: no follow-ups or escalations come back.
+        self.only_arrivals_wait = (
+            scenario.follow_up_probability == 0 and scenario.escalation_probability == 0
+        )
         # Customer-seconds waited per queue since the last sample (mean depth).
         self.depth_area = dict.fromkeys(self.waiting, 0.0)
         self.depth_since = dict.fromkeys(self.waiting, 0.0)
         self.last_sample = 0.0
+        self.last_housekeeping = 0.0
         self.agents: dict[str, SimAgent] = {}
         self.groups = [g.name for g in scenario.agents]
         self.staffed_s = dict.fromkeys(self.groups, 0.0)
@@ -365,6 +371,15 @@ class Simulation:
     ) -> None:
         """What the adapter does after an event: plan, reserve, tell the core."""
         router = self.router
+        if self.only_arrivals_wait:
+            # Planning for an arrival with no agent free, or for a freed agent
+            # with nobody waiting, finds nothing: skip the call (the busiest
+            # half of them in a loaded queue). Only when nothing else can wait
+            # (follow-ups, which `plan` releases when due, and escalations).
+            if inquiry_ids is not None and not router.free_agents:
+                return
+            if agent_ids is not None and not self.unsettled:
+                return
         now = self.now
         for _ in range(3):  # re-plan after refusals, a few times at most, as the adapter does
             if not self._reserve(router.plan(now, inquiry_ids, agent_ids)):
@@ -569,9 +584,16 @@ class Simulation:
         self.depth_area[queue] += self.waiting[queue] * (now - self.depth_since[queue])
         self.depth_since[queue] = now
         self.waiting[queue] += change
+        self.unsettled += change
 
     def _sample(self) -> None:
-        self.router.housekeeping(self.now)
+        # Housekeeping here only forgets finished ids past their retention (its
+        # ladder notices are not used; ladder steps are planned for by REPLAN
+        # events), and it walks every id it remembers: often enough to keep
+        # that memory within 1.25 retention periods, no more often.
+        if self.now - self.last_housekeeping >= REMEMBER_FINISHED_S / 4:
+            self.router.housekeeping(self.now)
+            self.last_housekeeping = self.now
         self.router.drain_notices()
         # What the Faust adapter would act on: here the simulation releases the
         # reservation of an abandoned offer itself and persists nothing.

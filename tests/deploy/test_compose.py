@@ -210,6 +210,9 @@ def test_kafka_init_creates_every_topic_the_services_use(tmp_path: Path) -> None
             policy = re.search(r"cleanup\.policy=(\w+)", line)
             assert topic and policy and "--partitions 8 " in line, line
             created[topic.group(1)] = policy.group(1)
+            if policy.group(1) == "compact":
+                # Compacted topics roll and compact within the services' setting.
+                assert f"max.compaction.lag.ms={env['KAFKA_MAX_COMPACTION_LAG_MS']}" in line, line
     wanted = {
         resolve(value)
         for name in SERVICES

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from tests.support.promql import (
     DASHBOARDS,
     dashboard_expressions,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     for started in running(System(broker)):
         started.start_desk()
         yield started

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute_ingest.service import IngestService
 from tests.support.ingest import TopicReader, reading
 from tests.support.system import Assignments, Desk, System, read_assignments
@@ -41,12 +41,12 @@ async def http(ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def inquiries(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
+async def inquiries(broker: Broker, ingest: IngestService) -> AsyncIterator[TopicReader]:
     async with reading(broker.bootstrap, ingest.settings.topic_inquiries) as reader:
         yield reader
 
 
 @pytest.fixture
-async def task_events(broker: EmbeddedBroker, ingest: IngestService) -> AsyncIterator[TopicReader]:
+async def task_events(broker: Broker, ingest: IngestService) -> AsyncIterator[TopicReader]:
     async with reading(broker.bootstrap, ingest.settings.topic_task_events) as reader:
         yield reader

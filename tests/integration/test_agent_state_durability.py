@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.kafka import EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.journal import Journal
@@ -55,14 +55,14 @@ async def cut_off(call: object) -> grpc.StatusCode:
 
 
 @pytest.fixture
-async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def service(broker: Broker) -> AsyncIterator[Running]:
     env = agent_state_env(broker, OFFER_TTL_S="2", OFFER_TTL_BY_CHANNEL='{"email": 300}')
     async with serving(settings_from(env)) as running:
         yield running
 
 
 async def test_calls_cut_off_during_a_broker_pause_are_kept_and_their_retries_answered(
-    broker: EmbeddedBroker, service: Running
+    broker: Broker, service: Running
 ) -> None:
     stub, ws = service.stub, new_workspace()
     async with published(service, service.settings.topic_task_events, TaskEvent) as events:
@@ -128,7 +128,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-async def test_what_was_confirmed_is_back_after_a_sigkill(broker: EmbeddedBroker) -> None:
+async def test_what_was_confirmed_is_back_after_a_sigkill(broker: Broker) -> None:
     port = free_port()
     env = agent_state_env(
         broker,
@@ -208,7 +208,7 @@ async def _health(service: Running) -> int:
     return (await stub.Check(health_pb2.HealthCheckRequest())).status  # type: ignore[no-any-return]
 
 
-async def test_a_forged_record_never_stops_expiry(broker: EmbeddedBroker) -> None:
+async def test_a_forged_record_never_stops_expiry(broker: Broker) -> None:
     settings = settings_from(agent_state_env(broker, OFFER_TTL_S="1", OFFER_TTL_BY_CHANNEL="{}"))
     ws = new_workspace()
     forged = agent_pb2.Agent(
@@ -247,7 +247,7 @@ def _metric(service: Running, name: str) -> float:
 
 
 async def test_a_failing_expiry_shows_in_health_and_the_others_still_expire(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     settings = settings_from(agent_state_env(broker, OFFER_TTL_S="1", OFFER_TTL_BY_CHANNEL="{}"))
     ws = new_workspace()
@@ -281,7 +281,7 @@ async def test_a_failing_expiry_shows_in_health_and_the_others_still_expire(
 
 
 async def test_an_expiry_round_that_fails_whole_shows_in_health(
-    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_from(agent_state_env(broker))
     async with serving(settings) as service:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     OfferFeed,
@@ -36,7 +36,7 @@ Offer = agent_state_pb2.Offer
 
 
 @pytest.fixture
-async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def service(broker: Broker) -> AsyncIterator[Running]:
     """agent-state whose chat offers expire after two seconds, e-mail after five minutes."""
     env = agent_state_env(
         broker,

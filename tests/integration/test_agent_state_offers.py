@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
@@ -34,7 +34,7 @@ TaskEvent = task_pb2.TaskEvent
 
 
 @pytest.fixture
-async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def service(broker: Broker) -> AsyncIterator[Running]:
     """agent-state with offers that expire after one second."""
     env = agent_state_env(broker, OFFER_TTL_S="1", OFFER_TTL_BY_CHANNEL="{}")
     async with serving(settings_from(env)) as running:

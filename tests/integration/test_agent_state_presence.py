@@ -9,7 +9,7 @@ import grpc
 import pytest
 from prometheus_client import generate_latest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
@@ -34,7 +34,7 @@ TaskEvent = task_pb2.TaskEvent
 
 
 @pytest.fixture
-async def service(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def service(broker: Broker) -> AsyncIterator[Running]:
     """agent-state with a one-second session timeout and a one-second wrap-up after calls.
 
     Offers last long here, so only sessions and wrap-ups expire during a test.
@@ -299,7 +299,7 @@ async def test_metrics_show_agents_load_and_calls(service: Running) -> None:
     assert 'omniroute_agent_state_task_events_total{type="offer_timeout"} 0.0' in text
 
 
-async def test_only_configured_workspaces_label_the_metrics(broker: EmbeddedBroker) -> None:
+async def test_only_configured_workspaces_label_the_metrics(broker: Broker) -> None:
     """Workspace names come from clients: the others are summed under workspace="other"."""
     known, stranger, another = new_workspace(), new_workspace(), new_workspace()
     env = agent_state_env(broker, METRICS_WORKSPACES=f'["{known}"]')

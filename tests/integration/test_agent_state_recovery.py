@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.processes import SOURCE_PATH
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
 from tests.support.processes import ServiceProcess
@@ -47,7 +47,7 @@ def _essentials(agent: agent_pb2.Agent) -> tuple[object, ...]:
     )
 
 
-async def test_sigkill_and_restart_restore_every_agent(broker: EmbeddedBroker) -> None:
+async def test_sigkill_and_restart_restore_every_agent(broker: Broker) -> None:
     port = free_port()
     env = agent_state_env(
         broker,
@@ -129,7 +129,7 @@ async def test_sigkill_and_restart_restore_every_agent(broker: EmbeddedBroker) -
 
 
 async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_answer(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     """A forged or newer-schema agent record (status 99, channel 99) on agent-events
     never breaks /metrics: recovery keeps the highest valid version and counts the rest."""
@@ -137,7 +137,7 @@ async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_a
     from prometheus_client import generate_latest
 
     from omniroute.codec import encode
-    from tests.support.agent_state import serving, settings_from
+    from tests.support.agent_state import make_topics, serving, settings_from
     from tests.support.system import make_agent
 
     env = agent_state_env(broker)
@@ -152,6 +152,7 @@ async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_a
     unknown_channel = make_agent(ws, "bob", {"billing": 3}, {CHAT: 1})
     unknown_channel.status, unknown_channel.version = agent_pb2.AGENT_STATUS_AVAILABLE, 1
     unknown_channel.capacities.add(channel=99, capacity=1)  # type: ignore[arg-type]
+    await make_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
     await producer.start()
     try:

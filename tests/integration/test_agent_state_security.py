@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.provision import Options, provision, read_env
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.healthcheck import probe
@@ -41,7 +41,7 @@ ANN_DESK = (("authorization", "Bearer ann-desk-secret"),)
 
 
 @pytest.fixture
-async def secured(broker: EmbeddedBroker) -> AsyncIterator[Running]:
+async def secured(broker: Broker) -> AsyncIterator[Running]:
     """agent-state that requires tokens: one for the router, one for ann's desktop."""
     env = agent_state_env(
         broker,
@@ -127,7 +127,7 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return directory / "secrets" / "agent-state.pem", directory / "secrets" / "agent-state.key"
 
 
-async def test_tls_when_a_certificate_is_configured(broker: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Path) -> None:
     cert, key = _certificate(tmp_path)
     env = agent_state_env(
         broker, AGENT_STATE_TLS_CERT_FILE=str(cert), AGENT_STATE_TLS_KEY_FILE=str(key)
@@ -145,7 +145,7 @@ async def test_tls_when_a_certificate_is_configured(broker: EmbeddedBroker, tmp_
         assert refused == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_no_tokens_configured_means_no_access(broker: EmbeddedBroker) -> None:
+async def test_no_tokens_configured_means_no_access(broker: Broker) -> None:
     """Secure by default: without tokens (and without the loopback-only opt-out) every
     call is refused, while the health service still answers."""
     env = agent_state_env(broker, AGENT_STATE_ALLOW_ANONYMOUS="false")
@@ -167,7 +167,7 @@ def test_anonymous_access_is_refused_on_a_reachable_address() -> None:
 
 
 async def test_the_setup_steps_secrets_secure_agent_state_for_the_router(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     """What `make deploy-setup` writes runs agent-state as compose does: TLS with the
     generated certificate, tokens required; the router's client and the desk's (its own

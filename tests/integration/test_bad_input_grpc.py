@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import agent_state_env, reserve
 from tests.support.processes import ServiceProcess
@@ -41,7 +41,7 @@ CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
 @pytest.fixture(scope="module")
-def agent_state(broker: EmbeddedBroker) -> Iterator[tuple[ServiceProcess, int, int]]:
+def agent_state(broker: Broker) -> Iterator[tuple[ServiceProcess, int, int]]:
     port, metrics_port = free_port(), free_port()
     env = agent_state_env(
         broker,

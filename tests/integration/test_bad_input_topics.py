@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from omniroute.codec import InvalidEvent, decode, encode
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
-from tests.support.agent_state import agent_state_env, serving, settings_from
+from tests.support.agent_state import agent_state_env, make_topics, serving, settings_from
 from tests.support.protobuf_strategies import messages, wire_garbage
 from tests.support.system import System, eventually, metric_value, running
 
@@ -44,7 +44,7 @@ ROUND = settings(
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text(f"workspaces:\n  {KNOWN}: {{}}\n")  # no default: others are refused
     yield from running(System(broker, routing_config=str(config)), "agent-state", "router")
@@ -186,11 +186,12 @@ PLAUSIBLE_AGENTS = st.builds(
     ),
 )
 def test_agent_state_recovers_past_any_record_on_its_topics(
-    broker: EmbeddedBroker, snapshots: list[bytes], events: list[bytes]
+    broker: Broker, snapshots: list[bytes], events: list[bytes]
 ) -> None:
     settings_ = settings_from(agent_state_env(broker))
 
     async def round_trip() -> str:
+        await make_topics(settings_)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
         await producer.start()
         try:

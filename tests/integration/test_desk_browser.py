@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.provision import Options, provision
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support import tools
@@ -76,7 +76,7 @@ workspaces:
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """agent-state, router, ingest and the desk, with tokens and TLS as deployed."""
     folder = tmp_path_factory.mktemp("desk")
     routing = folder / "routing.yaml"

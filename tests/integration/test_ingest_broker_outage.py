@@ -1,8 +1,8 @@
 """The broker stops mid-test: 503 with Retry-After, then success once it is back, no duplicate.
 
-The embedded broker keeps everything in memory, so this test has a broker of
-its own on a fixed free port: stopped (by pid), then a new one started on the
-same port.
+The test has a broker of its own (of the tier's kind), stopped by pid and
+started again on the same port. The embedded broker comes back empty (it keeps
+everything in memory); Apache Kafka comes back with its topics.
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from devstack.brokers import BrokerKind, new_broker
+from omniroute.codec import decode
+from omniroute.v1 import inquiry_pb2
 from tests.support.ingest import ingest_settings, reading, running_ingest
 
 pytestmark = pytest.mark.integration
 
 
-async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None:
-    port = free_port()
-    first = EmbeddedBroker(port=port).start()
-    second: EmbeddedBroker | None = None
+async def test_503_while_the_broker_is_down_then_accepted_exactly_once(
+    broker_kind: BrokerKind,
+) -> None:
+    broker = new_broker(broker_kind).start()
     try:
-        settings = ingest_settings(first.bootstrap, ingest_publish_timeout_s=2.0)
+        settings = ingest_settings(broker.bootstrap, ingest_publish_timeout_s=2.0)
         async with running_ingest(settings) as service:
             url = f"http://127.0.0.1:{service.http_port}"
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -34,7 +36,7 @@ async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None
                 headers = {"Idempotency-Key": "outage-1"}
                 assert (await http.post("/v1/inquiries", json=body)).status_code == 202
 
-                first.stop()
+                broker.stop()
                 down = await http.post("/v1/inquiries", json=body, headers=headers)
                 assert down.status_code == 503, down.text
                 assert down.headers["Retry-After"] == str(settings.ingest_retry_after_s)
@@ -44,7 +46,7 @@ async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None
                     await asyncio.to_thread(send_mail, service.smtp.port)
                 assert refused.value.smtp_code == 451
 
-                second = EmbeddedBroker(port=port).start()
+                broker.start()
                 # The client retries as Retry-After says, until the broker takes it.
                 deadline = time.monotonic() + 60
                 while (
@@ -57,15 +59,14 @@ async def test_503_while_the_broker_is_down_then_accepted_exactly_once() -> None
                 again = await http.post("/v1/inquiries", json=body, headers=headers)
                 assert again.json() == {"id": up.json()["id"], "duplicate": True}
 
-                async with reading(second.bootstrap, settings.topic_inquiries) as inquiries:
+                async with reading(broker.bootstrap, settings.topic_inquiries) as inquiries:
                     records = await inquiries.settle(2.0)
-                assert len(records) == 1
+                ids = [decode(inquiry_pb2.Inquiry, value).id for _, value in records]
+                assert ids.count(up.json()["id"]) == 1
                 metrics = (await http.get("/metrics")).text
                 assert 'omniroute_ingest_broker_errors_total{channel="chat"} 1.0' in metrics
     finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+        broker.close()
 
 
 def send_mail(port: int) -> None:

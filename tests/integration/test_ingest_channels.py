@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.service import IngestService
 from omniroute_ingest.signatures import hub_signature
@@ -25,7 +25,7 @@ TIFF = b"II*\x00" + b"\x00" * 60
 
 
 @pytest.fixture
-async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[IngestService]:
+async def ingest(broker: Broker, tmp_path: Path) -> AsyncIterator[IngestService]:
     settings = ingest_settings(
         broker.bootstrap,
         ingest_attachment_dir=str(tmp_path / "attachments"),

@@ -13,7 +13,7 @@ import pytest
 from devstack.processes import ROOT, SOURCE_PATH
 from omniroute.client import InquiryClient, validate_inquiry
 from omniroute.codec import InvalidEvent
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.kafka import ensure_topics
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_client_publishes_a_completed_inquiry_keyed_by_workspace(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     settings = CommonSettings(
         kafka_bootstrap=broker.bootstrap, topic_inquiries=topic_env()["TOPIC_INQUIRIES"]
@@ -53,7 +53,7 @@ def test_validation_names_the_field() -> None:
         validate_inquiry(bad)
 
 
-async def test_publish_command_line(broker: EmbeddedBroker) -> None:
+async def test_publish_command_line(broker: Broker) -> None:
     topic = topic_env()["TOPIC_INQUIRIES"]
     settings = CommonSettings(kafka_bootstrap=broker.bootstrap, topic_inquiries=topic)
     await ensure_topics(settings, [topic])

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.provision import Options, provision
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.service import IngestService
@@ -32,7 +32,7 @@ workspaces:
 
 
 @pytest.fixture
-async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[IngestService]:
+async def ingest(broker: Broker, tmp_path: Path) -> AsyncIterator[IngestService]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     settings = ingest_settings(
@@ -174,9 +174,7 @@ async def test_smtp_limits_recipients_per_message(
     assert sorted(i.workspace for i in await inquiries.inquiries(2)) == ["acme", "one"]
 
 
-async def test_smtp_auth_and_starttls_when_configured(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+async def test_smtp_auth_and_starttls_when_configured(broker: Broker, tmp_path: Path) -> None:
     """With users and a certificate: STARTTLS first, then AUTH, then mail; nothing without."""
     provision(Options(deploy_dir=tmp_path))  # a certificate for localhost, and its CA
     secrets = tmp_path / "secrets"

@@ -8,7 +8,7 @@ import urllib.request
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from tests.support.ingest import reading
 from tests.support.processes import ServiceProcess, topic_env
 
@@ -26,7 +26,7 @@ def _healthy(url: str) -> bool:
 KEY = "shop-key-0123456789abcdef"
 
 
-async def test_process_serves_publishes_and_stops_on_sigterm(broker: EmbeddedBroker) -> None:
+async def test_process_serves_publishes_and_stops_on_sigterm(broker: Broker) -> None:
     topics = topic_env()
     port, smtp_port = free_port(), free_port()
     service = ServiceProcess(

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from tests.support.ingest import ingest_settings, running_ingest
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ inquiry_like = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def base_url(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """ingest running on its own event loop in a thread, for synchronous hypothesis tests."""
     folder: Path = tmp_path_factory.mktemp("ingest-properties")
     config = ingest_settings(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.service import IngestService
 from tests.support.ingest import TopicReader, ingest_settings, running_ingest
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def ingest(broker: EmbeddedBroker) -> AsyncIterator[IngestService]:
+async def ingest(broker: Broker) -> AsyncIterator[IngestService]:
     async with running_ingest(ingest_settings(broker.bootstrap)) as service:
         yield service
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute_ingest.service import IngestService
 from omniroute_ingest.settings import IngestSettings
 from omniroute_ingest.signatures import provider_signature
@@ -33,7 +33,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def ingest(broker: EmbeddedBroker) -> AsyncIterator[IngestService]:
+async def ingest(broker: Broker) -> AsyncIterator[IngestService]:
     """ingest as deployed: keys configured, no anonymous access, no webhook secrets."""
     settings = ingest_settings(
         broker.bootstrap,
@@ -160,7 +160,7 @@ async def test_webhooks_without_a_configured_secret_are_refused(http: httpx.Asyn
 
 
 async def test_sms_signatures_are_checked_against_the_public_url_not_the_host_header(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     token, public = "provider-auth-token", "https://ingest.example.com"
     settings = ingest_settings(

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.service import IngestService
 from omniroute_ingest.signatures import provider_signature
@@ -27,7 +27,7 @@ workspaces:
 
 
 @pytest.fixture
-async def ingest(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[IngestService]:
+async def ingest(broker: Broker, tmp_path: Path) -> AsyncIterator[IngestService]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     settings = ingest_settings(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import Broker, free_port
 from tests.support import tools
 from tests.support.promql import ROOT, dashboard_expressions, rule_files
 from tests.support.system import (
@@ -55,7 +55,7 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     config = str(ROOT / "deploy" / "routing.example.yaml")
     yield from running(System(broker, routing_config=config))
 

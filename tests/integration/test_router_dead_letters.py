@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from omniroute.codec import decode, encode
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from tests.support.system import System, eventually, metric_value, running
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text("workspaces:\n  known: {}\n")  # no default: other workspaces are rejected
     yield from running(System(broker, routing_config=str(config)), "router")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from omniroute.codec import timestamp
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, task_pb2
 from tests.support.system import (
     CHAT,
@@ -39,7 +39,7 @@ default:
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text(CONFIG)
     # Offers expire after 2 s here, so a missed offer comes back quickly.

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import Broker, free_port
 from tests.support.system import (
     CHAT,
     Desk,
@@ -27,7 +27,7 @@ PER_WORKSPACE = 3
 
 
 @pytest.fixture
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     yield from running(System(broker, partitions=4), "agent-state", "ingest", "router")
 
 

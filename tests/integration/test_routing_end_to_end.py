@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.v1 import queue_pb2
 from tests.support.kafka import TopicTail
 from tests.support.system import (
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(broker: EmbeddedBroker) -> Iterator[System]:
+def system(broker: Broker) -> Iterator[System]:
     yield from running(System(broker))
 
 

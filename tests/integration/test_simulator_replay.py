@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omniroute.codec import timestamp
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
 from omniroute.kafka import EventProducer, ensure_topics
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2, task_pb2
@@ -22,7 +22,7 @@ T0 = 1_763_900_000.0
 
 
 async def test_replay_reads_inquiries_and_task_events_from_the_topics(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     settings = CommonSettings(

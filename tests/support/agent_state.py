@@ -20,9 +20,11 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from omniroute.embedded import EmbeddedBroker
+from omniroute.embedded import Broker
+from omniroute.kafka import EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
+from omniroute_agent_state.journal import Journal
 from omniroute_agent_state.settings import AgentStateSettings
 from tests.support.kafka import TopicTail
 from tests.support.processes import topic_env
@@ -32,7 +34,7 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 
-def agent_state_env(broker: EmbeddedBroker, **overrides: str) -> dict[str, str]:
+def agent_state_env(broker: Broker, **overrides: str) -> dict[str, str]:
     """Environment for one agent-state under test: its own topics, loopback, short timers."""
     suffix = uuid.uuid4().hex[:8]
     return {
@@ -62,6 +64,14 @@ def settings_from(env: dict[str, str]) -> AgentStateSettings:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+async def make_topics(settings: AgentStateSettings) -> None:
+    """agent-state's topics, made as the service makes them, for a test that writes first.
+
+    Apache Kafka (as deployed) creates no topic on first use; the embedded broker does.
+    """
+    await Journal(settings, EventProducer(settings, "test-topics")).prepare()
 
 
 @dataclass

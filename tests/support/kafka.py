@@ -5,29 +5,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 
 from omniroute.codec import decode
 
 M = TypeVar("M", bound=Message)
+R = TypeVar("R")
 
 
-class TopicTail(Generic[M]):
-    """Every record of a topic from its beginning, decoded, collected in the background."""
+class RecordTail(Generic[R]):
+    """Every record of a topic from its beginning, decoded by `_decode`, collected in the
+    background. Records of one partition keep their order in `records`."""
 
-    def __init__(self, bootstrap: str, topic: str, message_type: type[M]) -> None:
+    def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        self.message_type = message_type
-        self.records: list[M] = []
+        self.records: list[R] = []
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
         )
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> TopicTail[M]:
+    async def start(self) -> RecordTail[R]:
         """Connect and start collecting (the topic must exist)."""
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self.topic)
@@ -45,18 +47,25 @@ class TopicTail(Generic[M]):
 
     async def _collect(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=100)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=100)
+            except KafkaError:  # the broker paused or restarting: keep reading after it
+                await asyncio.sleep(0.2)
+                continue
             for batch in batches.values():
-                self.records.extend(decode(self.message_type, r.value) for r in batch)
+                self.records.extend(self._decode(r) for r in batch)
 
-    async def wait_for(self, matches: Callable[[M], bool], timeout_s: float = 30.0) -> M:
+    def _decode(self, record: Any) -> R:
+        raise NotImplementedError
+
+    async def wait_for(self, matches: Callable[[R], bool], timeout_s: float = 30.0) -> R:
         """The first record for which `matches` is true; fails after `timeout_s`."""
         found = await self.wait_count(matches, 1, timeout_s)
         return found[0]
 
     async def wait_count(
-        self, matches: Callable[[M], bool], count: int, timeout_s: float = 30.0
-    ) -> list[M]:
+        self, matches: Callable[[R], bool], count: int, timeout_s: float = 30.0
+    ) -> list[R]:
         """At least `count` matching records, in order; fails after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -70,7 +79,7 @@ class TopicTail(Generic[M]):
                 )
             await asyncio.sleep(0.05)
 
-    async def __aenter__(self) -> TopicTail[M]:
+    async def __aenter__(self) -> RecordTail[R]:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -82,3 +91,22 @@ class TopicTail(Generic[M]):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._consumer.stop()
+
+
+class TopicTail(RecordTail[M]):
+    """Every record of a topic of protobuf events from its beginning, decoded."""
+
+    def __init__(self, bootstrap: str, topic: str, message_type: type[M]) -> None:
+        super().__init__(bootstrap, topic)
+        self.message_type = message_type
+
+    def _decode(self, record: Any) -> M:
+        return decode(self.message_type, record.value)
+
+    async def start(self) -> TopicTail[M]:
+        """Connect and start collecting (the topic must exist)."""
+        await super().start()
+        return self
+
+    async def __aenter__(self) -> TopicTail[M]:
+        return await self.start()

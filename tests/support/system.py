@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from omniroute.embedded import EmbeddedBroker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port, wait_for_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.kafka import TopicTail
 from tests.support.processes import ServiceProcess, topic_env
@@ -43,7 +43,7 @@ def metric_value(url: str, line_prefix: str) -> float | None:
 class System:
     """Running services and the settings they share."""
 
-    broker: EmbeddedBroker
+    broker: Broker
     topics: dict[str, str] = field(default_factory=topic_env)
     partitions: int = 2
     routing_config: str = ""
@@ -86,23 +86,53 @@ class System:
             getattr(self, "start_" + service.replace("-", "_"))()
         return self
 
-    def start_agent_state(self) -> ServiceProcess:
-        """Start agent-state and wait for its gRPC port."""
-        proc = ServiceProcess("omniroute_agent_state", self.env).start()
+    def start_agent_state(self, **env: str) -> ServiceProcess:
+        """Start agent-state (`env` overrides settings) and wait for its gRPC port."""
+        proc = ServiceProcess("omniroute_agent_state", {**self.env, **env}).start()
         self.processes["agent-state"] = proc
-        proc.wait_until(lambda: _port_open(self.ports["agent_state"]))
+        self.wait_agent_state()
         return proc
+
+    def wait_agent_state(self) -> None:
+        """Wait until agent-state accepts connections (after a start or restart)."""
+        self.processes["agent-state"].wait_until(lambda: _port_open(self.ports["agent_state"]))
 
     def start_router(self, name: str = "router", **env: str) -> ServiceProcess:
         """Start a router worker and wait until it owns partitions."""
+        proc = self.spawn_router(name, **env)
+        self.wait_router(name)
+        return proc
+
+    def spawn_router(self, name: str = "router", **env: str) -> ServiceProcess:
+        """Start a router worker without waiting (start several, then `wait_router` each)."""
         settings = {**self.env, **env}
         proc = ServiceProcess("omniroute_router", settings).start()
         self.processes[name] = proc
-        metrics = f"http://127.0.0.1:{settings['ROUTER_METRICS_PORT']}/metrics"
-        proc.wait_until(
-            lambda: (metric_value(metrics, "omniroute_router_partitions_assigned ") or 0) > 0,
-            timeout_s=90,
-        )
+        return proc
+
+    def router_metrics_url(self, name: str = "router") -> str:
+        """The metrics endpoint of the named router worker."""
+        return f"http://127.0.0.1:{self.processes[name].env['ROUTER_METRICS_PORT']}/metrics"
+
+    def router_partitions(self, name: str = "router") -> int:
+        """Partitions the named worker says it owns (0 when it does not answer)."""
+        url = self.router_metrics_url(name)
+        return int(metric_value(url, "omniroute_router_partitions_assigned ") or 0)
+
+    def wait_router(self, name: str = "router", timeout_s: float = 90) -> None:
+        """Wait until the named router worker owns partitions."""
+        self.processes[name].wait_until(lambda: self.router_partitions(name) > 0, timeout_s)
+
+    def restart(self, name: str) -> ServiceProcess:
+        """Start a stopped or killed process again with the same settings and wait until
+        it is ready (a router worker: until it owns partitions again)."""
+        proc = self.processes[name].start()
+        if name == "agent-state":
+            self.wait_agent_state()
+        elif name == "ingest":
+            proc.wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
+        else:
+            self.wait_router(name)
         return proc
 
     def start_ingest(self) -> ServiceProcess:

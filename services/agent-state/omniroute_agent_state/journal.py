@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import Message
 
 from omniroute.codec import InvalidEvent, decode
-from omniroute.kafka import EventProducer, ensure_topics
+from omniroute.kafka import EventProducer, compacted, ensure_topics
 from omniroute.v1 import agent_pb2, agent_state_pb2, task_pb2
 from omniroute_agent_state.roster import Changes
 from omniroute_agent_state.settings import AgentStateSettings
@@ -68,7 +68,7 @@ class Journal:
             ],
             # One record per agent is all recovery needs (the embedded broker
             # accepts this and never compacts; recovery reads it all then).
-            configs={self.settings.topic_agent_snapshots: {"cleanup.policy": "compact"}},
+            configs={self.settings.topic_agent_snapshots: compacted(self.settings)},
         )
 
     def records(self, changes: Changes) -> list[Record]:

@@ -138,10 +138,15 @@ class TopicFollower:
         )
         await consumer.start()
         try:
+            # A consumer without a subscription knows no topic yet (Apache Kafka
+            # answers its first metadata request with none): ask for them.
+            # (AIOKafkaConsumer has no public call for it; agent-state's
+            # journal does the same.)
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(self.topic)
             while not partitions:
                 await asyncio.sleep(1.0)
-                await consumer.force_metadata_update()
+                await consumer._client.force_metadata_update()
                 partitions = consumer.partitions_for_topic(self.topic)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)

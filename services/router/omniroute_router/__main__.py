@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute import logs
 from omniroute.grpc_client import read_ca
-from omniroute.kafka import ensure_topics
+from omniroute.kafka import compacted, ensure_topics
 from omniroute.metrics import serve
 from omniroute_router import config as routing_config
 from omniroute_router.app import Router, create_app, input_topics, ticks_topic_name
@@ -26,10 +26,12 @@ from omniroute_router.settings import RouterSettings
 log = logging.getLogger("omniroute.router")
 
 
-def changelog_topics(settings: RouterSettings, existing: set[str]) -> list[str]:
-    """The existing Faust changelog topics of the router's state tables (any table)."""
-    prefix = f"{settings.router_app_id}-"
-    return sorted(t for t in existing if t.startswith(prefix) and t.endswith("-changelog"))
+STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "sweeps", "contents", "answered")
+
+
+def changelog_topics(settings: RouterSettings) -> list[str]:
+    """The Faust changelog topics of the router's state tables."""
+    return [f"{settings.router_app_id}-{table}-changelog" for table in STATE_TABLES]
 
 
 def partition_mismatches(sizes: dict[str, int], expected: int) -> list[str]:
@@ -59,12 +61,21 @@ async def prepare_topics(settings: RouterSettings) -> None:
         settings.topic_queue_snapshots,
     ]
     await ensure_topics(settings, topics)
+    # The tables' changelogs too, before Faust's consumer subscribes to them.
+    # Left to Faust, they are created while the consumer starts; on a broker
+    # that does not auto-create topics (Apache Kafka as deployed) the consumer
+    # can cache "0 partitions" for one, and every event then crashes the
+    # agent with PartitionsMismatch until its metadata is refreshed.
+    changelogs = changelog_topics(settings)
+    await ensure_topics(settings, changelogs, {t: compacted(settings) for t in changelogs})
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        checked = [*input_topics(settings), ticks_topic_name(settings)]
-        checked += changelog_topics(settings, existing)
+        prefix = f"{settings.router_app_id}-"
+        # Every changelog of the app id, also of tables a newer version added.
+        state = {t for t in existing if t.startswith(prefix) and t.endswith("-changelog")}
+        checked = [*input_topics(settings), ticks_topic_name(settings), *sorted(state)]
         described = await admin.describe_topics(checked)
     finally:
         await admin.close()

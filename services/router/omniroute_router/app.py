@@ -24,6 +24,7 @@ import faust
 from faust.types import EventT
 
 from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
+from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
@@ -51,7 +52,7 @@ from omniroute_router.settings import RouterSettings
 from omniroute_router.snapshots import QueueSnapshots
 from omniroute_router.sweep import TopicReader
 from omniroute_router.tables import RoutingTables
-from omniroute_router.transport import app_with_fetch_wait, group_generation
+from omniroute_router.transport import app_class, group_generation
 
 log = logging.getLogger("omniroute.router")
 
@@ -760,8 +761,7 @@ _OFFER_FAILURES = {
 
 def create_app(settings: RouterSettings, router: Router) -> faust.App:
     """The Faust app: topics, tables, the routing agent and the tick timer."""
-    app_class = app_with_fetch_wait(settings.kafka_fetch_max_wait_ms)
-    app = app_class(
+    app = app_class(settings)(
         settings.router_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
@@ -791,7 +791,12 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     router.dead_letters = app.topic(settings.topic_dead_letters, **raw)
     router.inquiries_topic = app.topic(settings.topic_inquiries, **raw)
     # Values are JSON (the app's default serializer): the core's plain dicts.
-    table: dict[str, Any] = {"partitions": settings.kafka_partitions, "key_type": str}
+    # Changelogs are compacted (Faust's default) within the maximum compaction lag.
+    table: dict[str, Any] = {
+        "partitions": settings.kafka_partitions,
+        "key_type": str,
+        "extra_topic_configs": compacted(settings),
+    }
     router.tables.inquiries = app.Table("inquiries", default=None, **table)
     router.tables.agents = app.Table("agents", default=None, **table)
     router.tables.threads = app.Table("threads", default=None, **table)

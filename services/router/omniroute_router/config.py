@@ -112,14 +112,14 @@ def load(path: str | Path) -> RoutingConfig:
 def parse(text: str, source: str = "<config>") -> RoutingConfig:
     """Validate YAML text into a `RoutingConfig`; errors say `source:line: field: problem`."""
     try:
-        root = yaml.load(text, Loader=_LineLoader)
+        root = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{source}{line}: not valid YAML: {exc}") from None
     if root is None:
         return RoutingConfig()
-    v = _Validator(source)
+    v = Validator(source)
     top = v.mapping(root, "(top level)", {"workspaces", "default"})
     default = None
     if "default" in top and top["default"] is not None:
@@ -135,7 +135,7 @@ class _LineDict(dict[Any, Any]):
     lines: dict[Any, int]
 
 
-class _LineLoader(yaml.SafeLoader):
+class LineLoader(yaml.SafeLoader):
     """A safe loader whose mappings remember the line of each key."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _LineDict:  # type: ignore[override]
@@ -147,13 +147,19 @@ class _LineLoader(yaml.SafeLoader):
         return result
 
 
-_LineLoader.add_constructor(
+LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     lambda loader, node: loader.construct_mapping(node),  # type: ignore[arg-type]
 )
 
 
-class _Validator:
+class Validator:
+    """Checks parsed YAML field by field; errors name the source, line and field.
+
+    Public so that other formats built on the same conventions (the
+    simulator's scenarios) validate the same way.
+    """
+
     def __init__(self, source: str) -> None:
         self.source = source
 

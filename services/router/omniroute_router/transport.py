@@ -1,20 +1,65 @@
-"""A Faust Kafka transport whose fetch wait is a setting.
+"""The router's Faust app class for the broker it runs on.
 
 Faust hard-codes the consumer's fetch_max_wait_ms to 1500 ms. Apache Kafka
 answers a waiting fetch as soon as data arrives, so that costs nothing
 there; the embedded broker waits out the full time, which adds ~0.5 s per hop.
+So the wait is a setting (`KAFKA_FETCH_MAX_WAIT_MS`).
+
+Faust makes its producer idempotent only inside exactly-once transactions. On
+a broker that offers idempotent producers (`KAFKA_BROKER_KIND=kafka`, Apache
+Kafka) the router's producer is idempotent, so a retried send never writes a
+record twice; the embedded broker rejects the idempotent producer's
+InitProducerId, so there it stays at-least-once (the router de-duplicates).
+
+After a rebalance, Faust's recovery resumes the stream partitions, seeks them
+to the committed offsets and only then resumes flow control, which empties
+every stream queue: records a fast broker delivered in between were dropped,
+and the consumer, already past them, never read them again until the next
+rebalance. On Apache Kafka a worker that took over a partition skipped the
+task events a desk sent meanwhile, and their inquiries waited for ever (seen
+in test_router_failover[kafka]). `_Recovery` keeps flow control suspended
+over that window, so such records wait for the resume instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import faust
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from omniroute.settings import CommonSettings
 
-def app_with_fetch_wait(fetch_max_wait_ms: int) -> type[faust.App]:
-    """A `faust.App` subclass whose consumers wait at most `fetch_max_wait_ms` per fetch."""
+
+class _Recovery(Recovery):
+    """Faust's recovery, without dropping records fetched while it resumes the streams."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        # The record handler waits on flow control; resume() empties the
+        # queues first and then lets the waiting records in.
+        self.app.flow_control.suspend()
+        await super().on_recovery_completed(generation_id)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        self.app.flow_control.suspend()
+        await super()._resume_streams(generation_id)
+
+
+class _TableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = _Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+def app_class(settings: CommonSettings) -> type[faust.App]:
+    """A `faust.App` subclass with the fetch wait and producer the broker calls for."""
+    fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+    idempotent = settings.kafka_broker_kind.idempotent_producers
 
     class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -26,10 +71,19 @@ def app_with_fetch_wait(fetch_max_wait_ms: int) -> type[faust.App]:
         def _new_consumer_thread(self) -> Any:
             return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    class _Producer(faust_aiokafka.Producer):
+        def _settings_extra(self) -> Mapping[str, Any]:
+            extra = super()._settings_extra()
+            return {**extra, "acks": "all", "enable_idempotence": True} if idempotent else extra
+
     class _Transport(faust_aiokafka.Transport):
         Consumer = _Consumer
+        Producer = _Producer
 
     class _App(faust.App):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, TableManager=_TableManager, **kwargs)
+
         def _new_transport(self) -> Any:
             return _Transport(self.conf.broker_consumer, self)
 

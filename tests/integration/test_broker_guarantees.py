@@ -1,0 +1,93 @@
+"""What each broker offers is used where it is offered: idempotent producers, compaction.
+
+The services learn the broker from KAFKA_BROKER_KIND (the test tier sets it,
+as an operator would). On Apache Kafka every producer is idempotent and the
+compacted topics really compact; the embedded broker has neither, and the
+services stay correct without them (at-least-once, recovery reads it all).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from omniroute.embedded import Broker
+from omniroute.kafka import EventProducer, ensure_topics
+from omniroute.settings import BrokerKind, CommonSettings
+from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2
+from tests.support.agent_state import (
+    agent_state_env,
+    available_agent,
+    eventually,
+    serving,
+    settings_from,
+)
+from tests.support.ingest import reading
+from tests.support.system import new_workspace
+
+pytestmark = pytest.mark.integration
+
+AVAILABLE, AWAY = agent_pb2.AGENT_STATUS_AVAILABLE, agent_pb2.AGENT_STATUS_AWAY
+
+
+async def test_the_event_producer_is_idempotent_where_the_broker_offers_it(
+    broker: Broker, broker_kind: BrokerKind
+) -> None:
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, kafka_partitions=2)
+    assert settings.kafka_broker_kind is broker_kind
+    topic = f"idempotent-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic])
+    producer = EventProducer(settings, client_id="test-idempotent")
+    await producer.start()
+    try:
+        await producer.publish(topic, "acme", b"acknowledged")
+        # aiokafka keeps the producer id the broker handed out (InitProducerId)
+        # in its transaction manager, which exists only for an idempotent producer.
+        manager = producer._producer._txn_manager  # type: ignore[union-attr]
+        if broker_kind.idempotent_producers:
+            assert manager is not None and manager.producer_id >= 0
+        else:
+            assert manager is None
+    finally:
+        await producer.stop()
+
+
+async def test_agent_snapshots_compact_on_apache_kafka_and_recovery_keeps_the_latest(
+    broker: Broker, broker_kind: BrokerKind
+) -> None:
+    if broker_kind is BrokerKind.TANSU:
+        pytest.skip("the embedded broker never compacts (README, Brokers)")
+    env = agent_state_env(broker, KAFKA_MAX_COMPACTION_LAG_MS="500")
+    settings = settings_from(env)
+    ws = new_workspace()
+    changes = 0
+
+    async def snapshot_records() -> int:
+        async with reading(broker.bootstrap, settings.topic_agent_snapshots) as topic:
+            return sum(key == "a1" for key, _ in await topic.settle(0.3))
+
+    async with serving(settings) as service:
+        await available_agent(service.stub, ws, "a1", {inquiry_pb2.CHANNEL_CHAT: 2})
+        changes = 2
+
+        async def compacted() -> bool:
+            # Kafka rolls a segment on the next write after the lag and then
+            # cleans it: keep changing the agent until records disappear.
+            nonlocal changes
+            status = AWAY if changes % 2 == 0 else AVAILABLE
+            reason = "break" if status == AWAY else ""
+            await service.stub.SetStatus(
+                agent_state_pb2.SetStatusRequest(agent_id="a1", status=status, reason=reason)  # type: ignore[arg-type]
+            )
+            changes += 1
+            return await snapshot_records() < changes
+
+        await eventually(compacted, timeout_s=60, interval_s=0.3)
+        latest = await service.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="a1"))
+
+    # A new agent-state on the compacted topic rebuilds the agent as it was last.
+    async with serving(settings) as again:
+        restored = await again.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="a1"))
+    assert restored.status == latest.status
+    assert restored.version == latest.version
