@@ -595,6 +595,10 @@ class Simulation:
             self.router.housekeeping(self.now)
             self.last_housekeeping = self.now
         self.router.drain_notices()
+        # What the Faust adapter would act on: here the simulation releases the
+        # reservation of an abandoned offer itself and persists nothing.
+        self.router.drain_withdrawals()
+        self.router.drain_changes()
         busy = dict.fromkeys(self.groups, 0)
         slots = dict.fromkeys(self.groups, 0)
         for agent in self.agents.values():

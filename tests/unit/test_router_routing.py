@@ -318,8 +318,8 @@ def test_abandoned_inquiries_leave_the_queue_but_accepted_ones_stay() -> None:
     r.admit(inquiry("served"), T0)
     r.offer_made("served", "a1", "r", T0)
     r.accepted("served", "a1", T0)
-    assert r.abandoned("gone", T0 + 5) is not None
-    assert r.abandoned("served", T0 + 5) is None
+    assert r.abandoned("gone", T0 + 5)
+    assert not r.abandoned("served", T0 + 5)
     assert "gone" not in r.inquiries and "served" in r.inquiries
 
 

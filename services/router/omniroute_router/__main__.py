@@ -26,7 +26,7 @@ from omniroute_router.settings import RouterSettings
 log = logging.getLogger("omniroute.router")
 
 
-STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "contents", "answered")
+STATE_TABLES = ("inquiries", "agents", "threads", "workspaces", "sweeps", "contents", "answered")
 
 
 def changelog_topics(settings: RouterSettings) -> list[str]:
@@ -34,11 +34,24 @@ def changelog_topics(settings: RouterSettings) -> list[str]:
     return [f"{settings.router_app_id}-{table}-changelog" for table in STATE_TABLES]
 
 
-async def prepare_topics(settings: RouterSettings) -> None:
-    """Create the topics, and refuse to start when their partition counts differ.
+def partition_mismatches(sizes: dict[str, int], expected: int) -> list[str]:
+    """One line per topic whose partition count is not `expected` (KAFKA_PARTITIONS)."""
+    return [
+        f"topic {topic!r} has {count} partitions, KAFKA_PARTITIONS is {expected}"
+        for topic, count in sorted(sizes.items())
+        if count != expected
+    ]
 
-    The router relies on one workspace's events sitting on the same partition
-    number of every input topic; topics of different sizes break that.
+
+async def prepare_topics(settings: RouterSettings) -> None:
+    """Create the topics, and refuse to start when a partition count is not KAFKA_PARTITIONS.
+
+    A workspace lives on partition hash(workspace) mod N of every input topic,
+    and its routing state on the same partition of the changelog topics. A
+    topic of another size sends a workspace's events to one worker and its
+    state to another (two owners), so the router refuses to start instead.
+    Moving state to a new partition count is not supported: recreate the
+    topics (or start a new ROUTER_APP_ID) with the new count.
     """
     topics = [
         *input_topics(settings),
@@ -58,16 +71,23 @@ async def prepare_topics(settings: RouterSettings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics(
-            [*input_topics(settings), ticks_topic_name(settings)]
-        )
+        existing = set(await admin.list_topics())
+        prefix = f"{settings.router_app_id}-"
+        # Every changelog of the app id, also of tables a newer version added.
+        state = {t for t in existing if t.startswith(prefix) and t.endswith("-changelog")}
+        checked = [*input_topics(settings), ticks_topic_name(settings), *sorted(state)]
+        described = await admin.describe_topics(checked)
     finally:
         await admin.close()
     sizes = {t["topic"]: len(t["partitions"]) for t in described}
-    if len(set(sizes.values())) != 1:
+    mismatches = partition_mismatches(sizes, settings.kafka_partitions)
+    if mismatches:
         raise SystemExit(
-            f"input topics must have the same number of partitions, found {sizes}; "
-            "recreate them with KAFKA_PARTITIONS partitions"
+            "router refuses to start: "
+            + "; ".join(mismatches)
+            + ". Every input and state topic must have KAFKA_PARTITIONS partitions, or a "
+            "workspace's events and its routing state land on different workers. "
+            "Recreate the topics with the same count (or set KAFKA_PARTITIONS to match)."
         )
 
 

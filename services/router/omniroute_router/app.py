@@ -27,23 +27,32 @@ from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
 from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
-from omniroute.v1 import agent_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
 from omniroute_router.contents import InquiryContents
-from omniroute_router.convert import agent_from_proto, channel_value, inquiry_from_proto
+from omniroute_router.convert import (
+    agent_from_proto,
+    authority_from_proto,
+    channel_value,
+    held_from_proto,
+    inquiry_from_proto,
+)
 from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
-from omniroute_router.model import AgentView, InquiryState, QueuedInquiry
+from omniroute_router.model import InquiryState, QueuedInquiry
 from omniroute_router.reservations import (
     AgentStateClient,
     AgentStateUnavailable,
+    Fenced,
     ReservationRefused,
     Reserved,
 )
-from omniroute_router.routing import Offer, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, Reconciled, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.snapshots import QueueSnapshots
-from omniroute_router.transport import app_class
+from omniroute_router.sweep import TopicReader
+from omniroute_router.tables import RoutingTables
+from omniroute_router.transport import app_class, group_generation
 
 log = logging.getLogger("omniroute.router")
 
@@ -73,21 +82,38 @@ class Router:
         metrics: RouterMetrics,
         agent_state: AgentStateClient,
         clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+        reader: TopicReader | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.metrics = metrics
         self.agent_state = agent_state
         self.clock = clock
+        # Intervals (sweeps, workspace reconciliation) are durations: a wall
+        # clock that steps must not make them all fall due at once.
+        self.monotonic = monotonic
+        self.reader = reader or TopicReader(settings.kafka_bootstrap, settings.topic_inquiries)
         self.workspaces: dict[str, WorkspaceRouter] = {}
+        # The partitions this worker owns, with the consumer-group generation it
+        # joined them in: the fence sent with every reservation and withdrawal.
+        self.owned: dict[int, int] = {}
+        # The group generation the consumer is in now (None: unknown); set by create_app.
+        self.live_generation: Callable[[], int | None] = lambda: None
+        self.partition_of: dict[str, int] = {}
+        # Last inquiries offset the stream processed per partition: the sweep's limit.
+        self.stream_offsets: dict[int, int] = {}
+        # Consumer lag per owned input partition, as last measured (0: all
+        # committed), and the inquiries partitions' high watermarks.
+        self.lags: dict[tuple[str, int], int] = {}
+        self.highwaters: dict[int, int] = {}
+        self._swept_at: dict[int, float] = {}
+        self._listed_at: dict[str, float] = {}
+        # Faust tables bound by `create_app` (plain dicts in unit tests).
+        self.tables = RoutingTables()
         # The workspace label: configured workspaces by name, the rest as "other".
         self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
         self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
-        # Bound by `bind()` once the Faust app and its tables exist.
-        self.inquiry_table: Any = None
-        self.agent_table: Any = None
-        self.thread_table: Any = None
-        self.workspace_table: Any = None
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
@@ -105,6 +131,51 @@ class Router:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
         self.workspaces.clear()
         self._other_queues.clear()
+        self.partition_of.clear()
+        self.stream_offsets.clear()
+        self._listed_at.clear()
+
+    def assigned(self, partitions: Any, generation: int) -> None:
+        """The group gave this worker `partitions` in `generation`."""
+        self.owned = dict.fromkeys(partitions, generation)
+
+    def revoked(self) -> None:
+        """The partitions may move: own none until the next assignment."""
+        self.owned = {}
+        self.forget_all()
+
+    def owns(self, partition: int) -> bool:
+        """Whether this worker may still act for `partition`.
+
+        It must have been given the partition, and its consumer must still be
+        in that generation of the group: one expelled (paused past its
+        session) or rejoining acts for nothing until it is assigned again.
+        """
+        given = self.owned.get(partition)
+        if given is None:
+            return False
+        live = self.live_generation()
+        return live is None or live == given
+
+    def fence(self, partition: int) -> agent_state_pb2.RouterFence:
+        """Who is acting: agent-state refuses an older generation for the partition."""
+        return agent_state_pb2.RouterFence(
+            group=self.settings.router_app_id,
+            partition=partition,
+            generation=self.owned.get(partition, -1),
+        )
+
+    def lose(self, partition: int) -> None:
+        """agent-state says a newer owner acted: stop acting for `partition` at once."""
+        if self.owned.pop(partition, None) is None:
+            return
+        self.metrics.fenced.inc()
+        for workspace, owner in list(self.partition_of.items()):
+            if owner == partition:
+                self.workspaces.pop(workspace, None)
+                del self.partition_of[workspace]
+        self.metrics.partitions.set(len(self.owned))
+        log.warning("partition lost to a newer owner", extra={"partition": partition})
 
     # -- event handling -------------------------------------------------------
 
@@ -113,11 +184,16 @@ class Router:
         message = event.message
         source = self.topic_input.get(message.topic, message.topic)
         now = self.clock()
+        if not self.owns(message.partition):
+            # Fenced out, or fetched before a rebalance took it: not ours to act on.
+            self.metrics.events.labels(source, "not_owned").inc()
+            return
         try:
             if source == "ticks":
                 await self._on_tick(message.partition, now)
                 return
             if source == "inquiries":
+                self.stream_offsets[message.partition] = message.offset
                 outcome = await self._on_inquiry(message.key, event.value, message.partition, now)
             elif source == "agent-events":
                 outcome = await self._on_agent_event(event.value, message.partition, now)
@@ -172,40 +248,47 @@ class Router:
         if not event.inquiry_id or not event.workspace:
             raise InvalidEvent("TaskEvent.inquiry_id and .workspace are required")
         router = self._router(event.workspace, partition)
+        if not self._apply_task_event(router, event, now):
+            return "duplicate" if event.type != task_pb2.TaskEvent.TYPE_OFFERED else "processed"
+        await self._withdraw(router, partition)
+        await self._after_change(router, event.inquiry_id, now)
+        return "processed"
+
+    def _apply_task_event(
+        self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float
+    ) -> bool:
+        """Apply one task event to the core; the same path for consumed and reconciled ones."""
         kind = event.type
-        changed = False
         if kind in _OFFER_FAILURES:
             changed = router.offer_failed(
                 event.inquiry_id, event.agent_id, event.reservation_id, _OFFER_FAILURES[kind], now
             )
             if changed:
                 self.metrics.offer_failures.labels(_OFFER_FAILURES[kind]).inc()
-        elif kind == task_pb2.TaskEvent.TYPE_ACCEPTED:
+            return changed
+        if kind == task_pb2.TaskEvent.TYPE_ACCEPTED:
             inquiry = router.inquiries.get(event.inquiry_id)
             wait = router.accepted(event.inquiry_id, event.agent_id, now)
-            changed = inquiry is not None
             if inquiry is not None and wait is not None:
                 self._count_answer(router, inquiry, wait, now)
-        elif kind == task_pb2.TaskEvent.TYPE_COMPLETED:
-            changed = self._on_completed(router, event, now)
-        elif kind == task_pb2.TaskEvent.TYPE_ABANDONED:
-            changed = router.abandoned(event.inquiry_id, now) is not None
-        elif kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
-            inquiry = router.inquiries.get(event.inquiry_id)
-            if inquiry is not None and event.target_agent_id:
-                inquiry.agent_id = event.target_agent_id
-                router.changed_inquiries.add(inquiry.id)
-                changed = True
-        if not changed:
-            return "duplicate" if kind != task_pb2.TaskEvent.TYPE_OFFERED else "processed"
-        inquiry = router.inquiries.get(event.inquiry_id)
+            return inquiry is not None
+        if kind == task_pb2.TaskEvent.TYPE_COMPLETED:
+            return self._on_completed(router, event, now)
+        if kind == task_pb2.TaskEvent.TYPE_ABANDONED:
+            return router.abandoned(event.inquiry_id, now)
+        if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
+            return router.transferred(event.inquiry_id, event.target_agent_id)
+        return False
+
+    async def _after_change(self, router: WorkspaceRouter, inquiry_id: str, now: float) -> None:
+        """Route an inquiry that is back in the queue; otherwise just persist."""
+        inquiry = router.inquiries.get(inquiry_id)
         if inquiry is not None and inquiry.state is InquiryState.WAITING:
             # Back in the queue (declined, missed, withdrawn, escalated): route it again.
             await self._route(router, now, inquiry_ids=[inquiry.id])
         else:
             self._notices(router)
             self._persist(router)
-        return "processed"
 
     def _on_completed(self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float) -> bool:
         resolution = event.resolution
@@ -220,19 +303,218 @@ class Router:
                 event.escalation.target_skill,
                 event.escalation.reason,
                 now,
+                target_queue=event.escalation.target_queue,
             )
         return router.resolved(event.inquiry_id, event.agent_id, now)
 
     async def _on_tick(self, partition: int, now: float) -> None:
+        await self._sweep(partition, now)
         # Every workspace ever seen on this partition, loaded or not: after a
         # restart, waiting inquiries must climb their ladders without new events.
-        for workspace, owner in list(self.workspace_table.items()):
-            if owner == partition and self.config.for_workspace(workspace) is not None:
-                router = self._router(workspace, partition)
-                router.housekeeping(now)
-                await self._route(router, now)
-                self._observe_queues(router, now)
+        for workspace in self.tables.workspaces_on(partition):
+            if self.config.for_workspace(workspace) is None:
+                continue
+            if not self.owns(partition):
+                return  # fenced out while handling an earlier workspace
+            router = self._router(workspace, partition)
+            router.housekeeping(now)
+            await self._reconcile_workspace(router, partition, now)
+            await self._check_overdue(router, partition, now)
+            await self._withdraw(router, partition)
+            await self._route(router, now)
+            self._observe_queues(router, now)
         self.metrics.events.labels("ticks", "processed").inc()
+
+    # -- reconciliation -----------------------------------------------------------
+
+    async def _check_overdue(self, router: WorkspaceRouter, partition: int, now: float) -> None:
+        """Ask agent-state about offers and tasks whose next event is overdue."""
+        due = router.overdue(
+            now,
+            self.settings.router_offer_grace_s,
+            self.settings.router_task_silence_s,
+            self.settings.router_checks_per_tick,
+        )
+        await self._check(router, partition, due, "overdue", now)
+
+    async def _check(
+        self,
+        router: WorkspaceRouter,
+        partition: int,
+        inquiry_ids: list[str],
+        trigger: str,
+        now: float,
+    ) -> None:
+        """GetReservation for each inquiry; the core makes the pictures agree."""
+        if not inquiry_ids:
+            return
+        answers = await asyncio.gather(
+            *(self.agent_state.get_reservation(router.workspace, i) for i in inquiry_ids),
+            return_exceptions=True,
+        )
+        for inquiry_id, answer in zip(inquiry_ids, answers, strict=True):
+            if isinstance(answer, AgentStateUnavailable):
+                self.metrics.agent_state_errors.inc()
+                continue  # still overdue: asked again on a later tick
+            if isinstance(answer, BaseException):
+                raise answer
+            before = router.inquiries.get(inquiry_id)
+            was_waiting = before is not None and before.state is InquiryState.WAITING
+            outcome = router.reconcile(inquiry_id, authority_from_proto(answer), now)
+            self.metrics.reconciliations.labels(trigger, outcome.value).inc()
+            if outcome is Reconciled.APPLY_EVENT:
+                # The event agent-state published and we never applied (lost):
+                # through the same path as a consumed one.
+                self._apply_task_event(router, answer.last_event, now)
+            elif outcome is Reconciled.ADOPTED and was_waiting and not answer.reservation.accepted:
+                # An offer made (by a worker before us) but never published:
+                # publish it now, so every offer is on the assignments topic.
+                await self._publish_adopted(router, router.inquiries[inquiry_id], answer, now)
+            if outcome is not Reconciled.AGREED:
+                log.info(
+                    "inquiry reconciled with agent-state",
+                    extra={"inquiry_id": inquiry_id, "outcome": outcome.value, "trigger": trigger},
+                )
+
+    async def _publish_adopted(
+        self,
+        router: WorkspaceRouter,
+        inquiry: QueuedInquiry,
+        answer: agent_state_pb2.GetReservationResponse,
+        now: float,
+    ) -> None:
+        if not self.owns(self.partition_of.get(router.workspace, -1)):
+            return
+        reservation = answer.reservation
+        agent = router.agents.get(reservation.agent_id)
+        assignment = task_pb2.Assignment(
+            inquiry_id=inquiry.id,
+            workspace=inquiry.workspace,
+            agent_id=reservation.agent_id,
+            tier=agent.tier if agent else inquiry.min_tier,  # type: ignore[arg-type]
+            queue=inquiry.queue,
+            attempt=inquiry.attempts,
+            channel=channel_value(inquiry.channel),  # type: ignore[arg-type]
+            assigned_at=timestamp(now),
+            escalation_step=inquiry.step,
+            history=inquiry.history,
+            reservation_id=reservation.reservation_id,
+            offer_expires_at=reservation.expires_at,
+        )
+        self.contents.attach(assignment)
+        await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
+
+    async def _reconcile_workspace(
+        self, router: WorkspaceRouter, partition: int, now: float
+    ) -> None:
+        """Every `router_reconcile_interval_s`, compare the workspace with agent-state's."""
+        at = self.monotonic()
+        last = self._listed_at.get(router.workspace)
+        if last is not None and at - last < self.settings.router_reconcile_interval_s:
+            return
+        self._listed_at[router.workspace] = at
+        try:
+            listed = await self.agent_state.list_reservations(router.workspace)
+        except AgentStateUnavailable:
+            self.metrics.agent_state_errors.inc()
+            return
+        held = {r.inquiry_id: held_from_proto(r) for r in listed.reservations}
+        await self._check(router, partition, router.reconcile_workspace(held), "workspace", now)
+        # The agents too: a worker that died after consuming an agent's events
+        # but before its table writes were durable leaves a stale picture (e.g.
+        # a slot still taken) that no further event of an idle agent corrects.
+        try:
+            agents = await self.agent_state.list_agents(router.workspace)
+        except AgentStateUnavailable:
+            self.metrics.agent_state_errors.inc()
+            return
+        for agent in agents:
+            router.update_agent(agent_from_proto(agent))
+
+    async def _withdraw(self, router: WorkspaceRouter, partition: int) -> None:
+        """Take back at agent-state the offers the core gave up (abandoned, finished)."""
+        for withdrawal in router.drain_withdrawals():
+            try:
+                await self.agent_state.withdraw(
+                    router.workspace,
+                    withdrawal.inquiry_id,
+                    withdrawal.reservation_id,
+                    withdrawal.reason,
+                    self.fence(partition),
+                )
+            except Fenced:
+                self.lose(partition)
+                return
+            except AgentStateUnavailable as exc:
+                # The offer times out at agent-state anyway; the periodic
+                # reconciliation withdraws it when agent-state is back.
+                self.metrics.agent_state_errors.inc()
+                log.warning("withdrawal failed", extra={"error": str(exc)})
+                continue
+            self.metrics.withdrawals.labels(withdrawal.reason).inc()
+
+    async def _sweep(self, partition: int, now: float) -> None:
+        """Re-read the partition's inquiries since the checkpoint; admit any never seen.
+
+        Reads up to the last record the stream processed here, so what the
+        stream is about to read is not read twice; once the group has
+        committed everything on the partition (no lag), to its end, so a
+        skipped record at the very end is found too. Admitted inquiries wait
+        for agent-state's word (`verify`) before they are offered, so one that
+        was finished long ago is not offered again.
+        """
+        at = self.monotonic()
+        last = self._swept_at.get(partition)
+        if last is not None and at - last < self.settings.router_sweep_interval_s:
+            return
+        self._swept_at[partition] = at
+        highwater = self.highwaters.get(partition)
+        caught_up = (
+            self.lags.get((self.settings.topic_inquiries, partition)) == 0 and highwater is not None
+        )
+        upto = self.stream_offsets.get(partition)
+        if upto is None and not caught_up:
+            return
+        start = self.tables.sweep_checkpoint(partition)
+        if start is None:
+            start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
+        end = start + self.settings.router_sweep_batch
+        if caught_up and highwater is not None:
+            end = min(highwater, end)
+        elif upto is not None:
+            end = min(upto + 1, end)
+        if start >= end:
+            return
+        records = await self.reader.read(partition, start, end)
+        found = 0
+        for record in records:
+            try:
+                proto = decode(inquiry_pb2.Inquiry, record.value)
+                inquiry = inquiry_from_proto(proto, now)
+                if record.key != proto.workspace.encode():
+                    continue  # re-published keyed by workspace; that copy counts
+                router = self._router(proto.workspace, partition)
+            except InvalidEvent:
+                continue  # the stream dead-lettered it
+            if router.is_new(inquiry.id) and router.admit(inquiry, now, verify=True):
+                found += 1
+                self.contents.keep(proto.workspace, proto.id, record.value)
+                log.warning(
+                    "inquiry found by the sweep",
+                    extra={"inquiry_id": inquiry.id, "offset": record.offset},
+                )
+                self._persist(router)
+        if found:
+            self.metrics.swept.inc(found)
+        if records:
+            self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
+        limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
+        behind = bool(records) and end < limit
+        if behind:
+            # Not caught up (a batch at a time, so the stream is not held up
+            # long): go on at the next tick rather than after the interval, so
+            # the sweep keeps up with any arrival rate.
+            self._swept_at.pop(partition, None)
 
     # -- routing ----------------------------------------------------------------
 
@@ -244,7 +526,10 @@ class Router:
         agent_ids: list[str] | None = None,
     ) -> None:
         """Plan offers (narrowed to what changed), reserve the agents, publish, persist."""
+        partition = self.partition_of[router.workspace]
         for _ in range(3):  # re-plan after refusals, a few times at most
+            if not self.owns(partition):
+                return
             started = time.perf_counter()
             offers = router.plan(now, inquiry_ids, agent_ids)
             self.metrics.decision.observe(time.perf_counter() - started)
@@ -255,9 +540,15 @@ class Router:
             assignments = [
                 self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
             ]
+            fence = self.fence(partition)
             results = await asyncio.gather(
-                *(self.agent_state.reserve(a) for a in assignments), return_exceptions=True
+                *(self.agent_state.reserve(a, fence) for a in assignments),
+                return_exceptions=True,
             )
+            if any(isinstance(r, Fenced) for r in results):
+                # A newer owner acted for the partition: publish nothing, forget it.
+                self.lose(partition)
+                return
             for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
                 if isinstance(result, ReservationRefused):
                     self.metrics.reservations_refused.inc()
@@ -295,6 +586,8 @@ class Router:
         now: float,
     ) -> None:
         """agent-state holds the reservation: record the offer and publish it."""
+        if not self.owns(self.partition_of.get(router.workspace, -1)):
+            return  # lost the partition while the reservations were out
         router.update_agent(agent_from_proto(reserved.agent))
         holder = reserved.reservation.agent_id
         if reserved.already_reserved and holder != offer.agent_id:
@@ -302,7 +595,13 @@ class Router:
             assignment = self._assignment(inquiry, holder, offer, now)
         assignment.reservation_id = reserved.reservation.reservation_id
         assignment.offer_expires_at.CopyFrom(reserved.reservation.expires_at)
-        router.offer_made(inquiry.id, holder, assignment.reservation_id, now)
+        router.offer_made(
+            inquiry.id,
+            holder,
+            assignment.reservation_id,
+            now,
+            seconds(reserved.reservation.expires_at),
+        )
         if reserved.reservation.accepted:
             # Accepted while the previous owner's state was lost: in work already.
             router.accepted(inquiry.id, holder, now)
@@ -402,27 +701,10 @@ class Router:
         config = self.config.for_workspace(workspace)
         if config is None:
             raise InvalidEvent(f"unknown workspace {workspace!r}: not in the routing configuration")
-        router = WorkspaceRouter(workspace, config)
-        for key, value in self.inquiry_table.items():
-            if value.get("workspace") != workspace:
-                continue
-            if "finished_at" in value:
-                router.finished[key] = value["finished_at"]
-            else:
-                inquiry = QueuedInquiry.from_dict(value)
-                if inquiry.queue not in router.queues:  # the configuration changed
-                    inquiry.queue = router.queue_for(inquiry).name
-                router.restore_inquiry(inquiry)
-        for value in self.agent_table.values():
-            if value.get("workspace") == workspace:
-                router.restore_agent(AgentView.from_dict(value))
-        prefix = workspace + "/"
-        for key, value in self.thread_table.items():
-            if key.startswith(prefix):
-                router.threads[key[len(prefix) :]] = (value[0], value[1])
+        router = self.tables.load(workspace, config)
         self.workspaces[workspace] = router
-        if self.workspace_table.get(workspace) != partition:
-            self.workspace_table[workspace] = partition
+        self.partition_of[workspace] = partition
+        self.tables.place(workspace, partition)
         if router.inquiries:
             log.info(
                 "workspace state restored",
@@ -436,35 +718,13 @@ class Router:
 
     def _persist(self, router: WorkspaceRouter) -> None:
         """Write what changed to the tables (inside the event, so on its partition)."""
-        for inquiry_id in router.changed_inquiries:
-            inquiry = router.inquiries.get(inquiry_id)
-            if inquiry is not None:
-                self.inquiry_table[inquiry_id] = inquiry.to_dict()
-            elif inquiry_id in router.finished:
-                self.inquiry_table[inquiry_id] = {
-                    "workspace": router.workspace,
-                    "finished_at": router.finished[inquiry_id],
-                }
-            else:
-                self.inquiry_table.pop(inquiry_id, None)
-        for agent_id in router.changed_agents:
-            agent = router.agents.get(agent_id)
-            if agent is None:
-                self.agent_table.pop(agent_id, None)
-            else:
-                self.agent_table[agent_id] = agent.to_dict()
-        for thread in router.changed_threads:
-            key = f"{router.workspace}/{thread}"
-            if thread in router.threads:
-                self.thread_table[key] = list(router.threads[thread])
-            else:
-                self.thread_table.pop(key, None)
+        changes = router.drain_changes()
+        if not self.owns(self.partition_of.get(router.workspace, -1)):
+            return  # a worker that lost the partition writes nothing for it
+        self.tables.persist(router, changes)
         self.contents.forget(
-            router.workspace, [i for i in router.changed_inquiries if i not in router.inquiries]
+            router.workspace, [i for i in changes.inquiries if i not in router.inquiries]
         )
-        router.changed_inquiries.clear()
-        router.changed_agents.clear()
-        router.changed_threads.clear()
 
     async def _dead_letter(self, event: EventT, source: str, reason: str) -> None:
         message = event.message
@@ -517,6 +777,7 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        recovery_consistency_check=settings.router_recovery_consistency_check,
     )
     raw: dict[str, Any] = {
         "key_type": bytes,
@@ -536,10 +797,13 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         "key_type": str,
         "extra_topic_configs": compacted(settings),
     }
-    router.inquiry_table = app.Table("inquiries", default=None, **table)
-    router.agent_table = app.Table("agents", default=None, **table)
-    router.thread_table = app.Table("threads", default=None, **table)
-    router.workspace_table = app.Table("workspaces", default=None, **table)
+    router.tables.inquiries = app.Table("inquiries", default=None, **table)
+    router.tables.agents = app.Table("agents", default=None, **table)
+    router.tables.threads = app.Table("threads", default=None, **table)
+    router.tables.workspaces = app.Table("workspaces", default=None, **table)
+    # The sweep's checkpoint per partition (key: the partition number).
+    router.tables.sweeps = app.Table("sweeps", default=None, **table)
+    router.live_generation = lambda: group_generation(app)
     router.contents.table = app.Table("contents", default=None, **table)
     router.snapshots.table = app.Table("answered", default=None, **table)
     router.snapshots.topic = app.topic(settings.topic_queue_snapshots, **raw)
@@ -562,13 +826,19 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
 
     @app.timer(interval=settings.router_tick_s)
     async def measure_lag() -> None:
-        lag.update(app.consumer)
+        router.lags = lag.update(app.consumer)
+        router.highwaters = inquiry_highwaters(app.consumer, settings.topic_inquiries)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_clients(sender: Any, **kwargs: Any) -> None:
+        await router.reader.close()
+        await router.agent_state.close()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Partitions may move to another worker; rebuild from the tables when
         # next needed rather than risk acting on a copy that went stale.
-        router.forget_all()
+        router.revoked()
         # Per-workspace gauges too: a workspace that moved would otherwise show its
         # last depth and oldest wait here forever (and fire alerts); its new
         # owner sets them on its next tick.
@@ -576,10 +846,25 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        owned = [tp for tp in assigned if tp.topic == ticks.get_topic_name()]
+        owned = [tp.partition for tp in assigned if tp.topic == ticks.get_topic_name()]
+        # Faust records the generation the consumer joined in before this signal.
+        router.assigned(owned, int(getattr(app, "consumer_generation_id", 0) or 0))
         router.metrics.partitions.set(len(owned))
 
     return app
+
+
+def inquiry_highwaters(consumer: Any, topic: str) -> dict[int, int]:
+    """The high watermark of each owned partition of the inquiries topic (from fetches;
+    the embedded broker's ListOffsets can be short of it)."""
+    found: dict[int, int] = {}
+    for tp in consumer.assignment():
+        if tp.topic == topic:
+            try:
+                found[tp.partition] = int(consumer.highwater(tp))
+            except Exception:  # the consumer is (re)starting; measured next time
+                continue
+    return found
 
 
 def encode_tick(now: float) -> bytes:

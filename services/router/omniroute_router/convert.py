@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import InvalidEvent, seconds
-from omniroute.v1 import agent_pb2, inquiry_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
+from omniroute_router.routing import Authority, EndKind, Held, TaskEnd
 
 
 def channel_name(channel: int) -> str:
@@ -106,3 +107,34 @@ def agent_from_proto(agent: agent_pb2.Agent) -> AgentView:
         idle_since=seconds(agent.idle_since),
         version=agent.version,
     )
+
+
+def held_from_proto(reservation: agent_pb2.Reservation) -> Held:
+    """agent-state's open reservation, as the core compares it."""
+    return Held(
+        agent_id=reservation.agent_id,
+        reservation_id=reservation.reservation_id,
+        accepted=reservation.accepted,
+        expires_at=seconds(reservation.expires_at) if reservation.HasField("expires_at") else 0.0,
+    )
+
+
+_ENDS = {
+    task_pb2.TaskEvent.TYPE_COMPLETED: EndKind.COMPLETED,
+    task_pb2.TaskEvent.TYPE_ABANDONED: EndKind.ABANDONED,
+    task_pb2.TaskEvent.TYPE_DECLINED: EndKind.OFFER_FAILED,
+    task_pb2.TaskEvent.TYPE_OFFER_TIMEOUT: EndKind.OFFER_FAILED,
+    task_pb2.TaskEvent.TYPE_WITHDRAWN: EndKind.OFFER_FAILED,
+}
+
+
+def authority_from_proto(response: agent_state_pb2.GetReservationResponse) -> Authority:
+    """What agent-state knows of one inquiry (GetReservation), for `reconcile`."""
+    held = None
+    if response.HasField("reservation") and response.reservation.reservation_id:
+        held = held_from_proto(response.reservation)
+    ended = None
+    event = response.last_event
+    if response.HasField("last_event") and event.type in _ENDS:
+        ended = TaskEnd(_ENDS[event.type], event.agent_id, event.reservation_id)
+    return Authority(held=held, ended=ended)

@@ -10,6 +10,8 @@ from omniroute.metrics import LATENCY_BUCKETS
 WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 INPUT_TOPICS = ("inquiries", "agent-events", "task-events", "ticks")
 OFFER_FAILURES = ("declined", "offer_timeout", "withdrawn")
+RECONCILE_TRIGGERS = ("overdue", "workspace", "swept")
+RECONCILE_OUTCOMES = ("agreed", "adopted", "apply_event", "requeued", "unknown")
 
 
 class RouterMetrics:
@@ -105,6 +107,30 @@ class RouterMetrics:
             ["event"],
             registry=registry,
         )
+        self.reconciliations = Counter(
+            "omniroute_router_reconciliations_total",
+            "Inquiries checked with agent-state, by why (overdue, workspace, swept) and "
+            "outcome (agreed, adopted, apply_event, requeued, unknown).",
+            ["trigger", "outcome"],
+            registry=registry,
+        )
+        self.swept = Counter(
+            "omniroute_router_swept_inquiries_total",
+            "Inquiries on the topic the router had not seen, found and admitted by the sweep.",
+            registry=registry,
+        )
+        self.fenced = Counter(
+            "omniroute_router_fenced_total",
+            "Calls agent-state refused because a newer owner of the partition acted; "
+            "the worker then stops acting for the partition.",
+            registry=registry,
+        )
+        self.withdrawals = Counter(
+            "omniroute_router_withdrawals_total",
+            "Open offers the router withdrew at agent-state, by reason (abandoned, finished).",
+            ["reason"],
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "omniroute_router_dead_letters_total",
             "Events sent to the dead-letter topic, by input.",
@@ -124,13 +150,18 @@ class RouterMetrics:
         )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
-            for outcome in ("processed", "duplicate", "dead_letter"):
+            for outcome in ("processed", "duplicate", "dead_letter", "not_owned"):
                 self.events.labels(name, outcome)
             self.dead_letters.labels(name)
         for reason in OFFER_FAILURES:
             self.offer_failures.labels(reason)
         for event in ("scheduled", "due"):
             self.follow_ups.labels(event)
+        for trigger in RECONCILE_TRIGGERS:
+            for outcome in RECONCILE_OUTCOMES:
+                self.reconciliations.labels(trigger, outcome)
+        for reason in ("abandoned", "finished"):
+            self.withdrawals.labels(reason)
 
     def forget_workspaces(self) -> None:
         """Drop the per-workspace gauges (after partitions were revoked)."""

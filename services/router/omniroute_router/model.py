@@ -131,6 +131,12 @@ class QueuedInquiry:
     prefer_until: float = 0.0
     due_at: float = 0.0  # follow-ups: not routed before this
     answered: bool = False  # first offer accepted (SLA counted once)
+    offer_expires_at: float = 0.0  # when agent-state times the open offer out
+    last_heard_at: float = 0.0  # last news of the open offer or task (event or check)
+    settled_reservation: str = ""  # the last reservation whose outcome was applied
+    # Admitted by the sweep (it never came through the stream): agent-state is
+    # asked what it knows before it may be offered, so a finished one is not.
+    verify: bool = False
     history: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -27,6 +28,13 @@ class ReservationRefused(Exception):
 
 class AgentStateUnavailable(Exception):
     """agent-state did not answer; routing pauses and retries on the next tick."""
+
+
+class Fenced(Exception):
+    """agent-state refused the call (ABORTED): a newer owner of the partition has acted.
+
+    This worker no longer owns the partition and must stop acting for it.
+    """
 
 
 @dataclass
@@ -57,11 +65,14 @@ class AgentStateClient:
         self._metadata = bearer(token)
         self._timeout_s = timeout_s
 
-    async def reserve(self, assignment: task_pb2.Assignment) -> Reserved:
+    async def reserve(
+        self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
+    ) -> Reserved:
         """Hold a slot on `assignment.agent_id` for the inquiry.
 
         When the inquiry already holds a reservation (a previous router worker
         made it before it died), that one comes back with `already_reserved`.
+        Raises `Fenced` when a newer owner of the partition has acted.
         """
         request = agent_state_pb2.ReserveAgentRequest(
             agent_id=assignment.agent_id,
@@ -69,26 +80,97 @@ class AgentStateClient:
             channel=assignment.channel,
             workspace=assignment.workspace,
             assignment=assignment,
+            fence=fence,
+            # One id per offer attempt and agent: a retry after a lost answer gets
+            # the same answer; a re-plan to another agent is a new request.
+            request_id=f"reserve/{assignment.workspace}/{assignment.inquiry_id}"
+            f"/{assignment.attempt}/{assignment.agent_id}",
         )
-        if self._stub is None:
-            self._channel = agent_state_channel(self._target, self._root_certificates)
-            self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
         try:
-            response = await self._stub.ReserveAgent(
-                request, timeout=self._timeout_s, metadata=self._metadata
-            )
+            response = await self._call("ReserveAgent", request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise ReservationRefused(
                     exc.details() or exc.code().name, _agent_record(exc)
                 ) from None
-            raise AgentStateUnavailable(f"{exc.code().name}: {exc.details()}") from None
+            raise _error(exc) from None
         return Reserved(response.reservation, response.agent, response.already_reserved)
+
+    async def withdraw(
+        self,
+        workspace: str,
+        inquiry_id: str,
+        reservation_id: str,
+        reason: str,
+        fence: agent_state_pb2.RouterFence,
+    ) -> agent_state_pb2.WithdrawOfferResponse:
+        """Take back the inquiry's open offer; agent-state tells the desk."""
+        request = agent_state_pb2.WithdrawOfferRequest(
+            workspace=workspace,
+            inquiry_id=inquiry_id,
+            reason=reason,
+            fence=fence,
+            request_id=f"withdraw/{workspace}/{inquiry_id}/{reservation_id}",
+        )
+        try:
+            response: agent_state_pb2.WithdrawOfferResponse = await self._call(
+                "WithdrawOffer", request
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return response
+
+    async def get_reservation(
+        self, workspace: str, inquiry_id: str
+    ) -> agent_state_pb2.GetReservationResponse:
+        """The inquiry's open reservation and last task event, as agent-state knows them."""
+        request = agent_state_pb2.GetReservationRequest(workspace=workspace, inquiry_id=inquiry_id)
+        try:
+            response: agent_state_pb2.GetReservationResponse = await self._call(
+                "GetReservation", request
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return response
+
+    async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:
+        """Every open reservation of the workspace."""
+        request = agent_state_pb2.ListReservationsRequest(workspace=workspace)
+        try:
+            response: agent_state_pb2.ListReservationsResponse = await self._call(
+                "ListReservations", request
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return response
+
+    async def list_agents(self, workspace: str) -> list[agent_pb2.Agent]:
+        """Every agent of the workspace as agent-state has it now."""
+        request = agent_state_pb2.ListAgentsRequest(workspace=workspace)
+        try:
+            response: agent_state_pb2.ListAgentsResponse = await self._call("ListAgents", request)
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return list(response.agents)
+
+    async def _call(self, method: str, request: Any) -> Any:
+        if self._stub is None:
+            self._channel = agent_state_channel(self._target, self._root_certificates)
+            self._stub = agent_state_pb2_grpc.AgentStateStub(self._channel)
+        call = getattr(self._stub, method)
+        return await call(request, timeout=self._timeout_s, metadata=self._metadata)
 
     async def close(self) -> None:
         """Close the channel."""
         if self._channel is not None:
             await self._channel.close()
+
+
+def _error(error: grpc.aio.AioRpcError) -> Exception:
+    """`Fenced` for ABORTED, `AgentStateUnavailable` for anything else."""
+    if error.code() == grpc.StatusCode.ABORTED:
+        return Fenced(error.details() or "ABORTED")
+    return AgentStateUnavailable(f"{error.code().name}: {error.details()}")
 
 
 def _agent_record(error: grpc.aio.AioRpcError) -> agent_pb2.Agent | None:

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sortedcontainers import SortedList
 
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
-from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
+from omniroute_router.model import (
+    REPRESENTATIVE,
+    SUPERVISOR,
+    AgentStatus,
+    AgentView,
+    InquiryState,
+    QueuedInquiry,
+)
 
 FOREVER = math.inf
 # How long a finished inquiry id is remembered to drop re-deliveries of it.
@@ -43,10 +51,71 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Withdrawal:
+    """An open offer the router wants taken back at agent-state (e.g. abandoned)."""
+
+    inquiry_id: str
+    agent_id: str
+    reservation_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """An open reservation as agent-state, the authority, holds it."""
+
+    agent_id: str
+    reservation_id: str
+    accepted: bool
+    expires_at: float = 0.0
+
+
+class EndKind(StrEnum):
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    OFFER_FAILED = "offer_failed"  # declined, timed out or withdrawn
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """agent-state's last event of an inquiry, when it ended an offer or a task."""
+
+    kind: EndKind
+    agent_id: str
+    reservation_id: str
+
+
+@dataclass(frozen=True)
+class Authority:
+    """What agent-state knows of one inquiry: its open reservation and how it last ended."""
+
+    held: Held | None = None
+    ended: TaskEnd | None = None
+
+
+class Reconciled(StrEnum):
+    UNKNOWN = "unknown"  # not an open inquiry of this router: nothing to compare
+    AGREED = "agreed"  # the two pictures agree
+    ADOPTED = "adopted"  # the router took agent-state's reservation
+    APPLY_EVENT = "apply_event"  # the adapter applies agent-state's last event
+    REQUEUED = "requeued"  # agent-state holds nothing: back into the queue
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the adapter last persisted, by id (to write or delete)."""
+
+    inquiries: frozenset[str] = frozenset()
+    agents: frozenset[str] = frozenset()
+    threads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something worth counting or logging that the core decided."""
 
-    kind: str  # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned"
+    # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned", "reconciled"
+    kind: str
     inquiry_id: str
     queue: str
     channel: str
@@ -67,11 +136,16 @@ class WorkspaceRouter:
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
         self.threads: dict[str, tuple[str, float]] = {}  # thread -> (last agent, when)
         self.notices: list[Notice] = []
+        self.withdrawals: list[Withdrawal] = []
         # Indexes kept in step with the inquiries and agents above, so planning
         # touches only what can move: waiting inquiries by base priority in
         # arrival order, scheduled follow-ups, agents with a free slot.
         self._waiting: dict[int, SortedList] = {}
         self._scheduled: set[str] = set()
+        # Offered or accepted (the offers and tasks agent-state should be
+        # telling us about), and inquiries waiting for agent-state's word.
+        self._open: set[str] = set()
+        self._unverified: set[str] = set()
         self.free_agents: dict[str, AgentView] = {}
         # Free agents in "longest idle" order, so the default strategy takes the
         # first eligible agent instead of examining all of them.
@@ -85,16 +159,20 @@ class WorkspaceRouter:
 
     # -- inputs -------------------------------------------------------------
 
-    def admit(self, inquiry: QueuedInquiry, now: float) -> bool:
-        """Queue a new inquiry. False when it is a duplicate (already known by id)."""
+    def admit(self, inquiry: QueuedInquiry, now: float, verify: bool = False) -> bool:
+        """Queue a new inquiry. False when it is a duplicate (already known by id).
+
+        An inquiry already finished (or abandoned before it arrived) is a
+        duplicate too. With `verify` (found by the sweep, not the stream) it is
+        not offered before `reconcile` brought agent-state's word on it.
+        """
         if inquiry.id in self.inquiries or inquiry.id in self.finished:
             return False
-        queue = self.queue_for(inquiry)
-        inquiry.queue = queue.name
-        for skill, minimum in queue.required_skills:
-            inquiry.skills[skill] = max(inquiry.skills.get(skill, 0), minimum)
-        inquiry.priority += queue.priority + self._rule_boost(inquiry)
+        inquiry.queue = ""
+        self._enter_queue(inquiry, self.queue_for(inquiry))
+        inquiry.priority += self._rule_boost(inquiry)
         inquiry.queued_at = inquiry.queued_at or now
+        inquiry.verify = verify
         last = self.threads.get(inquiry.thread_id) if inquiry.thread_id else None
         if last and not inquiry.preferred_agent:
             inquiry.preferred_agent = last[0]
@@ -118,7 +196,13 @@ class WorkspaceRouter:
             self.changed_agents.add(agent_id)
 
     def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
-        """Put back an inquiry from persisted state (no checks, no change recorded)."""
+        """Put back an inquiry from persisted state (no checks, no change recorded).
+
+        One whose queue the configuration no longer has goes to the queue that
+        takes it now.
+        """
+        if inquiry.queue not in self.queues:
+            inquiry.queue = self.queue_for(inquiry).name
         self.inquiries[inquiry.id] = inquiry
         self._index(inquiry)
 
@@ -154,7 +238,7 @@ class WorkspaceRouter:
             candidates: Iterable[QueuedInquiry] = self.waiting_in_order(now)
         else:
             chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
-            waiting = [i for i in chosen if i.state is InquiryState.WAITING]
+            waiting = [i for i in chosen if i.state is InquiryState.WAITING and not i.verify]
             candidates = sorted(waiting, key=lambda i: self._order_key(i, now))
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
@@ -257,15 +341,23 @@ class WorkspaceRouter:
 
     # -- outcomes of offers -------------------------------------------------
 
-    def offer_made(self, inquiry_id: str, agent_id: str, reservation_id: str, now: float) -> None:
-        """agent-state reserved the agent: the offer is open."""
+    def offer_made(
+        self,
+        inquiry_id: str,
+        agent_id: str,
+        reservation_id: str,
+        now: float,
+        expires_at: float = 0.0,
+    ) -> None:
+        """agent-state reserved the agent: the offer is open until `expires_at`."""
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None:
             return
         self._set_state(inquiry, InquiryState.OFFERED)
         inquiry.agent_id = agent_id
         inquiry.reservation_id = reservation_id
-        inquiry.offered_at = now
+        inquiry.offered_at = inquiry.last_heard_at = now
+        inquiry.offer_expires_at = expires_at
         inquiry.attempts += 1
         inquiry.history.append(f"offered:{agent_id}")
         self.changed_inquiries.add(inquiry_id)
@@ -299,11 +391,17 @@ class WorkspaceRouter:
         ):
             return False
         self._set_state(inquiry, InquiryState.WAITING)
+        inquiry.settled_reservation = inquiry.reservation_id
         inquiry.agent_id = ""
         inquiry.reservation_id = ""
         inquiry.excluded[agent_id] = now + self.config.reoffer_block_s
         inquiry.failed_offers += 1
         inquiry.history.append(f"{reason}:{agent_id}")
+        if inquiry.preferred_agent == agent_id:
+            # The agent it waited for turned it down: stop waiting for them, or
+            # it sits out the sticky window while others are free.
+            inquiry.preferred_agent = ""
+            inquiry.prefer_until = 0.0
         if inquiry.failed_offers >= self.config.max_failed_offers:
             ladder = self.queues[inquiry.queue].ladder
             current = self.step_index(inquiry, now)
@@ -320,6 +418,7 @@ class WorkspaceRouter:
         if inquiry is None or inquiry.agent_id != agent_id:
             return None
         self._set_state(inquiry, InquiryState.ACCEPTED)
+        inquiry.last_heard_at = now
         self.changed_inquiries.add(inquiry_id)
         if inquiry.thread_id:
             self.threads[inquiry.thread_id] = (agent_id, now)
@@ -327,7 +426,7 @@ class WorkspaceRouter:
         if inquiry.answered:
             return None
         inquiry.answered = True
-        return now - inquiry.arrived_at
+        return max(0.0, now - inquiry.arrived_at)
 
     def resolved(self, inquiry_id: str, agent_id: str, now: float) -> bool:
         """The agent resolved the inquiry: routing is done with it."""
@@ -348,6 +447,7 @@ class WorkspaceRouter:
         due_at = max(due_at, now)
         self._unindex(inquiry)
         inquiry.state = InquiryState.SCHEDULED
+        inquiry.settled_reservation = inquiry.reservation_id
         inquiry.due_at = due_at
         inquiry.preferred_agent = agent_id
         inquiry.prefer_until = due_at + self.config.sticky_wait_s
@@ -370,36 +470,222 @@ class WorkspaceRouter:
         target_skill: str,
         reason: str,
         now: float,
+        target_queue: str = "",
     ) -> bool:
-        """The agent could not resolve it: route again to a higher tier, never back to them."""
+        """The agent could not resolve it: route again, never back to them.
+
+        It goes to `target_tier` (unset or out of range: the tier above the
+        agent's; a supervisor's goes to another supervisor), with
+        `target_skill` added, in `target_queue` when the workspace has it (or
+        else the queue that takes it with the skill), whose rules (required
+        skills, priority) then apply.
+        """
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None or inquiry.agent_id != agent_id:
             return False
         agent = self.agents.get(agent_id)
         from_tier = agent.tier if agent else inquiry.min_tier
-        inquiry.min_tier = max(target_tier or from_tier + 1, inquiry.min_tier)
+        wanted = target_tier if REPRESENTATIVE <= target_tier <= SUPERVISOR else from_tier + 1
+        # Never above the top tier: no agent would be eligible, and it would wait for ever.
+        inquiry.min_tier = min(max(wanted, inquiry.min_tier), SUPERVISOR)
         if target_skill:
             inquiry.skills[target_skill] = max(inquiry.skills.get(target_skill, 0), 1)
-            inquiry.queue = self.queue_for(inquiry).name
-        self._set_state(inquiry, InquiryState.WAITING)
+        queue = self.queues.get(target_queue)
+        if queue is None and (target_skill or target_queue):
+            queue = self.queue_for(inquiry)
+        self._unindex(inquiry)  # the queue changes the priority, the index's key
+        if queue is not None:
+            self._enter_queue(inquiry, queue)
+        inquiry.settled_reservation = inquiry.reservation_id
+        inquiry.state = InquiryState.WAITING
         inquiry.excluded[agent_id] = FOREVER
         inquiry.agent_id = inquiry.reservation_id = ""
         inquiry.queued_at = now
         inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
         inquiry.preferred_agent = ""
         inquiry.history.append(f"escalated:{agent_id}:tier{inquiry.min_tier}:{reason}")
+        self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
         self._notice("escalated", inquiry, now, reason=reason or "agent")
         return True
 
-    def abandoned(self, inquiry_id: str, now: float) -> QueuedInquiry | None:
-        """The customer left. A queued inquiry is dropped; one being handled is kept."""
+    def transferred(self, inquiry_id: str, target_agent_id: str) -> bool:
+        """agent-state moved the task to another agent."""
         inquiry = self.inquiries.get(inquiry_id)
-        if inquiry is None or inquiry.state is InquiryState.ACCEPTED:
-            return None
-        self._notice("abandoned", inquiry, now, wait_s=now - inquiry.arrived_at)
+        if inquiry is None or not target_agent_id or inquiry.agent_id == target_agent_id:
+            return False
+        inquiry.agent_id = target_agent_id
+        self.changed_inquiries.add(inquiry_id)
+        return True
+
+    def abandoned(self, inquiry_id: str, now: float) -> bool:
+        """The customer left. A queued inquiry is dropped; one being handled is kept.
+
+        An open offer is to be withdrawn at agent-state (see `withdrawals`).
+        An abandon that comes before its inquiry (they travel on different
+        topics) is remembered, so the inquiry is closed when it arrives.
+        """
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None:
+            if inquiry_id in self.finished:
+                return False
+            self.finished[inquiry_id] = now
+            self.changed_inquiries.add(inquiry_id)
+            return True
+        if inquiry.state is InquiryState.ACCEPTED:
+            return False
+        if inquiry.state is InquiryState.OFFERED:
+            self.withdrawals.append(
+                Withdrawal(inquiry_id, inquiry.agent_id, inquiry.reservation_id, "abandoned")
+            )
+        self._notice("abandoned", inquiry, now, wait_s=max(0.0, now - inquiry.arrived_at))
         self._finish(inquiry_id, now)
-        return inquiry
+        return True
+
+    # -- reconciliation with agent-state --------------------------------------
+
+    def overdue(
+        self, now: float, offer_grace_s: float, task_silence_s: float, limit: int
+    ) -> list[str]:
+        """Inquiries to check with agent-state, the most overdue first (at most `limit`).
+
+        An offer past its expiry plus `offer_grace_s` (agent-state should have
+        said it timed out), a task silent for `task_silence_s`, and an inquiry
+        admitted by the sweep. A check counts as news, so one that changed
+        nothing is not repeated before the same time passed again.
+        """
+        due: list[tuple[float, str]] = [(-FOREVER, i) for i in self._unverified]
+        for inquiry_id in self._open:
+            inquiry = self.inquiries[inquiry_id]
+            if inquiry.state is InquiryState.OFFERED:
+                at = max(inquiry.offer_expires_at, inquiry.last_heard_at) + offer_grace_s
+            else:
+                at = inquiry.last_heard_at + task_silence_s
+            if now >= at:
+                due.append((at, inquiry_id))
+        return [inquiry_id for _, inquiry_id in heapq.nsmallest(limit, due)]
+
+    def reconcile(self, inquiry_id: str, authority: Authority, now: float) -> Reconciled:
+        """Make the router's picture of one inquiry agree with agent-state's.
+
+        A last event that ended the task and was never applied here (a lost
+        COMPLETED or ABANDONED) gives APPLY_EVENT: the adapter applies it like
+        a consumed one (for a completion the inquiry is first held by its
+        agent, so its follow-up or escalation is not lost). Otherwise agent-
+        state's open reservation is taken as the truth, and when it holds none,
+        an offered or accepted inquiry goes back into the queue.
+        """
+        inquiry = self.inquiries.get(inquiry_id)
+        if inquiry is None:
+            return Reconciled.UNKNOWN
+        was_unverified = inquiry.verify
+        self._unindex(inquiry)
+        inquiry.verify = False
+        self._index(inquiry)
+        inquiry.last_heard_at = max(inquiry.last_heard_at, now)
+        self.changed_inquiries.add(inquiry_id)
+        held, ended = authority.held, authority.ended
+        if ended is not None and ended.kind is EndKind.OFFER_FAILED:
+            # The lost event ends the offer we hold: applied, the agent who
+            # turned it down is kept from it for a while (and stickiness ends).
+            if (
+                held is None
+                and inquiry.state is InquiryState.OFFERED
+                and ended.reservation_id == inquiry.reservation_id
+            ):
+                return Reconciled.APPLY_EVENT
+            ended = None
+        if ended is not None and (held is None or held.reservation_id == ended.reservation_id):
+            if ended.kind is EndKind.ABANDONED:
+                return Reconciled.APPLY_EVENT
+            if ended.reservation_id:
+                settled = ended.reservation_id == inquiry.settled_reservation
+            else:
+                open_ = inquiry.state in (InquiryState.OFFERED, InquiryState.ACCEPTED)
+                settled = not (was_unverified or (open_ and inquiry.agent_id == ended.agent_id))
+            if not settled:
+                self._hold(inquiry, ended.agent_id, ended.reservation_id, InquiryState.ACCEPTED)
+                return Reconciled.APPLY_EVENT
+        if held is not None:
+            state = InquiryState.ACCEPTED if held.accepted else InquiryState.OFFERED
+            if (inquiry.state, inquiry.agent_id, inquiry.reservation_id) == (
+                state,
+                held.agent_id,
+                held.reservation_id,
+            ):
+                return Reconciled.AGREED
+            if inquiry.state is InquiryState.WAITING:
+                inquiry.attempts += 1  # an offer made and not counted here
+                inquiry.offered_at = now
+            self._hold(inquiry, held.agent_id, held.reservation_id, state)
+            inquiry.offer_expires_at = held.expires_at
+            return Reconciled.ADOPTED
+        if inquiry.state in (InquiryState.OFFERED, InquiryState.ACCEPTED):
+            self._set_state(inquiry, InquiryState.WAITING)
+            inquiry.history.append(f"lost:{inquiry.agent_id}")
+            inquiry.settled_reservation = inquiry.reservation_id
+            inquiry.agent_id = inquiry.reservation_id = ""
+            self._notice("reconciled", inquiry, now, reason="lost")
+            return Reconciled.REQUEUED
+        return Reconciled.AGREED
+
+    def reconcile_workspace(self, held: Mapping[str, Held]) -> list[str]:
+        """Compare the open reservations of the workspace at agent-state with ours.
+
+        Returns the inquiries whose pictures differ, to check one by one with
+        `reconcile`. An offer agent-state still holds for an inquiry finished
+        here is to be withdrawn (see `withdrawals`). A reservation of an
+        inquiry this router never saw is left to the sweep of the inquiries.
+        """
+        check: set[str] = set()
+        for inquiry_id in self._open:
+            inquiry = self.inquiries[inquiry_id]
+            h = held.get(inquiry_id)
+            if h is None or (h.agent_id, h.reservation_id, h.accepted) != (
+                inquiry.agent_id,
+                inquiry.reservation_id,
+                inquiry.state is InquiryState.ACCEPTED,
+            ):
+                check.add(inquiry_id)
+        for inquiry_id, h in held.items():
+            if inquiry_id in self._open:
+                continue
+            if inquiry_id in self.inquiries:
+                check.add(inquiry_id)
+            elif inquiry_id in self.finished and not h.accepted:
+                self.withdrawals.append(
+                    Withdrawal(inquiry_id, h.agent_id, h.reservation_id, "finished")
+                )
+        return sorted(check)
+
+    def is_new(self, inquiry_id: str) -> bool:
+        """Neither routed now nor finished: the sweep admits such an inquiry."""
+        return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+
+    def restore_finished(self, inquiry_id: str, at: float) -> None:
+        """Put back a finished id from persisted state."""
+        self.finished[inquiry_id] = at
+
+    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
+        """Put back a thread's last agent from persisted state."""
+        self.threads[thread] = (agent_id, at)
+
+    def drain_changes(self) -> Changes:
+        """What changed since the last call, for the adapter to persist."""
+        changes = Changes(
+            frozenset(self.changed_inquiries),
+            frozenset(self.changed_agents),
+            frozenset(self.changed_threads),
+        )
+        self.changed_inquiries.clear()
+        self.changed_agents.clear()
+        self.changed_threads.clear()
+        return changes
+
+    def drain_withdrawals(self) -> list[Withdrawal]:
+        """The offers to withdraw since the last call."""
+        withdrawals, self.withdrawals = self.withdrawals, []
+        return withdrawals
 
     def housekeeping(self, now: float) -> None:
         """Work that time alone brings: ladder steps reached, old memories dropped.
@@ -462,17 +748,21 @@ class WorkspaceRouter:
 
     def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
         ladder = self.queues[inquiry.queue].ladder
-        waited = now - inquiry.queued_at
-        by_time = max(i for i, step in enumerate(ladder) if step.after_s <= waited)
+        # A clock stepped back (or a new owner's clock behind the old one's) makes
+        # `now` earlier than `queued_at`: count that as no wait, not as an error.
+        waited = max(0.0, now - inquiry.queued_at)
+        by_time = max((i for i, step in enumerate(ladder) if step.after_s <= waited), default=0)
         index = min(max(by_time, inquiry.forced_step), len(ladder) - 1)
         return index, ladder[index]
 
     @staticmethod
     def _tiers(inquiry: QueuedInquiry, step: LadderStep) -> frozenset[int]:
-        if inquiry.min_tier <= 1:
+        # State written before tiers were capped may ask for more than the top.
+        min_tier = min(inquiry.min_tier, SUPERVISOR)
+        if min_tier <= REPRESENTATIVE:
             return step.tiers
-        return frozenset(t for t in step.tiers if t >= inquiry.min_tier) or frozenset(
-            range(inquiry.min_tier, 4)
+        return frozenset(t for t in step.tiers if t >= min_tier) or frozenset(
+            range(min_tier, SUPERVISOR + 1)
         )
 
     def _choose(
@@ -543,6 +833,27 @@ class WorkspaceRouter:
                 self.changed_inquiries.add(inquiry.id)
                 self._notice("follow_up_due", inquiry, now)
 
+    def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
+        """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
+        if inquiry.queue == queue.name:
+            return
+        left = self.queues.get(inquiry.queue)
+        if left is not None:
+            inquiry.priority -= left.priority
+        inquiry.queue = queue.name
+        for skill, minimum in queue.required_skills:
+            inquiry.skills[skill] = max(inquiry.skills.get(skill, 0), minimum)
+        inquiry.priority += queue.priority
+
+    def _hold(
+        self, inquiry: QueuedInquiry, agent_id: str, reservation_id: str, state: InquiryState
+    ) -> None:
+        """Take agent-state's word that `agent_id` holds the inquiry."""
+        self._set_state(inquiry, state)
+        inquiry.agent_id = agent_id
+        inquiry.reservation_id = reservation_id
+        inquiry.history.append(f"reconciled:{agent_id}")
+
     def _put(self, inquiry: QueuedInquiry) -> None:
         self.restore_inquiry(inquiry)
         self.changed_inquiries.add(inquiry.id)
@@ -577,13 +888,19 @@ class WorkspaceRouter:
         self._index(inquiry)
 
     def _index(self, inquiry: QueuedInquiry) -> None:
-        if inquiry.state is InquiryState.WAITING:
+        if inquiry.verify:
+            self._unverified.add(inquiry.id)
+        elif inquiry.state is InquiryState.WAITING:
             bucket = self._waiting.setdefault(inquiry.priority, SortedList())
             bucket.add((inquiry.arrived_at, inquiry.id))
         elif inquiry.state is InquiryState.SCHEDULED:
             self._scheduled.add(inquiry.id)
+        else:
+            self._open.add(inquiry.id)
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
+        self._unverified.discard(inquiry.id)
+        self._open.discard(inquiry.id)
         if inquiry.state is InquiryState.WAITING:
             bucket = self._waiting.get(inquiry.priority)
             if bucket is not None:

@@ -39,3 +39,48 @@ class RouterSettings(AgentStateClientSettings):
     router_data_dir: str = Field(
         "", description="Faust's data directory. Empty: a fresh temporary directory."
     )
+    router_offer_grace_s: float = Field(
+        15.0,
+        gt=0,
+        description="How long past an offer's expiry the router waits for agent-state's "
+        "OFFER_TIMEOUT before it asks agent-state (GetReservation) and makes the two "
+        "pictures agree.",
+    )
+    router_task_silence_s: float = Field(
+        900.0,
+        gt=0,
+        description="How long an accepted task may go without news before the router asks "
+        "agent-state whether it is still open (a lost COMPLETED is then applied).",
+    )
+    router_reconcile_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the router compares each owned workspace's open offers and "
+        "tasks with agent-state's (ListReservations).",
+    )
+    router_sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the router re-reads each owned partition of the inquiries "
+        "topic from its checkpoint and admits inquiries it never saw.",
+    )
+    router_sweep_batch: int = Field(
+        1000,
+        gt=0,
+        description="Most inquiry records one sweep of one partition reads in one tick "
+        "(a sweep that is behind goes on at the next tick).",
+    )
+    router_checks_per_tick: int = Field(
+        100,
+        gt=0,
+        description="Most inquiries checked with agent-state per workspace and tick "
+        "(the most overdue first), so a burst never stalls routing.",
+    )
+    router_recovery_consistency_check: bool = Field(
+        False,
+        description="Faust's recovery check that a table's persisted changelog offset is not "
+        "above the changelog's high watermark. Off by default: the embedded broker can "
+        "report a high watermark one short when the last batch holds several records, and "
+        "the check then crashes a worker taking over a partition (ConsistencyError) although "
+        "its state is complete. Turn it on with Apache Kafka to catch changelogs that lost data.",
+    )

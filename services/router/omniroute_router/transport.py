@@ -88,3 +88,18 @@ def app_class(settings: CommonSettings) -> type[faust.App]:
             return _Transport(self.conf.broker_consumer, self)
 
     return _App
+
+
+def group_generation(app: faust.App) -> int | None:
+    """The consumer group generation the worker's consumer is in right now, if known.
+
+    aiokafka's group coordinator resets it to -1 as soon as a heartbeat learns
+    that the member was expelled (e.g. paused past its session), before Faust
+    revokes anything: a worker compares it with the generation it was given
+    its partitions in, so a zombie stops acting at once.
+    """
+    try:
+        consumer = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        return int(consumer._coordinator.generation)
+    except Exception:  # not started, or a transport without a group coordinator
+        return None

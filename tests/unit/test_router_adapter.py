@@ -1,0 +1,424 @@
+"""The router's Faust adapter driven with in-memory tables, a fake clock and a fake agent-state.
+
+What is tested here is the adapter's side of the faults: what it sends, what
+it stops doing when fenced, how it applies what agent-state answers. The real
+loop (broker, agent-state, router processes) is in tests/integration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from omniroute.codec import encode, timestamp
+from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_router.__main__ import partition_mismatches
+from omniroute_router.app import Router, create_app
+from omniroute_router.config import RoutingConfig
+from omniroute_router.metrics import RouterMetrics
+from omniroute_router.model import InquiryState
+from omniroute_router.reservations import Fenced, Reserved
+from omniroute_router.settings import RouterSettings
+
+T0 = 1_000_000.0
+WS = "acme"
+P = 0
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Event:
+    message: Message
+
+    @property
+    def value(self) -> bytes:
+        return self.message.value
+
+
+@dataclass
+class Topic:
+    sent: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
+    async def send(self, key: bytes | None = None, value: bytes = b"", **_: Any) -> None:
+        self.sent.append((key, value))
+
+    def send_soon(self, key: bytes | None = None, value: bytes = b"", **_: Any) -> None:
+        self.sent.append((key, value))
+
+
+class FakeAgentState:
+    """agent-state as the adapter sees it: answers set by the test, calls recorded."""
+
+    def __init__(self) -> None:
+        self.reserved: list[tuple[task_pb2.Assignment, agent_state_pb2.RouterFence]] = []
+        self.withdrawn: list[tuple[str, agent_state_pb2.RouterFence]] = []
+        self.fenced = False
+        self.answers: dict[str, agent_state_pb2.GetReservationResponse] = {}
+        self.open: list[agent_pb2.Reservation] = []
+        self.agents: dict[str, agent_pb2.Agent] = {}
+
+    async def reserve(
+        self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
+    ) -> Reserved:
+        if self.fenced:
+            raise Fenced("generation 1 is older than 2")
+        self.reserved.append((assignment, fence))
+        reservation = agent_pb2.Reservation(
+            reservation_id=f"r{len(self.reserved)}",
+            agent_id=assignment.agent_id,
+            inquiry_id=assignment.inquiry_id,
+            workspace=assignment.workspace,
+            expires_at=timestamp(T0 + 30),
+        )
+        return Reserved(reservation, self.agents[assignment.agent_id], False)
+
+    async def withdraw(
+        self,
+        workspace: str,
+        inquiry_id: str,
+        reservation_id: str,
+        reason: str,
+        fence: agent_state_pb2.RouterFence,
+    ) -> agent_state_pb2.WithdrawOfferResponse:
+        self.withdrawn.append((inquiry_id, fence))
+        return agent_state_pb2.WithdrawOfferResponse()
+
+    async def get_reservation(
+        self, workspace: str, inquiry_id: str
+    ) -> agent_state_pb2.GetReservationResponse:
+        return self.answers.get(inquiry_id, agent_state_pb2.GetReservationResponse())
+
+    async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:
+        return agent_state_pb2.ListReservationsResponse(reservations=self.open)
+
+    async def list_agents(self, workspace: str) -> list[agent_pb2.Agent]:
+        return list(self.agents.values())
+
+
+class FakeReader:
+    """The inquiries topic as the sweep re-reads it."""
+
+    def __init__(self) -> None:
+        self.records: list[Message] = []
+
+    async def offset_at(self, partition: int, since_s: float) -> int:
+        return 0
+
+    async def read(self, partition: int, start: int, end: int) -> list[Message]:
+        return [r for r in self.records if r.partition == partition and start <= r.offset < end]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+        self.mono = 100.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+
+@dataclass
+class Harness:
+    router: Router
+    agent_state: FakeAgentState
+    reader: FakeReader
+    clock: Clock
+    assignments: Topic
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def message(self, topic: str, value: bytes, partition: int = P) -> Message:
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        return Message(topic, partition, offset, WS.encode(), value)
+
+    async def feed(self, message: Message) -> None:
+        await self.router.handle(Event(message))  # type: ignore[arg-type]
+
+    async def inquiry(self, inquiry_id: str, deliver: bool = True) -> None:
+        value = encode(
+            inquiry_pb2.Inquiry(id=inquiry_id, workspace=WS, channel=inquiry_pb2.CHANNEL_CHAT)
+        )
+        message = self.message("inquiries", value)
+        self.reader.records.append(message)
+        if deliver:
+            await self.feed(message)
+
+    async def agent(self, agent_id: str, version: int = 1, load: int = 0) -> None:
+        slot = agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=2, load=load)
+        record = agent_pb2.Agent(
+            id=agent_id,
+            workspace=WS,
+            tier=1,  # type: ignore[arg-type]
+            status=agent_pb2.AGENT_STATUS_AVAILABLE,
+            capacities=[slot],
+            version=version,
+        )
+        self.agent_state.agents[agent_id] = record
+        event = agent_pb2.AgentEvent(agent=record)
+        await self.feed(self.message("agent-events", encode(event)))
+
+    async def task(self, kind: int, inquiry_id: str, agent_id: str, **fields: Any) -> None:
+        event = task_pb2.TaskEvent(
+            type=kind,  # type: ignore[arg-type]
+            inquiry_id=inquiry_id,
+            workspace=WS,
+            agent_id=agent_id,
+            **fields,
+        )
+        await self.feed(self.message("task-events", encode(event)))
+
+    async def tick(self, partition: int = P) -> None:
+        await self.feed(self.message(f"{self.router.settings.router_app_id}-ticks", b"", partition))
+
+    def offered(self) -> list[tuple[str, str]]:
+        out = []
+        for _, value in self.assignments.sent:
+            assignment = task_pb2.Assignment()
+            assignment.ParseFromString(value)
+            out.append((assignment.inquiry_id, assignment.agent_id))
+        return out
+
+    def state(self, inquiry_id: str) -> InquiryState | None:
+        inquiry = self.router.workspaces[WS].inquiries.get(inquiry_id)
+        return inquiry.state if inquiry else None
+
+
+def harness(**overrides: Any) -> Harness:
+    settings = RouterSettings(
+        topic_inquiries="inquiries",
+        topic_agent_events="agent-events",
+        topic_task_events="task-events",
+        router_app_id="router",
+        router_offer_grace_s=10,
+        router_task_silence_s=600,
+        router_sweep_interval_s=30,
+        router_reconcile_interval_s=60,
+        **overrides,
+    )
+    clock = Clock()
+    agent_state = FakeAgentState()
+    reader = FakeReader()
+    router = Router(
+        settings,
+        RoutingConfig(),
+        RouterMetrics(CollectorRegistry()),
+        agent_state,  # type: ignore[arg-type]
+        clock=lambda: clock.now,
+        monotonic=lambda: clock.mono,
+        reader=reader,  # type: ignore[arg-type]
+    )
+    assignments = Topic()
+    router.assignments, router.dead_letters, router.inquiries_topic = assignments, Topic(), Topic()
+    router.snapshots.topic = Topic()
+    router.assigned([P, 1], generation=7)
+    return Harness(router, agent_state, reader, clock, assignments)
+
+
+@pytest.fixture
+def h() -> Harness:
+    return harness()
+
+
+OFFERED, ACCEPTED = task_pb2.TaskEvent.TYPE_OFFERED, task_pb2.TaskEvent.TYPE_ACCEPTED
+COMPLETED, ABANDONED = task_pb2.TaskEvent.TYPE_COMPLETED, task_pb2.TaskEvent.TYPE_ABANDONED
+
+
+async def test_every_reservation_carries_the_workers_fence(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    [(_, fence)] = h.agent_state.reserved
+    assert (fence.group, fence.partition, fence.generation) == ("router", P, 7)
+
+
+async def test_a_fenced_worker_publishes_nothing_and_stops_acting_for_the_partition(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    h.agent_state.fenced = True
+    await h.inquiry("q1")
+    assert h.offered() == []
+    assert not h.router.owns(P) and h.router.owns(1)
+    # Events still fetched for the lost partition change nothing here.
+    h.agent_state.fenced = False
+    await h.inquiry("q2")
+    await h.tick()
+    assert h.agent_state.reserved == [] and h.offered() == []
+    assert all(not key.endswith("/q2") for key in h.router.tables.inquiries)
+
+
+async def test_an_abandon_during_an_offer_withdraws_it_at_agent_state(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    await h.task(ABANDONED, "q1", "")
+    [(inquiry_id, fence)] = h.agent_state.withdrawn
+    assert (inquiry_id, fence.generation) == ("q1", 7)
+
+
+async def test_an_abandon_before_its_inquiry_closes_it(h: Harness) -> None:
+    await h.agent("a1")
+    await h.task(ABANDONED, "q1", "")
+    await h.inquiry("q1")
+    assert h.offered() == []
+
+
+async def test_an_offer_whose_timeout_was_lost_is_requeued_and_offered_again(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    h.clock.advance(30 + 10)  # past the offer's expiry and the grace
+    await h.tick()
+    assert h.offered() == [("q1", "a1"), ("q1", "a1")]
+    assert h.state("q1") is InquiryState.OFFERED
+
+
+async def test_a_lost_completion_keeps_its_follow_up(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    await h.task(ACCEPTED, "q1", "a1", reservation_id="r1")
+    lost = task_pb2.TaskEvent(
+        type=COMPLETED,
+        inquiry_id="q1",
+        workspace=WS,
+        agent_id="a1",
+        reservation_id="r1",
+        resolution=task_pb2.RESOLUTION_FOLLOW_UP,
+        follow_up=task_pb2.FollowUp(due_at=timestamp(T0 + 3600)),
+    )
+    h.agent_state.answers["q1"] = agent_state_pb2.GetReservationResponse(last_event=lost)
+    h.clock.advance(600)
+    await h.tick()
+    inquiry = h.router.workspaces[WS].inquiries["q1"]
+    assert (inquiry.state, inquiry.preferred_agent) == (InquiryState.SCHEDULED, "a1")
+
+
+async def test_the_sweep_admits_a_skipped_inquiry_but_not_a_finished_one(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    await h.inquiry("skipped", deliver=False)
+    await h.inquiry("done-elsewhere", deliver=False)
+    await h.inquiry("q2")
+    completed = task_pb2.TaskEvent(
+        type=COMPLETED,
+        inquiry_id="done-elsewhere",
+        workspace=WS,
+        agent_id="a1",
+        reservation_id="r-old",
+        resolution=task_pb2.RESOLUTION_RESOLVED,
+    )
+    h.agent_state.answers["done-elsewhere"] = agent_state_pb2.GetReservationResponse(
+        last_event=completed
+    )
+    h.agent_state.agents["a1"].capacities[0].capacity = 5
+    await h.agent("a2")
+    await h.tick()
+    offered = [i for i, _ in h.offered()]
+    assert offered.count("skipped") == 1
+    assert f"{WS}/skipped" in h.router.contents.table  # its content goes with the offer
+    assert "done-elsewhere" not in offered
+    assert "done-elsewhere" in h.router.workspaces[WS].finished
+    assert h.router.tables.sweep_checkpoint(P) == 4
+
+
+async def test_the_workspace_is_reconciled_with_agent_states_open_reservations(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    # agent-state lost the offer (and its event): the periodic comparison finds it.
+    h.agent_state.open = []
+    await h.tick()
+    assert h.offered() == [("q1", "a1"), ("q1", "a1")]
+
+
+def test_a_partition_count_other_than_kafka_partitions_is_named() -> None:
+    found = partition_mismatches({"inquiries": 8, "router-inquiries-changelog": 4}, 8)
+    assert found == ["topic 'router-inquiries-changelog' has 4 partitions, KAFKA_PARTITIONS is 8"]
+
+
+async def test_an_offer_agent_state_holds_but_nobody_published_is_published(h: Harness) -> None:
+    await h.inquiry("q1")  # no agent yet: it waits
+    # A worker before us reserved it and died before publishing.
+    held = agent_pb2.Reservation(
+        reservation_id="r-old", agent_id="a1", inquiry_id="q1", workspace=WS
+    )
+    h.agent_state.open = [held]
+    h.agent_state.answers["q1"] = agent_state_pb2.GetReservationResponse(reservation=held)
+    await h.tick()
+    assert h.offered() == [("q1", "a1")]
+    assert h.state("q1") is InquiryState.OFFERED
+
+
+async def test_a_sweep_behind_goes_on_at_the_next_tick() -> None:
+    h = harness(router_sweep_batch=2)
+    await h.agent("a1")
+    for i in range(5):
+        await h.inquiry(f"skipped-{i}", deliver=False)
+    await h.inquiry("read")
+    await h.tick()
+    assert h.router.tables.sweep_checkpoint(P) == 2
+    await h.tick()  # no interval passed: it is behind, so it goes on
+    assert h.router.tables.sweep_checkpoint(P) == 4
+    await h.tick()
+    await h.tick()  # caught up: the next sweep waits for the interval
+    assert h.router.tables.sweep_checkpoint(P) == 6
+    assert len([m for m in h.router.workspaces[WS].inquiries if m.startswith("skipped")]) == 5
+
+
+async def test_a_skipped_record_at_the_end_of_a_partition_is_swept_once_nothing_lags(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.inquiry("read")
+    await h.inquiry("last-skipped", deliver=False)
+    await h.tick()
+    assert "last-skipped" not in [i for i, _ in h.offered()]  # the stream may still read it
+    # The group has committed everything on the partition: the sweep reads to its end.
+    h.router.lags, h.router.highwaters = {("inquiries", P): 0}, {P: 2}
+    h.clock.advance(30)
+    await h.tick()
+    assert [i for i, _ in h.offered()].count("last-skipped") == 1
+
+
+def test_a_worker_taking_over_survives_a_high_watermark_reported_one_short() -> None:
+    # The embedded broker can report a changelog's high watermark one short; Faust's
+    # consistency check then crashed the worker taking over (seen in the zombie scenario).
+    h = harness()
+    app = create_app(h.router.settings, h.router)
+    assert app.conf.recovery_consistency_check is False
+
+
+async def test_a_stale_agent_picture_is_corrected_by_the_workspace_reconciliation(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.inquiry("q1")
+    await h.inquiry("q2")
+    await h.agent("a1", version=2, load=2)  # both slots taken
+    await h.inquiry("q3")
+    assert h.offered() == [("q1", "a1"), ("q2", "a1")]
+    # q1 and q2 were completed, but their events (and the agent's) died with the
+    # previous owner: agent-state has the agent free, nothing open.
+    h.agent_state.agents["a1"].capacities[0].load = 0
+    h.agent_state.agents["a1"].version = 5
+    completed = task_pb2.TaskEvent(
+        type=COMPLETED, inquiry_id="q1", workspace=WS, agent_id="a1", reservation_id="r1"
+    )
+    h.agent_state.answers["q1"] = agent_state_pb2.GetReservationResponse(last_event=completed)
+    h.agent_state.answers["q2"] = agent_state_pb2.GetReservationResponse(
+        last_event=task_pb2.TaskEvent(
+            type=COMPLETED, inquiry_id="q2", workspace=WS, agent_id="a1", reservation_id="r2"
+        )
+    )
+    await h.tick()
+    assert h.offered() == [("q1", "a1"), ("q2", "a1"), ("q3", "a1")], h.offered()
