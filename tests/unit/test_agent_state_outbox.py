@@ -58,6 +58,24 @@ async def test_a_failed_write_is_re_sent_and_batches_become_durable_in_order() -
     await outbox.close()
 
 
+async def test_a_later_change_waits_until_an_earlier_one_that_failed_is_written() -> None:
+    """The broker was away while `a` was sent; `b` came meanwhile: `b` lands after `a`."""
+    journal = FlakyJournal()
+    outbox = Outbox(journal, lambda changes: None, retry_s=0.01, max_retry_s=0.02)  # type: ignore[arg-type]
+    journal.failing = {"a"}
+    outbox.put(change("a"))
+    for _ in range(5):  # a's round has failed at least once and is being re-sent
+        await asyncio.sleep(0.01)
+    later = outbox.put(change("b"))
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+    assert journal.acknowledged == []  # b is held back behind a
+    journal.failing = set()
+    await outbox.wait(later, 5.0)
+    assert journal.acknowledged == ["a", "b"]
+    await outbox.close()
+
+
 async def test_close_stops_deliveries_under_way() -> None:
     journal = FlakyJournal()
     journal.failing = {"a"}

@@ -2,14 +2,19 @@
 
 The roster changes its memory at once (a reservation is a compare-and-set on
 the event loop); the events describing each change are put here as one
-batch, which is sent at once (batches are in flight together, as calls
-are), and what the broker did not acknowledge is re-sent, with a growing
-pause, until it is. A batch is
-*durable* once it and every batch before it are acknowledged; only then are
-the calls that made it answered, and only then is the change shown to
-watchers (desks, WatchAgents). A call whose deadline comes first is answered
-UNAVAILABLE, but its change is kept and still published: a retry (same
-request id, or the natural key) is answered once it is durable.
+batch. One sender writes the batches in rounds: a round takes every batch
+waiting (concurrent calls share one write round, a group commit) and re-sends
+what the broker did not acknowledge, with a growing pause, until all of it
+is; only then does the next round start. So a later change is never written
+before an earlier one that failed and had to be re-sent: the events of one
+workspace stay in the order they happened (seen otherwise after a broker
+pause: an agent's new OFFERED landed before the OFFER_TIMEOUT of the offer it
+replaced). A batch is *durable* once it and every batch before it are
+acknowledged; only then are the calls that made it answered, and only then
+is the change shown to watchers (desks, WatchAgents). A call whose deadline
+comes first is answered UNAVAILABLE, but its change is kept and still
+published: a retry (same request id, or the natural key) is answered once it
+is durable.
 
 Re-sending after a lost acknowledgement can publish an event twice; every
 event carries an `event_id` for consumers to de-duplicate (at least once).
@@ -67,7 +72,8 @@ class Outbox:
         self.batches: deque[_Batch] = deque()
         self.last_seq = 0  # the last batch put
         self.durable_seq = 0  # every batch up to this one is acknowledged
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._waiting = asyncio.Event()  # batches were put since the last round began
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
@@ -85,9 +91,9 @@ class Outbox:
         self.last_seq += 1
         batch = _Batch(self.last_seq, changes, self.journal.records(changes))
         self.batches.append(batch)
-        delivery = asyncio.get_running_loop().create_task(self._deliver(batch))
-        self._deliveries.add(delivery)
-        delivery.add_done_callback(self._deliveries.discard)
+        self._waiting.set()
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_forever())
         return self.last_seq
 
     async def wait(self, seq: int, timeout_s: float | None) -> None:
@@ -112,21 +118,33 @@ class Outbox:
         return True
 
     async def close(self) -> None:
-        """Stop every delivery still under way (what is not durable then is lost)."""
-        for delivery in list(self._deliveries):
-            delivery.cancel()
-        await asyncio.gather(*self._deliveries, return_exceptions=True)
+        """Stop the sender (what is not durable then is lost)."""
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
 
-    async def _deliver(self, batch: _Batch) -> None:
-        """Send the batch's records; re-send what was not acknowledged until it is."""
+    async def _send_forever(self) -> None:
+        """Write the waiting batches round after round, each round until acknowledged."""
+        while True:
+            await self._waiting.wait()
+            self._waiting.clear()
+            round_ = [batch for batch in self.batches if batch.unsent]
+            if round_:
+                await self._deliver(round_)
+
+    async def _deliver(self, round_: list[_Batch]) -> None:
+        """Send the round's records; re-send what was not acknowledged until all of it is."""
         pause = self.retry_s
         while True:
-            records = batch.unsent
+            sending = [(batch, record) for batch in round_ for record in batch.unsent]
             results = await asyncio.gather(
-                *(self.journal.write(record) for record in records), return_exceptions=True
+                *(self.journal.write(record) for _, record in sending), return_exceptions=True
             )
-            failed = [isinstance(result, BaseException) for result in results]
-            batch.unsent = [r for r, bad in zip(records, failed, strict=True) if bad]
+            for batch in round_:
+                batch.unsent = []
+            for (batch, record), result in zip(sending, results, strict=True):
+                if isinstance(result, BaseException):
+                    batch.unsent.append(record)
             errors = [e for e in results if isinstance(e, BaseException)]
             self._settle()
             if not errors:
