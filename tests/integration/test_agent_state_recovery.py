@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.processes import SOURCE_PATH
 from omniroute.embedded import Broker, free_port, wait_for_port
-from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
 from tests.support.processes import ServiceProcess
 from tests.support.system import new_workspace
@@ -175,3 +176,88 @@ async def test_records_with_unknown_values_are_skipped_at_recovery_and_metrics_a
         skipped = "omniroute_agent_state_records_skipped_total"
         assert f'{skipped}{{reason="unknown_status"}} 1.0' in scrape
         assert f'{skipped}{{reason="unknown_channel"}} 1.0' in scrape
+
+
+async def test_a_reservation_whose_offered_was_lost_is_offered_once_at_restart(
+    broker: Broker,
+) -> None:
+    """The lost-write state of a kill between the agent record's and the TaskEvent's
+    acknowledgements: the record holds an open reservation, task-events has no OFFERED.
+    The next start publishes it, once; a second start publishes nothing more."""
+    from aiokafka import AIOKafkaProducer
+
+    from omniroute.codec import encode, timestamp
+    from tests.support.agent_state import make_topics, settings_from
+    from tests.support.kafka import TopicTail
+    from tests.support.system import make_agent
+
+    port = free_port()
+    env = agent_state_env(
+        broker, AGENT_STATE_PORT=str(port), OFFER_TTL_S="300", LOG_LEVEL="WARNING"
+    )
+    settings = settings_from(env)
+    ws = new_workspace()
+    ann = make_agent(ws, "ann", {"billing": 3}, {CHAT: 2})
+    ann.status, ann.version = agent_pb2.AGENT_STATUS_AVAILABLE, 2
+    ann.capacities[0].load = 1
+    held = ann.reservations.add(
+        reservation_id="r-lost", agent_id="ann", inquiry_id="q-lost", channel=CHAT, workspace=ws
+    )
+    held.expires_at.CopyFrom(timestamp(time.time() + 300))
+    await make_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        event = agent_pb2.AgentEvent(
+            event_id="e-ann-2", change=agent_pb2.AgentEvent.CHANGE_RESERVED, agent=ann
+        )
+        await producer.send_and_wait(settings.topic_agent_events, encode(event), key=ws.encode())
+        await producer.send_and_wait(
+            settings.topic_agent_snapshots, encode(ann), key=ann.id.encode()
+        )
+    finally:
+        await producer.stop()
+
+    def offered(event: task_pb2.TaskEvent) -> bool:
+        return event.type == task_pb2.TaskEvent.TYPE_OFFERED and event.inquiry_id == "q-lost"
+
+    processes: list[ServiceProcess] = []
+    try:
+        async with TopicTail(
+            broker.bootstrap, settings.topic_task_events, task_pb2.TaskEvent
+        ) as tail:
+            for start in range(2):
+                service = ServiceProcess("omniroute_agent_state", env).start()
+                processes.append(service)
+                service.wait_until(lambda: _listening(port))
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = agent_state_pb2_grpc.AgentStateStub(channel)
+                    again = await stub.ReserveAgent(reserve(ws, "ann", "q-lost"))
+                    assert again.already_reserved
+                    assert again.reservation.reservation_id == "r-lost"
+                    # A new offer, published after anything the start published on the
+                    # workspace's partition: once it is read, so is every repair before it.
+                    marker = f"q-marker-{start}"
+                    await stub.ReserveAgent(reserve(ws, "ann", marker))
+                    await stub.WithdrawOffer(
+                        agent_state_pb2.WithdrawOfferRequest(
+                            workspace=ws, inquiry_id=marker, reason="test"
+                        )
+                    )
+                await tail.wait_for(lambda e, marker=marker: e.inquiry_id == marker)
+                (event,) = await tail.wait_count(offered, 1)
+                assert (event.workspace, event.agent_id, event.reservation_id) == (
+                    ws,
+                    "ann",
+                    "r-lost",
+                )
+                assert service.stop(signal.SIGTERM) == 0
+            # The second start found the repaired OFFERED: nothing more was published.
+            assert [e for e in tail.records if e.inquiry_id == "q-lost"] == [event]
+    except BaseException:
+        for service in processes:
+            print(service.log())
+        raise
+    finally:
+        for service in processes:
+            service.stop()

@@ -16,12 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.kafka import EventProducer
 from omniroute.metrics import WorkspaceLabel
-from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc
+from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator
 from omniroute_agent_state.journal import Journal, recover
 from omniroute_agent_state.metrics import AgentStateMetrics
 from omniroute_agent_state.outbox import Outbox
 from omniroute_agent_state.records import unusable
+from omniroute_agent_state.repair import repair
 from omniroute_agent_state.roster import Changes, Policy, Roster
 from omniroute_agent_state.servicer import AgentStateServicer
 from omniroute_agent_state.settings import AgentStateSettings
@@ -115,6 +116,7 @@ async def create_server(
         publish_wait_s=settings.publish_wait_s,
     )
     metrics.watch_outbox(servicer.outbox)
+    await publish_repair(servicer, recovered.task_events, metrics, settings.publish_wait_s)
     server = grpc.aio.server()
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -149,6 +151,52 @@ async def create_server(
 
     expiry.add_done_callback(expiry_ended)
     return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
+
+
+async def publish_repair(
+    servicer: AgentStateServicer,
+    task_events: list[task_pb2.TaskEvent],
+    metrics: AgentStateMetrics,
+    wait_s: float,
+) -> None:
+    """Publish the task events the recovered records imply but the topic lacks (repair.py).
+
+    Put in the outbox before the first call is served, so every answer waits
+    for them too; gaps the records cannot repair are logged (ids only) and counted.
+    """
+    now, mono = time.time(), time.monotonic()
+    found = repair(servicer.roster.agents.values(), task_events, now)
+    for gap in found.unrepaired:
+        metrics.recovery_gaps.labels(gap.gap.value).inc()
+        log.warning(
+            "recovered records and task events disagree; left to the router's reconciliation",
+            extra={
+                "gap": gap.gap.value,
+                "workspace": gap.workspace,
+                "inquiry_id": gap.inquiry_id,
+                "agent_id": gap.agent_id,
+                "reservation_id": gap.reservation_id,
+            },
+        )
+    if not found.changes:
+        return
+    for event in found.changes.task_events:
+        metrics.recovery_gaps.labels("repaired").inc()
+        log.warning(
+            "publishing a task event lost before a restart",
+            extra={
+                "type": task_pb2.TaskEvent.Type.Name(event.type),
+                "workspace": event.workspace,
+                "inquiry_id": event.inquiry_id,
+                "agent_id": event.agent_id,
+                "reservation_id": event.reservation_id,
+                "event_id": event.event_id,
+            },
+        )
+    servicer.roster.remember(found.changes.task_events, mono)
+    servicer.outbox.put(found.changes)
+    if not await servicer.outbox.drain(wait_s):
+        log.warning("repaired task events not acknowledged yet; the outbox keeps re-sending")
 
 
 def usable_records(

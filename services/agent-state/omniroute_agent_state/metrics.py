@@ -91,6 +91,14 @@ class AgentStateMetrics:
         )
         for reason in SkipReason:
             self.records_skipped.labels(reason.value)
+        self.recovery_gaps = Counter(
+            "omniroute_agent_state_recovery_gaps_total",
+            "Disagreements between recovered agent records and task events found at start, "
+            "by kind: repaired (a missing task event published) or one the records cannot "
+            "repair (end_missing, release_missing).",
+            ["kind"],
+            registry=registry,
+        )
         self.unacknowledged = Gauge(
             "omniroute_agent_state_unacknowledged_changes",
             "Changes made but not yet acknowledged by the broker (the outbox; callers wait).",

@@ -834,6 +834,11 @@ class Roster:
                 self._remember(event, mono - age)
         return refused
 
+    def remember(self, events: Iterable[TaskEvent], mono: float) -> None:
+        """Take `events` published outside a call (the recovery repair) as the latest."""
+        for event in events:
+            self._remember(event, mono)
+
     # -- helpers --------------------------------------------------------------
 
     def _reservation(

@@ -1,0 +1,141 @@
+"""The recovery repair in isolation: recovered records against the last task events."""
+
+from __future__ import annotations
+
+import itertools
+
+from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.repair import Gap, repair, repair_event_id
+from omniroute_agent_state.roster import Policy, Roster
+
+CHAT = inquiry_pb2.CHANNEL_CHAT
+TaskEvent = task_pb2.TaskEvent
+T0 = 1_700_000_000.0
+LATER = T0 + 30
+
+
+def roster() -> Roster:
+    """A roster with predictable ids and two available chat agents of workspace ws."""
+    counter = itertools.count(1)
+    built = Roster(Policy(offer_ttl_s=300), new_id=lambda: f"id-{next(counter)}")
+    for agent_id in ("ann", "bob"):
+        built.upsert(
+            agent_pb2.Agent(
+                id=agent_id,
+                workspace="ws",
+                tier=agent_pb2.TIER_REPRESENTATIVE,
+                capacities=[agent_pb2.ChannelCapacity(channel=CHAT, capacity=2)],
+            ),
+            "admin",
+            T0,
+        )
+        built.set_status(agent_id, agent_pb2.AGENT_STATUS_AVAILABLE, "", "admin", T0)
+    return built
+
+
+def kinds(events: list[TaskEvent]) -> list[tuple[str, str, str]]:
+    return [(TaskEvent.Type.Name(e.type), e.inquiry_id, e.agent_id) for e in events]
+
+
+def test_a_reservation_whose_offered_was_lost_gets_it_with_a_deterministic_id() -> None:
+    r = roster()
+    reservation, _, _, lost = r.reserve("ann", "q-1", CHAT, "ws", T0)
+
+    found = repair(r.agents.values(), [], LATER)
+
+    assert kinds(found.changes.task_events) == [("TYPE_OFFERED", "q-1", "ann")]
+    offered = found.changes.task_events[0]
+    assert offered.reservation_id == reservation.reservation_id
+    assert offered.event_id == repair_event_id(reservation.reservation_id, TaskEvent.TYPE_OFFERED)
+    assert offered.event_id != lost.task_events[0].event_id  # a new id, but the same each time
+    assert offered.event_id == repair(r.agents.values(), [], LATER).changes.task_events[0].event_id
+    assert (offered.workspace, offered.channel) == ("ws", CHAT)
+    assert not found.changes.agent_events and not found.unrepaired
+
+
+def test_nothing_is_repaired_when_the_topic_has_the_events_the_records_imply() -> None:
+    r = roster()
+    published = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    published += r.reserve("bob", "q-2", CHAT, "ws", T0)[3].task_events
+    published += r.accept("bob", "q-2", T0).task_events
+
+    found = repair(r.agents.values(), published, LATER)
+
+    assert not found.changes and not found.unrepaired
+
+
+def test_an_accepted_reservation_gets_what_is_missing_of_offered_and_accepted() -> None:
+    r = roster()
+    offered = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    r.reserve("bob", "q-2", CHAT, "ws", T0)
+    r.accept("ann", "q-1", T0)
+    r.accept("bob", "q-2", T0)
+
+    found = repair(r.agents.values(), offered, LATER)
+
+    assert kinds(found.changes.task_events) == [
+        ("TYPE_ACCEPTED", "q-1", "ann"),
+        ("TYPE_OFFERED", "q-2", "bob"),
+        ("TYPE_ACCEPTED", "q-2", "bob"),
+    ]
+
+
+def test_an_older_reservation_of_the_inquiry_does_not_stand_for_the_new_one() -> None:
+    r = roster()
+    published = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    published += r.decline("ann", "q-1", "busy", T0).task_events
+    r.reserve("bob", "q-1", CHAT, "ws", T0)  # its OFFERED lost
+
+    found = repair(r.agents.values(), published, LATER)
+
+    assert kinds(found.changes.task_events) == [("TYPE_OFFERED", "q-1", "bob")]
+    assert not found.unrepaired
+
+
+def test_a_lost_transfer_is_published_as_the_transfer() -> None:
+    r = roster()
+    published = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    published += r.accept("ann", "q-1", T0).task_events
+    moved, _ = r.transfer("ann", "q-1", "bob", "language", T0)
+
+    found = repair(r.agents.values(), published, LATER)
+
+    assert kinds(found.changes.task_events) == [("TYPE_TRANSFERRED", "q-1", "ann")]
+    transferred = found.changes.task_events[0]
+    assert (transferred.target_agent_id, transferred.reservation_id) == (
+        "bob",
+        moved.reservation_id,
+    )
+    assert not found.unrepaired
+
+
+def test_a_lost_ending_is_reported_not_invented() -> None:
+    """The record says the reservation is gone, not whether it was declined or completed."""
+    r = roster()
+    published = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    published += r.reserve("bob", "q-2", CHAT, "ws", T0)[3].task_events
+    published += r.accept("bob", "q-2", T0).task_events
+    r.decline("ann", "q-1", "busy", T0)  # its DECLINED lost
+    r.complete("bob", "q-2", TaskEvent(resolution=task_pb2.RESOLUTION_RESOLVED), T0)  # lost
+
+    found = repair(r.agents.values(), published, LATER)
+
+    assert not found.changes
+    assert sorted((g.gap, g.inquiry_id, g.agent_id) for g in found.unrepaired) == [
+        (Gap.END_MISSING, "q-1", "ann"),
+        (Gap.END_MISSING, "q-2", "bob"),
+    ]
+
+
+def test_an_ending_whose_release_is_missing_from_the_record_is_reported() -> None:
+    r = roster()
+    reserved = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    before = {a.id: agent_pb2.Agent() for a in r.agents.values()}
+    for agent_id, copy in before.items():
+        copy.CopyFrom(r.agents[agent_id])
+    declined = r.decline("ann", "q-1", "busy", T0).task_events  # the record's write lost
+
+    found = repair(before.values(), reserved + declined, LATER)
+
+    assert not found.changes
+    assert [(g.gap, g.inquiry_id) for g in found.unrepaired] == [(Gap.RELEASE_MISSING, "q-1")]
