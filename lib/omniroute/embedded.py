@@ -44,6 +44,18 @@ def wait_for_port(host: str, port: int, timeout_s: float = 15.0) -> None:
             time.sleep(0.05)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """Stop a broker process by its pid: SIGTERM, then SIGKILL after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Broker(Protocol):
     """A local broker process (Tansu or Apache Kafka) that tests and `make run` drive."""
 
@@ -125,14 +137,7 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         """Stop the broker by its pid (SIGTERM, then SIGKILL after 5 s)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 5)
 
     def close(self) -> None:
         """Stop (Tansu keeps nothing on disk)."""

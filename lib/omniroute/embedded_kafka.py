@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from omniroute.embedded import free_port
+from omniroute.embedded import free_port, stop_process
 from omniroute.settings import BrokerKind
 
 # The compose file's fixed KRaft cluster id (KAFKA_CLUSTER_ID's default).
@@ -164,14 +163,7 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """Stop the node by its pid (SIGTERM, then SIGKILL after 15 s); keeps its data."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 15)
 
     def close(self) -> None:
         """Stop, and delete the storage folder if this broker made it."""
