@@ -135,6 +135,36 @@ class ReserveAgentResponse(_message.Message):
     already_reserved: bool
     def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., already_reserved: _Optional[bool] = ...) -> None: ...
 
+class ReserveAgentsRequest(_message.Message):
+    __slots__ = ("reservations",)
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    reservations: _containers.RepeatedCompositeFieldContainer[ReserveAgentRequest]
+    def __init__(self, reservations: _Optional[_Iterable[_Union[ReserveAgentRequest, _Mapping]]] = ...) -> None: ...
+
+class ReserveAgentResult(_message.Message):
+    __slots__ = ("reserved", "refused")
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    reserved: ReserveAgentResponse
+    refused: ReserveRefusal
+    def __init__(self, reserved: _Optional[_Union[ReserveAgentResponse, _Mapping]] = ..., refused: _Optional[_Union[ReserveRefusal, _Mapping]] = ...) -> None: ...
+
+class ReserveRefusal(_message.Message):
+    __slots__ = ("code", "message", "agent")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    agent: _agent_pb2.Agent
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ...) -> None: ...
+
+class ReserveAgentsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReserveAgentResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReserveAgentResult, _Mapping]]] = ...) -> None: ...
+
 class TaskRequest(_message.Message):
     __slots__ = ("agent_id", "inquiry_id", "reason", "request_id", "reservation_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class AgentStateStub:
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.FromString,
                 _registered_method=True)
+        self.ReserveAgents = channel.unary_unary(
+                '/omniroute.v1.AgentState/ReserveAgents',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsResponse.FromString,
+                _registered_method=True)
         self.WithdrawOffer = channel.unary_unary(
                 '/omniroute.v1.AgentState/WithdrawOffer',
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.WithdrawOfferRequest.SerializeToString,
@@ -149,6 +154,19 @@ class AgentStateServicer:
         agent's current Agent record, so the caller can correct its picture.
         A request carrying a RouterFence from an older consumer-group generation
         than agent-state has seen for that partition is refused with ABORTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveAgents(self, request, context):
+        """Several reservations in one call (the router's plan for one workspace
+        step). Each is decided on its own, atomically, exactly as ReserveAgent
+        decides it, in the order given; one refused does not stop the others.
+        The call answers once every reservation it made is durable. Results come
+        back in request order. A whole-call error (ABORTED for a stale fence,
+        UNAVAILABLE) means no result is known; retrying with the same request
+        ids is safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -257,6 +275,11 @@ def add_AgentStateServicer_to_server(servicer, server):
                     servicer.ReserveAgent,
                     request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.FromString,
                     response_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.SerializeToString,
+            ),
+            'ReserveAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveAgents,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsResponse.SerializeToString,
             ),
             'WithdrawOffer': grpc.unary_unary_rpc_method_handler(
                     servicer.WithdrawOffer,
@@ -444,6 +467,33 @@ class AgentState:
             '/omniroute.v1.AgentState/ReserveAgent',
             omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentRequest.SerializeToString,
             omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/ReserveAgents',
+            omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.ReserveAgentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
