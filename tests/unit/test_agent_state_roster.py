@@ -387,3 +387,19 @@ def test_load_stays_exact_under_any_sequence_of_operations() -> None:
             (a.workspace, x.inquiry_id): a.id for a in r.agents.values() for x in a.reservations
         }
         assert holders == r.holder  # one reservation per inquiry, and the index agrees
+
+
+def test_the_site_is_kept_published_and_bounded() -> None:
+    r = roster()
+    profile = agent(chat=1)
+    profile.site = "store-12"
+    changes = r.upsert(profile, "admin", T0)
+    assert r.get("ann").site == "store-12"
+    assert changes.agent_events[0].agent.site == "store-12"
+    # Presence changes keep it.
+    r.set_status("ann", AVAILABLE, "", "ann", T0)
+    assert r.get("ann").site == "store-12"
+    profile.site = "x" * 201
+    with pytest.raises(InvalidRequest, match=r"agent\.site"):
+        r.upsert(profile, "admin", T0)
+    assert r.get("ann").site == "store-12"

@@ -28,7 +28,7 @@ from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
-from omniroute_router.config import RoutingConfig
+from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.contents import InquiryContents
 from omniroute_router.convert import (
     agent_from_proto,
@@ -126,6 +126,18 @@ class Router:
             settings.topic_task_events: "task-events",
             ticks_topic_name(settings): "ticks",
         }
+
+    def reload(self, config: RoutingConfig) -> None:
+        """A new routing configuration (SIGHUP): in force for every workspace from now.
+
+        Each workspace's core takes it inside that workspace's next event
+        (`_router`), so what it changes is written to the tables on the
+        workspace's partition like any other change.
+        """
+        self.config = config
+        self.workspace_label = WorkspaceLabel(
+            [*self.settings.metrics_workspaces, *config.workspaces]
+        )
 
     def forget_all(self) -> None:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
@@ -696,11 +708,16 @@ class Router:
     def _router(self, workspace: str, partition: int) -> WorkspaceRouter:
         """The workspace's router, rebuilt from the tables on first use after a rebalance."""
         router = self.workspaces.get(workspace)
-        if router is not None:
-            return router
         config = self.config.for_workspace(workspace)
         if config is None:
+            # Not configured (or removed by a reload): its state stays in the
+            # tables until a configuration names the workspace again.
+            self.workspaces.pop(workspace, None)
             raise InvalidEvent(f"unknown workspace {workspace!r}: not in the routing configuration")
+        if router is not None:
+            if router.config is not config:
+                self._reconfigure(router, config)
+            return router
         router = self.tables.load(workspace, config)
         self.workspaces[workspace] = router
         self.partition_of[workspace] = partition
@@ -715,6 +732,14 @@ class Router:
                 },
             )
         return router
+
+    def _reconfigure(self, router: WorkspaceRouter, config: WorkspaceConfig) -> None:
+        """Hand a reloaded configuration to a loaded workspace's core."""
+        moved = router.reconfigure(config, self.clock())
+        log.info(
+            "workspace reconfigured",
+            extra={"workspace": router.workspace, "inquiries_moved": len(moved)},
+        )
 
     def _persist(self, router: WorkspaceRouter) -> None:
         """Write what changed to the tables (inside the event, so on its partition)."""

@@ -36,6 +36,7 @@ class AgentView:
     status: AgentStatus = AgentStatus.OFFLINE
     idle_since: float = 0.0
     version: int = 0
+    site: str = ""  # where the agent works in person (store, branch, desk)
 
     def free_on(self, channel: str) -> bool:
         """Whether the agent is available and has a free slot on `channel`."""
@@ -65,6 +66,10 @@ class AgentView:
         wanted = language.lower().split("-")[0]
         return any(lang.lower().split("-")[0] == wanted for lang in self.languages)
 
+    def at_site(self, site: str) -> bool:
+        """Whether the agent works at `site` (ignoring case)."""
+        return bool(self.site) and self.site.casefold() == site.casefold()
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, for the router's state tables."""
         return {
@@ -80,6 +85,7 @@ class AgentView:
             "status": self.status.value,
             "idle_since": self.idle_since,
             "version": self.version,
+            "site": self.site,
         }
 
     @classmethod
@@ -116,6 +122,7 @@ class QueuedInquiry:
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum proficiency
     thread_id: str = ""
+    site: str = ""  # in person: only agents of this site (empty: any)
     state: InquiryState = InquiryState.WAITING
     queued_at: float = 0.0  # when it (re-)entered the queue; the ladder's clock
     attempts: int = 0  # offers made so far

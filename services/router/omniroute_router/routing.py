@@ -211,6 +211,35 @@ class WorkspaceRouter:
         self.agents[agent.id] = agent
         self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
 
+    def reconfigure(self, config: WorkspaceConfig, now: float) -> list[str]:
+        """Take a new configuration (a reload); returns the inquiries that changed queue.
+
+        An inquiry of a queue the new configuration no longer has moves to the
+        queue that takes it by the match rules: the old queue's priority comes
+        off, the new queue's priority and required skills apply, and its
+        history says so. Every other inquiry keeps its queue and what was
+        applied when it entered; new rules apply to what arrives or moves from
+        now on. One pass over the workspace's inquiries: a reload is rare.
+        """
+        old = self.queues
+        self.config = config
+        self.queues = {q.name: q for q in config.queues}
+        moved: list[str] = []
+        for inquiry in list(self.inquiries.values()):
+            if inquiry.queue in self.queues:
+                continue
+            self._unindex(inquiry)  # the priority, the index's key, changes
+            left = old.get(inquiry.queue)
+            if left is not None:
+                inquiry.priority -= left.priority
+            gone, inquiry.queue = inquiry.queue, ""
+            self._enter_queue(inquiry, self.queue_for(inquiry))
+            inquiry.history.append(f"requeued:{gone}:{inquiry.queue}:reconfigured")
+            self._index(inquiry)
+            self.changed_inquiries.add(inquiry.id)
+            moved.append(inquiry.id)
+        return moved
+
     # -- deciding -----------------------------------------------------------
 
     def plan(
@@ -306,6 +335,7 @@ class WorkspaceRouter:
             inquiry.language.lower().split("-")[0],
             inquiry.min_tier,
             tuple(sorted(inquiry.skills.items())),
+            inquiry.site.casefold(),
         )
 
     def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
@@ -324,6 +354,8 @@ class WorkspaceRouter:
         if inquiry.excluded.get(agent.id, 0.0) > now:
             return False
         if not agent.speaks(inquiry.language):
+            return False
+        if inquiry.site and not agent.at_site(inquiry.site):
             return False
         for skill, minimum in inquiry.skills.items():
             needed = minimum if step.min_proficiency is None else min(minimum, step.min_proficiency)
