@@ -106,6 +106,14 @@ async def test_a_walk_in_goes_only_to_an_agent_of_its_site(
     assert [a.agent_id for a in assignments.records if a.inquiry_id == bilbao_visit] == [bilbao.id]
 
 
+def reload_with(system: System, path: Path, text: str) -> None:
+    """Write the routing file and tell the router to reload it (SIGHUP)."""
+    path.write_text(text)
+    router = system.processes["router"].process
+    assert router is not None
+    router.send_signal(signal.SIGHUP)
+
+
 def reloads(system: System, result: str) -> float:
     url = system.router_metrics_url()
     return metric_value(url, f'omniroute_router_config_reloads_total{{result="{result}"}}') or 0.0
@@ -133,8 +141,7 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     # An invalid file: refused, with its file, line and field in the log; nothing changes.
     refused_before = reloads(system, "refused")
-    routing_file.write_text(ROUTING + "      strategy: fastest\n")
-    router.process.send_signal(signal.SIGHUP)
+    reload_with(system, routing_file, ROUTING + "      strategy: fastest\n")
 
     async def refused() -> None:
         assert reloads(system, "refused") == refused_before + 1
@@ -148,14 +155,12 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     # A valid file without the queue: its inquiry moves to the queue that takes it now.
     applied_before = reloads(system, "applied")
-    routing_file.write_text("default:\n  queues:\n    - name: general\n")
-    router.process.send_signal(signal.SIGHUP)
+    reload_with(system, routing_file, "default:\n  queues:\n    - name: general\n")
     offer = await assignments.wait_for(lambda a: a.inquiry_id == held)
     assert offer.queue == "general" and offer.agent_id == f"{ws}-rep"
     assert "requeued:supervisors:general:reconfigured" in offer.history
     assert reloads(system, "applied") == applied_before + 1
-    routing_file.write_text(ROUTING)
-    router.process.send_signal(signal.SIGHUP)
+    reload_with(system, routing_file, ROUTING)
 
     async def restored() -> None:
         assert reloads(system, "applied") == applied_before + 2

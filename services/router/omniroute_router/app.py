@@ -680,6 +680,27 @@ class Router:
                 self.metrics.follow_ups.labels("scheduled").inc()
             elif notice.kind == "follow_up_due":
                 self.metrics.follow_ups.labels("due").inc()
+            elif notice.kind == "closed_arrival":
+                self.metrics.closed_arrivals.labels(notice.queue, notice.reason).inc()
+                log.info(
+                    "inquiry arrived while its queue was closed",
+                    extra={
+                        "inquiry_id": notice.inquiry_id,
+                        "queue": notice.queue,
+                        "policy": notice.reason,
+                    },
+                )
+            elif notice.kind == "overflowed":
+                self.metrics.overflows.labels(notice.queue, notice.to_queue, notice.reason).inc()
+                log.info(
+                    "inquiry overflowed",
+                    extra={
+                        "inquiry_id": notice.inquiry_id,
+                        "queue": notice.queue,
+                        "to_queue": notice.to_queue,
+                        "trigger": notice.reason,
+                    },
+                )
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
         """The queue gauges, and the same figures on the snapshot topic for the wallboard."""

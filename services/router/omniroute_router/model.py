@@ -105,6 +105,7 @@ class InquiryState(StrEnum):
     OFFERED = "offered"  # reserved on an agent, offer open
     ACCEPTED = "accepted"  # the agent is working on it
     SCHEDULED = "scheduled"  # a follow-up not yet due
+    HELD = "held"  # arrived while its queue was closed: waits, unoffered, until it opens
 
 
 @dataclass
@@ -136,7 +137,9 @@ class QueuedInquiry:
     step: int = 0  # highest ladder step reached (and counted) in this queue stint
     preferred_agent: str = ""  # sticky: follow-ups and thread replies
     prefer_until: float = 0.0
-    due_at: float = 0.0  # follow-ups: not routed before this
+    due_at: float = 0.0  # follow-ups and held inquiries: not routed before this
+    sla_from: float = 0.0  # held until its queue opened: the service-level wait starts here
+    left_queues: list[str] = field(default_factory=list)  # overflowed from (never back)
     answered: bool = False  # first offer accepted (SLA counted once)
     offer_expires_at: float = 0.0  # when agent-state times the open offer out
     last_heard_at: float = 0.0  # last news of the open offer or task (event or check)

@@ -21,6 +21,8 @@ from enum import StrEnum
 from sortedcontainers import SortedList
 
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
+from omniroute_router.controls import QueueControls
+from omniroute_router.hours import ClosedPolicy
 from omniroute_router.model import (
     REPRESENTATIVE,
     SUPERVISOR,
@@ -114,7 +116,8 @@ class Changes:
 class Notice:
     """Something worth counting or logging that the core decided."""
 
-    # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned", "reconciled"
+    # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned", "reconciled",
+    # "closed_arrival" (reason: the policy), "overflowed" (reason: the trigger)
     kind: str
     inquiry_id: str
     queue: str
@@ -122,6 +125,7 @@ class Notice:
     step: int = 0
     reason: str = ""
     wait_s: float = 0.0
+    to_queue: str = ""  # overflowed: the queue entered
 
 
 class WorkspaceRouter:
@@ -131,6 +135,8 @@ class WorkspaceRouter:
         self.workspace = workspace
         self.config = config
         self.queues = {q.name: q for q in config.queues}
+        # Business hours and overflow, with the indexes they keep (controls.py).
+        self.controls = QueueControls(config)
         self.inquiries: dict[str, QueuedInquiry] = {}
         self.agents: dict[str, AgentView] = {}
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
@@ -169,10 +175,16 @@ class WorkspaceRouter:
         if inquiry.id in self.inquiries or inquiry.id in self.finished:
             return False
         inquiry.queue = ""
-        self._enter_queue(inquiry, self.queue_for(inquiry))
+        arrival = self.controls.arrival(inquiry.channel, self.queue_for(inquiry), now)
+        self._enter_queue(inquiry, arrival.queue)
         inquiry.priority += self._rule_boost(inquiry)
         inquiry.queued_at = inquiry.queued_at or now
         inquiry.verify = verify
+        if arrival.policy is not None:
+            self._closed_arrival(inquiry, arrival.closed_queue, arrival.policy, now)
+        if arrival.held_until is not None:
+            inquiry.state = InquiryState.HELD
+            inquiry.due_at = arrival.held_until
         last = self.threads.get(inquiry.thread_id) if inquiry.thread_id else None
         if last and not inquiry.preferred_agent:
             inquiry.preferred_agent = last[0]
@@ -224,9 +236,17 @@ class WorkspaceRouter:
         old = self.queues
         self.config = config
         self.queues = {q.name: q for q in config.queues}
+        self.controls.configure(config)  # its indexes are rebuilt below
         moved: list[str] = []
         for inquiry in list(self.inquiries.values()):
+            if inquiry.state is InquiryState.HELD:
+                # The hours may have changed: held until the queue's (new) opening.
+                state = self.controls.state(inquiry.queue, now)
+                inquiry.due_at = now if state.open else state.until
+                self.changed_inquiries.add(inquiry.id)
             if inquiry.queue in self.queues:
+                if not inquiry.verify:
+                    self.controls.index(inquiry)
                 continue
             self._unindex(inquiry)  # the priority, the index's key, changes
             left = old.get(inquiry.queue)
@@ -458,7 +478,9 @@ class WorkspaceRouter:
         if inquiry.answered:
             return None
         inquiry.answered = True
-        return max(0.0, now - inquiry.arrived_at)
+        self.controls.answered(inquiry.queue, now)
+        # Held while its queue was closed: the service-level clock started at opening.
+        return max(0.0, now - max(inquiry.arrived_at, inquiry.sla_from))
 
     def resolved(self, inquiry_id: str, agent_id: str, now: float) -> bool:
         """The agent resolved the inquiry: routing is done with it."""
@@ -723,8 +745,11 @@ class WorkspaceRouter:
         """Work that time alone brings: ladder steps reached, old memories dropped.
 
         Called about once a second; moving up the ladder is counted here even
-        when no agent is free to be matched.
+        when no agent is free to be matched. Held inquiries whose queue opened
+        join its line, and the overflow rules move who they must.
         """
+        self._release_held(now)
+        self._overflow(now)
         for bucket in list(self._waiting.values()):
             for _, inquiry_id in bucket:
                 inquiry = self.inquiries[inquiry_id]
@@ -865,6 +890,62 @@ class WorkspaceRouter:
                 self.changed_inquiries.add(inquiry.id)
                 self._notice("follow_up_due", inquiry, now)
 
+    def _closed_arrival(
+        self, inquiry: QueuedInquiry, closed: str, policy: ClosedPolicy, now: float
+    ) -> None:
+        """Record that `inquiry` arrived while queue `closed` was closed, and what it got."""
+        if policy is ClosedPolicy.CALLBACK:
+            # Callbacks do not exist yet (issue 15, item 2): held like `hold`.
+            inquiry.history.append(f"closed:{closed}:callback_held")
+        elif policy is ClosedPolicy.AFTER_HOURS:
+            inquiry.history.append(f"closed:{closed}:after_hours:{inquiry.queue}")
+        else:
+            inquiry.history.append(f"closed:{closed}:hold")
+        self.notices.append(
+            Notice("closed_arrival", inquiry.id, closed, inquiry.channel, reason=policy.value)
+        )
+
+    def _release_held(self, now: float) -> None:
+        """Held inquiries whose queue opened join its line; their SLA clock starts now."""
+        for inquiry_id in self.controls.due_held(now):
+            inquiry = self.inquiries[inquiry_id]
+            opened = inquiry.due_at
+            self._unindex(inquiry)
+            inquiry.state = InquiryState.WAITING
+            inquiry.sla_from = inquiry.queued_at = opened
+            inquiry.history.append(f"opened:{inquiry.queue}")
+            self._index(inquiry)
+            self.changed_inquiries.add(inquiry_id)
+
+    def _overflow(self, now: float) -> None:
+        """Move the waiting inquiries the overflow rules ask for, counted and recorded."""
+
+        def may_move(inquiry_id: str, to: str) -> bool:
+            return to not in self.inquiries[inquiry_id].left_queues
+
+        for left, move in self.controls.overflow(now, may_move):
+            inquiry = self.inquiries[move.inquiry_id]
+            self._unindex(inquiry)  # the queue changes the priority, the index's key
+            inquiry.left_queues.append(left)
+            self._enter_queue(inquiry, self.queues[move.to])
+            # The ladder (and the time in queue) start again in the new queue.
+            inquiry.queued_at = now
+            inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
+            inquiry.history.append(f"overflow:{left}:{move.to}:{move.trigger.value}")
+            self._index(inquiry)
+            self.changed_inquiries.add(inquiry.id)
+            self.notices.append(
+                Notice(
+                    "overflowed",
+                    inquiry.id,
+                    left,
+                    inquiry.channel,
+                    reason=move.trigger.value,
+                    wait_s=max(0.0, now - inquiry.arrived_at),
+                    to_queue=move.to,
+                )
+            )
+
     def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
         """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
         if inquiry.queue == queue.name:
@@ -922,15 +1003,18 @@ class WorkspaceRouter:
     def _index(self, inquiry: QueuedInquiry) -> None:
         if inquiry.verify:
             self._unverified.add(inquiry.id)
-        elif inquiry.state is InquiryState.WAITING:
+            return
+        self.controls.index(inquiry)
+        if inquiry.state is InquiryState.WAITING:
             bucket = self._waiting.setdefault(inquiry.priority, SortedList())
             bucket.add((inquiry.arrived_at, inquiry.id))
         elif inquiry.state is InquiryState.SCHEDULED:
             self._scheduled.add(inquiry.id)
-        else:
+        elif inquiry.state is not InquiryState.HELD:
             self._open.add(inquiry.id)
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
+        self.controls.unindex(inquiry)
         self._unverified.discard(inquiry.id)
         self._open.discard(inquiry.id)
         if inquiry.state is InquiryState.WAITING:

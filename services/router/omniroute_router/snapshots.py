@@ -50,7 +50,8 @@ def build_snapshot(
             case InquiryState.WAITING if inquiry.due_at <= now:
                 queue.waiting += 1
                 queue.oldest_wait_s = max(queue.oldest_wait_s, now - inquiry.arrived_at)
-            case InquiryState.WAITING | InquiryState.SCHEDULED:
+            case InquiryState.WAITING | InquiryState.SCHEDULED | InquiryState.HELD:
+                # Held until the queue opens: not yet due either.
                 queue.scheduled += 1
             case InquiryState.OFFERED:
                 queue.offered += 1
