@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from omniroute.embedded import Broker
 from omniroute.v1 import inquiry_pb2
 from tests.support.system import (
     CHAT,
+    VOICE,
     Assignments,
     Desk,
     System,
@@ -30,16 +32,51 @@ pytestmark = pytest.mark.integration
 
 IN_PERSON = inquiry_pb2.CHANNEL_IN_PERSON
 
-# Every workspace of this module: the queue `supervisors` offers to tier 3 only.
-ROUTING = """\
+# Workspaces of their own for the hours and overflow tests; every other
+# workspace gets `default`, whose queue `supervisors` offers to tier 3 only.
+CLOSED_WS = "closed-" + uuid.uuid4().hex[:8]
+OVERFLOW_WS = "overflow-" + uuid.uuid4().hex[:8]
+
+
+def routing(shop_weekly: str = "{}", default: str = "") -> str:
+    """The module's routing file; `shop_weekly`: the weekly hours of CLOSED_WS's shop
+    (default: none, never open); `default`: the default workspace's queues."""
+    return f"""\
+workspaces:
+  {CLOSED_WS}:
+    queues:
+      - name: shop
+        match: {{channels: [chat, voice]}}
+        hours:
+          timezone: Europe/Madrid
+          weekly: {shop_weekly}
+          when_closed: {{default: hold, voice: after_hours_queue}}
+          after_hours_queue: overnight
+      - name: overnight
+        match: {{segments: [nobody]}}
+      - name: general
+  {OVERFLOW_WS}:
+    queues:
+      - name: experts
+        match: {{kinds: [complaint]}}
+        required_skills: {{complaints: 4}}
+        overflow:
+          - {{to: anyone, after_wait_s: 3}}
+      - name: anyone
 default:
   queues:
-    - name: supervisors
+{
+        default
+        or '''    - name: supervisors
       match: {segments: [escalated]}
       ladder:
         - {after_s: 0, tiers: [3]}
     - name: general
-"""
+'''
+    }"""
+
+
+ROUTING = routing()
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +182,9 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     async def refused() -> None:
         assert reloads(system, "refused") == refused_before + 1
-        assert f"{routing_file}:8: default.queues[1].strategy: unknown strategy" in router.log()
+        line = ROUTING.count("\n") + 1
+        error = f"{routing_file}:{line}: default.queues[1].strategy: unknown strategy"
+        assert error in router.log()
 
     await eventually(refused)
     assert router.process.poll() is None
@@ -155,7 +194,7 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     # A valid file without the queue: its inquiry moves to the queue that takes it now.
     applied_before = reloads(system, "applied")
-    reload_with(system, routing_file, "default:\n  queues:\n    - name: general\n")
+    reload_with(system, routing_file, routing(default="    - name: general\n"))
     offer = await assignments.wait_for(lambda a: a.inquiry_id == held)
     assert offer.queue == "general" and offer.agent_id == f"{ws}-rep"
     assert "requeued:supervisors:general:reconfigured" in offer.history
@@ -166,3 +205,49 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
         assert reloads(system, "applied") == applied_before + 2
 
     await eventually(restored)
+
+
+async def test_a_closed_queue_holds_a_chat_until_it_opens_and_sends_calls_after_hours(
+    system: System, desk: Desk, assignments: Assignments, routing_file: Path
+) -> None:
+    ws = CLOSED_WS
+    await desk.login(make_agent(ws, f"{ws}-ana", {}, {CHAT: 2, VOICE: 1}))
+    chat = system.post_inquiry(inquiry_body(ws, "chat"))
+    call = system.post_inquiry(inquiry_body(ws, "voice"))
+    # The call goes on to the after-hours queue and is offered there.
+    offer = await assignments.wait_for(lambda a: a.inquiry_id == call)
+    assert offer.queue == "overnight"
+    assert "closed:shop:after_hours:overnight" in offer.history
+
+    # The chat is held: not offered although the agent has a free chat slot.
+    url = system.router_metrics_url()
+    held = 'omniroute_router_closed_arrivals_total{policy="hold",queue="shop"}'
+
+    async def counted() -> None:
+        assert metric_value(url, held) == 1
+        assert depth(system, ws, "shop") == 0  # held, not waiting
+
+    await eventually(counted)
+    assert not [a for a in assignments.records if a.inquiry_id == chat]
+    assert (await desk.agent(f"{ws}-ana")).capacities[0].load == 0
+
+    # The shop opens (round the clock from now): the chat is offered.
+    reload_with(system, routing_file, routing("{mon-sun: '00:00-24:00'}"))
+    offer = await assignments.wait_for(lambda a: a.inquiry_id == chat)
+    assert offer.queue == "shop"
+    assert offer.history[:2] == ["closed:shop:hold", "opened:shop"]
+    reload_with(system, routing_file, ROUTING)
+
+
+async def test_overflow_moves_a_waiting_inquiry_to_the_next_queue_and_counts_it(
+    system: System, desk: Desk, assignments: Assignments
+) -> None:
+    ws = OVERFLOW_WS
+    await desk.login(make_agent(ws, f"{ws}-ana", {"complaints": 2}, {CHAT: 1}))
+    complaint = system.post_inquiry(inquiry_body(ws, "chat", kind="complaint"))
+    offer = await assignments.wait_for(lambda a: a.inquiry_id == complaint)
+    # Nobody has complaints 4: after 3 s it overflowed to `anyone`, without that skill.
+    assert offer.queue == "anyone" and offer.agent_id == f"{ws}-ana"
+    assert "overflow:experts:anyone:wait" in offer.history
+    moved = 'omniroute_router_overflows_total{queue="experts",to_queue="anyone",trigger="wait"}'
+    assert metric_value(system.router_metrics_url(), moved) == 1

@@ -240,3 +240,24 @@ def test_no_overflow_into_a_closed_queue() -> None:
     assert r.inquiries["v0"].queue == "vip"
     r.housekeeping(MONDAY_9 + 1)
     assert r.inquiries["v0"].queue == "backup"
+
+
+def test_an_overflow_leaves_the_skills_of_the_queue_it_left_behind() -> None:
+    experts = Queue(
+        "experts",
+        QueueMatch(kinds=frozenset({"complaint"})),
+        required_skills=(("complaints", 4), ("billing", 2)),
+        overflow=(OverflowRule("general", Trigger.WAIT, 60),),
+    )
+    r = WorkspaceRouter("acme", WorkspaceConfig(queues=(experts, Queue("general"))))
+    complaint = inquiry("c1", MONDAY_10)
+    complaint.kind, complaint.skills = "complaint", {"billing": 3}
+    r.admit(complaint, MONDAY_10)
+    assert r.inquiries["c1"].skills == {"complaints": 4, "billing": 3}
+    r.update_agent(agent(skills={"billing": 3}))
+    assert r.plan(MONDAY_10 + 1) == []
+    r.housekeeping(MONDAY_10 + 61)
+    moved = r.inquiries["c1"]
+    # The inquiry's own billing 3 stays; the experts' complaints 4 is gone.
+    assert (moved.queue, moved.skills) == ("general", {"billing": 3})
+    assert [o.agent_id for o in r.plan(MONDAY_10 + 62)] == ["ann"]

@@ -140,6 +140,9 @@ class QueuedInquiry:
     due_at: float = 0.0  # follow-ups and held inquiries: not routed before this
     sla_from: float = 0.0  # held until its queue opened: the service-level wait starts here
     left_queues: list[str] = field(default_factory=list)  # overflowed from (never back)
+    # Skills its queue raised (skill -> the minimum before; 0: not required), undone
+    # when it moves to another queue.
+    queue_skills: dict[str, int] = field(default_factory=dict)
     answered: bool = False  # first offer accepted (SLA counted once)
     offer_expires_at: float = 0.0  # when agent-state times the open offer out
     last_heard_at: float = 0.0  # last news of the open offer or task (event or check)

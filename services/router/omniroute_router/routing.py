@@ -953,9 +953,20 @@ class WorkspaceRouter:
         left = self.queues.get(inquiry.queue)
         if left is not None:
             inquiry.priority -= left.priority
+        # The skills the queue left raised go back to what the inquiry asked for
+        # (an overflow to a general queue must not keep the expert queue's skills).
+        for skill, before in inquiry.queue_skills.items():
+            if before:
+                inquiry.skills[skill] = before
+            else:
+                inquiry.skills.pop(skill, None)
+        inquiry.queue_skills = {}
         inquiry.queue = queue.name
         for skill, minimum in queue.required_skills:
-            inquiry.skills[skill] = max(inquiry.skills.get(skill, 0), minimum)
+            had = inquiry.skills.get(skill, 0)
+            if minimum > had:
+                inquiry.queue_skills[skill] = had
+                inquiry.skills[skill] = minimum
         inquiry.priority += queue.priority
 
     def _hold(
