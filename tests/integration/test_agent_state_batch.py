@@ -16,6 +16,7 @@ from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     OfferFeed,
+    eventually,
     Running,
     agent_state_env,
     available_agent,
@@ -25,6 +26,7 @@ from tests.support.agent_state import (
     settings_from,
 )
 from tests.support.kafka import TopicTail
+from tests.support.processes import paused
 from tests.support.system import new_workspace
 
 pytestmark = pytest.mark.integration
@@ -255,3 +257,29 @@ async def test_only_the_router_may_reserve_in_batches(broker: Broker) -> None:
         assert refused.value.code() == Code.PERMISSION_DENIED
         answer = await service.stub.ReserveAgents(batch(reserve(ws, "ann", "one")), metadata=router)
         assert outcome(answer.results[0]) == ("ann", "False")
+
+
+async def test_a_batch_cut_off_by_a_paused_broker_is_kept_and_its_retry_answered(
+    broker: Broker, service: Running
+) -> None:
+    ws = new_workspace()
+    await available_agent(service.stub, ws, "ann", {CHAT: 1})
+    await available_agent(service.stub, ws, "bob", {CHAT: 1})
+    request = batch(
+        reserve(ws, "ann", "one"), reserve(ws, "bob", "two"), generation=1, request_ids=True
+    )
+    async with OfferFeed(service.stub, "bob") as desk:
+        await eventually(lambda: "bob" in service.server.servicer.open_desks)
+        with paused(broker.process):
+            with pytest.raises(grpc.aio.AioRpcError) as cut_off:
+                await service.stub.ReserveAgents(request, timeout=1.5)
+            assert cut_off.value.code() in {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED}
+            # Kept: the agents are held while the broker is away.
+            ann = await service.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="ann"))
+            assert [r.inquiry_id for r in ann.reservations] == ["one"]
+        retried = await service.stub.ReserveAgents(request)
+        assert [outcome(r) for r in retried.results] == [("ann", "False"), ("bob", "False")]
+        # The desk is told of the offer whose first call was cut off.
+        pushed = await desk.wait_for(lambda o: o.reservation.inquiry_id == "two")
+    assert pushed.reservation == retried.results[1].reserved.reservation
+    assert pushed.assignment.attempt == 1
