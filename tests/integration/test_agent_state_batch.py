@@ -16,10 +16,10 @@ from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     OfferFeed,
-    eventually,
     Running,
     agent_state_env,
     available_agent,
+    eventually,
     published,
     reserve,
     serving,
