@@ -10,6 +10,7 @@ from omniroute_router.hours import ClosedPolicy, Hours
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
 from omniroute_router.overflow import OverflowRule, Trigger
 from omniroute_router.routing import WorkspaceRouter
+from omniroute_router.snapshots import build_snapshot
 
 MADRID = ZoneInfo("Europe/Madrid")
 NINE_TO_FIVE = ((9 * 60, 17 * 60),)
@@ -261,3 +262,16 @@ def test_an_overflow_leaves_the_skills_of_the_queue_it_left_behind() -> None:
     # The inquiry's own billing 3 stays; the experts' complaints 4 is gone.
     assert (moved.queue, moved.skills) == ("general", {"billing": 3})
     assert [o.agent_id for o in r.plan(MONDAY_10 + 62)] == ["ann"]
+
+
+def test_the_snapshot_counts_held_as_not_yet_due_and_waits_from_opening() -> None:
+    r = WorkspaceRouter("acme", config(office()))
+    r.admit(inquiry("early", MONDAY_8), MONDAY_8)
+    held = build_snapshot(r, {}, MONDAY_8 + 60)
+    day = next(q for q in held.queues if q.name == "day")
+    assert (day.waiting, day.scheduled) == (0, 1)
+    r.housekeeping(MONDAY_9 + 1)
+    opened = build_snapshot(r, {}, MONDAY_9 + 120)
+    day = next(q for q in opened.queues if q.name == "day")
+    # It arrived at 08:00 but the queue opened at 09:00: the oldest wait is 2 minutes.
+    assert (day.waiting, day.oldest_wait_s) == (1, 120)

@@ -49,7 +49,9 @@ def build_snapshot(
         match inquiry.state:
             case InquiryState.WAITING if inquiry.due_at <= now:
                 queue.waiting += 1
-                queue.oldest_wait_s = max(queue.oldest_wait_s, now - inquiry.arrived_at)
+                # Held while the queue was closed: its wait counts from opening.
+                waited = now - max(inquiry.arrived_at, inquiry.sla_from)
+                queue.oldest_wait_s = max(queue.oldest_wait_s, waited)
             case InquiryState.WAITING | InquiryState.SCHEDULED | InquiryState.HELD:
                 # Held until the queue opens: not yet due either.
                 queue.scheduled += 1
