@@ -275,3 +275,21 @@ def test_the_snapshot_counts_held_as_not_yet_due_and_waits_from_opening() -> Non
     day = next(q for q in opened.queues if q.name == "day")
     # It arrived at 08:00 but the queue opened at 09:00: the oldest wait is 2 minutes.
     assert (day.waiting, day.oldest_wait_s) == (1, 120)
+
+
+def test_the_snapshot_says_closed_until_when_and_who_is_held() -> None:
+    r = WorkspaceRouter("acme", config(office()))
+    r.admit(inquiry("h1", MONDAY_8), MONDAY_8)
+    r.admit(inquiry("h2", MONDAY_8 + 1, "email"), MONDAY_8 + 1)
+    closed = build_snapshot(r, {}, MONDAY_8 + 60)
+    day, night = closed.queues[0], closed.queues[1]
+    assert (day.name, day.closed, day.timezone) == ("day", True, "Europe/Madrid")
+    assert day.opens_at.seconds == MONDAY_9 and not day.HasField("closes_at")
+    assert list(day.held_ids) == ["h1", "h2"]
+    # A queue without hours is always open and says nothing more.
+    assert (night.closed, night.HasField("opens_at"), night.timezone) == (False, False, "")
+    r.housekeeping(MONDAY_9 + 1)
+    opened = build_snapshot(r, {}, MONDAY_9 + 60)
+    day = opened.queues[0]
+    assert not day.closed and day.closes_at.seconds == at(2026, 11, 23, 17, 0)
+    assert list(day.held_ids) == [] and day.waiting == 2

@@ -60,6 +60,7 @@ class QueueControls:
         self._waiting: dict[str, SortedList] = {}  # queue with rules -> (queued_at, id)
         self._held = SortedList()  # (opens at, id)
         self._held_at: dict[str, float] = {}  # id -> opens at
+        self._held_in: dict[str, dict[str, None]] = {}  # queue -> held ids, in arrival order
         self._rates: dict[str, AnswerRate] = {}
         self.configure(config)
 
@@ -70,6 +71,7 @@ class QueueControls:
         self._waiting = {q.name: SortedList() for q in config.queues if q.overflow}
         self._held.clear()
         self._held_at.clear()
+        self._held_in.clear()
 
     # -- hours ----------------------------------------------------------------
 
@@ -120,8 +122,9 @@ class QueueControls:
         """Held inquiries whose queue has opened by `now`, in the order they fall due."""
         due = []
         while self._held and self._held[0][0] <= now:
-            due.append(self._held[0][1])
-            self._drop_held(self._held[0][1])
+            inquiry_id = self._held[0][1]
+            due.append(inquiry_id)
+            self._drop_held(inquiry_id)  # the core unindexes it as it releases it
         return due
 
     # -- overflow -------------------------------------------------------------
@@ -168,6 +171,7 @@ class QueueControls:
         if inquiry.state is InquiryState.HELD:
             self._held.add((inquiry.due_at, inquiry.id))
             self._held_at[inquiry.id] = inquiry.due_at
+            self._held_in.setdefault(inquiry.queue, {})[inquiry.id] = None
         elif inquiry.state is InquiryState.WAITING:
             line = self._waiting.get(inquiry.queue)
             if line is not None:
@@ -176,13 +180,16 @@ class QueueControls:
     def unindex(self, inquiry: QueuedInquiry) -> None:
         """The core unindexed `inquiry` (its state, queue or times are about to change)."""
         self._drop_held(inquiry.id)
+        held = self._held_in.get(inquiry.queue)
+        if held is not None:
+            held.pop(inquiry.id, None)
         line = self._waiting.get(inquiry.queue)
         if line is not None:
             line.discard((inquiry.queued_at, inquiry.id))
 
-    def held(self) -> Iterator[str]:
-        """The held inquiries, soonest to open first."""
-        return (inquiry_id for _, inquiry_id in self._held)
+    def held_in(self, queue: str) -> Iterator[str]:
+        """The inquiries held in `queue`, in the order they were held."""
+        return iter(self._held_in.get(queue, {}))
 
     def _drop_held(self, inquiry_id: str) -> None:
         at = self._held_at.pop(inquiry_id, None)
