@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from omniroute.embedded import Broker
-from omniroute.v1 import inquiry_pb2
+from omniroute.v1 import inquiry_pb2, queue_pb2
+from tests.support.kafka import TopicTail
 from tests.support.system import (
     CHAT,
     VOICE,
@@ -228,6 +229,19 @@ async def test_a_closed_queue_holds_a_chat_until_it_opens_and_sends_calls_after_
         assert depth(system, ws, "shop") == 0  # held, not waiting
 
     await eventually(counted)
+    # The queue snapshot says the shop is closed, with no opening in sight, and holds the chat.
+    async with TopicTail(
+        system.broker.bootstrap, system.topics["TOPIC_QUEUE_SNAPSHOTS"], queue_pb2.QueueSnapshot
+    ) as snapshots:
+
+        def shop_holds_the_chat(snapshot: queue_pb2.QueueSnapshot) -> bool:
+            shop = next((q for q in snapshot.queues if q.name == "shop"), None)
+            return snapshot.workspace == ws and shop is not None and chat in shop.held_ids
+
+        snapshot = await snapshots.wait_for(shop_holds_the_chat)
+    shop = snapshot.queues[0]
+    assert shop.closed and shop.timezone == "Europe/Madrid" and not shop.HasField("opens_at")
+    assert shop.scheduled == 1 and shop.waiting == 0
     assert not [a for a in assignments.records if a.inquiry_id == chat]
     assert (await desk.agent(f"{ws}-ana")).capacities[0].load == 0
 
