@@ -127,7 +127,7 @@ def test_held_inquiries_survive_persistence_and_a_reload_that_opens_the_queue() 
     restored.housekeeping(MONDAY_9 + 1)
     assert restored.inquiries["c1"].state is InquiryState.WAITING
     # A reload that makes the queue always open releases a held inquiry at the next tick.
-    r.reconfigure(config(Hours(timezone="UTC", weekly=(((0, 1440),),) * 7)), MONDAY_8 + 10)
+    r = r.reconfigured(config(Hours(timezone="UTC", weekly=(((0, 1440),),) * 7)), MONDAY_8 + 10)
     r.housekeeping(MONDAY_8 + 11)
     assert r.inquiries["c1"].state is InquiryState.WAITING
     assert r.inquiries["c1"].sla_from == MONDAY_8 + 10

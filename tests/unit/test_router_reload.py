@@ -102,9 +102,8 @@ def test_inquiries_of_a_removed_queue_move_by_the_match_rules() -> None:
     ]  # fmt: skip
     r.drain_changes()
 
-    moved = r.reconfigure(after, T0 + 5)
+    r = r.reconfigured(after, T0 + 5)
 
-    assert sorted(moved) == ["both", "legal-1"]
     legal, both, bill = (r.inquiries[i] for i in ("legal-1", "both", "bill-1"))
     assert (legal.queue, both.queue, bill.queue) == ("general", "billing", "billing")
     # The old queue's priority is gone, the new one's applies; its skills are added.
@@ -141,3 +140,31 @@ def test_the_example_file_reloads(tmp_path: Path) -> None:
         reloads.applied[0].workspaces.keys()
         == config.load(root / "deploy" / "routing.example.yaml").workspaces.keys()
     )
+
+
+def test_a_reconfigured_core_keeps_agents_finished_ids_threads_and_open_offers() -> None:
+    r = WorkspaceRouter("acme", WorkspaceConfig())
+    agent = AgentView(
+        id="ann",
+        workspace="acme",
+        capacity={"chat": 2},
+        status=AgentStatus.AVAILABLE,
+        version=3,
+    )
+    r.update_agent(agent)
+    r.admit(_inquiry("done", {}), T0)
+    r.admit(_inquiry("open", {}), T0)
+    for offer in r.plan(T0):
+        r.offer_made(offer.inquiry_id, "ann", f"r-{offer.inquiry_id}", T0)
+    r.accepted("done", "ann", T0 + 1)
+    r.resolved("done", "ann", T0 + 2)
+    r.restore_thread("t1", "ann", T0)
+    fresh = r.reconfigured(WorkspaceConfig(queues=(Queue("general"),)), T0 + 3)
+    assert fresh.config.queues[0].name == "general"
+    assert fresh.agents["ann"].version == 3 and "ann" in fresh.free_agents
+    assert "done" in fresh.finished and not fresh.is_new("done")
+    assert fresh.threads["t1"][0] == "ann"
+    kept = fresh.inquiries["open"]
+    assert (kept.state, kept.agent_id, kept.queue) == (InquiryState.OFFERED, "ann", "general")
+    # Its open offer is still reconciled with agent-state like any other.
+    assert fresh.reconcile_workspace({}) == ["open"]

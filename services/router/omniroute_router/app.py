@@ -737,7 +737,7 @@ class Router:
             raise InvalidEvent(f"unknown workspace {workspace!r}: not in the routing configuration")
         if router is not None:
             if router.config is not config:
-                self._reconfigure(router, config)
+                router = self._reconfigure(router, config)
             return router
         router = self.tables.load(workspace, config)
         self.workspaces[workspace] = router
@@ -754,13 +754,18 @@ class Router:
             )
         return router
 
-    def _reconfigure(self, router: WorkspaceRouter, config: WorkspaceConfig) -> None:
-        """Hand a reloaded configuration to a loaded workspace's core."""
-        moved = router.reconfigure(config, self.clock())
+    def _reconfigure(self, router: WorkspaceRouter, config: WorkspaceConfig) -> WorkspaceRouter:
+        """A loaded workspace's core under a reloaded configuration (it replaces the old)."""
+        fresh = router.reconfigured(config, self.clock())
+        self.workspaces[router.workspace] = fresh
         log.info(
             "workspace reconfigured",
-            extra={"workspace": router.workspace, "inquiries_moved": len(moved)},
+            extra={
+                "workspace": router.workspace,
+                "inquiries_moved": len(fresh.changed_inquiries - router.changed_inquiries),
+            },
         )
+        return fresh
 
     def _persist(self, router: WorkspaceRouter) -> None:
         """Write what changed to the tables (inside the event, so on its partition)."""

@@ -223,42 +223,48 @@ class WorkspaceRouter:
         self.agents[agent.id] = agent
         self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
 
-    def reconfigure(self, config: WorkspaceConfig, now: float) -> list[str]:
-        """Take a new configuration (a reload); returns the inquiries that changed queue.
+    def reconfigured(self, config: WorkspaceConfig, now: float) -> WorkspaceRouter:
+        """The workspace under a new configuration (a reload): a new core with this state.
 
-        An inquiry of a queue the new configuration no longer has moves to the
-        queue that takes it by the match rules: the old queue's priority comes
-        off, the new queue's priority and required skills apply, and its
-        history says so. Every other inquiry keeps its queue and what was
-        applied when it entered; new rules apply to what arrives or moves from
-        now on. One pass over the workspace's inquiries: a reload is rare.
+        Built like a worker taking the workspace over (from the inquiries,
+        agents, finished ids and threads, through the `restore_*` methods), so
+        nothing derived from the old configuration survives. An inquiry of a
+        queue the new configuration no longer has moves to the queue that takes
+        it by the match rules: the old queue's priority and skills come off, the
+        new queue's apply, and its history says so. Held inquiries are held until
+        their queue's opening under the new hours (or released at the next tick
+        when it is open). Every other inquiry keeps its queue and what was applied
+        when it entered; new rules apply to what arrives or moves from now on.
+        One pass over the workspace's state: a reload is rare.
         """
-        old = self.queues
-        self.config = config
-        self.queues = {q.name: q for q in config.queues}
-        self.controls.configure(config)  # its indexes are rebuilt below
-        moved: list[str] = []
-        for inquiry in list(self.inquiries.values()):
+        fresh = WorkspaceRouter(self.workspace, config)
+        for inquiry in self.inquiries.values():
+            if inquiry.queue not in fresh.queues:
+                left = self.queues.get(inquiry.queue)
+                if left is not None:
+                    inquiry.priority -= left.priority
+                gone, inquiry.queue = inquiry.queue, ""
+                fresh._enter_queue(inquiry, fresh.queue_for(inquiry))
+                inquiry.history.append(f"requeued:{gone}:{inquiry.queue}:reconfigured")
+                fresh.changed_inquiries.add(inquiry.id)
             if inquiry.state is InquiryState.HELD:
-                # The hours may have changed: held until the queue's (new) opening.
-                state = self.controls.state(inquiry.queue, now)
+                state = fresh.controls.state(inquiry.queue, now)
                 inquiry.due_at = now if state.open else state.until
-                self.changed_inquiries.add(inquiry.id)
-            if inquiry.queue in self.queues:
-                if not inquiry.verify:
-                    self.controls.index(inquiry)
-                continue
-            self._unindex(inquiry)  # the priority, the index's key, changes
-            left = old.get(inquiry.queue)
-            if left is not None:
-                inquiry.priority -= left.priority
-            gone, inquiry.queue = inquiry.queue, ""
-            self._enter_queue(inquiry, self.queue_for(inquiry))
-            inquiry.history.append(f"requeued:{gone}:{inquiry.queue}:reconfigured")
-            self._index(inquiry)
-            self.changed_inquiries.add(inquiry.id)
-            moved.append(inquiry.id)
-        return moved
+                fresh.changed_inquiries.add(inquiry.id)
+            fresh.restore_inquiry(inquiry)
+        for agent in self.agents.values():
+            fresh.restore_agent(agent)
+        for inquiry_id, at in self.finished.items():
+            fresh.restore_finished(inquiry_id, at)
+        for thread, (agent_id, at) in self.threads.items():
+            fresh.restore_thread(thread, agent_id, at)
+        # What the adapter has not taken yet goes with it.
+        fresh.changed_inquiries |= self.changed_inquiries
+        fresh.changed_agents |= self.changed_agents
+        fresh.changed_threads |= self.changed_threads
+        fresh.notices = self.notices + fresh.notices
+        fresh.withdrawals = self.withdrawals + fresh.withdrawals
+        return fresh
 
     # -- deciding -----------------------------------------------------------
 
