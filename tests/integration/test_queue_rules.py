@@ -8,7 +8,9 @@ import signal
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +19,7 @@ from omniroute.v1 import inquiry_pb2, queue_pb2
 from tests.support.kafka import TopicTail
 from tests.support.system import (
     CHAT,
+    EMAIL,
     VOICE,
     Assignments,
     Desk,
@@ -39,19 +42,28 @@ CLOSED_WS = "closed-" + uuid.uuid4().hex[:8]
 OVERFLOW_WS = "overflow-" + uuid.uuid4().hex[:8]
 
 
-def routing(shop_weekly: str = "{}", default: str = "") -> str:
-    """The module's routing file; `shop_weekly`: the weekly hours of CLOSED_WS's shop
-    (default: none, never open); `default`: the default workspace's queues."""
+MADRID = ZoneInfo("Europe/Madrid")
+# The shop is open round the clock but closed today and tomorrow (Madrid): it
+# opens at midnight after tomorrow, even if the tests run across a midnight.
+TODAY = datetime.now(MADRID).date()
+SHOP_OPENS = datetime.combine(TODAY + timedelta(days=2), time(0), tzinfo=MADRID).timestamp()
+CLOSED_DAYS = f"{{{TODAY}: closed, {TODAY + timedelta(days=1)}: closed}}"
+
+
+def routing(shop_exceptions: str = CLOSED_DAYS, default: str = "") -> str:
+    """The module's routing file; `shop_exceptions`: the dated exceptions of CLOSED_WS's
+    shop (default: closed today and tomorrow); `default`: the default workspace's queues."""
     return f"""\
 workspaces:
   {CLOSED_WS}:
     queues:
       - name: shop
-        match: {{channels: [chat, voice]}}
+        match: {{channels: [chat, voice, email]}}
         hours:
           timezone: Europe/Madrid
-          weekly: {shop_weekly}
-          when_closed: {{default: hold, voice: after_hours_queue}}
+          weekly: {{mon-sun: "00:00-24:00"}}
+          exceptions: {shop_exceptions}
+          when_closed: {{default: hold, email: after_hours_queue, voice: callback}}
           after_hours_queue: overnight
       - name: overnight
         match: {{segments: [nobody]}}
@@ -208,48 +220,57 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
     await eventually(restored)
 
 
-async def test_a_closed_queue_holds_a_chat_until_it_opens_and_sends_calls_after_hours(
+async def test_a_closed_queue_holds_chats_and_calls_until_it_opens_and_sends_email_on(
     system: System, desk: Desk, assignments: Assignments, routing_file: Path
 ) -> None:
     ws = CLOSED_WS
-    await desk.login(make_agent(ws, f"{ws}-ana", {}, {CHAT: 2, VOICE: 1}))
+    await desk.login(make_agent(ws, f"{ws}-ana", {}, {CHAT: 2, VOICE: 1, EMAIL: 1}))
     chat = system.post_inquiry(inquiry_body(ws, "chat"))
     call = system.post_inquiry(inquiry_body(ws, "voice"))
-    # The call goes on to the after-hours queue and is offered there.
-    offer = await assignments.wait_for(lambda a: a.inquiry_id == call)
+    mail = system.post_inquiry(inquiry_body(ws, "email"))
+    # The email goes on to the after-hours queue and is offered there.
+    offer = await assignments.wait_for(lambda a: a.inquiry_id == mail)
     assert offer.queue == "overnight"
     assert "closed:shop:after_hours:overnight" in offer.history
 
-    # The chat is held: not offered although the agent has a free chat slot.
+    # The chat is held, and the call too (callbacks do not exist yet: held like hold).
     url = system.router_metrics_url()
-    held = 'omniroute_router_closed_arrivals_total{policy="hold",queue="shop"}'
+    held = 'omniroute_router_closed_arrivals_total{{policy="{}",queue="shop"}}'
 
     async def counted() -> None:
-        assert metric_value(url, held) == 1
+        assert metric_value(url, held.format("hold")) == 1
+        assert metric_value(url, held.format("callback")) == 1
         assert depth(system, ws, "shop") == 0  # held, not waiting
 
     await eventually(counted)
-    # The queue snapshot says the shop is closed, with no opening in sight, and holds the chat.
+    # The queue snapshot says the shop is closed until when, and holds both.
     async with TopicTail(
         system.broker.bootstrap, system.topics["TOPIC_QUEUE_SNAPSHOTS"], queue_pb2.QueueSnapshot
     ) as snapshots:
 
-        def shop_holds_the_chat(snapshot: queue_pb2.QueueSnapshot) -> bool:
+        def shop_holds_both(snapshot: queue_pb2.QueueSnapshot) -> bool:
             shop = next((q for q in snapshot.queues if q.name == "shop"), None)
-            return snapshot.workspace == ws and shop is not None and chat in shop.held_ids
+            return snapshot.workspace == ws and shop is not None and len(shop.held_ids) == 2
 
-        snapshot = await snapshots.wait_for(shop_holds_the_chat)
+        snapshot = await snapshots.wait_for(shop_holds_both)
     shop = snapshot.queues[0]
-    assert shop.closed and shop.timezone == "Europe/Madrid" and not shop.HasField("opens_at")
-    assert shop.scheduled == 1 and shop.waiting == 0
-    assert not [a for a in assignments.records if a.inquiry_id == chat]
-    assert (await desk.agent(f"{ws}-ana")).capacities[0].load == 0
+    assert shop.closed and shop.timezone == "Europe/Madrid"
+    assert shop.opens_at.seconds == SHOP_OPENS
+    assert list(shop.held_ids) == [chat, call]
+    assert shop.scheduled == 2 and shop.waiting == 0
+    assert not [a for a in assignments.records if a.inquiry_id in (chat, call)]
+    # Not offered although the agent has free chat and voice slots.
+    assert {c.channel: c.load for c in (await desk.agent(f"{ws}-ana")).capacities} == {
+        CHAT: 0, VOICE: 0, EMAIL: 1,
+    }  # fmt: skip
 
-    # The shop opens (round the clock from now): the chat is offered.
-    reload_with(system, routing_file, routing("{mon-sun: '00:00-24:00'}"))
+    # The shop opens (no more closed days): the chat and the call are offered.
+    reload_with(system, routing_file, routing(shop_exceptions="{}"))
     offer = await assignments.wait_for(lambda a: a.inquiry_id == chat)
     assert offer.queue == "shop"
     assert offer.history[:2] == ["closed:shop:hold", "opened:shop"]
+    offer = await assignments.wait_for(lambda a: a.inquiry_id == call)
+    assert offer.history[:2] == ["closed:shop:callback_held", "opened:shop"]
     reload_with(system, routing_file, ROUTING)
 
 
