@@ -323,7 +323,7 @@ class WorkspaceRouter:
         if not free:
             return []
         if inquiry_ids is None:
-            return self._plan_waiting(now, free)
+            return self._plan_waiting(now, free, {}, [])
         chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
         waiting = [i for i in chosen if i.state is InquiryState.WAITING and not i.verify]
         planned_load: dict[tuple[str, str], int] = {}
@@ -346,8 +346,17 @@ class WorkspaceRouter:
                 break
         return offers
 
-    def _plan_waiting(self, now: float, free: dict[str, AgentView]) -> list[Offer]:
-        """Every waiting inquiry in order against `free`, through the indexes.
+    def _plan_waiting(
+        self,
+        now: float,
+        free: dict[str, AgentView],
+        planned_load: dict[tuple[str, str], int],
+        offers: list[Offer],
+        skip: Collection[str] = (),
+    ) -> list[Offer]:
+        """Every waiting inquiry in order (but those in `skip`) against `free`,
+        through the indexes; the offers are added to `offers`, their capacity
+        to `planned_load` (both may hold a first pass's), and returned.
 
         Only the kinds some free agent fits are walked (and the inquiries
         waiting for a free agent), merged in queue order; a kind is left as
@@ -363,16 +372,13 @@ class WorkspaceRouter:
             aged = -(priority + (now - arrived) // aging)
             heapq.heappush(heads, (aged, arrived, inquiry_id, position, bucket, kind))
 
-        agents = list(free.values())
         for kind, index in self._kinds.items():
-            if any(index.fits(a) and a.free_on(index.channel) for a in agents):
+            if self._anyone_fits(index, free, planned_load):
                 for priority, bucket in index.buckets.items():
                     push(bucket, 0, priority, kind)
         for agent_id in free:
             for priority, bucket in self._sticky.get(agent_id, {}).items():
                 push(bucket, 0, priority, None)
-        planned_load: dict[tuple[str, str], int] = {}
-        offers: list[Offer] = []
         hopeless: set[MatchKind] = set()
         while heads and free:
             _, _, inquiry_id, position, bucket, kind = heapq.heappop(heads)
@@ -380,6 +386,8 @@ class WorkspaceRouter:
                 continue
             if position + 1 < len(bucket):
                 push(bucket, position + 1, self._filed[inquiry_id].priority, kind)
+            if inquiry_id in skip:
+                continue
             inquiry = self.inquiries[inquiry_id]
             step_index, step = self._step(inquiry, now)
             offer = self._offer(inquiry, step_index, step, free, planned_load, now)
@@ -388,18 +396,24 @@ class WorkspaceRouter:
                 continue
             if kind is None:
                 continue
-            index = self._kinds[kind]
+            # Nobody for an inquiry that excludes no one and waits for no one:
+            # nobody for its whole kind. Otherwise ask the kind itself.
             particular = inquiry.preferred_agent or any(
                 until > now for until in inquiry.excluded.values()
             )
-            if not particular or not any(
-                index.fits(a)
-                and a.free_on(index.channel)
-                and self._free_after(a, index.channel, planned_load)
-                for a in free.values()
-            ):
+            if not particular or not self._anyone_fits(self._kinds[kind], free, planned_load):
                 hopeless.add(kind)
         return offers
+
+    def _anyone_fits(
+        self, kind: _Kind, free: dict[str, AgentView], planned_load: dict[tuple[str, str], int]
+    ) -> bool:
+        """Whether any of `free` fits the kind and has a slot on its channel left."""
+        channel = kind.channel
+        return any(
+            a.free_on(channel) and self._free_after(a, channel, planned_load) and kind.fits(a)
+            for a in free.values()
+        )
 
     def _offer(
         self,
@@ -1215,7 +1229,7 @@ class WorkspaceRouter:
             if filed is None or filed.timer != number:
                 continue  # filed again since, or gone: a newer timer stands
             inquiry = self.inquiries[inquiry_id]
-            step = max(self._by_time(inquiry, now), filed.step)
+            step = max(self._by_time(inquiry, self._now), filed.step)
             sticky = bool(inquiry.preferred_agent) and self._now < inquiry.prefer_until
             if step == filed.step and sticky == bool(filed.sticky):
                 later.append(timer)  # within the margin: not yet
