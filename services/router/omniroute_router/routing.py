@@ -211,7 +211,8 @@ class WorkspaceRouter:
         # it fits. Time moves an inquiry between kinds (its next ladder step, the
         # end of its sticky window): `_timers` says when, earliest first.
         self._kinds: dict[MatchKind, _Kind] = {}
-        self._sticky: dict[str, dict[int, SortedList]] = {}  # agent -> priority -> bucket
+        # (agent, queue) -> priority -> bucket
+        self._sticky: dict[tuple[str, str], dict[int, SortedList]] = {}
         self._filed: dict[str, _Filed] = {}  # every indexed inquiry: where it is counted
         self._timers: list[tuple[float, int, str]] = []  # (at, filing number, inquiry id)
         self._filings = 0
@@ -377,8 +378,9 @@ class WorkspaceRouter:
                 for priority, bucket in index.buckets.items():
                     push(bucket, 0, priority, kind)
         for agent_id in free:
-            for priority, bucket in self._sticky.get(agent_id, {}).items():
-                push(bucket, 0, priority, None)
+            for queue in self.queues:
+                for priority, bucket in self._sticky.get((agent_id, queue), {}).items():
+                    push(bucket, 0, priority, None)
         hopeless: set[MatchKind] = set()
         while heads and free:
             _, _, inquiry_id, position, bucket, kind = heapq.heappop(heads)
@@ -914,13 +916,10 @@ class WorkspaceRouter:
             queue.offered = counts.get(InquiryState.OFFERED, 0)
             queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
         heads = [(kind[0], index.buckets) for kind, index in self._kinds.items()]
-        for by_priority in self._sticky.values():
-            heads.append(("", by_priority))
-        for queue_name, by_priority in heads:
+        heads += [(queue, buckets) for (_, queue), buckets in self._sticky.items()]
+        for name, by_priority in heads:
             for bucket in by_priority.values():
-                arrived, inquiry_id = bucket[0]
-                name = queue_name or self.inquiries[inquiry_id].queue
-                oldest[name] = min(oldest.get(name, FOREVER), arrived)
+                oldest[name] = min(oldest.get(name, FOREVER), bucket[0][0])
         for inquiry_id in self._unverified:
             inquiry = self.inquiries[inquiry_id]
             if inquiry.state is InquiryState.WAITING:
@@ -1169,7 +1168,7 @@ class WorkspaceRouter:
         if inquiry.preferred_agent and now < inquiry.prefer_until:
             filed.sticky = inquiry.preferred_agent
             filed.kind = None
-            by_priority = self._sticky.setdefault(filed.sticky, {})
+            by_priority = self._sticky.setdefault((filed.sticky, inquiry.queue), {})
             wakes = min(wakes, inquiry.prefer_until)
         else:
             filed.sticky = ""
@@ -1201,10 +1200,10 @@ class WorkspaceRouter:
         if bucket:
             return
         if filed.sticky:
-            by_priority = self._sticky[filed.sticky]
+            by_priority = self._sticky[filed.sticky, filed.queue]
             del by_priority[filed.priority]
             if not by_priority:
-                del self._sticky[filed.sticky]
+                del self._sticky[filed.sticky, filed.queue]
         elif filed.kind is not None:
             index = self._kinds[filed.kind]
             del index.buckets[filed.priority]
