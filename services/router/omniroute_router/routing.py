@@ -12,7 +12,10 @@ agent-state, the authority on capacity, and reports back (`offer_made`, or
 
 from __future__ import annotations
 
+import bisect
+import functools
 import heapq
+import itertools
 import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -165,10 +168,18 @@ class _Kind:
 
     def fits(self, agent: AgentView) -> bool:
         """Whether the agent fits every inquiry of the kind, capacity aside."""
-        if agent.tier not in self.tiers or not agent.speaks(self.language):
+        if agent.tier not in self.tiers:
+            return False
+        if self.language and self.language not in _reach_languages(agent.languages):
             return False
         skills = agent.skills
         return all(skills.get(skill, 0) >= needed for skill, needed in self.needs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _reach_languages(languages: tuple[str, ...]) -> frozenset[str]:
+    """The languages (primary subtags) inquiries of which an agent serves; "" is any."""
+    return frozenset({""} | {lang.lower().split("-")[0] for lang in languages})
 
 
 class _Filed:
@@ -196,6 +207,17 @@ class WorkspaceRouter:
         self.workspace = workspace
         self.config = config
         self.queues = {q.name: q for q in config.queues}
+        # Per queue, the ladder's `after_s` in step order, and per step how long
+        # after entering the queue a later step is first reached (None: never).
+        self._afters = {q.name: tuple(s.after_s for s in q.ladder) for q in config.queues}
+        self._ascending = {
+            name: all(a < b for a, b in itertools.pairwise(afters))
+            for name, afters in self._afters.items()
+        }
+        self._next_after = {
+            name: tuple(min(afters[i + 1 :], default=None) for i in range(len(afters)))
+            for name, afters in self._afters.items()
+        }
         self.inquiries: dict[str, QueuedInquiry] = {}
         self.agents: dict[str, AgentView] = {}
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
@@ -211,6 +233,9 @@ class WorkspaceRouter:
         # it fits. Time moves an inquiry between kinds (its next ladder step, the
         # end of its sticky window): `_timers` says when, earliest first.
         self._kinds: dict[MatchKind, _Kind] = {}
+        # The kinds by (channel, language): a free agent reaches only those of
+        # the channels it has room on and the languages it speaks.
+        self._reach: dict[tuple[str, str], set[MatchKind]] = {}
         # (agent, queue) -> priority -> bucket
         self._sticky: dict[tuple[str, str], dict[int, SortedList]] = {}
         self._filed: dict[str, _Filed] = {}  # every indexed inquiry: where it is counted
@@ -373,10 +398,18 @@ class WorkspaceRouter:
             aged = -(priority + (now - arrived) // aging)
             heapq.heappush(heads, (aged, arrived, inquiry_id, position, bucket, kind))
 
-        for kind, index in self._kinds.items():
+        reach: set[tuple[str, str]] = set()
+        for agent in free.values():
+            languages = _reach_languages(agent.languages)
+            for channel in agent.capacity:
+                if agent.free_on(channel) and self._free_after(agent, channel, planned_load):
+                    reach.update((channel, language) for language in languages)
+        reached: set[MatchKind] = set().union(*(self._reach.get(r, ()) for r in reach))
+        for match_kind in reached:
+            index = self._kinds[match_kind]
             if self._anyone_fits(index, free, planned_load):
                 for priority, bucket in index.buckets.items():
-                    push(bucket, 0, priority, kind)
+                    push(bucket, 0, priority, match_kind)
         for agent_id in free:
             for queue in self.queues:
                 for priority, bucket in self._sticky.get((agent_id, queue), {}).items():
@@ -1148,23 +1181,26 @@ class WorkspaceRouter:
 
     def _by_time(self, inquiry: QueuedInquiry, now: float) -> int:
         """The ladder step by time waited and failed offers (the step formula)."""
-        ladder = self.queues[inquiry.queue].ladder
+        afters = self._afters[inquiry.queue]
         # A clock stepped back (or a new owner's clock behind the old one's) makes
         # `now` earlier than `queued_at`: count that as no wait, not as an error.
         waited = max(0.0, now - inquiry.queued_at)
-        by_time = max((i for i, step in enumerate(ladder) if step.after_s <= waited), default=0)
-        return min(max(by_time, inquiry.forced_step), len(ladder) - 1)
+        if self._ascending[inquiry.queue]:
+            by_time = max(bisect.bisect_right(afters, waited) - 1, 0)
+        else:
+            by_time = max((i for i, after in enumerate(afters) if after <= waited), default=0)
+        return min(max(by_time, inquiry.forced_step), len(afters) - 1)
 
     def _file_waiting(self, inquiry: QueuedInquiry, filed: _Filed, step: int) -> None:
         """Put a waiting inquiry in its bucket at ladder step `step`, and set its timer."""
         now = self._now
-        ladder = self.queues[inquiry.queue].ladder
         filed.step = step
         filed.priority = inquiry.priority
         filed.entry = (inquiry.arrived_at, inquiry.id)
         wakes = FOREVER
-        if step + 1 < len(ladder):
-            wakes = inquiry.queued_at + min(s.after_s for s in ladder[step + 1 :])
+        later = self._next_after[inquiry.queue][step]
+        if later is not None:
+            wakes = inquiry.queued_at + later
         if inquiry.preferred_agent and now < inquiry.prefer_until:
             filed.sticky = inquiry.preferred_agent
             filed.kind = None
@@ -1176,6 +1212,7 @@ class WorkspaceRouter:
             index = self._kinds.get(kind)
             if index is None:
                 index = self._kinds[kind] = self._new_kind(inquiry, step)
+                self._reach.setdefault((index.channel, index.language), set()).add(kind)
             by_priority = index.buckets
         bucket = by_priority.get(inquiry.priority)
         if bucket is None:
@@ -1209,6 +1246,10 @@ class WorkspaceRouter:
             del index.buckets[filed.priority]
             if not index.buckets:
                 del self._kinds[filed.kind]
+                reach = (index.channel, index.language)
+                self._reach[reach].discard(filed.kind)
+                if not self._reach[reach]:
+                    del self._reach[reach]
 
     def _compact_timers(self) -> None:
         """Drop the timers of inquiries filed again or gone (each filing leaves one)."""
