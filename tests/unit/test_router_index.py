@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from omniroute_router.config import LadderStep, PriorityRule, Queue, QueueMatch, WorkspaceConfig
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
-from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, Authority, WorkspaceRouter
 
 T0 = 1_000_000.0
 SKILLS = ("billing", "technical", "sales")
@@ -230,7 +230,8 @@ class Run:
 
     def new_inquiry(self) -> None:
         self.inquiries += 1
-        self.router.admit(random_inquiry(self.inquiries, self.rng, self.now), self.now)
+        verify = self.rng.random() < 0.1  # found by the sweep: not offered before checked
+        self.router.admit(random_inquiry(self.inquiries, self.rng, self.now), self.now, verify)
 
     def plan(self) -> None:
         r, rng, now = self.router, self.rng, self.now
@@ -317,6 +318,10 @@ class Run:
             self.router.abandoned(rng.choice(sorted(self.router.inquiries)), self.now)
         elif roll < 0.75:
             self.housekeeping()
+        elif roll < 0.8:
+            unverified = sorted(i.id for i in self.router.inquiries.values() if i.verify)
+            if unverified:
+                self.router.reconcile(rng.choice(unverified), Authority(), self.now)
         self.plan()
         self.check_stats()
 

@@ -247,6 +247,7 @@ class WorkspaceRouter:
         self._due: list[tuple[float, str]] = []  # scheduled follow-ups, earliest first
         # Per queue: inquiries in each state, kept as they move.
         self._counts: dict[str, dict[InquiryState, int]] = {}
+        self._arrivals: dict[str, SortedList] = {}  # queue -> waiting (arrived_at, id)
         # Finished ids and thread memories in time order, to expire the oldest.
         self._finished_order: list[tuple[float, str]] = []
         self._thread_order: list[tuple[float, str]] = []
@@ -406,19 +407,29 @@ class WorkspaceRouter:
                     reach.update((channel, language) for language in languages)
         reached: set[MatchKind] = set().union(*(self._reach.get(r, ()) for r in reach))
         for match_kind in reached:
-            index = self._kinds[match_kind]
-            if self._anyone_fits(index, free, planned_load):
-                for priority, bucket in index.buckets.items():
-                    push(bucket, 0, priority, match_kind)
-        for agent_id in free:
-            for queue in self.queues:
-                for priority, bucket in self._sticky.get((agent_id, queue), {}).items():
-                    push(bucket, 0, priority, None)
+            for priority, bucket in self._kinds[match_kind].buckets.items():
+                push(bucket, 0, priority, match_kind)
+        if len(self._sticky) <= len(free):
+            sticky = [(a, b) for (a, _), b in self._sticky.items() if a in free]
+        else:
+            sticky = [
+                (a, self._sticky[a, q]) for a in free for q in self.queues if (a, q) in self._sticky
+            ]
+        for _, by_priority in sticky:
+            for priority, bucket in by_priority.items():
+                push(bucket, 0, priority, None)
+        # A kind is checked against the free agents when the walk first reaches it.
+        fitting: set[MatchKind] = set()
         hopeless: set[MatchKind] = set()
         while heads and free:
             _, _, inquiry_id, position, bucket, kind = heapq.heappop(heads)
-            if kind is not None and kind in hopeless:
-                continue
+            if kind is not None and kind not in fitting:
+                if kind in hopeless:
+                    continue
+                if not self._anyone_fits(self._kinds[kind], free, planned_load):
+                    hopeless.add(kind)
+                    continue
+                fitting.add(kind)
             if position + 1 < len(bucket):
                 push(bucket, position + 1, self._filed[inquiry_id].priority, kind)
             if inquiry_id in skip:
@@ -437,6 +448,7 @@ class WorkspaceRouter:
                 until > now for until in inquiry.excluded.values()
             )
             if not particular or not self._anyone_fits(self._kinds[kind], free, planned_load):
+                fitting.discard(kind)
                 hopeless.add(kind)
         return offers
 
@@ -936,10 +948,9 @@ class WorkspaceRouter:
     def queue_stats(self, now: float) -> dict[str, QueueStats]:
         """Every queue's figures now, for the gauges and the wallboard's snapshot.
 
-        Kept as inquiries move: the cost is the number of kinds, not of inquiries.
+        Kept as inquiries move: the cost is the number of queues, not of inquiries.
         """
         stats = {name: QueueStats() for name in self.queues}
-        oldest: dict[str, float] = {}
         for name, counts in self._counts.items():
             queue = stats.get(name)
             if queue is None:
@@ -948,18 +959,9 @@ class WorkspaceRouter:
             queue.scheduled = counts.get(InquiryState.SCHEDULED, 0)
             queue.offered = counts.get(InquiryState.OFFERED, 0)
             queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
-        heads = [(kind[0], index.buckets) for kind, index in self._kinds.items()]
-        heads += [(queue, buckets) for (_, queue), buckets in self._sticky.items()]
-        for name, by_priority in heads:
-            for bucket in by_priority.values():
-                oldest[name] = min(oldest.get(name, FOREVER), bucket[0][0])
-        for inquiry_id in self._unverified:
-            inquiry = self.inquiries[inquiry_id]
-            if inquiry.state is InquiryState.WAITING:
-                oldest[inquiry.queue] = min(oldest.get(inquiry.queue, FOREVER), inquiry.arrived_at)
-        for name, arrived in oldest.items():
-            if name in stats:
-                stats[name].oldest_wait_s = max(0.0, now - arrived)
+        for name, arrivals in self._arrivals.items():
+            if arrivals and name in stats:
+                stats[name].oldest_wait_s = max(0.0, now - arrivals[0][0])
         return stats
 
     def drain_notices(self) -> list[Notice]:
@@ -1157,6 +1159,10 @@ class WorkspaceRouter:
         self._filed[inquiry.id] = filed
         counts = self._counts.setdefault(inquiry.queue, {})
         counts[inquiry.state] = counts.get(inquiry.state, 0) + 1
+        if inquiry.state is InquiryState.WAITING:
+            # Waiting, also for agent-state's word: counted in the queue's oldest wait.
+            filed.entry = (inquiry.arrived_at, inquiry.id)
+            self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.entry)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
         elif inquiry.state is InquiryState.WAITING:
@@ -1176,6 +1182,8 @@ class WorkspaceRouter:
         self._unverified.discard(inquiry.id)
         self._open.discard(inquiry.id)
         self._scheduled.discard(inquiry.id)
+        if filed.state is InquiryState.WAITING:
+            self._arrivals[filed.queue].discard(filed.entry)
         if filed.bucket is not None:
             self._unfile_waiting(filed)
 
