@@ -242,6 +242,8 @@ class WorkspaceRouter:
         self._timers: list[tuple[float, int, str]] = []  # (at, filing number, inquiry id)
         self._filings = 0
         self._stepped: set[str] = set()  # ladder steps reached, for housekeeping to count
+        # Restored before any time was seen: filed at the first time seen, once.
+        self._deferred: set[str] = set()
         self._now = -FOREVER  # the latest time seen: filing decisions use it
         self._scheduled: set[str] = set()
         self._due: list[tuple[float, str]] = []  # scheduled follow-ups, earliest first
@@ -497,6 +499,7 @@ class WorkspaceRouter:
         plus one point per `aging_s` waited, so nothing starves); then the
         longest waiting; then by id, so the order is deterministic.
         """
+        self._advance(now)
         aging = self.config.aging_s
 
         def keyed(priority: int, bucket: SortedList) -> Iterator[tuple[float, float, str]]:
@@ -1165,6 +1168,8 @@ class WorkspaceRouter:
             self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.entry)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
+        elif inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
+            self._deferred.add(inquiry.id)
         elif inquiry.state is InquiryState.WAITING:
             self._file_waiting(inquiry, filed, self._by_time(inquiry, self._now))
         elif inquiry.state is InquiryState.SCHEDULED:
@@ -1179,6 +1184,7 @@ class WorkspaceRouter:
         if filed is None:
             return
         self._counts[filed.queue][filed.state] -= 1
+        self._deferred.discard(inquiry.id)
         self._unverified.discard(inquiry.id)
         self._open.discard(inquiry.id)
         self._scheduled.discard(inquiry.id)
@@ -1268,6 +1274,13 @@ class WorkspaceRouter:
     def _advance(self, now: float) -> None:
         """Move waiting inquiries whose ladder step or sticky window time changed."""
         self._now = max(self._now, now)
+        if self._deferred:
+            deferred, self._deferred = self._deferred, set()
+            for inquiry_id in deferred:
+                inquiry = self.inquiries[inquiry_id]
+                self._file_waiting(
+                    inquiry, self._filed[inquiry_id], self._by_time(inquiry, self._now)
+                )
         timers = self._timers
         later: list[tuple[float, int, str]] = []
         while timers and timers[0][0] <= now + _TIMER_MARGIN_S:
