@@ -146,6 +146,9 @@ MatchKind = tuple[str, int, str, str, int, tuple[tuple[str, int], ...]]
 # subtraction (`now - queued_at`) may round the other way than a time computed
 # by addition; each filing is decided by the same formula as the plan's.
 _TIMER_MARGIN_S = 1e-3
+# A bucket's next inquiry in a plan's walk: its order key (effective priority,
+# arrival, id), its position in the bucket, the bucket, its kind (None: sticky).
+_Head = tuple[float, float, str, int, SortedList, MatchKind | None]
 
 
 class _Kind:
@@ -394,12 +397,17 @@ class WorkspaceRouter:
         nobody would have been found.
         """
         aging = self.config.aging_s
-        heads: list[tuple[float, float, str, int, SortedList, MatchKind | None]] = []
 
-        def push(bucket: SortedList, position: int, priority: int, kind: MatchKind | None) -> None:
+        def head(bucket: SortedList, position: int, priority: int, kind: MatchKind | None) -> _Head:
             arrived, inquiry_id = bucket[position]
-            aged = -(priority + (now - arrived) // aging)
-            heapq.heappush(heads, (aged, arrived, inquiry_id, position, bucket, kind))
+            return (
+                -(priority + (now - arrived) // aging),
+                arrived,
+                inquiry_id,
+                position,
+                bucket,
+                kind,
+            )
 
         reach: set[tuple[str, str]] = set()
         for agent in free.values():
@@ -408,18 +416,23 @@ class WorkspaceRouter:
                 if agent.free_on(channel) and self._free_after(agent, channel, planned_load):
                     reach.update((channel, language) for language in languages)
         reached: set[MatchKind] = set().union(*(self._reach.get(r, ()) for r in reach))
-        for match_kind in reached:
-            for priority, bucket in self._kinds[match_kind].buckets.items():
-                push(bucket, 0, priority, match_kind)
+        heads = [
+            head(bucket, 0, priority, match_kind)
+            for match_kind in reached
+            for priority, bucket in self._kinds[match_kind].buckets.items()
+        ]
         if len(self._sticky) <= len(free):
             sticky = [(a, b) for (a, _), b in self._sticky.items() if a in free]
         else:
             sticky = [
                 (a, self._sticky[a, q]) for a in free for q in self.queues if (a, q) in self._sticky
             ]
-        for _, by_priority in sticky:
-            for priority, bucket in by_priority.items():
-                push(bucket, 0, priority, None)
+        heads += [
+            head(bucket, 0, priority, None)
+            for _, by_priority in sticky
+            for priority, bucket in by_priority.items()
+        ]
+        heapq.heapify(heads)
         # A kind is checked against the free agents when the walk first reaches it.
         fitting: set[MatchKind] = set()
         hopeless: set[MatchKind] = set()
@@ -433,7 +446,8 @@ class WorkspaceRouter:
                     continue
                 fitting.add(kind)
             if position + 1 < len(bucket):
-                push(bucket, position + 1, self._filed[inquiry_id].priority, kind)
+                priority = self._filed[inquiry_id].priority
+                heapq.heappush(heads, head(bucket, position + 1, priority, kind))
             if inquiry_id in skip:
                 continue
             inquiry = self.inquiries[inquiry_id]
