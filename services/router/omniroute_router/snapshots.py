@@ -24,7 +24,6 @@ from typing import Any
 
 from omniroute.codec import encode, timestamp
 from omniroute.v1 import queue_pb2
-from omniroute_router.model import InquiryState
 from omniroute_router.routing import WorkspaceRouter
 
 # Most held inquiry ids listed per queue.
@@ -48,24 +47,17 @@ def build_snapshot(
     router: WorkspaceRouter, answered: Mapping[str, list[int]], now: float
 ) -> queue_pb2.QueueSnapshot:
     """The workspace's queues now; `answered` holds today's counts per queue."""
-    stats = {name: queue_pb2.QueueStats(name=name) for name in router.queues}
-    for inquiry in router.inquiries.values():
-        queue = stats.get(inquiry.queue)
-        if queue is None:
-            continue
-        match inquiry.state:
-            case InquiryState.WAITING if inquiry.due_at <= now:
-                queue.waiting += 1
-                # Held while the queue was closed: its wait counts from opening.
-                waited = now - max(inquiry.arrived_at, inquiry.sla_from)
-                queue.oldest_wait_s = max(queue.oldest_wait_s, waited)
-            case InquiryState.WAITING | InquiryState.SCHEDULED | InquiryState.HELD:
-                # Held until the queue opens: not yet due either.
-                queue.scheduled += 1
-            case InquiryState.OFFERED:
-                queue.offered += 1
-            case InquiryState.ACCEPTED:
-                queue.in_progress += 1
+    stats = {
+        name: queue_pb2.QueueStats(
+            name=name,
+            waiting=figures.waiting,
+            oldest_wait_s=figures.oldest_wait_s,
+            scheduled=figures.scheduled,
+            offered=figures.offered,
+            in_progress=figures.in_progress,
+        )
+        for name, figures in router.queue_stats(now).items()
+    }
     _hours(router, stats, now)
     for name, counts in answered.items():
         queue = stats.get(name)
