@@ -26,7 +26,6 @@ def test_the_example_configuration_loads() -> None:
     assert [(s.after_s, sorted(s.tiers), s.min_proficiency) for s in billing.ladder] == [
         (0, [1], 3), (30, [1], 1), (90, [1, 2], None), (300, [1, 2, 3], None),
     ]  # fmt: skip
-    assert billing.overflow == (OverflowRule("general", Trigger.WAIT, 600),)
     assert loaded.for_workspace("somewhere-else") is loaded.default
     northwind = loaded.for_workspace("northwind")
     assert northwind is not None
@@ -35,6 +34,11 @@ def test_the_example_configuration_loads() -> None:
     assert phone.hours.policy("chat") is ClosedPolicy.AFTER_HOURS
     assert phone.hours.policy("voice") is ClosedPolicy.CALLBACK
     assert phone.hours.policy("email") is ClosedPolicy.HOLD
+    assert [(r.to, r.trigger, r.threshold) for r in phone.overflow] == [
+        ("overflow-team", Trigger.WAIT, 600),
+        ("overflow-team", Trigger.DEPTH, 25),
+        ("overflow-team", Trigger.ESTIMATED_WAIT, 300),
+    ]
 
 
 def test_no_file_means_one_queue_for_everything() -> None:
