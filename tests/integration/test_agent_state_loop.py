@@ -213,18 +213,22 @@ async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
                 agent_id="ann", inquiry_id="done", resolution=task_pb2.RESOLUTION_RESOLVED
             )
         )
-        # The next owner of the partition lost the resolution and routes it again.
+        # The next owner of the partition lost the resolution and routes it again:
+        # its first attempt (to the same agent, then to another) is refused, and
+        # says why; it is not mistaken for a retry of the first owner's request.
         fence.generation = 4
-        offer.agent_id = "bob"
-        with pytest.raises(ReservationRefused) as refused:
-            await router.reserve(offer, fence)
-        last = refused.value.last_event
-        assert last is not None
-        assert (last.type, last.agent_id, last.reservation_id) == (
-            TaskEvent.TYPE_COMPLETED,
-            "ann",
-            reserved.reservation.reservation_id,
-        )
+        for agent_id in ("ann", "bob"):
+            offer.agent_id = agent_id
+            offer.assigned_at.FromSeconds(1_800_000_000)
+            with pytest.raises(ReservationRefused) as refused:
+                await router.reserve(offer, fence)
+            last = refused.value.last_event
+            assert last is not None
+            assert (last.type, last.agent_id, last.reservation_id) == (
+                TaskEvent.TYPE_COMPLETED,
+                "ann",
+                reserved.reservation.reservation_id,
+            )
         bob = await service.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="bob"))
         assert not bob.reservations
         # A follow-up comes back: that is routed again.
