@@ -103,6 +103,8 @@ class FakeAgentState:
         self, workspace: str, inquiry_id: str
     ) -> agent_state_pb2.GetReservationResponse:
         self.asked.append(inquiry_id)
+        if inquiry_id in self.resolved:
+            return agent_state_pb2.GetReservationResponse(last_event=self.resolved[inquiry_id])
         return self.answers.get(inquiry_id, agent_state_pb2.GetReservationResponse())
 
     async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:

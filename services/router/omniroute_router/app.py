@@ -380,34 +380,23 @@ class Router:
                 continue  # still overdue: asked again on a later tick
             if isinstance(answer, BaseException):
                 raise answer
-            await self._reconcile(router, inquiry_id, answer, trigger, now)
-
-    async def _reconcile(
-        self,
-        router: WorkspaceRouter,
-        inquiry_id: str,
-        answer: agent_state_pb2.GetReservationResponse,
-        trigger: str,
-        now: float,
-    ) -> None:
-        """Make the router's picture of one inquiry agree with agent-state's answer."""
-        before = router.inquiries.get(inquiry_id)
-        was_waiting = before is not None and before.state is InquiryState.WAITING
-        outcome = router.reconcile(inquiry_id, authority_from_proto(answer), now)
-        self.metrics.reconciliations.labels(trigger, outcome.value).inc()
-        if outcome is Reconciled.APPLY_EVENT:
-            # The event agent-state published and we never applied (lost):
-            # through the same path as a consumed one.
-            self._apply_task_event(router, answer.last_event, now)
-        elif outcome is Reconciled.ADOPTED and was_waiting and not answer.reservation.accepted:
-            # An offer made (by a worker before us) but never published:
-            # publish it now, so every offer is on the assignments topic.
-            await self._publish_adopted(router, router.inquiries[inquiry_id], answer, now)
-        if outcome is not Reconciled.AGREED:
-            log.info(
-                "inquiry reconciled with agent-state",
-                extra={"inquiry_id": inquiry_id, "outcome": outcome.value, "trigger": trigger},
-            )
+            before = router.inquiries.get(inquiry_id)
+            was_waiting = before is not None and before.state is InquiryState.WAITING
+            outcome = router.reconcile(inquiry_id, authority_from_proto(answer), now)
+            self.metrics.reconciliations.labels(trigger, outcome.value).inc()
+            if outcome is Reconciled.APPLY_EVENT:
+                # The event agent-state published and we never applied (lost):
+                # through the same path as a consumed one.
+                self._apply_task_event(router, answer.last_event, now)
+            elif outcome is Reconciled.ADOPTED and was_waiting and not answer.reservation.accepted:
+                # An offer made (by a worker before us) but never published:
+                # publish it now, so every offer is on the assignments topic.
+                await self._publish_adopted(router, router.inquiries[inquiry_id], answer, now)
+            if outcome is not Reconciled.AGREED:
+                log.info(
+                    "inquiry reconciled with agent-state",
+                    extra={"inquiry_id": inquiry_id, "outcome": outcome.value, "trigger": trigger},
+                )
 
     async def _publish_adopted(
         self,
@@ -585,10 +574,10 @@ class Router:
             for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
                 if isinstance(result, ReservationRefused) and result.last_event is not None:
                     # Resolved already (its record lost here, e.g. with a killed
-                    # worker's unwritten state): close it as if the event had come.
+                    # worker's unwritten state): the check applies agent-state's
+                    # events as if consumed, so it is closed, not re-planned.
                     self.metrics.reservations_refused.inc()
-                    answer = agent_state_pb2.GetReservationResponse(last_event=result.last_event)
-                    await self._reconcile(router, inquiry.id, answer, "refused", now)
+                    await self._check(router, partition, [inquiry.id], "refused", now)
                     refused = True
                     continue
                 if isinstance(result, ReservationRefused):
