@@ -106,6 +106,7 @@ DETAIL_ONLY = {
     "omniroute_agent_state_open_reservations",
     "omniroute_agent_state_desktop_sessions",
     "omniroute_agent_state_recovery_gaps",
+    "omniroute_agent_state_write_round_records",
     "omniroute_router_events",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",

@@ -105,7 +105,12 @@ async def create_server(
     )
 
     def outbox_for(on_durable: Callable[[Changes], None]) -> Outbox:
-        return Outbox(journal, on_durable, on_failed_send=metrics.publish_errors.inc)
+        return Outbox(
+            journal,
+            on_durable,
+            on_failed_send=metrics.publish_errors.inc,
+            on_round=metrics.write_round_records.observe,
+        )
 
     servicer = AgentStateServicer(
         roster,

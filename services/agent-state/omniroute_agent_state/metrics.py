@@ -22,6 +22,9 @@ from omniroute_agent_state.roster import Roster, channel_name
 if TYPE_CHECKING:
     from omniroute_agent_state.outbox import Outbox
 
+# Records per write round: one call writes about three (agent event, snapshot, task event).
+ROUND_BUCKETS = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000)
+
 METHODS = (
     "UpsertAgent",
     "GetAgent",
@@ -98,6 +101,14 @@ class AgentStateMetrics:
             "by kind: repaired (a missing task event published) or one the records cannot "
             "repair (end_missing, release_missing).",
             ["kind"],
+            registry=registry,
+        )
+        self.write_round_records = Histogram(
+            "omniroute_agent_state_write_round_records",
+            "Records sent to the broker per write round of the outbox: concurrent calls "
+            "share one round (group commit), so this grows with the load; a re-send after a "
+            "failure is a round of its own.",
+            buckets=ROUND_BUCKETS,
             registry=registry,
         )
         self.unacknowledged = Gauge(
