@@ -163,7 +163,11 @@ async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Reco
     found = Recovered()
     last: dict[tuple[str, str, str], task_pb2.TaskEvent] = {}  # in publishing order
     starts: dict[TopicOffset, int] = {}
-    checkpoint = await read_checkpoint(settings, timeout_s)
+    try:
+        checkpoint = await read_checkpoint(settings, timeout_s)
+    except (TimeoutError, InvalidEvent) as exc:  # never worse than no checkpoint
+        log.error("checkpoint unreadable; reading the topics in full", extra={"error": str(exc)})
+        checkpoint = None
     if checkpoint is not None:
         found.checkpoint = checkpoint
         found.records_read[Source.CHECKPOINT] = checkpoint.records_read

@@ -132,6 +132,12 @@ class Changes:
             self.fences + more.fences,
         )
 
+    def add(self, more: Changes) -> None:
+        """Append `more` to these changes (in place: a long batch stays linear)."""
+        self.agent_events.extend(more.agent_events)
+        self.task_events.extend(more.task_events)
+        self.fences.extend(more.fences)
+
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences)
 
@@ -500,7 +506,7 @@ class Roster:
                 results.append(Refused(refusal, _copy(known) if known is not None else None))
                 continue
             results.append(Reserved(_copy(reservation), _copy(agent), already))
-            changes = changes.then(made)
+            changes.add(made)
         return results, changes
 
     def withdraw(
