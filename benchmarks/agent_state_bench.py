@@ -351,7 +351,7 @@ async def restarts(broker: Broker, work: Path, agents: int, histories: list[int]
             if time.monotonic() > deadline:
                 raise TimeoutError("no checkpoint written")
             await asyncio.sleep(0.2)
-        await tail_of_changes(taking, ids[:1000])
+        await tail_of_changes(taking, ids[:1000], flip=len(lines) // 2)
         taking.stop()
         after = AgentState(broker, work, topics).start()
         lines.append(recovery_line(f"{agents} agents, {written} records: from checkpoint", after))
@@ -360,15 +360,15 @@ async def restarts(broker: Broker, work: Path, agents: int, histories: list[int]
     return lines
 
 
-async def tail_of_changes(service: AgentState, ids: list[str]) -> None:
-    """One status change per agent of `ids`, through the service."""
+async def tail_of_changes(service: AgentState, ids: list[str], flip: int) -> None:
+    """One status change per agent of `ids`, through the service (`flip`: the other way)."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         stub = agent_state_pb2_grpc.AgentStateStub(channel)
         await in_parallel(
             lambda i: stub.SetStatus(
-                agent_state_pb2.SetStatusRequest(
-                    agent_id=ids[i], status=AWAY if i % 2 else AVAILABLE, reason="break"
-                )
+                agent_state_pb2.SetStatusRequest(agent_id=ids[i], status=AWAY, reason="break")
+                if (i + flip) % 2
+                else agent_state_pb2.SetStatusRequest(agent_id=ids[i], status=AVAILABLE)
             ),
             range(len(ids)),
             100,

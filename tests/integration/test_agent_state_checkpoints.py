@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from omniroute.codec import encode, timestamp
 from omniroute.embedded import Broker
-from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, checkpoint_pb2, inquiry_pb2, task_pb2
 from omniroute_agent_state.roster import Roster
 from tests.support.agent_state import (
     Running,
@@ -181,3 +181,36 @@ async def test_a_torn_batch_after_the_checkpoint_is_still_repaired(broker: Broke
         assert tail_read(second) < 20
         again = await second.stub.ReserveAgent(reserve(ws, "ann", "q-torn"))
         assert again.already_reserved and again.reservation.reservation_id == "r-torn"
+
+
+async def test_a_checkpoint_torn_by_a_crash_leaves_the_one_before(broker: Broker) -> None:
+    env = agent_state_env(broker, OFFER_TTL_S="300", CHECKPOINT_RECORDS="1000000")
+    settings = settings_from(env)
+    ws = new_workspace()
+    async with serving(settings) as first:
+        for i in range(3):
+            await available_agent(first.stub, ws, f"a{i}", {CHAT: 2})
+        await first.stub.ReserveAgent(reserve(ws, "a0", "open"))
+        manifest = await first.server.checkpointer.take(10.0)
+        previous = first.server.checkpointer.previous_manifest_offset
+        before = state(first.server.servicer.roster)
+    # A crash while the next checkpoint was being written: a chunk, no manifest.
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        torn = checkpoint_pb2.CheckpointRecord(
+            chunk=checkpoint_pb2.CheckpointChunk(
+                checkpoint_id="torn", index=0, previous_manifest_offset=previous
+            )
+        )
+        torn.chunk.agents.add(id="a0", workspace=ws, version=1)  # never used
+        await producer.send_and_wait(
+            settings.topic_agent_checkpoints, encode(torn), key=b"checkpoint"
+        )
+    finally:
+        await producer.stop()
+    async with serving(settings) as second:
+        assert state(second.server.servicer.roster) == before
+        assert tail_read(second) == 0  # nothing after the checkpoint
+        read = sample(second, "omniroute_agent_state_recovery_records", source="checkpoint")
+        assert read == manifest.chunks + 2  # the torn chunk, the manifest, its chunks
