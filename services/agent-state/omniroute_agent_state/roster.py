@@ -143,6 +143,12 @@ class Changes:
             self.fences + more.fences,
         )
 
+    def add(self, more: Changes) -> None:
+        """Append `more` to these changes (in place: a long batch stays linear)."""
+        self.agent_events.extend(more.agent_events)
+        self.task_events.extend(more.task_events)
+        self.fences.extend(more.fences)
+
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences)
 
@@ -211,6 +217,9 @@ class Roster:
         # which answers a retried decline or completion after the inquiry moved on.
         self.last_events: dict[InquiryKey, tuple[TaskEvent, float]] = {}
         self.agent_outcomes: dict[tuple[str, str, str], tuple[TaskEvent, float]] = {}
+        # The last event of an inquiry still held but older than the retention:
+        # kept while the reservation is open, for the recovery repair (checkpoints).
+        self.held_events: dict[InquiryKey, TaskEvent] = {}
         self.new_id = new_id
 
     # -- queries --------------------------------------------------------------
@@ -518,7 +527,7 @@ class Roster:
                 results.append(Refused(refusal, _copy(known) if known is not None else None))
                 continue
             results.append(Reserved(_copy(reservation), _copy(agent), already))
-            changes = changes.then(made)
+            changes.add(made)
         return results, changes
 
     def withdraw(
@@ -748,9 +757,30 @@ class Roster:
         for table in (self.last_events, self.agent_outcomes):
             while table:
                 key = next(iter(table))
-                if table[key][1] > horizon:  # type: ignore[index]
+                event, at = table[key]  # type: ignore[index]
+                if at > horizon:
                     break
                 del table[key]  # type: ignore[arg-type]
+                if table is self.last_events and key in self.holder:
+                    self.held_events[key] = event  # type: ignore[index]
+
+    def kept_events(self) -> TaskEvents:
+        """Every task event the roster keeps, in publishing order (what a checkpoint holds).
+
+        The last event of each held inquiry older than the retention first,
+        then each inquiry's and each agent's last event for it, oldest first;
+        `restore` takes them back as it takes them from the topic.
+        """
+        timed = sorted(
+            [*self.last_events.values(), *self.agent_outcomes.values()], key=lambda kept: kept[1]
+        )
+        events = [e for key, e in self.held_events.items() if key in self.holder]
+        seen: set[str] = set()
+        for event, _ in timed:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                events.append(event)
+        return events
 
     # -- desktop sessions -----------------------------------------------------
 
@@ -911,8 +941,12 @@ class Roster:
         retention = self.policy.event_retention_s
         for event in task_events:
             age = _clamp(now - seconds(event.occurred_at), retention)
-            if age < retention and event.workspace and event.inquiry_id:
+            if not (event.workspace and event.inquiry_id):
+                continue
+            if age < retention:
                 self._remember(event, mono - age)
+            elif (event.workspace, event.inquiry_id) in self.holder:
+                self.held_events[(event.workspace, event.inquiry_id)] = event
         return refused
 
     def remember(self, events: Iterable[TaskEvent], mono: float) -> None:
@@ -1030,6 +1064,7 @@ class Roster:
 
     def _remember(self, event: TaskEvent, mono: float) -> None:
         key = (event.workspace, event.inquiry_id)
+        self.held_events.pop(key, None)
         self.last_events.pop(key, None)  # re-inserted last: the dict stays oldest first
         self.last_events[key] = (event, mono)
         by_agent = (event.workspace, event.inquiry_id, event.agent_id)
