@@ -33,6 +33,7 @@ import importlib
 import json
 import multiprocessing
 import random
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -83,6 +84,7 @@ CHANNELS = (
     inquiry_pb2.CHANNEL_SMS,
 )
 CHUNK = 10_000
+AGENT_HISTORY = 100_000  # records of agent changes before agent-state's restart
 # Faust serialises a table's keys and values with "json" unless their type is bytes
 # or a model with a codec of its own (faust/tables/base.py, _serializer_from_type);
 # the router's tables have str keys and plain dict values.
@@ -150,7 +152,8 @@ class ScaleResult:
             print(f"  routing core costs: {self.core_missing}")
         if self.agent_state:
             print(
-                "  agent-state restart: "
+                "  agent-state restart (benchmarks/agent_state_bench.py; ready: process start "
+                "to gRPC port open): "
                 + ", ".join(f"{k} {v:g}" for k, v in self.agent_state.items())
             )
         elif self.agent_state_missing:
@@ -429,15 +432,33 @@ async def core_costs(result: ScaleResult, levels: tuple[int, ...]) -> None:
 
 
 async def agent_state_restart(result: ScaleResult, broker: Broker, work: Path) -> None:
-    """agent-state's restart with the scenario's agents, from benchmarks/agent_state_bench.py."""
+    """agent-state's restart with the scenario's agents after a history of changes, from
+    `benchmarks/agent_state_bench.py` (`restarts`: every topic in full, and from its
+    latest checkpoint plus the tail; the figure is process start to gRPC port open)."""
     try:
         module: Any = importlib.import_module("benchmarks.agent_state_bench")
     except ImportError as exc:
         result.agent_state_missing = f"benchmarks/agent_state_bench.py not available ({exc})"
         progress(f"scale: {result.agent_state_missing}")
         return
-    progress(f"scale: agent-state restart with {result.agents:,} agents")
-    result.agent_state = await module.restart_figures(broker, work, result.agents)
+    history = 20_000 if result.quick else AGENT_HISTORY
+    progress(
+        f"scale: agent-state restart with {result.agents:,} agents, {history:,} records of history"
+    )
+    lines: list[str] = await module.restarts(broker, work, result.agents, [history])
+    for line in lines:
+        # "<name>: full read|from checkpoint   <recovery> s   <ready> s  <records> <records>"
+        found = re.search(r"(full read|from checkpoint)\s+([\d.]+) s\s+([\d.]+) s", line)
+        if found:
+            way = "full" if found[1] == "full read" else "checkpoint"
+            result.agent_state[f"{way}_recovery_s"] = float(found[2])
+            result.agent_state[f"{way}_ready_s"] = float(found[3])
+    if "checkpoint_ready_s" in result.agent_state:
+        result.agent_state["restart_s"] = result.agent_state["checkpoint_ready_s"]
+    else:
+        result.agent_state_missing = "agent_state_bench printed no restart figure: " + "; ".join(
+            lines
+        )
 
 
 async def _restored(
