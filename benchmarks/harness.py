@@ -78,6 +78,7 @@ class Services:
             "TOPIC_ASSIGNMENTS": f"assignments-{self.suffix}",
             "TOPIC_DEAD_LETTERS": f"dead-letters-{self.suffix}",
             "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{self.suffix}",
+            "TOPIC_AGENT_CHECKPOINTS": f"agent-checkpoints-{self.suffix}",
             "TOPIC_QUEUE_SNAPSHOTS": f"queue-snapshots-{self.suffix}",
         }
 

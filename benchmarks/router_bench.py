@@ -481,7 +481,7 @@ async def run_router(
         results.rows.append(Figures(name, backlog, max(latencies), latencies))
         await desks.idle()
         after = await consumed.settled()
-        label = f"{agents} agents: drain (with the break's presence events)"
+        label = f"{agents} agents: drain (break events counted)"
         results.events.append(EventCount(label, backlog, difference(after, before)))
     finally:
         if forwarder is not None:
@@ -613,7 +613,7 @@ def print_targets(results: Results) -> None:
     for count in results.events:
         lines.append(
             (
-                f"events per routed inquiry, {count.scenario}",
+                f"events per inquiry, {count.scenario}",
                 f"{count.per_inquiry:.2f}",
                 "fewer (was ~7)",
                 "-",
