@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.processes import ServiceProcess
@@ -193,8 +193,8 @@ class Consumed:
         self.group = group
         self.topics = dict(topics)
 
-    async def read(self) -> dict[str, int]:
-        """Committed offsets summed over partitions, per input label."""
+    async def committed(self) -> dict[TopicPartition, int]:
+        """The group's committed offset of every input partition (absent: none yet)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
@@ -202,26 +202,56 @@ class Consumed:
             offsets = await admin.list_consumer_group_offsets(self.group, partitions=partitions)
         finally:
             await admin.close()
+        return {tp: m.offset for tp, m in offsets.items() if m is not None and m.offset >= 0}
+
+    async def read(self) -> dict[str, int]:
+        """Committed offsets summed over partitions, per input label."""
+        return self._by_label(await self.committed())
+
+    def _by_label(self, committed: Mapping[TopicPartition, int]) -> dict[str, int]:
         found = dict.fromkeys(self.topics.values(), 0)
-        for tp, meta in offsets.items():
-            if tp.topic in self.topics and meta is not None and meta.offset > 0:
-                found[self.topics[tp.topic]] += meta.offset
+        for tp, offset in committed.items():
+            if tp.topic in self.topics:
+                found[self.topics[tp.topic]] += offset
         return found
 
-    async def settled(self, quiet_s: float = 3.0, timeout_s: float = 120.0) -> dict[str, int]:
-        """Committed offsets once nothing but ticks moved them for `quiet_s`."""
+    async def behind(self, committed: Mapping[TopicPartition, int]) -> bool:
+        """Whether any input (ticks aside) holds a record past the committed offset: read
+        from the broker, not from what the router reports."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()  # metadata first: an unsubscribed consumer knows nothing
+            inputs = [t for t, label in self.topics.items() if label != "ticks"]
+            partitions = [TopicPartition(t, p) for t in inputs for p in range(PARTITIONS)]
+            consumer.assign(partitions)
+            for tp in partitions:
+                consumer.seek(tp, committed.get(tp, 0))
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1)
+            return any(batches.values())
+        finally:
+            await consumer.stop()
+
+    async def settled(self, quiet_s: float = 3.0, timeout_s: float = 300.0) -> dict[str, int]:
+        """Committed offsets once the router has processed every record on its inputs and
+        nothing but ticks moved them for `quiet_s`."""
         deadline = time.monotonic() + timeout_s
-        last = await self.read()
+        last = await self.committed()
         still_since = time.monotonic()
-        while time.monotonic() - still_since < quiet_s:
+        while True:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the router kept consuming for {timeout_s:.0f} s")
+                raise RuntimeError(
+                    f"the router did not catch up with its inputs in {timeout_s:.0f} s"
+                )
             await asyncio.sleep(0.5)
-            now = await self.read()
-            if _without_ticks(now) != _without_ticks(last):
+            now = await self.committed()
+            if _without_ticks(self._by_label(now)) != _without_ticks(self._by_label(last)):
                 still_since = time.monotonic()
+            elif time.monotonic() - still_since >= quiet_s and not await self.behind(now):
+                return self._by_label(now)
             last = now
-        return last
 
 
 def _without_ticks(counts: Mapping[str, int]) -> dict[str, int]:

@@ -140,13 +140,16 @@ class ScaleResult:
                 "  (restored: worker start -> queue-depth gauge at the level, after its first tick's full plan)"
             )
         if self.core:
-            print("  routing core alone (benchmarks/core_bench.py), mean ms per operation:")
             print(
-                f"  {'waiting':>10} {'new inquiry':>12} {'freed, fits none':>17} {'freed, fits one':>16} {'tick':>8} {'mem MB':>7}"
+                "  routing core alone (benchmarks/core_bench.py): mean ms per operation, the "
+                "memory the workspace takes, its restore (state given back, first tick)"
+            )
+            print(
+                f"  {'waiting':>10} {'new inquiry':>12} {'freed, fits none':>17} {'freed, fits one':>16} {'tick':>8} {'mem MB':>7} {'restore s':>10}"
             )
             for c in self.core:
                 print(
-                    f"  {c.waiting:>10,} {c.new_inquiry_ms:>12.3f} {c.freed_fits_nothing_ms:>17.3f} {c.freed_fits_one_ms:>16.3f} {c.tick_ms:>8.2f} {c.memory_mb:>7.0f}"
+                    f"  {c.waiting:>10,} {c.new_inquiry_ms:>12.3f} {c.freed_fits_nothing_ms:>17.3f} {c.freed_fits_one_ms:>16.3f} {c.tick_ms:>8.2f} {c.memory_mb:>7.0f} {_core_restore(c):>10}"
                 )
         elif self.core_missing:
             print(f"  routing core costs: {self.core_missing}")
@@ -204,6 +207,12 @@ class ScaleResult:
         elif self.agent_state_missing:
             lines.append(("agent-state restart", "not measured", "< 10 s", "-"))
         return lines
+
+
+def _core_restore(figures: Any) -> str:
+    """The core's part of a restore (core_bench: state given back, first tick done)."""
+    seconds = getattr(figures, "restore_s", None)
+    return "-" if seconds is None else f"{seconds:.1f}"
 
 
 def _seconds(value: float | None) -> str:
