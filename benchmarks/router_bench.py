@@ -624,9 +624,10 @@ def print_targets(results: Results) -> None:
     if not lines:
         return
     width = max(len(line[0]) for line in lines)
-    print(f"{'figure':<{width}}  {'measured':>12}  {'target':<16} verdict")
+    measured = max(12, *(len(line[1]) for line in lines))
+    print(f"{'figure':<{width}}  {'measured':>{measured}}  {'target':<16} verdict")
     for figure, value, target, outcome in lines:
-        print(f"{figure:<{width}}  {value:>12}  {target:<16} {outcome}")
+        print(f"{figure:<{width}}  {value:>{measured}}  {target:<16} {outcome}")
 
 
 def parse_only(text: str) -> frozenset[str]:
