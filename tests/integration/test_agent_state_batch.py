@@ -137,6 +137,31 @@ async def test_a_mixed_batch_is_decided_one_by_one_in_order(
     assert all(o.assignment.attempt == 1 for o in offers)  # the router's assignment
 
 
+async def test_a_resolved_inquiry_in_a_batch_is_refused_with_the_event_that_resolved_it(
+    service: Running,
+) -> None:
+    ws = new_workspace()
+    for agent_id in ("ann", "bob"):
+        await available_agent(service.stub, ws, agent_id, {CHAT: 3})
+    await service.stub.ReserveAgent(reserve(ws, "ann", "done"))
+    await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="done"))
+    await service.stub.CompleteTask(
+        agent_state_pb2.CompleteTaskRequest(
+            agent_id="ann", inquiry_id="done", resolution=task_pb2.RESOLUTION_RESOLVED
+        )
+    )
+    answer = await service.stub.ReserveAgents(
+        batch(reserve(ws, "bob", "done"), reserve(ws, "bob", "new"), generation=2)
+    )
+    assert [outcome(r) for r in answer.results] == [("FAILED_PRECONDITION",), ("bob", "False")]
+    last = answer.results[0].refused.last_event
+    assert (last.type, last.resolution, last.agent_id) == (
+        TaskEvent.TYPE_COMPLETED,
+        task_pb2.RESOLUTION_RESOLVED,
+        "ann",
+    )
+
+
 async def test_a_stale_fence_refuses_the_whole_batch(service: Running) -> None:
     ws = new_workspace()
     await available_agent(service.stub, ws, "ann", {CHAT: 3})

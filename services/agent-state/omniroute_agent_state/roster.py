@@ -56,6 +56,17 @@ class NotPossible(RosterError):
     """The request is valid but the agent's state does not allow it now."""
 
 
+class Finished(NotPossible):
+    """The inquiry was resolved: it is never offered again (FAILED_PRECONDITION).
+
+    `last_event` is its COMPLETED event, so the caller can close it too.
+    """
+
+    def __init__(self, message: str, last_event: TaskEvent) -> None:
+        super().__init__(message)
+        self.last_event = last_event
+
+
 class Fenced(RosterError):
     """A router worker acting for a partition it no longer owns (older generation)."""
 
@@ -435,16 +446,24 @@ class Roster:
 
         An inquiry (of a workspace) holds at most one reservation: when it
         already has one (on any agent of the workspace), that one is returned
-        with `already=True` and nothing changes.
+        with `already=True` and nothing changes. An inquiry whose last event
+        (within the retention period) resolved it is refused (`Finished`); one
+        completed with a follow-up or an escalation is routed again, so it is not.
         """
         mono = now if mono is None else mono
         _require(agent_id, "agent_id")
         _require(inquiry_id, "inquiry_id")
         if channel not in inquiry_pb2.Channel.values() or channel == 0:
             raise InvalidRequest("channel is required")
-        held = self.reservation(workspace or self.get(agent_id).workspace, inquiry_id)
+        scope = workspace or self.get(agent_id).workspace
+        held = self.reservation(scope, inquiry_id)
         if held is not None:
             return held[0], held[1], True, Changes()
+        last = self.last_event(scope, inquiry_id)
+        if last is not None and _resolved(last):
+            # A router that lost its record of the resolution (a worker killed
+            # before its state was durable) must not offer it again.
+            raise Finished(f"inquiry {inquiry_id!r} was resolved by {last.agent_id!r}", last)
         agent = self.get(agent_id)
         if workspace and agent.workspace != workspace:
             raise InvalidRequest(f"workspace: agent {agent_id!r} belongs to {agent.workspace!r}")
@@ -1014,6 +1033,14 @@ class Roster:
         by_agent = (event.workspace, event.inquiry_id, event.agent_id)
         self.agent_outcomes.pop(by_agent, None)
         self.agent_outcomes[by_agent] = (event, mono)
+
+
+def _resolved(event: TaskEvent) -> bool:
+    """Whether the event ended the inquiry for good (not a follow-up or an escalation)."""
+    return event.type == TaskEvent.TYPE_COMPLETED and event.resolution in (
+        task_pb2.RESOLUTION_RESOLVED,
+        task_pb2.RESOLUTION_UNSPECIFIED,
+    )
 
 
 def _check_escalation(escalation: task_pb2.Escalation, tier: int) -> None:
