@@ -77,9 +77,10 @@ deploy-setup: $(STAMP)
 screenshots: $(STAMP) tools
 	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
-## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka).
+## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka), ~15 min;
+## ARGS=--quick runs every scenario smaller, ARGS=--only=burst,scale some of them.
 bench: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
-	$(PY) -m benchmarks.router_bench --broker $(BROKER)
+	$(PY) -m benchmarks.router_bench --broker $(BROKER) $(ARGS)
 
 ## Fetch Apache Kafka's jars with Maven into $(KAFKA_JARS) (once).
 kafka-broker: $(KAFKA_JARS)/.complete
