@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
+.PHONY: run test unit integration chaos lint proto proto-check bench bench-agent-state screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
 
 # Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
 # the version of the compose file's image, jars cached (not committed) here.
@@ -110,6 +110,10 @@ simulate: $(STAMP)
 	$(PY) -m omniroute_simulator run --routing $(ROUTING) --scenario $(SCENARIO) --replications $(REPLICATIONS) --out $(OUT)
 
 ## The simulator and Ciw on the same M/M/c model: simulated contacts per second.
+## agent-state alone: reservations/s (single, concurrent, batched) and restart time after a long history.
+bench-agent-state: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m benchmarks.agent_state_bench --broker $(BROKER)
+
 bench-sim: $(STAMP)
 	$(PY) -m benchmarks.sim_bench
 
