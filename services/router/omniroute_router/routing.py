@@ -1314,7 +1314,10 @@ class WorkspaceRouter:
         channels = [ch for ch in agent.capacity if agent.free_on(ch)]
         self._idle_keys[agent_id] = (key, channels)
         for channel in channels:
-            self._idle_order.setdefault(channel, SortedList()).add(key)
+            order = self._idle_order.get(channel)
+            if order is None:
+                order = self._idle_order[channel] = SortedList()
+            order.add(key)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)
@@ -1331,8 +1334,15 @@ class WorkspaceRouter:
             # Waiting, also for agent-state's word: counted in the queue's oldest wait
             # (one held while its queue was closed from the opening: `sla_from`).
             filed.entry = (inquiry.arrived_at, inquiry.id)
-            filed.since = (max(inquiry.arrived_at, inquiry.sla_from), inquiry.id)
-            self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.since)
+            filed.since = (
+                filed.entry
+                if inquiry.sla_from <= inquiry.arrived_at  # (the same tuple: no memory)
+                else (inquiry.sla_from, inquiry.id)
+            )
+            arrivals = self._arrivals.get(inquiry.queue)
+            if arrivals is None:  # (a SortedList is dear to make: not a default)
+                arrivals = self._arrivals[inquiry.queue] = SortedList()
+            arrivals.add(filed.since)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
             return
