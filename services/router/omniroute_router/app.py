@@ -113,6 +113,7 @@ class Router:
         self.tables = RoutingTables()
         # The workspace label: configured workspaces by name, the rest as "other".
         self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        metrics.prepare_workspaces(config.workspaces, self.workspace_label)
         self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         self.assignments: Any = None
         self.dead_letters: Any = None
@@ -649,7 +650,8 @@ class Router:
             router.workspace, inquiry.queue, None if target is None else wait <= target, now
         )
         self.metrics.wait.labels(inquiry.queue, inquiry.channel).observe(wait)
-        self.metrics.answered.labels(inquiry.queue, inquiry.channel, within).inc()
+        workspace = self.workspace_label(router.workspace)
+        self.metrics.answered.labels(workspace, inquiry.queue, inquiry.channel, within).inc()
 
     def _notices(self, router: WorkspaceRouter) -> None:
         for notice in router.drain_notices():
@@ -663,7 +665,10 @@ class Router:
                     extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
                 )
             elif notice.kind == "abandoned":
-                self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
+                # A miss where the channel has a target (README, "Service level").
+                missed = "no" if notice.channel in router.config.service_levels else "unknown"
+                workspace = self.workspace_label(router.workspace)
+                self.metrics.abandoned.labels(workspace, notice.queue, notice.channel, missed).inc()
             elif notice.kind == "follow_up_scheduled":
                 self.metrics.follow_ups.labels("scheduled").inc()
             elif notice.kind == "follow_up_due":
