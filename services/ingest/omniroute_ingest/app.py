@@ -19,7 +19,17 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from omniroute_ingest.attachments import AttachmentStore
-from omniroute_ingest.channels import chat, documents, email, rest, sms, social, voice, walk_in
+from omniroute_ingest.channels import (
+    chat,
+    documents,
+    email,
+    queues,
+    rest,
+    sms,
+    social,
+    voice,
+    walk_in,
+)
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
@@ -118,6 +128,7 @@ def create_app(
     app.include_router(social.router(intake))
     app.include_router(documents.router(intake, store))
     app.include_router(walk_in.router(intake))
+    app.include_router(queues.router(intake))
     app.add_middleware(
         BodyLimit,  # type: ignore[arg-type]
         metrics=metrics,

@@ -120,7 +120,10 @@ class Router:
         self.inquiries_topic: Any = None
         # The inquiries' content for the offers, and the wallboard's snapshots.
         self.contents = InquiryContents()
-        self.snapshots = QueueSnapshots()
+        self.snapshots = QueueSnapshots(
+            positions_limit=settings.router_positions_limit,
+            rate_window_s=settings.router_rate_window_s,
+        )
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",

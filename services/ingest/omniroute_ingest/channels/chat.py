@@ -6,6 +6,11 @@
 - `POST .../conversations/{id}/messages`: later messages belong to the
   conversation; the chat platform carries them to the agent, so they do not
   queue a second inquiry.
+- The answer that publishes the inquiry carries a system message with the
+  customer's place in line and estimated wait (from the router's queue
+  snapshot, waiting up to `INGEST_POSITION_WAIT_S` for the one that lists
+  it); `GET /v1/workspaces/{workspace}/inquiries/{inquiry_id}/position`
+  gives the current figures later.
 - `POST .../conversations/{id}/leave`: the customer left before the
   conversation ended: a TaskEvent TYPE_ABANDONED. Ingest cannot know whether
   the router has already assigned it; it publishes and the router decides.
@@ -33,6 +38,7 @@ from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.channels.rest import ERRORS
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.ids import new_id, stable_id
+from omniroute_ingest.positions import Place, describe
 from omniroute_ingest.schemas import CustomerIn, Workspace, _Model
 
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
@@ -70,6 +76,15 @@ class ConversationOut(BaseModel):
     published: bool = Field(description="The inquiry is on the topic (the first message was sent).")
     abandoned: bool = False
     ended: bool = False
+    position: int | None = Field(
+        default=None, description="Place in line when this answer published the inquiry (1 = next)."
+    )
+    estimated_wait_s: float | None = Field(
+        default=None, description="Expected seconds until an agent takes it (null: not known)."
+    )
+    system_message: str = Field(
+        default="", description="What to show the customer: place in line and estimated wait."
+    )
 
 
 @dataclass
@@ -162,18 +177,30 @@ def router(intake: Intake) -> APIRouter:
         intake.settings.ingest_chat_max_bytes, intake.settings.ingest_chat_idle_ttl_s
     )
 
-    def out(conversation_id: str, c: Conversation) -> ConversationOut:
-        return ConversationOut(
+    def out(conversation_id: str, c: Conversation, queued: Place | None = None) -> ConversationOut:
+        answer = ConversationOut(
             conversation_id=conversation_id,
             inquiry_id=c.inquiry_id,
             published=c.published,
             abandoned=c.abandoned,
             ended=c.ended,
         )
+        if queued is not None:
+            answer.position = queued.position
+            answer.estimated_wait_s = queued.estimated_wait_s
+        return answer
 
-    async def publish_first(conversation_id: str, c: Conversation, text: str) -> None:
+    async def publish_first(conversation_id: str, c: Conversation, text: str) -> Place | None:
+        """Publish the inquiry; its place in line once the router lists it (or None)."""
         await intake.accept(chat_inquiry(conversation_id, c, text, intake.clock()))
         c.published = True
+        return await intake.view.wait_place(
+            c.workspace, c.inquiry_id, intake.settings.ingest_position_wait_s
+        )
+
+    def with_message(answer: ConversationOut, place: Place | None) -> ConversationOut:
+        answer.system_message = describe(place)
+        return answer
 
     @api.post(
         "/v1/chat/{workspace}/conversations",
@@ -191,11 +218,13 @@ def router(intake: Intake) -> APIRouter:
         # The first message is published, never kept: only the start's metadata stays.
         kept = body.model_copy(update={"message": ""})
         c = Conversation(workspace, kept, stable_id(workspace, "chat", conversation_id))
-        if body.message.strip():
-            await publish_first(conversation_id, c, body.message)  # 503 leaves no conversation
-            c.messages = 1
+        if not body.message.strip():
+            conversations.add(conversation_id, c, intake.monotonic())
+            return out(conversation_id, c)
+        place = await publish_first(conversation_id, c, body.message)  # 503: no conversation
+        c.messages = 1
         conversations.add(conversation_id, c, intake.monotonic())
-        return out(conversation_id, c)
+        return with_message(out(conversation_id, c, place), place)
 
     @api.post(
         "/v1/chat/{workspace}/conversations/{conversation_id}/messages",
@@ -212,10 +241,12 @@ def router(intake: Intake) -> APIRouter:
         c = conversations.get(workspace, conversation_id, intake.monotonic())
         if c.ended:
             raise Rejected(409, "invalid", "conversation_id: the conversation has ended")
-        if not c.published:
-            await publish_first(conversation_id, c, body.text)
+        if c.published:
+            c.messages += 1
+            return out(conversation_id, c)
+        place = await publish_first(conversation_id, c, body.text)
         c.messages += 1
-        return out(conversation_id, c)
+        return with_message(out(conversation_id, c, place), place)
 
     @api.post(
         "/v1/chat/{workspace}/conversations/{conversation_id}/leave",
