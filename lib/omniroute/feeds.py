@@ -88,6 +88,10 @@ class TopicFollower:
         """Handle one record's value."""
         raise NotImplementedError
 
+    async def take_record(self, key: bytes | None, value: bytes | None) -> None:
+        """Handle one record (its value only, unless a follower needs the key too)."""
+        await self.take(value)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -128,7 +132,7 @@ class TopicFollower:
             await self.position(consumer, tps)
             async for record in consumer:
                 try:
-                    await self.take(record.value)
+                    await self.take_record(record.key, record.value)
                 except InvalidEvent as exc:
                     log.warning("undecodable record skipped", extra={"topic": self.topic, "error": str(exc)})  # fmt: skip
         finally:

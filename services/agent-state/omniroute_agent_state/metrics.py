@@ -39,6 +39,7 @@ METHODS = (
     "WithdrawOffer",
     "GetReservation",
     "ListReservations",
+    "DeliverMessage",
 )
 
 

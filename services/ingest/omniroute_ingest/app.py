@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from omniroute_ingest.attachments import AttachmentStore
 from omniroute_ingest.channels import (
     chat,
+    chat_state,
     documents,
     email,
     queues,
@@ -86,6 +87,8 @@ def create_app(
     store = AttachmentStore(settings.ingest_attachment_dir)
     app.state.store = store
     app.state.emails = emails = email.EmailIntake(intake, store)
+    # Chat conversations live on Kafka; the service starts the store's reader.
+    app.state.chats = chats = chat_state.ChatStore(settings, publisher, intake.monotonic)
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -124,7 +127,7 @@ def create_app(
     app.include_router(email.router(emails))
     app.include_router(sms.router(intake))
     app.include_router(voice.router(intake))
-    app.include_router(chat.router(intake))
+    app.include_router(chat.router(intake, chats))
     app.include_router(social.router(intake))
     app.include_router(documents.router(intake, store))
     app.include_router(walk_in.router(intake))

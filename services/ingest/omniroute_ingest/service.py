@@ -84,6 +84,7 @@ class IngestService:
         await asyncio.to_thread(self.understanding.warm_up)
         await self.publisher.start()
         self.snapshots.start()
+        self.app.state.chats.reader.start()
         self._serve_task = asyncio.create_task(self._server.serve(), name="http")
         while not self._server.started:
             if self._serve_task.done():
@@ -106,5 +107,6 @@ class IngestService:
             await self._serve_task
             self._serve_task = None
         await self.snapshots.stop()
+        await self.app.state.chats.reader.stop()
         await self.publisher.stop()
         log.info("ingest stopped")

@@ -88,6 +88,18 @@ class IngestSettings(CommonSettings):
         gt=0,
         description="A chat conversation without a request for this long is forgotten.",
     )
+    topic_chat_conversations: str = Field(
+        "chat-conversations",
+        description="Ingest's chat conversations (compacted, key workspace/conversation id): "
+        "every replica follows it, so any replica serves any conversation.",
+    )
+    ingest_chat_sync_wait_s: float = Field(
+        3.0,
+        ge=0,
+        description="How long a request for a chat conversation this replica has not seen "
+        "waits for it to arrive from the conversations topic (started on another replica "
+        "a moment ago) before 404.",
+    )
     ingest_position_wait_s: float = Field(
         2.0,
         ge=0,

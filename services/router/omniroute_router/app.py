@@ -30,6 +30,7 @@ from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
 from omniroute_router.contents import InquiryContents
+from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
@@ -120,6 +121,8 @@ class Router:
         self.inquiries_topic: Any = None
         # The inquiries' content for the offers, and the wallboard's snapshots.
         self.contents = InquiryContents()
+        # Messages joining their conversation's open inquiry (conversations.py).
+        self.conversations = Conversations(agent_state, self.contents, metrics)
         self.snapshots = QueueSnapshots(
             positions_limit=settings.router_positions_limit,
             rate_window_s=settings.router_rate_window_s,
@@ -217,8 +220,12 @@ class Router:
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
             return "processed"
         router = self._router(proto.workspace, partition)
+        if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
+            self._persist(router)
+            return "processed"
         if not router.admit(inquiry, now):
             return "duplicate"
+        self.conversations.opened(router, inquiry, now)
         self.contents.keep(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",

@@ -109,6 +109,15 @@ class RouterMetrics:
             ["workspace", "queue", "channel", "within_sla"],
             registry=registry,
         )
+        self.conversation_messages = Counter(
+            "omniroute_router_conversation_messages_total",
+            "Customer messages that joined their conversation's open inquiry instead of "
+            "queuing, by delivery: delivered (to the agent holding it), waiting (nobody "
+            "holds it yet), not_held (the agent let it go meanwhile), failed (agent-state "
+            "unreachable); the inquiry's content keeps every one.",
+            ["delivery"],
+            registry=registry,
+        )
         self.follow_ups = Counter(
             "omniroute_router_follow_ups_total",
             "Follow-ups scheduled and falling due.",
@@ -165,6 +174,8 @@ class RouterMetrics:
             self.offer_failures.labels(reason)
         for event in ("scheduled", "due"):
             self.follow_ups.labels(event)
+        for delivery in ("delivered", "waiting", "not_held", "failed"):
+            self.conversation_messages.labels(delivery)
         for trigger in RECONCILE_TRIGGERS:
             for outcome in RECONCILE_OUTCOMES:
                 self.reconciliations.labels(trigger, outcome)

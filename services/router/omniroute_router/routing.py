@@ -662,6 +662,13 @@ class WorkspaceRouter:
         """Neither routed now nor finished: the sweep admits such an inquiry."""
         return inquiry_id not in self.inquiries and inquiry_id not in self.finished
 
+    def absorbed(self, inquiry_id: str, now: float) -> None:
+        """An inquiry that joined another instead of queuing (a customer's new message
+        on a conversation with an open inquiry): it counts as finished, so a
+        redelivery or the sweep never queues it."""
+        self.finished[inquiry_id] = now
+        self.changed_inquiries.add(inquiry_id)
+
     def restore_finished(self, inquiry_id: str, at: float) -> None:
         """Put back a finished id from persisted state."""
         self.finished[inquiry_id] = at
