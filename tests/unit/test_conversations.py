@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_agent_state.messages import DeliveredMessages
 from omniroute_ingest.channels.chat_state import Conversation, Conversations, StartIn
 from omniroute_router.config import ConfigError, WorkspaceConfig, parse
 from omniroute_router.contents import InquiryContents
+from omniroute_router.conversations import Conversations as RouterConversations
 from omniroute_router.conversations import Join, ThreadIndex
 from omniroute_router.convert import inquiry_from_proto
+from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import QueuedInquiry
+from omniroute_router.reservations import ReservationRefused
 from omniroute_router.routing import WorkspaceRouter
 
 NOW = 1_800_000_000.0
@@ -120,3 +124,39 @@ def test_the_conversation_window_is_configured_per_workspace() -> None:
     assert WorkspaceConfig().conversation_window_s == 86400
     with pytest.raises(ConfigError, match="conversation_window_s"):
         parse("workspaces:\n  acme:\n    conversation_window_s: -1\n")
+
+
+class FakeAgentState:
+    """agent-state's DeliverMessage: refuses when the agent no longer holds the inquiry."""
+
+    def __init__(self, held: bool) -> None:
+        self.held = held
+        self.delivered: list[task_pb2.ConversationMessage] = []
+
+    async def deliver_message(self, message: task_pb2.ConversationMessage) -> object:
+        if not self.held:
+            raise ReservationRefused("ann holds no reservation of the inquiry")
+        self.delivered.append(message)
+        return object()
+
+
+async def test_a_message_for_an_inquiry_the_agent_let_go_becomes_a_new_inquiry() -> None:
+    for held in (True, False):
+        core = WorkspaceRouter("acme", CONFIG)
+        agent_state = FakeAgentState(held)
+        conversations = RouterConversations(
+            agent_state,  # type: ignore[arg-type]
+            InquiryContents(),
+            RouterMetrics(CollectorRegistry()),
+        )
+        first = message("m1")
+        assert core.admit(first, NOW)
+        conversations.opened(core, first, NOW)
+        core.offer_made("m1", "ann", "r1", NOW)
+        core.accepted("m1", "ann", NOW)
+        # The agent resolved it at agent-state; the router has not heard yet.
+        proto = inquiry_pb2.Inquiry(id="m2", workspace="acme", thread_id="sms-t1", body="hi")
+        joined = await conversations.join(core, proto, message("m2"), NOW + 5)
+        assert joined is held
+        assert core.is_new("m2") is not held  # not absorbed: the caller queues it
+        assert [m.message.id for m in agent_state.delivered] == (["m2"] if held else [])

@@ -11,7 +11,10 @@ conversation), its own id counts as finished (never queued, never swept),
 and when an agent is offered or handles the inquiry, agent-state delivers it
 to that agent's desk (`DeliverMessage`, pushed on `WatchOffers`). With nothing
 open, the message is a new inquiry, which prefers the thread's last agent
-(the core's threads).
+(the core's threads). When agent-state says the agent no longer holds the
+inquiry (resolved or declined a moment ago, the event still on its way on
+another topic), the message is a new inquiry too: it is never left on an
+inquiry that is over.
 
 `ThreadIndex` is the rule (pure: the core's state and the time in, a
 decision out); `Conversations` is the adapter's part (content, delivery,
@@ -122,13 +125,22 @@ class Conversations:
         join = self.index.find(router, inquiry, now)
         if join is None:
             return False
-        router.absorbed(inquiry.id, now)
-        self.index.joined(router, inquiry.thread_id, join, now)
-        self.contents.add_message(router.workspace, join.inquiry_id, proto)
         outcome = "waiting"
         if join.agent_id:
             outcome = await self._deliver(router.workspace, join, proto, now)
         self.metrics.conversation_messages.labels(outcome).inc()
+        if outcome == "not_held":
+            # agent-state, the authority, says the agent no longer holds it (resolved
+            # or declined, its event not yet here): the message is a new inquiry, so it
+            # is never lost on an inquiry that is over.
+            log.info(
+                "message's inquiry no longer held; queued as a new one",
+                extra={"inquiry_id": join.inquiry_id, "message_id": inquiry.id},
+            )
+            return False
+        router.absorbed(inquiry.id, now)
+        self.index.joined(router, inquiry.thread_id, join, now)
+        self.contents.add_message(router.workspace, join.inquiry_id, proto)
         log.info(
             "message joined its open inquiry",
             extra={"inquiry_id": join.inquiry_id, "message_id": inquiry.id, "delivery": outcome},
@@ -152,7 +164,7 @@ class Conversations:
         try:
             await self.agent_state.deliver_message(message)
         except ReservationRefused:
-            return "not_held"  # the agent let it go meanwhile: the content keeps the message
+            return "not_held"
         except AgentStateUnavailable:
             self.metrics.agent_state_errors.inc()
             return "failed"

@@ -113,8 +113,9 @@ class RouterMetrics:
             "omniroute_router_conversation_messages_total",
             "Customer messages that joined their conversation's open inquiry instead of "
             "queuing, by delivery: delivered (to the agent holding it), waiting (nobody "
-            "holds it yet), not_held (the agent let it go meanwhile), failed (agent-state "
-            "unreachable); the inquiry's content keeps every one.",
+            "holds it yet), failed (agent-state unreachable; the inquiry's content keeps it); "
+            "not_held: agent-state said the agent no longer holds it, and the message was "
+            "queued as a new inquiry instead.",
             ["delivery"],
             registry=registry,
         )
