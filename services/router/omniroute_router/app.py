@@ -99,6 +99,9 @@ class Router:
         # The partitions this worker owns, with the consumer-group generation it
         # joined them in: the fence sent with every reservation and withdrawal.
         self.owned: dict[int, int] = {}
+        # When (wall clock) it was given each: inquiries published before then
+        # may have been routed by the previous owner, whose state may be lost.
+        self.taken_over_at: dict[int, float] = {}
         # The group generation the consumer is in now (None: unknown); set by create_app.
         self.live_generation: Callable[[], int | None] = lambda: None
         self.partition_of: dict[str, int] = {}
@@ -145,6 +148,7 @@ class Router:
     def assigned(self, partitions: Any, generation: int) -> None:
         """The group gave this worker `partitions` in `generation`."""
         self.owned = dict.fromkeys(partitions, generation)
+        self.taken_over_at = dict.fromkeys(partitions, self.clock())
 
     def revoked(self) -> None:
         """The partitions may move: own none until the next assignment."""
@@ -201,7 +205,9 @@ class Router:
                 return
             if source == "inquiries":
                 self.stream_offsets[message.partition] = message.offset
-                outcome = await self._on_inquiry(message.key, event.value, message.partition, now)
+                outcome = await self._on_inquiry(
+                    message.key, event.value, message.partition, now, message.timestamp
+                )
             elif source == "agent-events":
                 outcome = await self._on_agent_event(event.value, message.partition, now)
             else:
@@ -210,7 +216,14 @@ class Router:
         except InvalidEvent as exc:
             await self._dead_letter(event, source, str(exc))
 
-    async def _on_inquiry(self, key: bytes | None, value: bytes, partition: int, now: float) -> str:
+    async def _on_inquiry(
+        self,
+        key: bytes | None,
+        value: bytes,
+        partition: int,
+        now: float,
+        published_at: float | None = None,
+    ) -> str:
         proto = decode(inquiry_pb2.Inquiry, value)
         inquiry = inquiry_from_proto(proto, now)
         if key != proto.workspace.encode():
@@ -223,7 +236,11 @@ class Router:
         if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
             self._persist(router)
             return "processed"
-        if not router.admit(inquiry, now):
+        # Published before this worker took the partition over: the owner before
+        # it may have offered or even finished it and died before its state was
+        # durable. Offered only once agent-state has had its word.
+        verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
+        if not router.admit(inquiry, now, verify=verify):
             return "duplicate"
         self.conversations.opened(router, inquiry, now)
         self.contents.keep(proto.workspace, proto.id, value)
@@ -235,6 +252,11 @@ class Router:
                 "queue": inquiry.queue,
             },
         )
+        if verify:
+            await self._check(router, partition, [inquiry.id], "takeover", now)
+            await self._withdraw(router, partition)
+            await self._after_change(router, inquiry.id, now)
+            return "processed"
         await self._route(router, now, inquiry_ids=[inquiry.id])
         return "processed"
 
@@ -561,6 +583,14 @@ class Router:
                 self.lose(partition)
                 return
             for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
+                if isinstance(result, ReservationRefused) and result.last_event is not None:
+                    # Resolved already (its record lost here, e.g. with a killed
+                    # worker's unwritten state): the check applies agent-state's
+                    # events as if consumed, so it is closed, not re-planned.
+                    self.metrics.reservations_refused.inc()
+                    await self._check(router, partition, [inquiry.id], "refused", now)
+                    refused = True
+                    continue
                 if isinstance(result, ReservationRefused):
                     self.metrics.reservations_refused.inc()
                     # Take agent-state's record when it sent one; otherwise keep

@@ -58,26 +58,18 @@ def build_snapshot(
     `rates` are the queues' recent answers per second (absent: 0, unknown);
     up to `positions_limit` ids per queue and state are listed.
     """
-    stats = {name: queue_pb2.QueueStats(name=name) for name in router.queues}
-    for inquiry in router.inquiries.values():
-        queue = stats.get(inquiry.queue)
-        if queue is None:
-            continue
-        match inquiry.state:
-            case InquiryState.WAITING if inquiry.due_at <= now:
-                queue.waiting += 1
-                queue.oldest_wait_s = max(queue.oldest_wait_s, now - inquiry.arrived_at)
-            case InquiryState.WAITING | InquiryState.SCHEDULED:
-                queue.scheduled += 1
-            case InquiryState.OFFERED:
-                queue.offered += 1
-                if len(queue.offered_ids) < positions_limit:
-                    queue.offered_ids.append(inquiry.id)
-            case InquiryState.ACCEPTED:
-                queue.in_progress += 1
-                if len(queue.in_progress_ids) < positions_limit:
-                    queue.in_progress_ids.append(inquiry.id)
-    _list_positions(router, stats, now, positions_limit)
+    stats = {
+        name: queue_pb2.QueueStats(
+            name=name,
+            waiting=figures.waiting,
+            oldest_wait_s=figures.oldest_wait_s,
+            scheduled=figures.scheduled,
+            offered=figures.offered,
+            in_progress=figures.in_progress,
+        )
+        for name, figures in router.queue_stats(now).items()
+    }
+    _list_ids(router, stats, now, positions_limit)
     for name, counts in answered.items():
         queue = stats.get(name)
         if queue is not None and len(counts) == 3:
@@ -102,17 +94,34 @@ def estimate_waits(snapshot: queue_pb2.QueueSnapshot, rates: Mapping[str, float]
         queue.estimated_wait_s = -1.0 if wait is None else wait
 
 
-def _list_positions(
+def _list_ids(
     router: WorkspaceRouter, stats: dict[str, queue_pb2.QueueStats], now: float, limit: int
 ) -> None:
-    """Each queue's waiting ids in the order the router offers them (the first `limit`)."""
+    """Each queue's waiting ids in the order the router offers them, and its offered
+    and in-progress ids, at most `limit` of each.
+
+    The cost is bounded by `limit` and the agents' capacity, never by the queue:
+    the offered and accepted are what agents hold, and the walk in routing order
+    stops after `limit` waiting ids per queue in all (so a queue whose inquiries
+    all rank behind that many of other queues' is listed short; ingest then
+    says it cannot place them).
+    """
     if limit <= 0:
         return
+    for inquiry in router.held():
+        queue = stats.get(inquiry.queue)
+        if queue is None:
+            continue
+        ids = queue.offered_ids if inquiry.state is InquiryState.OFFERED else queue.in_progress_ids
+        if len(ids) < limit:
+            ids.append(inquiry.id)
     unfilled = {name for name, queue in stats.items() if queue.waiting}
+    budget = limit * len(stats)
     for inquiry in router.waiting_in_order(now):
-        if not unfilled:
+        budget -= 1
+        if not unfilled or budget < 0:
             break
-        if inquiry.queue not in unfilled or inquiry.due_at > now:
+        if inquiry.queue not in unfilled:
             continue
         ids = stats[inquiry.queue].waiting_ids
         ids.append(inquiry.id)
