@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from omniroute.codec import timestamp
 from omniroute.v1 import queue_pb2
 from omniroute_ingest.closed import Closed, describe_closed, held
+from omniroute_ingest.positions import PlaceState, describe, find_place, queue_figures
 
 MONDAY_9_MADRID = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Madrid")).timestamp()
 
@@ -47,3 +48,13 @@ def test_no_opening_in_sight_and_an_unknown_zone_still_answer() -> None:
     assert "when we open" in describe_closed(Closed("nightly", None, ""))
     text = describe_closed(Closed("x", MONDAY_9_MADRID, "Mars/Olympus"))
     assert "at 08:00 (UTC time)" in text
+
+
+def test_the_place_of_a_held_inquiry_is_held_and_said_closed() -> None:
+    place = find_place(snapshot(), "c1")
+    assert place is not None and place.state is PlaceState.HELD
+    assert (place.queue, place.position, place.opens_at) == ("shop", None, MONDAY_9_MADRID)
+    assert "We open on Monday 30 November at 09:00" in describe(place)
+    figures = {q.name: q for q in queue_figures(snapshot())}
+    assert (figures["shop"].open, figures["shop"].opens_at) == (False, MONDAY_9_MADRID)
+    assert (figures["general"].open, figures["general"].opens_at) == (True, None)

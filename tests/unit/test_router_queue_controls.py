@@ -194,23 +194,25 @@ def test_overflow_above_a_depth_moves_the_newest_and_offered_ones_do_not_count()
     }  # fmt: skip
 
 
-def test_overflow_by_estimated_wait_uses_the_answer_rate() -> None:
+def test_overflow_by_estimated_wait_uses_the_service_rate() -> None:
     r = overflowing(OverflowRule("general", Trigger.ESTIMATED_WAIT, 300))
+    r.housekeeping(MONDAY_10)  # the queue's service rate starts
     r.update_agent(agent(capacity={"chat": 1}))
-    t = MONDAY_10
-    # Three answered in the last 15 minutes: 1 every 300 s, so only position 1 is within 300 s.
+    # Three answered in the window (900 s) with nobody left waiting: 1 every 300 s,
+    # so only the first in line is expected within 300 s (omniroute.waits).
     for i in range(3):
+        t = MONDAY_10 + 10 * (i + 1)
         r.admit(vip(f"a{i}", t), t)
         [offer] = r.plan(t)
         r.offer_made(offer.inquiry_id, "ann", f"r{i}", t)
         r.accepted(offer.inquiry_id, "ann", t + 1)
         r.resolved(offer.inquiry_id, "ann", t + 2)
         r.update_agent(agent(capacity={"chat": 1}, version=2 + i))
-        t += 10
     r.update_agent(agent(status=AgentStatus.AWAY, version=99))
+    t = MONDAY_10 + 895
     for i in range(3):
         r.admit(vip(f"w{i}", t + i), t + i)
-    r.housekeeping(t + 5)
+    r.housekeeping(MONDAY_10 + 900)
     assert {i: q.queue for i, q in r.inquiries.items()} == {
         "w0": "vip", "w1": "general", "w2": "general",
     }  # fmt: skip

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
+from omniroute.waits import ServiceRate, estimated_wait
 from omniroute_router import overflow
 from omniroute_router.config import Queue, WorkspaceConfig
 from omniroute_router.hours import ClosedPolicy, OpenState, state_at
 from omniroute_router.model import InquiryState, QueuedInquiry
-from omniroute_router.overflow import AnswerRate, Move
+from omniroute_router.overflow import RATE_WINDOW_S, Move
 
 ALWAYS_OPEN = OpenState(True, math.inf)
 # Most inquiries one tick examines for overflow in one queue (the rest next tick).
@@ -61,7 +62,7 @@ class QueueControls:
         self._held = SortedList()  # (opens at, id)
         self._held_at: dict[str, float] = {}  # id -> opens at
         self._held_in: dict[str, dict[str, None]] = {}  # queue -> held ids, in arrival order
-        self._rates: dict[str, AnswerRate] = {}
+        self._rates: dict[str, ServiceRate] = {}  # queue with rules -> its service rate
         self.configure(config)
 
     def configure(self, config: WorkspaceConfig) -> None:
@@ -130,14 +131,20 @@ class QueueControls:
     # -- overflow -------------------------------------------------------------
 
     def answered(self, queue: str, now: float) -> None:
-        """An inquiry of `queue` was answered (the estimated wait's answer rate)."""
+        """An inquiry of `queue` was answered (the estimated wait's service rate)."""
         if queue in self._waiting:
-            self._rates.setdefault(queue, AnswerRate()).record(now)
+            self._rate(queue, now).record(now)
 
-    def estimated_wait(self, queue: str, position: int, now: float) -> float:
-        """Estimated wait at `position` in `queue` (inf: unknown); queues with overflow rules."""
+    def estimated_wait(self, queue: str, position: int, now: float) -> float | None:
+        """Estimated wait at `position` in `queue` (None: unknown); queues with overflow rules."""
         rate = self._rates.get(queue)
-        return overflow.estimated_wait(position, rate.per_s(now) if rate else 0.0)
+        return estimated_wait(position, rate.rate(now) if rate else 0.0)
+
+    def _rate(self, queue: str, now: float) -> ServiceRate:
+        found = self._rates.get(queue)
+        if found is None:
+            found = self._rates[queue] = ServiceRate(RATE_WINDOW_S, now)
+        return found
 
     def overflow(self, now: float, may_move: Callable[[str, str], bool]) -> list[tuple[str, Move]]:
         """(from queue, move) for every move the overflow rules ask for now.
@@ -147,15 +154,16 @@ class QueueControls:
         """
         moves: list[tuple[str, Move]] = []
         for name, line in self._waiting.items():
+            rate = self._rate(name, now)
+            rate.observe(now, len(line))  # backlogged time: the rate's denominator
             if not line:
                 continue
-            rate = self._rates.get(name)
             planned = overflow.plan(
                 self.queues[name].overflow,
                 lambda line=line: iter(line),  # type: ignore[misc]
                 lambda line=line: reversed(line),  # type: ignore[misc]
                 len(line),
-                rate.per_s(now) if rate else 0.0,
+                rate.rate(now),
                 now,
                 may_enter=lambda to: self.state(to, now).open,
                 may_move=may_move,

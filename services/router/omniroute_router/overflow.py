@@ -13,9 +13,9 @@ A queue's rules are tried in the order configured; each has one trigger:
 - `depth_above`: while more than this many wait, the newest arrivals move
   (they would wait the longest here);
 - `estimated_wait_above_s`: while the estimated wait of the last in line is
-  above this, the newest arrivals move. The estimate is the position in line
-  divided by the queue's answer rate (inquiries answered per second over the
-  last `RATE_WINDOW_S`, see `AnswerRate`); with no answer in the window the
+  above this, the newest arrivals move. The estimate is the one customers
+  are told (`omniroute.waits`): the position in line over the queue's
+  service rate while inquiries waited; with no answer in the window the
   estimate is unknown and this trigger moves nothing (the wait trigger is
   the rule for a queue nobody answers).
 """
@@ -23,12 +23,11 @@ A queue's rules are tried in the order configured; each has one trigger:
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-# The answer rate behind the estimated wait is measured over this window.
+# The service rate behind the estimated wait is measured over this window.
 RATE_WINDOW_S = 900.0
 
 
@@ -54,37 +53,6 @@ class Move:
     inquiry_id: str
     to: str
     trigger: Trigger
-
-
-class AnswerRate:
-    """Answers per second of one queue over the last `window_s` (time passed in)."""
-
-    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
-        self.window_s = window_s
-        self._at: deque[float] = deque()
-
-    def record(self, now: float) -> None:
-        """One inquiry of the queue was answered at `now`."""
-        self._at.append(now)
-        self._forget(now)
-
-    def per_s(self, now: float) -> float:
-        """Answers per second over the window; 0.0 when none."""
-        self._forget(now)
-        return len(self._at) / self.window_s
-
-    def _forget(self, now: float) -> None:
-        while self._at and self._at[0] <= now - self.window_s:
-            self._at.popleft()
-
-
-def estimated_wait(position: int, answers_per_s: float) -> float:
-    """Estimated wait of the inquiry at `position` (1 = next) in line; inf when unknown."""
-    if position <= 0:
-        return 0.0
-    if answers_per_s <= 0:
-        return math.inf
-    return position / answers_per_s
 
 
 def plan(
