@@ -28,9 +28,11 @@ run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 	$(PY) -m devstack --broker $(BROKER) $(ARGS)
 
 ## Lint, check the generated code, then run every test: the integration tests
-## on the embedded broker and, where Java is installed, on Apache Kafka.
+## on the embedded broker and, where Java is installed, on Apache Kafka. Two
+## pytest-xdist workers: each tier runs in order on one, with its own broker;
+## the tests without a broker fill in around them (tests/conftest.py).
 test: $(STAMP) proto-check lint tools kafka-tier
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -11,17 +11,26 @@ an error instead). `--broker tansu` (or `kafka`) runs one tier only.
 
 The chaos suite (tests marked `chaos`) runs only with `--chaos` (`make chaos`);
 its `chaos_smoke` subset runs with every test run.
+
+`make test` runs pytest-xdist with two workers (`-n 2 --dist loadgroup`): the
+tests of each broker tier form one group, so all of a tier runs in order on one
+worker with that worker's own broker (never one broker shared between workers),
+and the tests that use no broker fill in around them. What a worker notes for
+the end of the run (tiers not run, chaos summary lines) goes to the controller.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from devstack.brokers import BrokerKind, kafka_missing, new_broker
 from omniroute.embedded import Broker
+from tests.chaos.harness import SUMMARIES
+from tests.support.tiers import limit_tiers
 from tests.support.tools import not_run
 
 KAFKA_TIER = "integration: every broker test again on Apache Kafka (the [kafka] test ids)"
@@ -42,14 +51,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `embedded_tier_only` run on the embedded broker alone (tests/support/tiers.py).
+
+    First, so that pytest's own hooks see the marker's parametrization."""
+    limit_tiers(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the chosen tier only, and the chaos suite only with --chaos; note whether
-    the Kafka tier cannot run."""
+    the Kafka tier cannot run; put each tier's tests in one xdist group."""
     chosen = config.getoption("--broker")
     chaos = config.getoption("--chaos")
+    grouped = config.pluginmanager.hasplugin("xdist")
     kept, dropped = [], []
     for item in items:
         kind = _kind_of(item)
+        if grouped and kind is not None:
+            item.add_marker(pytest.mark.xdist_group(kind))
         other_tier = chosen != "all" and kind is not None and kind != chosen
         left_out = not chaos and item.get_closest_marker("chaos") is not None
         (dropped if other_tier or left_out else kept).append(item)
@@ -66,8 +87,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             not_run[KAFKA_TIER] = f"Apache Kafka cannot run here ({reason}): not run: {KAFKA_TIER}"
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand what it noted for the end of the run to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["not_run"] = dict(not_run)
+        output["chaos_summaries"] = list(SUMMARIES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: what a finished worker noted."""
+    output = getattr(node, "workeroutput", {})
+    not_run.update(output.get("not_run", {}))
+    SUMMARIES.extend(output.get("chaos_summaries", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line per test tier that did not run for lack of a tool (tests/support/tools.py)."""
+    """The chaos scenarios' summary lines again, and one line per test tier that did not
+    run for lack of a tool (tests/support/tools.py)."""
+    if SUMMARIES:
+        terminalreporter.section("chaos")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
     for reason in not_run.values():
         terminalreporter.write_line(f"TIER NOT RUN: {reason}", yellow=True)
 
