@@ -7,7 +7,16 @@ import itertools
 import pytest
 
 from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
-from omniroute_agent_state.roster import InvalidRequest, NotPossible, Policy, Roster, UnknownAgent
+from omniroute_agent_state.roster import (
+    InvalidRequest,
+    NotPossible,
+    Policy,
+    Refused,
+    Reserved,
+    ReserveRequest,
+    Roster,
+    UnknownAgent,
+)
 
 VOICE, CHAT, EMAIL = inquiry_pb2.CHANNEL_VOICE, inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_EMAIL
 OFFLINE, AVAILABLE = agent_pb2.AGENT_STATUS_OFFLINE, agent_pb2.AGENT_STATUS_AVAILABLE
@@ -387,3 +396,44 @@ def test_load_stays_exact_under_any_sequence_of_operations() -> None:
             (a.workspace, x.inquiry_id): a.id for a in r.agents.values() for x in a.reservations
         }
         assert holders == r.holder  # one reservation per inquiry, and the index agrees
+
+
+def test_a_batch_is_decided_in_order_each_as_reserve_decides_it() -> None:
+    r = roster()
+    ready(r, agent(chat=2))
+    ready(r, agent("bob", chat=1))
+    results, changes = r.reserve_many(
+        [
+            ReserveRequest("ann", "one", CHAT, "ws"),
+            ReserveRequest("ann", "two", CHAT, "ws"),
+            ReserveRequest("ann", "three", CHAT, "ws"),  # full by now
+            ReserveRequest("bob", "one", CHAT, "ws"),  # the first already holds it
+            ReserveRequest("nobody", "four", CHAT, "ws"),
+            ReserveRequest("bob", "", CHAT, "ws"),
+            ReserveRequest("bob", "five", CHAT, "ws"),
+        ],
+        T0,
+    )
+    kinds = [
+        type(x.error).__name__ if isinstance(x, Refused) else (x.agent.id, x.already)
+        for x in results
+    ]
+    assert kinds == [
+        ("ann", False),
+        ("ann", False),
+        "NotPossible",
+        ("ann", True),
+        "UnknownAgent",
+        "InvalidRequest",
+        ("bob", False),
+    ]
+    made = [x for x in results if isinstance(x, Reserved)]
+    # Copies, as each agent was right after its own reservation.
+    assert [len(x.agent.reservations) for x in made] == [1, 2, 2, 1]
+    full = results[2]
+    assert (
+        isinstance(full, Refused) and full.agent is not None and len(full.agent.reservations) == 2
+    )
+    assert [e.inquiry_id for e in changes.task_events] == ["one", "two", "five"]
+    assert [e.agent.version for e in changes.agent_events] == [3, 4, 3]
+    assert load(r, "ann", CHAT) == 2 and load(r, "bob", CHAT) == 1

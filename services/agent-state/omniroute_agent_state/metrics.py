@@ -28,6 +28,7 @@ METHODS = (
     "ListAgents",
     "SetStatus",
     "ReserveAgent",
+    "ReserveAgents",
     "AcceptTask",
     "DeclineTask",
     "CompleteTask",

@@ -20,6 +20,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from omniroute.codec import seconds, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
@@ -67,6 +70,7 @@ InquiryKey = tuple[str, str]
 Reservations = list[Reservation]
 TaskEvents = list[TaskEvent]
 Reasons = list[str]
+M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -130,6 +134,36 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences)
+
+
+@dataclass
+class Reserved:
+    """One reservation of a batch made or found: the agent as it was right after it."""
+
+    reservation: Reservation
+    agent: Agent
+    already: bool  # the inquiry already held it; nothing changed
+
+
+@dataclass
+class Refused:
+    """One reservation of a batch refused: why, and the agent's record then (if known)."""
+
+    error: RosterError
+    agent: Agent | None = None
+
+
+@dataclass(frozen=True)
+class ReserveRequest:
+    """What one reservation asks for (`Roster.reserve`'s arguments)."""
+
+    agent_id: str
+    inquiry_id: str
+    channel: int
+    workspace: str
+
+
+Outcomes = list[Reserved | Refused]
 
 
 @dataclass
@@ -439,6 +473,32 @@ class Roster:
             self._task_event(TaskEvent.TYPE_OFFERED, agent, reservation, now, mono)
         )
         return reservation, agent, False, changes
+
+    def reserve_many(
+        self, requests: Iterable[ReserveRequest], now: float, mono: float | None = None
+    ) -> tuple[Outcomes, Changes]:
+        """Decide each reservation in order, exactly as `reserve` does; one refusal stops none.
+
+        Returns one result per request (in order) and every change together.
+        A later request sees what the earlier ones did (the same inquiry twice:
+        the second is `already`; the last slot twice: the second is refused).
+        The records in the results are copies, as each was right after its
+        own reservation.
+        """
+        results: Outcomes = []
+        changes = Changes()
+        for asked in requests:
+            try:
+                reservation, agent, already, made = self.reserve(
+                    asked.agent_id, asked.inquiry_id, asked.channel, asked.workspace, now, mono
+                )
+            except RosterError as refusal:
+                known = self.agents.get(asked.agent_id) if asked.agent_id else None
+                results.append(Refused(refusal, _copy(known) if known is not None else None))
+                continue
+            results.append(Reserved(_copy(reservation), _copy(agent), already))
+            changes = changes.then(made)
+        return results, changes
 
     def withdraw(
         self, workspace: str, inquiry_id: str, reason: str, now: float, mono: float | None = None
@@ -986,6 +1046,13 @@ def _check_escalation(escalation: task_pb2.Escalation, tier: int) -> None:
             )
     elif target and target <= tier:
         raise InvalidRequest(f"escalation.target_tier must be above the agent's tier {tier}")
+
+
+def _copy(record: M) -> M:
+    """A copy of a record: the roster keeps changing the original."""
+    copy = type(record)()
+    copy.CopyFrom(record)
+    return copy
 
 
 def _clamp(value: float, limit: float) -> float:

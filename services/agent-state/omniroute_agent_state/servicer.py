@@ -36,6 +36,9 @@ from omniroute_agent_state.roster import (
     Fenced,
     InvalidRequest,
     NotPossible,
+    Refused,
+    Reserved,
+    ReserveRequest,
     Roster,
     RosterError,
     UnknownAgent,
@@ -382,16 +385,79 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                         ((AGENT_RECORD_METADATA, refused.SerializeToString()),)
                     )
                 raise
-            self.metrics.reservations.labels("existing" if already else "reserved").inc()
-            if not already:
-                self.pending_offers[reservation.reservation_id] = request.assignment
-                self.undurable_offers.add(reservation.reservation_id)
-            answer = agent_state_pb2.ReserveAgentResponse(
-                reservation=reservation, agent=agent, already_reserved=already
-            )
+            answer = self._reserved(request, Reserved(reservation, agent, already))
             return answer, changes
 
         return await self.commit("ReserveAgent", request, context, apply)
+
+    @rpc
+    async def ReserveAgents(
+        self, request: agent_state_pb2.ReserveAgentsRequest, context: Any
+    ) -> agent_state_pb2.ReserveAgentsResponse:
+        """Each reservation decided as ReserveAgent decides it, in order; answered when durable.
+
+        The batch is checked first (size; one workspace, one fence; request
+        ids distinct) and the fence once, for the whole call (ABORTED). Then
+        each reservation is answered from the request log when its id was
+        seen, else decided by the roster; a refusal is that reservation's
+        result. Every change goes to the outbox as one batch and the call
+        waits until it (and every remembered answer's batch) is durable.
+        """
+        self.caller(context, "ReserveAgents", None)
+        asked = list(request.reservations)
+        _check_batch(asked)
+        if asked:
+            self._fence(asked[0])
+        now, mono = self.now()
+        results: list[agent_state_pb2.ReserveAgentResult | None] = [None] * len(asked)
+        undecided: list[int] = []
+        for i, one in enumerate(asked):
+            try:
+                remembered = self.requests.find("ReserveAgent", one, mono)
+            except InvalidRequest as exc:
+                results[i] = _refusal(Refused(exc))
+                continue
+            if remembered is None:
+                undecided.append(i)
+            else:
+                answer = agent_state_pb2.ReserveAgentResponse()
+                answer.CopyFrom(remembered.answer)
+                results[i] = agent_state_pb2.ReserveAgentResult(reserved=answer)
+        decided, changes = self.roster.reserve_many(
+            (
+                ReserveRequest(
+                    asked[i].agent_id, asked[i].inquiry_id, asked[i].channel, asked[i].workspace
+                )
+                for i in undecided
+            ),
+            now,
+            mono,
+        )
+        seq = self.outbox.put(changes)
+        for i, outcome in zip(undecided, decided, strict=True):
+            if isinstance(outcome, Refused):
+                self.metrics.reservations.labels("refused").inc()
+                results[i] = _refusal(outcome)
+                continue
+            answer = self._reserved(asked[i], outcome)
+            self.requests.remember("ReserveAgent", asked[i], answer, seq, mono)
+            results[i] = agent_state_pb2.ReserveAgentResult(reserved=answer)
+        await self._durable(self.outbox.last_seq, context)
+        return agent_state_pb2.ReserveAgentsResponse(results=[r for r in results if r is not None])
+
+    def _reserved(
+        self, request: agent_state_pb2.ReserveAgentRequest, reserved: Reserved
+    ) -> agent_state_pb2.ReserveAgentResponse:
+        """Count a reservation made or found; a new one's offer waits for its durability."""
+        self.metrics.reservations.labels("existing" if reserved.already else "reserved").inc()
+        if not reserved.already:
+            self.pending_offers[reserved.reservation.reservation_id] = request.assignment
+            self.undurable_offers.add(reserved.reservation.reservation_id)
+        return agent_state_pb2.ReserveAgentResponse(
+            reservation=reserved.reservation,
+            agent=reserved.agent,
+            already_reserved=reserved.already,
+        )
 
     @rpc
     async def WithdrawOffer(
@@ -682,6 +748,43 @@ def _reservation_of(event: task_pb2.TaskEvent) -> agent_pb2.Reservation:
         channel=event.channel,
         workspace=event.workspace,
     )
+
+
+# The most reservations one ReserveAgents call may carry (its answer, a record
+# per reservation, stays well under gRPC's 4 MB default message limit).
+MAX_BATCH = 1000
+
+
+def _check_batch(asked: list[agent_state_pb2.ReserveAgentRequest]) -> None:
+    """Refuse a batch as a whole (INVALID_ARGUMENT naming the field) before deciding any of it."""
+    if len(asked) > MAX_BATCH:
+        raise InvalidRequest(f"reservations: at most {MAX_BATCH} per call, got {len(asked)}")
+    ids: set[str] = set()
+    for i, one in enumerate(asked):
+        if one.workspace != asked[0].workspace:
+            raise InvalidRequest(
+                f"reservations[{i}].workspace: every reservation of a call names the same "
+                f"workspace ({asked[0].workspace!r})"
+            )
+        if one.fence != asked[0].fence:
+            raise InvalidRequest(
+                f"reservations[{i}].fence: every reservation of a call carries the same fence"
+            )
+        if one.request_id:
+            if one.request_id in ids:
+                raise InvalidRequest(
+                    f"reservations[{i}].request_id: {one.request_id!r} is used twice in one call"
+                )
+            ids.add(one.request_id)
+
+
+def _refusal(refused: Refused) -> agent_state_pb2.ReserveAgentResult:
+    """A refused reservation's result: the code and message ReserveAgent would answer."""
+    code, message = _status_of(refused.error)
+    refusal = agent_state_pb2.ReserveRefusal(code=code.value[0], message=message)
+    if isinstance(refused.error, NotPossible) and refused.agent is not None:
+        refusal.agent.CopyFrom(refused.agent)  # the caller's picture was stale
+    return agent_state_pb2.ReserveAgentResult(refused=refusal)
 
 
 def _require(value: str, name: str) -> None:
