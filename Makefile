@@ -29,8 +29,8 @@ run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 
 ## Lint, check the generated code, then run every test: the integration tests
 ## on the embedded broker and, where Java is installed, on Apache Kafka. Two
-## pytest-xdist workers: each tier runs in order on one, with its own broker;
-## the tests without a broker fill in around them (tests/conftest.py).
+## pytest-xdist workers: one runs the broker tests, one test at a time, the
+## other the tests without a broker (tests/conftest.py).
 test: $(STAMP) proto-check lint tools kafka-tier
 	$(PY) -m pytest -n 2 --dist loadgroup
 

@@ -12,11 +12,13 @@ an error instead). `--broker tansu` (or `kafka`) runs one tier only.
 The chaos suite (tests marked `chaos`) runs only with `--chaos` (`make chaos`);
 its `chaos_smoke` subset runs with every test run.
 
-`make test` runs pytest-xdist with two workers (`-n 2 --dist loadgroup`): the
-tests of each broker tier form one group, so all of a tier runs in order on one
-worker with that worker's own broker (never one broker shared between workers),
-and the tests that use no broker fill in around them. What a worker notes for
-the end of the run (tiers not run, chaos summary lines) goes to the controller.
+`make test` runs pytest-xdist with two workers (`-n 2 --dist loadgroup`): every
+test that uses a broker is in one group, so both tiers run one test at a time on
+one worker, with that worker's brokers, as in a run without xdist, while the
+other worker runs the tests that use no broker (unit, simulator, deploy; mostly
+CPU). Running the two tiers side by side was tried and made timing-sensitive
+routing tests fail on a loaded 2-core machine. What a worker notes for the end
+of the run (tiers not run, chaos summary lines) goes to the controller.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the chosen tier only, and the chaos suite only with --chaos; note whether
-    the Kafka tier cannot run; put each tier's tests in one xdist group."""
+    the Kafka tier cannot run; put every broker test in one xdist group."""
     chosen = config.getoption("--broker")
     chaos = config.getoption("--chaos")
     grouped = config.pluginmanager.hasplugin("xdist")
@@ -70,7 +72,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         kind = _kind_of(item)
         if grouped and kind is not None:
-            item.add_marker(pytest.mark.xdist_group(kind))
+            item.add_marker(pytest.mark.xdist_group("broker"))
         other_tier = chosen != "all" and kind is not None and kind != chosen
         left_out = not chaos and item.get_closest_marker("chaos") is not None
         (dropped if other_tier or left_out else kept).append(item)
