@@ -28,11 +28,9 @@ run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 	$(PY) -m devstack --broker $(BROKER) $(ARGS)
 
 ## Lint, check the generated code, then run every test: the integration tests
-## on the embedded broker and, where Java is installed, on Apache Kafka. Two
-## pytest-xdist workers: one runs the broker tests, one test at a time, the
-## other the tests without a broker (tests/conftest.py).
+## on the embedded broker and, where Java is installed, on Apache Kafka.
 test: $(STAMP) proto-check lint tools kafka-tier
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

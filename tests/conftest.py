@@ -11,21 +11,12 @@ an error instead). `--broker tansu` (or `kafka`) runs one tier only.
 
 The chaos suite (tests marked `chaos`) runs only with `--chaos` (`make chaos`);
 its `chaos_smoke` subset runs with every test run.
-
-`make test` runs pytest-xdist with two workers (`-n 2 --dist loadgroup`): every
-test that uses a broker is in one group, so both tiers run one test at a time on
-one worker, with that worker's brokers, as in a run without xdist, while the
-other worker runs the tests that use no broker (unit, simulator, deploy; mostly
-CPU). Running the two tiers side by side was tried and made timing-sensitive
-routing tests fail on a loaded 2-core machine. What a worker notes for the end
-of the run (tiers not run, chaos summary lines) goes to the controller.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -61,18 +52,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     limit_tiers(metafunc)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the chosen tier only, and the chaos suite only with --chaos; note whether
-    the Kafka tier cannot run; put every broker test in one xdist group."""
+    the Kafka tier cannot run."""
     chosen = config.getoption("--broker")
     chaos = config.getoption("--chaos")
-    grouped = config.pluginmanager.hasplugin("xdist")
     kept, dropped = [], []
     for item in items:
         kind = _kind_of(item)
-        if grouped and kind is not None:
-            item.add_marker(pytest.mark.xdist_group("broker"))
         other_tier = chosen != "all" and kind is not None and kind != chosen
         left_out = not chaos and item.get_closest_marker("chaos") is not None
         (dropped if other_tier or left_out else kept).append(item)
@@ -87,22 +74,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
         if reason is not None:
             not_run[KAFKA_TIER] = f"Apache Kafka cannot run here ({reason}): not run: {KAFKA_TIER}"
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand what it noted for the end of the run to the controller."""
-    output = getattr(session.config, "workeroutput", None)
-    if output is not None:
-        output["not_run"] = dict(not_run)
-        output["chaos_summaries"] = list(SUMMARIES)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """On the xdist controller: what a finished worker noted."""
-    output = getattr(node, "workeroutput", {})
-    not_run.update(output.get("not_run", {}))
-    SUMMARIES.extend(output.get("chaos_summaries", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
