@@ -20,7 +20,7 @@ from omniroute_router.app import Router, create_app
 from omniroute_router.config import RoutingConfig
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState
-from omniroute_router.reservations import Fenced, Reserved
+from omniroute_router.reservations import Fenced, ReservationRefused, Reserved
 from omniroute_router.settings import RouterSettings
 
 T0 = 1_000_000.0
@@ -35,6 +35,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: float = T0  # when it was published (seconds)
 
 
 @dataclass
@@ -67,12 +68,16 @@ class FakeAgentState:
         self.answers: dict[str, agent_state_pb2.GetReservationResponse] = {}
         self.open: list[agent_pb2.Reservation] = []
         self.agents: dict[str, agent_pb2.Agent] = {}
+        self.resolved: dict[str, task_pb2.TaskEvent] = {}  # inquiry id -> its COMPLETED
+        self.asked: list[str] = []  # GetReservation calls, by inquiry id
 
     async def reserve(
         self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
     ) -> Reserved:
         if self.fenced:
             raise Fenced("generation 1 is older than 2")
+        if assignment.inquiry_id in self.resolved:
+            raise ReservationRefused("resolved", last_event=self.resolved[assignment.inquiry_id])
         self.reserved.append((assignment, fence))
         reservation = agent_pb2.Reservation(
             reservation_id=f"r{len(self.reserved)}",
@@ -97,6 +102,9 @@ class FakeAgentState:
     async def get_reservation(
         self, workspace: str, inquiry_id: str
     ) -> agent_state_pb2.GetReservationResponse:
+        self.asked.append(inquiry_id)
+        if inquiry_id in self.resolved:
+            return agent_state_pb2.GetReservationResponse(last_event=self.resolved[inquiry_id])
         return self.answers.get(inquiry_id, agent_state_pb2.GetReservationResponse())
 
     async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:
@@ -146,11 +154,14 @@ class Harness:
     async def feed(self, message: Message) -> None:
         await self.router.handle(Event(message))  # type: ignore[arg-type]
 
-    async def inquiry(self, inquiry_id: str, deliver: bool = True) -> None:
+    async def inquiry(
+        self, inquiry_id: str, deliver: bool = True, published_at: float | None = None
+    ) -> None:
         value = encode(
             inquiry_pb2.Inquiry(id=inquiry_id, workspace=WS, channel=inquiry_pb2.CHANNEL_CHAT)
         )
         message = self.message("inquiries", value)
+        message.timestamp = self.clock.now if published_at is None else published_at
         self.reader.records.append(message)
         if deliver:
             await self.feed(message)
@@ -422,3 +433,54 @@ async def test_a_stale_agent_picture_is_corrected_by_the_workspace_reconciliatio
     )
     await h.tick()
     assert h.offered() == [("q1", "a1"), ("q2", "a1"), ("q3", "a1")], h.offered()
+
+
+def resolution(inquiry_id: str, agent_id: str, **fields: Any) -> task_pb2.TaskEvent:
+    """agent-state's COMPLETED event of an inquiry (resolved unless told otherwise)."""
+    fields.setdefault("resolution", task_pb2.RESOLUTION_RESOLVED)
+    return task_pb2.TaskEvent(
+        type=COMPLETED,
+        inquiry_id=inquiry_id,
+        workspace=WS,
+        agent_id=agent_id,
+        reservation_id=f"r-{agent_id}",
+        **fields,
+    )
+
+
+async def test_an_inquiry_agent_state_refuses_as_resolved_is_closed_not_offered(
+    h: Harness,
+) -> None:
+    # The worker before this one resolved it and died before its state was durable.
+    h.agent_state.resolved["q1"] = resolution("q1", "a0")
+    await h.agent("a1")
+    await h.agent("a2")
+    await h.inquiry("q1")
+    await h.tick()
+    assert [a.agent_id for a, _ in h.agent_state.reserved] == []
+    assert h.offered() == [] and "q1" in h.router.workspaces[WS].finished
+    await h.inquiry("q2")  # the agents it would have taken are still free
+    assert h.offered() == [("q2", "a1")]
+
+
+async def test_an_inquiry_published_before_the_takeover_gets_agent_states_word_first(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    later = task_pb2.FollowUp(due_at=timestamp(T0 + 3600))
+    h.agent_state.answers["done"] = agent_state_pb2.GetReservationResponse(
+        last_event=resolution("done", "a0")
+    )
+    follow_up = resolution("later", "a0", resolution=task_pb2.RESOLUTION_FOLLOW_UP, follow_up=later)
+    h.agent_state.answers["later"] = agent_state_pb2.GetReservationResponse(last_event=follow_up)
+    # Re-delivered after the rebalance: the previous owner routed them.
+    for inquiry_id in ("done", "later", "fresh"):
+        await h.inquiry(inquiry_id, published_at=T0 - 5)
+    assert h.agent_state.asked == ["done", "later", "fresh"]
+    assert "done" in h.router.workspaces[WS].finished
+    assert h.state("later") is InquiryState.SCHEDULED  # its follow-up is kept
+    assert h.offered() == [("fresh", "a1")]
+    # Published after the takeover: offered at once, nothing to ask.
+    await h.inquiry("new")
+    assert h.agent_state.asked == ["done", "later", "fresh"]
+    assert h.offered() == [("fresh", "a1"), ("new", "a1")]

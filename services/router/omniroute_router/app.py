@@ -30,6 +30,7 @@ from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
 from omniroute_router.contents import InquiryContents
+from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
@@ -98,6 +99,9 @@ class Router:
         # The partitions this worker owns, with the consumer-group generation it
         # joined them in: the fence sent with every reservation and withdrawal.
         self.owned: dict[int, int] = {}
+        # When (wall clock) it was given each: inquiries published before then
+        # may have been routed by the previous owner, whose state may be lost.
+        self.taken_over_at: dict[int, float] = {}
         # The group generation the consumer is in now (None: unknown); set by create_app.
         self.live_generation: Callable[[], int | None] = lambda: None
         self.partition_of: dict[str, int] = {}
@@ -113,13 +117,19 @@ class Router:
         self.tables = RoutingTables()
         # The workspace label: configured workspaces by name, the rest as "other".
         self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        metrics.prepare_workspaces(config.workspaces, self.workspace_label)
         self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
         # The inquiries' content for the offers, and the wallboard's snapshots.
         self.contents = InquiryContents()
-        self.snapshots = QueueSnapshots()
+        # Messages joining their conversation's open inquiry (conversations.py).
+        self.conversations = Conversations(agent_state, self.contents, metrics)
+        self.snapshots = QueueSnapshots(
+            positions_limit=settings.router_positions_limit,
+            rate_window_s=settings.router_rate_window_s,
+        )
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",
@@ -138,6 +148,7 @@ class Router:
     def assigned(self, partitions: Any, generation: int) -> None:
         """The group gave this worker `partitions` in `generation`."""
         self.owned = dict.fromkeys(partitions, generation)
+        self.taken_over_at = dict.fromkeys(partitions, self.clock())
 
     def revoked(self) -> None:
         """The partitions may move: own none until the next assignment."""
@@ -194,7 +205,9 @@ class Router:
                 return
             if source == "inquiries":
                 self.stream_offsets[message.partition] = message.offset
-                outcome = await self._on_inquiry(message.key, event.value, message.partition, now)
+                outcome = await self._on_inquiry(
+                    message.key, event.value, message.partition, now, message.timestamp
+                )
             elif source == "agent-events":
                 outcome = await self._on_agent_event(event.value, message.partition, now)
             else:
@@ -203,7 +216,14 @@ class Router:
         except InvalidEvent as exc:
             await self._dead_letter(event, source, str(exc))
 
-    async def _on_inquiry(self, key: bytes | None, value: bytes, partition: int, now: float) -> str:
+    async def _on_inquiry(
+        self,
+        key: bytes | None,
+        value: bytes,
+        partition: int,
+        now: float,
+        published_at: float | None = None,
+    ) -> str:
         proto = decode(inquiry_pb2.Inquiry, value)
         inquiry = inquiry_from_proto(proto, now)
         if key != proto.workspace.encode():
@@ -213,8 +233,16 @@ class Router:
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
             return "processed"
         router = self._router(proto.workspace, partition)
-        if not router.admit(inquiry, now):
+        if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
+            self._persist(router)
+            return "processed"
+        # Published before this worker took the partition over: the owner before
+        # it may have offered or even finished it and died before its state was
+        # durable. Offered only once agent-state has had its word.
+        verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
+        if not router.admit(inquiry, now, verify=verify):
             return "duplicate"
+        self.conversations.opened(router, inquiry, now)
         self.contents.keep(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
@@ -224,6 +252,11 @@ class Router:
                 "queue": inquiry.queue,
             },
         )
+        if verify:
+            await self._check(router, partition, [inquiry.id], "takeover", now)
+            await self._withdraw(router, partition)
+            await self._after_change(router, inquiry.id, now)
+            return "processed"
         await self._route(router, now, inquiry_ids=[inquiry.id])
         return "processed"
 
@@ -550,6 +583,14 @@ class Router:
                 self.lose(partition)
                 return
             for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
+                if isinstance(result, ReservationRefused) and result.last_event is not None:
+                    # Resolved already (its record lost here, e.g. with a killed
+                    # worker's unwritten state): the check applies agent-state's
+                    # events as if consumed, so it is closed, not re-planned.
+                    self.metrics.reservations_refused.inc()
+                    await self._check(router, partition, [inquiry.id], "refused", now)
+                    refused = True
+                    continue
                 if isinstance(result, ReservationRefused):
                     self.metrics.reservations_refused.inc()
                     # Take agent-state's record when it sent one; otherwise keep
@@ -649,7 +690,8 @@ class Router:
             router.workspace, inquiry.queue, None if target is None else wait <= target, now
         )
         self.metrics.wait.labels(inquiry.queue, inquiry.channel).observe(wait)
-        self.metrics.answered.labels(inquiry.queue, inquiry.channel, within).inc()
+        workspace = self.workspace_label(router.workspace)
+        self.metrics.answered.labels(workspace, inquiry.queue, inquiry.channel, within).inc()
 
     def _notices(self, router: WorkspaceRouter) -> None:
         for notice in router.drain_notices():
@@ -663,7 +705,10 @@ class Router:
                     extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
                 )
             elif notice.kind == "abandoned":
-                self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
+                # A miss where the channel has a target (README, "Service level").
+                missed = "no" if notice.channel in router.config.service_levels else "unknown"
+                workspace = self.workspace_label(router.workspace)
+                self.metrics.abandoned.labels(workspace, notice.queue, notice.channel, missed).inc()
             elif notice.kind == "follow_up_scheduled":
                 self.metrics.follow_ups.labels("scheduled").inc()
             elif notice.kind == "follow_up_due":

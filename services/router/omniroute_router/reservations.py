@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
-from omniroute.grpc_client import agent_state_channel, bearer
+from omniroute.grpc_client import (
+    AGENT_RECORD_METADATA,
+    LAST_EVENT_METADATA,
+    agent_state_channel,
+    bearer,
+)
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
-
-# Trailing metadata agent-state sends with a refusal: the agent's record now.
-AGENT_RECORD_METADATA = "omniroute-agent-bin"
 
 
 class ReservationRefused(Exception):
-    """agent-state refused: the agent is not available or has no free slot.
+    """agent-state refused: the agent is not available or has no free slot,
+    or the inquiry was resolved already.
 
-    `agent` is the agent's record as agent-state has it, when it sent one.
+    `agent` is the agent's record as agent-state has it, when it sent one;
+    `last_event` the TaskEvent that resolved the inquiry, when that is why.
     """
 
-    def __init__(self, reason: str, agent: agent_pb2.Agent | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        agent: agent_pb2.Agent | None = None,
+        last_event: task_pb2.TaskEvent | None = None,
+    ) -> None:
         super().__init__(reason)
         self.agent = agent
+        self.last_event = last_event
 
 
 class AgentStateUnavailable(Exception):
@@ -81,17 +91,21 @@ class AgentStateClient:
             workspace=assignment.workspace,
             assignment=assignment,
             fence=fence,
-            # One id per offer attempt and agent: a retry after a lost answer gets
-            # the same answer; a re-plan to another agent is a new request.
+            # One id per owner generation, offer attempt and agent: a retry after
+            # a lost answer gets the same answer; a re-plan to another agent, or
+            # the next owner of the partition (which may have lost what this
+            # attempt was), makes a new request that agent-state decides afresh.
             request_id=f"reserve/{assignment.workspace}/{assignment.inquiry_id}"
-            f"/{assignment.attempt}/{assignment.agent_id}",
+            f"/g{fence.generation}/{assignment.attempt}/{assignment.agent_id}",
         )
         try:
             response = await self._call("ReserveAgent", request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise ReservationRefused(
-                    exc.details() or exc.code().name, _agent_record(exc)
+                    exc.details() or exc.code().name,
+                    _trailing(exc, AGENT_RECORD_METADATA, agent_pb2.Agent),
+                    _trailing(exc, LAST_EVENT_METADATA, task_pb2.TaskEvent),
                 ) from None
             raise _error(exc) from None
         return Reserved(response.reservation, response.agent, response.already_reserved)
@@ -153,6 +167,24 @@ class AgentStateClient:
             raise _error(exc) from None
         return list(response.agents)
 
+    async def deliver_message(
+        self, message: task_pb2.ConversationMessage
+    ) -> agent_state_pb2.DeliverMessageResponse:
+        """Have agent-state push a customer's new message to the agent holding its inquiry.
+
+        Raises `ReservationRefused` when that agent no longer holds it.
+        """
+        request = agent_state_pb2.DeliverMessageRequest(message=message)
+        try:
+            response: agent_state_pb2.DeliverMessageResponse = await self._call(
+                "DeliverMessage", request
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise ReservationRefused(exc.details() or exc.code().name) from None
+            raise _error(exc) from None
+        return response
+
     async def _call(self, method: str, request: Any) -> Any:
         if self._stub is None:
             self._channel = agent_state_channel(self._target, self._root_certificates)
@@ -173,14 +205,17 @@ def _error(error: grpc.aio.AioRpcError) -> Exception:
     return AgentStateUnavailable(f"{error.code().name}: {error.details()}")
 
 
-def _agent_record(error: grpc.aio.AioRpcError) -> agent_pb2.Agent | None:
-    """The agent's record sent with a refusal, if any (and if readable)."""
-    for key, value in error.trailing_metadata() or ():
-        if key == AGENT_RECORD_METADATA and isinstance(value, bytes):
-            agent = agent_pb2.Agent()
+M = TypeVar("M", bound=Message)
+
+
+def _trailing(error: grpc.aio.AioRpcError, key: str, kind: type[M]) -> M | None:
+    """The message sent under `key` in a refusal's trailing metadata, if any (and readable)."""
+    for name, value in error.trailing_metadata() or ():
+        if name == key and isinstance(value, bytes):
+            message = kind()
             try:
-                agent.ParseFromString(value)
+                message.ParseFromString(value)
             except DecodeError:
                 return None
-            return agent
+            return message
     return None
