@@ -55,11 +55,14 @@ class _Recovery(Recovery):
         await super()._build_highwaters(consumer, tps, destination, title)
         _raise_to_fetched(consumer, destination)
 
-    def active_remaining(self) -> Counter[TP]:
-        # Recovery ends when nothing remains: only once the records up to the
-        # fetch high watermark are in.
-        _raise_to_fetched(self.app.consumer, self.active_highwaters)
-        return super().active_remaining()
+    def need_recovery(self) -> bool:
+        # Recovery ends once nothing remains. Faust asks after every record, so
+        # the fetch high watermarks are read only when the ends it has are reached.
+        if super().need_recovery():
+            return True
+        return _raise_to_fetched(self.app.consumer, self.active_highwaters) and (
+            super().need_recovery()
+        )
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         # The record handler waits on flow control; resume() empties the
@@ -72,12 +75,14 @@ class _Recovery(Recovery):
         await super()._resume_streams(generation_id)
 
 
-def _raise_to_fetched(consumer: Any, highwaters: MutableMapping[TP, int]) -> None:
-    """Raise each partition's last offset (Faust's "highwater") to the one a fetch reported.
+def _raise_to_fetched(consumer: Any, highwaters: MutableMapping[TP, int]) -> bool:
+    """Raise each partition's last offset (Faust's "highwater") to the one a fetch
+    reported; True if any was raised.
 
     The fetch high watermark is the next offset to be written, as ListOffsets'
     end should be; it is unknown (None) until the consumer fetched the partition.
     """
+    raised = False
     for tp, highwater in highwaters.items():
         try:
             fetched = consumer.highwater(tp)
@@ -85,6 +90,8 @@ def _raise_to_fetched(consumer: Any, highwaters: MutableMapping[TP, int]) -> Non
             continue
         if fetched is not None and fetched - 1 > highwater:
             highwaters[tp] = fetched - 1
+            raised = True
+    return raised
 
 
 class _TableManager(TableManager):
