@@ -49,6 +49,8 @@ class _Recovery(Recovery):
     """Faust's recovery, to the last record of each changelog, without dropping records
     fetched while it resumes the streams."""
 
+    _last_behind: TP | None = None
+
     async def _build_highwaters(
         self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
@@ -57,12 +59,27 @@ class _Recovery(Recovery):
 
     def need_recovery(self) -> bool:
         # Recovery ends once nothing remains. Faust asks after every record, so
-        # the fetch high watermarks are read only when the ends it has are reached.
-        if super().need_recovery():
+        # the fetch high watermarks are read only when the ends it has are
+        # reached, and the partitions are not all compared each time (Faust
+        # builds a Counter of them all: a tenth of a restore's time): the one
+        # found behind last time is looked at first.
+        if self._behind() or _raise_to_fetched(self.app.consumer, self.active_highwaters):
+            return self._behind()
+        return False
+
+    def _behind(self) -> bool:
+        """Whether an active changelog partition is not read to its end (Faust's
+        `need_recovery`)."""
+        highwaters, offsets = self.active_highwaters, self.active_offsets
+        last = self._last_behind
+        if last is not None and _remaining(highwaters.get(last), offsets[last]) > 0:
             return True
-        return _raise_to_fetched(self.app.consumer, self.active_highwaters) and (
-            super().need_recovery()
-        )
+        for tp, highwater in highwaters.items():
+            if _remaining(highwater, offsets[tp]) > 0:
+                self._last_behind = tp
+                return True
+        self._last_behind = None
+        return False
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         # The record handler waits on flow control; resume() empties the
@@ -73,6 +90,10 @@ class _Recovery(Recovery):
     async def _resume_streams(self, generation_id: int = 0) -> None:
         self.app.flow_control.suspend()
         await super()._resume_streams(generation_id)
+
+
+def _remaining(highwater: int | None, offset: int | None) -> int:
+    return 0 if highwater is None or offset is None else highwater - offset
 
 
 def _raise_to_fetched(consumer: Any, highwaters: MutableMapping[TP, int]) -> bool:
