@@ -30,6 +30,7 @@ from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
 from omniroute_router.contents import InquiryContents
+from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
@@ -116,13 +117,19 @@ class Router:
         self.tables = RoutingTables()
         # The workspace label: configured workspaces by name, the rest as "other".
         self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        metrics.prepare_workspaces(config.workspaces, self.workspace_label)
         self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
         # The inquiries' content for the offers, and the wallboard's snapshots.
         self.contents = InquiryContents()
-        self.snapshots = QueueSnapshots()
+        # Messages joining their conversation's open inquiry (conversations.py).
+        self.conversations = Conversations(agent_state, self.contents, metrics)
+        self.snapshots = QueueSnapshots(
+            positions_limit=settings.router_positions_limit,
+            rate_window_s=settings.router_rate_window_s,
+        )
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",
@@ -226,12 +233,16 @@ class Router:
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
             return "processed"
         router = self._router(proto.workspace, partition)
+        if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
+            self._persist(router)
+            return "processed"
         # Published before this worker took the partition over: the owner before
         # it may have offered or even finished it and died before its state was
         # durable. Offered only once agent-state has had its word.
         verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
         if not router.admit(inquiry, now, verify=verify):
             return "duplicate"
+        self.conversations.opened(router, inquiry, now)
         self.contents.keep(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
@@ -679,7 +690,8 @@ class Router:
             router.workspace, inquiry.queue, None if target is None else wait <= target, now
         )
         self.metrics.wait.labels(inquiry.queue, inquiry.channel).observe(wait)
-        self.metrics.answered.labels(inquiry.queue, inquiry.channel, within).inc()
+        workspace = self.workspace_label(router.workspace)
+        self.metrics.answered.labels(workspace, inquiry.queue, inquiry.channel, within).inc()
 
     def _notices(self, router: WorkspaceRouter) -> None:
         for notice in router.drain_notices():
@@ -693,7 +705,10 @@ class Router:
                     extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
                 )
             elif notice.kind == "abandoned":
-                self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
+                # A miss where the channel has a target (README, "Service level").
+                missed = "no" if notice.channel in router.config.service_levels else "unknown"
+                workspace = self.workspace_label(router.workspace)
+                self.metrics.abandoned.labels(workspace, notice.queue, notice.channel, missed).inc()
             elif notice.kind == "follow_up_scheduled":
                 self.metrics.follow_ups.labels("scheduled").inc()
             elif notice.kind == "follow_up_due":

@@ -43,6 +43,22 @@ class InquiryContents:
         except (InvalidEvent, ValueError):
             pass  # unreadable state must not stop the offer; it goes out without content
 
+    def add_message(self, workspace: str, inquiry_id: str, message: inquiry_pb2.Inquiry) -> None:
+        """A later message of the conversation joined the inquiry: its text and
+        attachments go on the content, so the next offer shows the whole conversation."""
+        key = content_key(workspace, inquiry_id)
+        stored = self.table.get(key)
+        if not stored:
+            return
+        try:
+            inquiry = decode(inquiry_pb2.Inquiry, base64.b64decode(stored))
+        except (InvalidEvent, ValueError):
+            return
+        if message.body:
+            inquiry.body = f"{inquiry.body}\n\n{message.body}" if inquiry.body else message.body
+        inquiry.attachments.extend(message.attachments)
+        self.keep(workspace, inquiry_id, inquiry.SerializeToString())
+
     def forget(self, workspace: str, inquiry_ids: Iterable[str]) -> None:
         """Drop the content of inquiries whose routing ended."""
         for inquiry_id in inquiry_ids:

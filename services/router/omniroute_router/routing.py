@@ -902,6 +902,13 @@ class WorkspaceRouter:
         """Neither routed now nor finished: the sweep admits such an inquiry."""
         return inquiry_id not in self.inquiries and inquiry_id not in self.finished
 
+    def absorbed(self, inquiry_id: str, now: float) -> None:
+        """An inquiry that joined another instead of queuing (a customer's new message
+        on a conversation with an open inquiry): it counts as finished, so a
+        redelivery or the sweep never queues it."""
+        self.finished[inquiry_id] = now
+        self.changed_inquiries.add(inquiry_id)
+
     def restore_finished(self, inquiry_id: str, at: float) -> None:
         """Put back a finished id from persisted state."""
         self._remember_finished(inquiry_id, at)
@@ -961,6 +968,11 @@ class WorkspaceRouter:
             if last is not None and last[1] == at:
                 del self.threads[thread]
                 self.changed_threads.add(thread)
+
+    def held(self) -> Iterator[QueuedInquiry]:
+        """The inquiries offered or accepted: as many as the agents hold, not the queue."""
+        for inquiry_id in self._open:
+            yield self.inquiries[inquiry_id]
 
     def queue_stats(self, now: float) -> dict[str, QueueStats]:
         """Every queue's figures now, for the gauges and the wallboard's snapshot.
@@ -1163,7 +1175,10 @@ class WorkspaceRouter:
         channels = [ch for ch in agent.capacity if agent.free_on(ch)]
         self._idle_keys[agent_id] = (key, channels)
         for channel in channels:
-            self._idle_order.setdefault(channel, SortedList()).add(key)
+            order = self._idle_order.get(channel)
+            if order is None:
+                order = self._idle_order[channel] = SortedList()
+            order.add(key)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)
@@ -1179,7 +1194,10 @@ class WorkspaceRouter:
         if inquiry.state is InquiryState.WAITING:
             # Waiting, also for agent-state's word: counted in the queue's oldest wait.
             filed.entry = (inquiry.arrived_at, inquiry.id)
-            self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.entry)
+            arrivals = self._arrivals.get(inquiry.queue)
+            if arrivals is None:  # (a SortedList is dear to make: not a default)
+                arrivals = self._arrivals[inquiry.queue] = SortedList()
+            arrivals.add(filed.entry)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
         elif inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
