@@ -20,7 +20,7 @@ from omniroute_router.app import Router, create_app
 from omniroute_router.config import RoutingConfig
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState
-from omniroute_router.reservations import Fenced, Reserved
+from omniroute_router.reservations import Fenced, ReservationRefused, Reserved
 from omniroute_router.settings import RouterSettings
 
 T0 = 1_000_000.0
@@ -67,21 +67,32 @@ class FakeAgentState:
         self.answers: dict[str, agent_state_pb2.GetReservationResponse] = {}
         self.open: list[agent_pb2.Reservation] = []
         self.agents: dict[str, agent_pb2.Agent] = {}
+        self.calls: list[int] = []  # reservations per ReserveAgents call
+        self.refuse: set[str] = set()  # agents agent-state finds not free
 
-    async def reserve(
-        self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
-    ) -> Reserved:
+    async def reserve_all(
+        self,
+        assignments: list[task_pb2.Assignment],
+        fence: agent_state_pb2.RouterFence,
+    ) -> list[Reserved | ReservationRefused]:
         if self.fenced:
             raise Fenced("generation 1 is older than 2")
-        self.reserved.append((assignment, fence))
-        reservation = agent_pb2.Reservation(
-            reservation_id=f"r{len(self.reserved)}",
-            agent_id=assignment.agent_id,
-            inquiry_id=assignment.inquiry_id,
-            workspace=assignment.workspace,
-            expires_at=timestamp(T0 + 30),
-        )
-        return Reserved(reservation, self.agents[assignment.agent_id], False)
+        self.calls.append(len(assignments))
+        results: list[Reserved | ReservationRefused] = []
+        for assignment in assignments:
+            if assignment.agent_id in self.refuse:
+                results.append(ReservationRefused("no free chat slot", None))
+                continue
+            self.reserved.append((assignment, fence))
+            reservation = agent_pb2.Reservation(
+                reservation_id=f"r{len(self.reserved)}",
+                agent_id=assignment.agent_id,
+                inquiry_id=assignment.inquiry_id,
+                workspace=assignment.workspace,
+                expires_at=timestamp(T0 + 30),
+            )
+            results.append(Reserved(reservation, self.agents[assignment.agent_id], False))
+        return results
 
     async def withdraw(
         self,

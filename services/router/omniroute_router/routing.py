@@ -472,7 +472,9 @@ class WorkspaceRouter:
             current = self.step_index(inquiry, now)
             if current + 1 < len(ladder):
                 inquiry.forced_step = inquiry.step = current + 1
-                self._notice(NoticeKind.ESCALATED, inquiry, now, step=current + 1, reason="failed_offers")
+                self._notice(
+                    NoticeKind.ESCALATED, inquiry, now, step=current + 1, reason="failed_offers"
+                )
             inquiry.failed_offers = 0
         self.changed_inquiries.add(inquiry_id)
         return True
