@@ -32,7 +32,7 @@ from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
-from omniroute_router.contents import InquiryContents
+from omniroute_router.contents import attach
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
@@ -60,7 +60,7 @@ from omniroute_router.routing import (
     WorkspaceRouter,
 )
 from omniroute_router.settings import RouterSettings
-from omniroute_router.snapshots import QueueSnapshots
+from omniroute_router.snapshots import build_snapshot
 from omniroute_router.sweep import TopicReader
 from omniroute_router.tables import RoutingTables
 from omniroute_router.transport import acting_on, app_class, batches, group_generation
@@ -128,9 +128,8 @@ class Router:
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
-        # The inquiries' content for the offers, and the wallboard's snapshots.
-        self.contents = InquiryContents()
-        self.snapshots = QueueSnapshots()
+        # The wallboard's queue snapshots go here.
+        self.snapshots_topic: Any = None
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",
@@ -288,7 +287,7 @@ class Router:
         router = self._router(proto.workspace, partition)
         if not router.admit(inquiry, now):
             return proto.workspace, "duplicate"
-        self.contents.keep(proto.workspace, proto.id, value)
+        self.tables.keep_content(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
             extra={
@@ -470,7 +469,7 @@ class Router:
             reservation_id=reservation.reservation_id,
             offer_expires_at=reservation.expires_at,
         )
-        self.contents.attach(assignment)
+        attach(assignment, self.tables.content(inquiry.workspace, inquiry.id))
         await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
 
     async def _reconcile_workspace(
@@ -574,7 +573,7 @@ class Router:
                 continue  # the stream dead-lettered it
             if router.is_new(inquiry.id) and router.admit(inquiry, now, verify=True):
                 found += 1
-                self.contents.keep(proto.workspace, proto.id, record.value)
+                self.tables.keep_content(proto.workspace, proto.id, record.value)
                 log.warning(
                     "inquiry found by the sweep",
                     extra={"inquiry_id": inquiry.id, "offset": record.offset},
@@ -701,9 +700,6 @@ class Router:
         if not self.owns(partition):
             return  # a worker that lost the partition writes nothing for it
         self.tables.persist(router, step.changes)
-        self.contents.forget(
-            router.workspace, [i for i in step.changes.inquiries if i not in router.inquiries]
-        )
         await self._withdraw(router, partition, step.withdrawals)
 
     def _assignment(
@@ -722,7 +718,7 @@ class Router:
             escalation_step=offer.step,
             history=inquiry.history,
         )
-        self.contents.attach(assignment)
+        attach(assignment, self.tables.content(inquiry.workspace, inquiry.id))
         return assignment
 
     def _notices(self, router: WorkspaceRouter, notices: Sequence[Notice], now: float) -> None:
@@ -753,14 +749,17 @@ class Router:
     def _count_answer(self, router: WorkspaceRouter, notice: Notice, now: float) -> None:
         target = router.config.service_levels.get(notice.channel)
         within = None if target is None else notice.wait_s <= target
-        self.snapshots.answered(router.workspace, notice.queue, within, now)
+        self.tables.count_answer(router.workspace, notice.queue, within, now)
         label = "unknown" if within is None else ("yes" if within else "no")
         self.metrics.wait.labels(notice.queue, notice.channel).observe(notice.wait_s)
         self.metrics.answered.labels(notice.queue, notice.channel, label).inc()
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
         """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
-        snapshot = self.snapshots.publish(router, now)
+        snapshot = build_snapshot(router, self.tables.answered_today(router.workspace, now), now)
+        # Through the producer's buffer: a snapshot is replaced by the next one,
+        # so none waits for the broker.
+        self.snapshots_topic.send_soon(key=router.workspace.encode(), value=encode(snapshot))
         depth = {queue.name: queue.waiting for queue in snapshot.queues}
         oldest = {queue.name: queue.oldest_wait_s for queue in snapshot.queues}
         offered = sum(queue.offered for queue in snapshot.queues)
@@ -883,9 +882,9 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     # The sweep's checkpoint per partition (key: the partition number).
     router.tables.sweeps = app.Table("sweeps", default=None, **table)
     router.live_generation = lambda: group_generation(app)
-    router.contents.table = app.Table("contents", default=None, **table)
-    router.snapshots.table = app.Table("answered", default=None, **table)
-    router.snapshots.topic = app.topic(settings.topic_queue_snapshots, **raw)
+    router.tables.contents = app.Table("contents", default=None, **table)
+    router.tables.answered = app.Table("answered", default=None, **table)
+    router.snapshots_topic = app.topic(settings.topic_queue_snapshots, **raw)
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:

@@ -8,17 +8,17 @@ and answered within the channel's target). Today's counts live in a Faust
 table, so they survive a restart and move with the workspace's partition.
 Days are UTC days.
 
-`build_snapshot` is pure (state and time in, message out); `QueueSnapshots`
-is the adapter's part: the table and the topic.
+`build_snapshot` and `add_answer` are pure (state and time in, message or
+counts out); the table is read and written in `tables.py`, the adapter
+publishes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 
-from omniroute.codec import encode, timestamp
+from omniroute.codec import timestamp
 from omniroute.v1 import queue_pb2
 from omniroute_router.model import InquiryState
 from omniroute_router.routing import WorkspaceRouter
@@ -70,35 +70,13 @@ def build_snapshot(
     )
 
 
-class QueueSnapshots:
-    """Today's answers per queue (a Faust table or a dict) and the snapshot topic."""
-
-    def __init__(self, table: MutableMapping[str, Any] | None = None, topic: Any = None) -> None:
-        self.table: MutableMapping[str, Any] = table if table is not None else {}
-        self.topic = topic
-
-    def answered(self, workspace: str, queue: str, within_target: bool | None, now: float) -> None:
-        """Count one answered inquiry (`within_target` None: no target for its channel)."""
-        key = day_key(workspace, utc_day(now))
-        counts: dict[str, list[int]] = dict(self.table.get(key) or {})
-        row = list(counts.get(queue) or [0, 0, 0])
-        row[ANSWERED] += 1
-        if within_target is None:
-            row[NO_TARGET] += 1
-        elif within_target:
-            row[WITHIN] += 1
-        counts[queue] = row
-        self.table[key] = counts  # assigned, not mutated, so the changelog sees it
-        # Only today's counts are shown: the day before yesterday's can go.
-        self.table.pop(day_key(workspace, utc_day(now - 2 * 86400)), None)
-
-    def today(self, workspace: str, now: float) -> dict[str, list[int]]:
-        """Today's counts of a workspace per queue."""
-        return dict(self.table.get(day_key(workspace, utc_day(now))) or {})
-
-    def publish(self, router: WorkspaceRouter, now: float) -> queue_pb2.QueueSnapshot:
-        """Send the workspace's snapshot, keyed by workspace (through the producer's
-        buffer: a snapshot is replaced by the next one, so none waits for the broker)."""
-        snapshot = build_snapshot(router, self.today(router.workspace, now), now)
-        self.topic.send_soon(key=router.workspace.encode(), value=encode(snapshot))
-        return snapshot
+def add_answer(row: list[int] | None, within_target: bool | None) -> list[int]:
+    """A queue's counts for the day with one more answer (`within_target` None: the
+    channel has no target)."""
+    counted = list(row or [0, 0, 0])
+    counted[ANSWERED] += 1
+    if within_target is None:
+        counted[NO_TARGET] += 1
+    elif within_target:
+        counted[WITHIN] += 1
+    return counted
