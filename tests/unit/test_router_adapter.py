@@ -25,6 +25,7 @@ from omniroute_router.reservations import (
     Fenced,
     ReservationRefused,
     Reserved,
+    reserve_request_id,
 )
 from omniroute_router.settings import RouterSettings
 
@@ -579,3 +580,26 @@ class WriteLog(dict):  # type: ignore[type-arg]
     def __setitem__(self, key: str, value: Any) -> None:
         self.log.append(key)
         super().__setitem__(key, value)
+
+
+def test_a_later_plan_of_the_same_offer_is_a_new_reservation_request() -> None:
+    # Seen under load: a ReserveAgents call past its deadline (the reservations
+    # made, the answer lost), then the next tick planned the same inquiry for the
+    # same agent; the reused request id with a new `assigned_at` was refused as
+    # "already used for a different request" on every tick. A new id gets
+    # agent-state's `already_reserved` answer instead.
+    fence = agent_state_pb2.RouterFence(group="router", partition=P, generation=7)
+    first = task_pb2.Assignment(
+        inquiry_id="q1", workspace=WS, agent_id="a1", attempt=1, assigned_at=timestamp(T0)
+    )
+    resent = task_pb2.Assignment()
+    resent.CopyFrom(first)
+    later = task_pb2.Assignment()
+    later.CopyFrom(first)
+    later.assigned_at.CopyFrom(timestamp(T0 + 1))
+    newer_owner = agent_state_pb2.RouterFence(group="router", partition=P, generation=8)
+    assert reserve_request_id(resent, fence) == reserve_request_id(first, fence)
+    assert reserve_request_id(later, fence) != reserve_request_id(first, fence)
+    assert reserve_request_id(first, newer_owner) != reserve_request_id(first, fence)
+    long = task_pb2.Assignment(inquiry_id="q" * 100, workspace="w" * 60, agent_id="a")
+    assert len(reserve_request_id(long, fence)) <= 128

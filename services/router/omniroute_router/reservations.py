@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ _REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
 # the same time.
 MAX_CALL_RESERVATIONS = 500
 MAX_CALL_BYTES = 2 * 1024 * 1024
+# agent-state takes request ids of up to 128 characters.
+_MAX_KEY = 120
 
 
 class ReservationRefused(Exception):
@@ -195,11 +198,28 @@ def _reserve_request(
         workspace=assignment.workspace,
         assignment=assignment,
         fence=fence,
-        # One id per offer attempt and agent: a retry after a lost answer gets
-        # the same answer; a re-plan to another agent is a new request.
-        request_id=f"reserve/{assignment.workspace}/{assignment.inquiry_id}"
-        f"/{assignment.attempt}/{assignment.agent_id}",
+        request_id=reserve_request_id(assignment, fence),
     )
+
+
+def reserve_request_id(assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence) -> str:
+    """One id per planned offer: a resent call gets the same answer.
+
+    A later plan for the same inquiry (after a call that failed as a whole,
+    or by a newer owner of the partition) is a different request (its
+    `assigned_at` and maybe its fence differ), so it gets a new id:
+    agent-state then answers with the reservation the inquiry already holds
+    (`already_reserved`), where reusing the id would be refused as the same id
+    for a different request.
+    """
+    at = assignment.assigned_at
+    key = (
+        f"{assignment.workspace}/{assignment.inquiry_id}/{assignment.attempt}"
+        f"/{assignment.agent_id}/{fence.generation}/{at.seconds}.{at.nanos:09d}"
+    )
+    if len(key) > _MAX_KEY:
+        key = hashlib.sha256(key.encode()).hexdigest()
+    return f"reserve/{key}"
 
 
 def _reserve_result(
