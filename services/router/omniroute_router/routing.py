@@ -210,8 +210,13 @@ class WorkspaceRouter:
         held = self.agents.get(agent.id)
         if held is not None and held.version >= agent.version:
             return False
+        was_routable = agent.id in self._routable_agents
         self.restore_agent(agent)
         self.changed_agents.add(agent.id)
+        if held is not None and not was_routable and _same_for_matching(held, agent):
+            # E.g. an offer accepted: nothing the plan looks at changed, so
+            # nothing waiting that did not fit the agent fits now.
+            self._routable_agents.discard(agent.id)
         return True
 
     def remove_agent(self, agent_id: str) -> None:
@@ -1004,3 +1009,18 @@ class WorkspaceRouter:
         self.notices.append(
             Notice(kind, inquiry.id, inquiry.queue, inquiry.channel, step, reason, wait_s)
         )
+
+
+def _same_for_matching(old: AgentView, new: AgentView) -> bool:
+    """Whether two pictures of an agent are the same for who fits it (its version,
+    idle time and the like aside)."""
+    return (
+        old.status is new.status
+        and old.load == new.load
+        and old.capacity == new.capacity
+        and old.total_capacity == new.total_capacity
+        and old.voice_blocks == new.voice_blocks
+        and old.tier == new.tier
+        and old.skills == new.skills
+        and old.languages == new.languages
+    )
