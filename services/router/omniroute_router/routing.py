@@ -862,7 +862,15 @@ class WorkspaceRouter:
                 a, inquiry.channel, planned_load
             )
 
-        if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
+        # Scanning the idle order pays when most free agents are candidates; for
+        # a few of them (a plan for the agents whose slots changed) it would walk
+        # past all the others.
+        if (
+            queue.strategy == "longest_idle"
+            and not inquiry.preferred_agent
+            and len(free) > 16
+            and 4 * len(free) >= len(self.free_agents)
+        ):
             for *_, agent_id in self._idle_order.get(inquiry.channel, ()):
                 agent = free.get(agent_id)
                 if agent is not None and fits(agent):
