@@ -853,6 +853,9 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_rebalance_timeout=settings.kafka_session_timeout_s,
         broker_commit_interval=1.0,
+        # A step writes many table records and offers at once: a few
+        # milliseconds' linger sends them in a few requests, not one each.
+        producer_linger=0.005,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         recovery_consistency_check=settings.router_recovery_consistency_check,
