@@ -243,11 +243,14 @@ class Router:
             if workspace:
                 touched.setdefault(workspace, message.partition)
         full: set[str] = set()
+        swept: dict[int, int] = {}
         for partition, tick in ticked.items():
             if not self.owns(partition):
                 continue  # fenced out by an earlier call
             acting_on(tick)
-            await self._sweep(partition, now)
+            checkpoint = await self._sweep(partition, now)
+            if checkpoint is not None:
+                swept[partition] = checkpoint
             # Every workspace ever seen on this partition, loaded or not: after a
             # restart, waiting inquiries must climb their ladders without new events.
             for workspace in self.tables.workspaces_on(partition):
@@ -262,6 +265,11 @@ class Router:
         failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if r is not None]
         if failed:
             raise failed[0]
+        # The sweep's checkpoint moves on once what it admitted was written.
+        for partition, checkpoint in swept.items():
+            if self.owns(partition):
+                acting_on(ticked[partition])
+                self.tables.set_sweep_checkpoint(partition, checkpoint)
 
     async def _apply(self, source: str, event: EventT, now: float) -> tuple[str, str]:
         """Apply one record to its workspace's core: (the workspace, the outcome label)."""
@@ -528,7 +536,7 @@ class Router:
             else:
                 self.metrics.withdrawals.labels(withdrawal.reason).inc()
 
-    async def _sweep(self, partition: int, now: float) -> None:
+    async def _sweep(self, partition: int, now: float) -> int | None:
         """Re-read the partition's inquiries since the checkpoint; admit any never seen.
 
         Reads up to the last record the stream processed here, so what the
@@ -536,12 +544,13 @@ class Router:
         committed everything on the partition (no lag), to its end, so a
         skipped record at the very end is found too. Admitted inquiries wait
         for agent-state's word (`verify`) before they are offered, so one that
-        was finished long ago is not offered again.
+        was finished long ago is not offered again. Returns the new checkpoint,
+        written once the step wrote what was admitted.
         """
         at = self.monotonic()
         last = self._swept_at.get(partition)
         if last is not None and at - last < self.settings.router_sweep_interval_s:
-            return
+            return None
         self._swept_at[partition] = at
         highwater = self.highwaters.get(partition)
         caught_up = (
@@ -549,7 +558,7 @@ class Router:
         )
         upto = self.stream_offsets.get(partition)
         if upto is None and not caught_up:
-            return
+            return None
         start = self.tables.sweep_checkpoint(partition)
         if start is None:
             start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
@@ -559,7 +568,7 @@ class Router:
         elif upto is not None:
             end = min(upto + 1, end)
         if start >= end:
-            return
+            return None
         records = await self.reader.read(partition, start, end)
         found = 0
         for record in records:
@@ -580,8 +589,7 @@ class Router:
                 )
         if found:
             self.metrics.swept.inc(found)
-        if records:
-            self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
+        checkpoint = records[-1].offset + 1 if records else None
         limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
         behind = bool(records) and end < limit
         if behind:
@@ -589,6 +597,7 @@ class Router:
             # long): go on at the next tick rather than after the interval, so
             # the sweep keeps up with any arrival rate.
             self._swept_at.pop(partition, None)
+        return checkpoint
 
     # -- routing ----------------------------------------------------------------
 
