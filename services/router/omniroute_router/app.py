@@ -241,7 +241,9 @@ class Router:
                 continue
             self.metrics.events.labels(source, outcome).inc()
             if workspace:
-                touched.setdefault(workspace, message.partition)
+                # The partition the workspace lives on (the first record's, even
+                # when a publisher keyed a later one wrongly): its fence.
+                touched.setdefault(workspace, self.partition_of.get(workspace, message.partition))
         full: set[str] = set()
         swept: dict[int, int] = {}
         for partition, tick in ticked.items():
@@ -258,8 +260,9 @@ class Router:
                     full.add(workspace)
                     touched.setdefault(workspace, partition)
             self.metrics.events.labels("ticks", "processed").inc()
+        last = events[-1]
         steps = [
-            self._step(workspace, partition, workspace in full, acting[partition], now)
+            self._step(workspace, partition, workspace in full, acting.get(partition, last), now)
             for workspace, partition in touched.items()
         ]
         failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if r is not None]
