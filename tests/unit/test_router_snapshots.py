@@ -24,7 +24,9 @@ def test_a_snapshot_counts_each_queue_by_state_and_the_oldest_wait() -> None:
     r.admit(inquiry("old", arrived_at=T0 - 50), T0)
     r.admit(inquiry("new", arrived_at=T0 - 5), T0)
     r.admit(inquiry("later", arrived_at=T0), T0)
-    r.inquiries["later"].due_at = T0 + 3600  # a follow-up not yet due
+    r.offer_made("later", "a1", "res-0", T0)
+    r.accepted("later", "a1", T0)
+    r.follow_up("later", "a1", T0 + 3600, T0)  # a follow-up not yet due
     for offer in r.plan(T0):
         r.offer_made(offer.inquiry_id, offer.agent_id, "res-1", T0)
     snapshot = build_snapshot(r, {"voice": [3, 4, 0], "gone": [1, 1, 0]}, T0 + 10)

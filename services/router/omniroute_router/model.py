@@ -6,7 +6,7 @@ Channels are lower-case names ("voice", "chat", ...), tiers integers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -101,9 +101,12 @@ class InquiryState(StrEnum):
     SCHEDULED = "scheduled"  # a follow-up not yet due
 
 
-@dataclass
+@dataclass(slots=True)
 class QueuedInquiry:
-    """One inquiry while the router is responsible for it."""
+    """One inquiry while the router is responsible for it.
+
+    Slotted: a workspace may hold a million of them.
+    """
 
     id: str
     workspace: str
@@ -141,7 +144,7 @@ class QueuedInquiry:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, for the router's state tables."""
-        data = dict(self.__dict__)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["state"] = self.state.value
         return data
 

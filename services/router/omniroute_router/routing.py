@@ -12,9 +12,12 @@ agent-state, the authority on capacity, and reports back (`offer_made`, or
 
 from __future__ import annotations
 
+import bisect
+import functools
 import heapq
+import itertools
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -145,6 +148,82 @@ class Step:
     notices: tuple[Notice, ...] = ()
 
 
+@dataclass
+class QueueStats:
+    """One queue's figures now, kept as inquiries move (no pass over the queue)."""
+
+    waiting: int = 0  # waiting for an agent (including those awaiting agent-state's word)
+    oldest_wait_s: float = 0.0  # the longest a waiting one has waited, since it arrived
+    scheduled: int = 0  # follow-ups not yet released
+    offered: int = 0
+    in_progress: int = 0
+
+
+# What decides which agents fit a waiting inquiry, apart from the agents it
+# excludes and the one it may wait for: queue, ladder step, channel, language
+# (primary subtag), tier floor, required skills (sorted (skill, minimum) pairs).
+MatchKind = tuple[str, int, str, str, int, tuple[tuple[str, int], ...]]
+# Margin by which time-driven filings run early: `after_s` crossed by
+# subtraction (`now - queued_at`) may round the other way than a time computed
+# by addition; each filing is decided by the same formula as the plan's.
+_TIMER_MARGIN_S = 1e-3
+# A bucket's next inquiry in a plan's walk: its order key (effective priority,
+# arrival, id), its position in the bucket, the bucket, its kind (None: sticky).
+_Head = tuple[float, float, str, int, SortedList, MatchKind | None]
+
+
+class _Kind:
+    """The waiting inquiries of one match kind, by base priority, oldest first."""
+
+    __slots__ = ("buckets", "channel", "language", "needs", "tiers")
+
+    def __init__(
+        self,
+        channel: str,
+        language: str,
+        tiers: frozenset[int],
+        needs: tuple[tuple[str, int], ...],
+    ) -> None:
+        self.buckets: dict[int, SortedList] = {}  # priority -> (arrived_at, id)
+        self.channel = channel
+        self.language = language
+        self.tiers = tiers
+        self.needs = needs  # (skill, lowest proficiency accepted) at this step
+
+    def fits(self, agent: AgentView) -> bool:
+        """Whether the agent fits every inquiry of the kind, capacity aside."""
+        if agent.tier not in self.tiers:
+            return False
+        if self.language and self.language not in _reach_languages(agent.languages):
+            return False
+        skills = agent.skills
+        return all(skills.get(skill, 0) >= needed for skill, needed in self.needs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _reach_languages(languages: tuple[str, ...]) -> frozenset[str]:
+    """The languages (primary subtags) inquiries of which an agent serves; "" is any."""
+    return frozenset({""} | {lang.lower().split("-")[0] for lang in languages})
+
+
+class _Filed:
+    """Where an inquiry is indexed: its queue and state (for the counts) and,
+    when waiting, its bucket, entry and ladder step."""
+
+    __slots__ = ("bucket", "entry", "kind", "priority", "queue", "state", "step", "sticky", "timer")
+
+    def __init__(self, queue: str, state: InquiryState) -> None:
+        self.queue = queue
+        self.state = state
+        self.bucket: SortedList | None = None
+        self.entry: tuple[float, str] = (0.0, "")
+        self.kind: MatchKind | None = None
+        self.priority = 0
+        self.sticky = ""  # the agent it waits for, when filed under them
+        self.step = 0
+        self.timer = 0  # the filing number its timer carries (older timers are stale)
+
+
 class WorkspaceRouter:
     """Routing state and rules for one workspace."""
 
@@ -152,17 +231,52 @@ class WorkspaceRouter:
         self.workspace = workspace
         self.config = config
         self.queues = {q.name: q for q in config.queues}
+        # Per queue, the ladder's `after_s` in step order, and per step how long
+        # after entering the queue a later step is first reached (None: never).
+        self._afters = {q.name: tuple(s.after_s for s in q.ladder) for q in config.queues}
+        self._ascending = {
+            name: all(a < b for a, b in itertools.pairwise(afters))
+            for name, afters in self._afters.items()
+        }
+        self._next_after = {
+            name: tuple(min(afters[i + 1 :], default=None) for i in range(len(afters)))
+            for name, afters in self._afters.items()
+        }
         self.inquiries: dict[str, QueuedInquiry] = {}
         self.agents: dict[str, AgentView] = {}
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
         self.threads: dict[str, tuple[str, float]] = {}  # thread -> (last agent, when)
         self.notices: list[Notice] = []
         self.withdrawals: list[Withdrawal] = []
-        # Indexes kept in step with the inquiries and agents above, so planning
-        # touches only what can move: waiting inquiries by base priority in
-        # arrival order, scheduled follow-ups, agents with a free slot.
-        self._waiting: dict[int, SortedList] = {}
+        # Indexes kept in step with the inquiries and agents above, so that no
+        # event and no tick costs more with a longer queue. Waiting inquiries
+        # are filed by what can serve them: by match kind (queue, ladder step,
+        # channel, language, tier floor, required skills), each kind by base
+        # priority in arrival order; one whose sticky window is open by the
+        # agent it waits for. A freed agent looks only at the heads of the kinds
+        # it fits. Time moves an inquiry between kinds (its next ladder step, the
+        # end of its sticky window): `_timers` says when, earliest first.
+        self._kinds: dict[MatchKind, _Kind] = {}
+        # The kinds by (channel, language): a free agent reaches only those of
+        # the channels it has room on and the languages it speaks.
+        self._reach: dict[tuple[str, str], set[MatchKind]] = {}
+        # (agent, queue) -> priority -> bucket
+        self._sticky: dict[tuple[str, str], dict[int, SortedList]] = {}
+        self._filed: dict[str, _Filed] = {}  # every indexed inquiry: where it is counted
+        self._timers: list[tuple[float, int, str]] = []  # (at, filing number, inquiry id)
+        self._filings = 0
+        self._stepped: set[str] = set()  # ladder steps reached, for housekeeping to count
+        # Restored before any time was seen: filed at the first time seen, once.
+        self._deferred: set[str] = set()
+        self._now = -FOREVER  # the latest time seen: filing decisions use it
         self._scheduled: set[str] = set()
+        self._due: list[tuple[float, str]] = []  # scheduled follow-ups, earliest first
+        # Per queue: inquiries in each state, kept as they move.
+        self._counts: dict[str, dict[InquiryState, int]] = {}
+        self._arrivals: dict[str, SortedList] = {}  # queue -> waiting (arrived_at, id)
+        # Finished ids and thread memories in time order, to expire the oldest.
+        self._finished_order: list[tuple[float, str]] = []
+        self._thread_order: list[tuple[float, str]] = []
         # Offered or accepted (the offers and tasks agent-state should be
         # telling us about), and inquiries waiting for agent-state's word.
         self._open: set[str] = set()
@@ -193,6 +307,7 @@ class WorkspaceRouter:
         """
         if inquiry.id in self.inquiries or inquiry.id in self.finished:
             return False
+        self._now = max(self._now, now)
         inquiry.queue = ""
         self._enter_queue(inquiry, self.queue_for(inquiry))
         inquiry.priority += self._rule_boost(inquiry)
@@ -233,6 +348,9 @@ class WorkspaceRouter:
         """
         if inquiry.queue not in self.queues:
             inquiry.queue = self.queue_for(inquiry).name
+        held = self.inquiries.get(inquiry.id)
+        if held is not None:
+            self._unindex(held)
         self.inquiries[inquiry.id] = inquiry
         self._index(inquiry)
 
@@ -260,82 +378,198 @@ class WorkspaceRouter:
         agent's free slots or one inquiry twice; agent-state still has the
         final word.
         """
+        self._now = max(self._now, now)
         self._release_due_follow_ups(now)
+        self._advance(now)
         if inquiry_ids is None and agent_ids is None:
             # Everything is matched: nothing is left to plan for what changed.
             self._routable_inquiries.clear()
             self._routable_agents.clear()
+            free = dict(self.free_agents)
+            return self._plan_waiting(now, free, {}, []) if free else []
         free = dict(self.free_agents)
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
         if inquiry_ids is not None:
             chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
             waiting = [i for i in chosen if i.state is InquiryState.WAITING and not i.verify]
-            waiting.sort(key=lambda i: self._order_key(i, now))
-            self._propose(waiting, free, planned_load, offers, now)
+            self._plan_chosen(waiting, free, planned_load, offers, now)
             if agent_ids is None:
                 return offers
-        if agent_ids is not None:
-            # Agents a first pass used up are left out; what it used is counted.
-            free = {a: free[a] for a in agent_ids if a in free}
-        offered = {offer.inquiry_id for offer in offers}
-        candidates = (i for i in self.waiting_in_order(now) if i.id not in offered)
-        self._propose(candidates, free, planned_load, offers, now)
+        # Agents a first pass used up are left out; what it used is counted.
+        agents = {a: free[a] for a in agent_ids or () if a in free}
+        if agents:
+            self._plan_waiting(now, agents, planned_load, offers, {o.inquiry_id for o in offers})
         return offers
 
     def plan_changed(self, now: float) -> list[Offer]:
         """Plan for what changed since the last plan: the inquiries that entered the
         queue (new, back from an offer, follow-ups due) against every free agent,
         and every waiting inquiry against the agents whose free slots changed."""
+        self._now = max(self._now, now)
         self._release_due_follow_ups(now)
+        self._advance(now)
         inquiry_ids, self._routable_inquiries = self._routable_inquiries, set()
         agent_ids, self._routable_agents = self._routable_agents, set()
         if not inquiry_ids and not agent_ids:
             return []
         return self.plan(now, inquiry_ids, agent_ids)
 
-    def _propose(
+    def _plan_chosen(
         self,
-        candidates: Iterable[QueuedInquiry],
+        waiting: list[QueuedInquiry],
         free: dict[str, AgentView],
         planned_load: dict[tuple[str, str], int],
         offers: list[Offer],
         now: float,
     ) -> None:
-        """Add to `offers`, for each candidate in order, the best agent of `free`."""
+        """Add to `offers`, for each of `waiting` in queue order, the best agent of `free`."""
         if not free:
             return
         # Free agents only get fewer within a plan, so an inquiry like one that
         # found nobody finds nobody either: remember the kinds that failed.
         hopeless: set[tuple[object, ...]] = set()
-        for inquiry in candidates:
+        for inquiry in sorted(waiting, key=lambda i: self._order_key(i, now)):
             step_index, step = self._step(inquiry, now)
-            queue = self.queues[inquiry.queue]
             kind = self._match_kind(inquiry, step_index)
             if kind is not None and kind in hopeless:
                 continue
-            agent = self._choose(inquiry, step, queue, free, planned_load, now)
-            if agent is None:
+            offer = self._offer(inquiry, step_index, step, free, planned_load, now)
+            if offer is None:
                 if kind is not None:
                     hopeless.add(kind)
                 continue
-            key = (agent.id, inquiry.channel)
-            planned_load[key] = planned_load.get(key, 0) + 1
-            if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
-                del free[agent.id]
-            offers.append(
-                Offer(
-                    inquiry_id=inquiry.id,
-                    agent_id=agent.id,
-                    queue=inquiry.queue,
-                    step=step_index,
-                    tier=agent.tier,
-                    attempt=inquiry.attempts + 1,
-                    strategy=queue.strategy,
-                )
-            )
+            offers.append(offer)
             if not free:
                 break
+
+    def _plan_waiting(
+        self,
+        now: float,
+        free: dict[str, AgentView],
+        planned_load: dict[tuple[str, str], int],
+        offers: list[Offer],
+        skip: Collection[str] = (),
+    ) -> list[Offer]:
+        """Every waiting inquiry in order (but those in `skip`) against `free`,
+        through the indexes; the offers are added to `offers`, their capacity
+        to `planned_load` (both may hold a first pass's), and returned.
+
+        Only the kinds some free agent fits are walked (and the inquiries
+        waiting for a free agent), merged in queue order; a kind is left as
+        soon as none of the agents still free fits it. The offers are those
+        of a walk over the whole queue: an inquiry left out is one for which
+        nobody would have been found.
+        """
+        aging = self.config.aging_s
+
+        def head(bucket: SortedList, position: int, priority: int, kind: MatchKind | None) -> _Head:
+            arrived, inquiry_id = bucket[position]
+            return (
+                -(priority + (now - arrived) // aging),
+                arrived,
+                inquiry_id,
+                position,
+                bucket,
+                kind,
+            )
+
+        reach: set[tuple[str, str]] = set()
+        for agent in free.values():
+            languages = _reach_languages(agent.languages)
+            for channel in agent.capacity:
+                if agent.free_on(channel) and self._free_after(agent, channel, planned_load):
+                    reach.update((channel, language) for language in languages)
+        reached: set[MatchKind] = set().union(*(self._reach.get(r, ()) for r in reach))
+        heads = [
+            head(bucket, 0, priority, match_kind)
+            for match_kind in reached
+            for priority, bucket in self._kinds[match_kind].buckets.items()
+        ]
+        if len(self._sticky) <= len(free):
+            sticky = [(a, b) for (a, _), b in self._sticky.items() if a in free]
+        else:
+            sticky = [
+                (a, self._sticky[a, q]) for a in free for q in self.queues if (a, q) in self._sticky
+            ]
+        heads += [
+            head(bucket, 0, priority, None)
+            for _, by_priority in sticky
+            for priority, bucket in by_priority.items()
+        ]
+        heapq.heapify(heads)
+        # A kind is checked against the free agents when the walk first reaches it.
+        fitting: set[MatchKind] = set()
+        hopeless: set[MatchKind] = set()
+        while heads and free:
+            _, _, inquiry_id, position, bucket, kind = heapq.heappop(heads)
+            if kind is not None and kind not in fitting:
+                if kind in hopeless:
+                    continue
+                if not self._anyone_fits(self._kinds[kind], free, planned_load):
+                    hopeless.add(kind)
+                    continue
+                fitting.add(kind)
+            if position + 1 < len(bucket):
+                priority = self._filed[inquiry_id].priority
+                heapq.heappush(heads, head(bucket, position + 1, priority, kind))
+            if inquiry_id in skip:
+                continue
+            inquiry = self.inquiries[inquiry_id]
+            step_index, step = self._step(inquiry, now)
+            offer = self._offer(inquiry, step_index, step, free, planned_load, now)
+            if offer is not None:
+                offers.append(offer)
+                continue
+            if kind is None:
+                continue
+            # Nobody for an inquiry that excludes no one and waits for no one:
+            # nobody for its whole kind. Otherwise ask the kind itself.
+            particular = inquiry.preferred_agent or any(
+                until > now for until in inquiry.excluded.values()
+            )
+            if not particular or not self._anyone_fits(self._kinds[kind], free, planned_load):
+                fitting.discard(kind)
+                hopeless.add(kind)
+        return offers
+
+    def _anyone_fits(
+        self, kind: _Kind, free: dict[str, AgentView], planned_load: dict[tuple[str, str], int]
+    ) -> bool:
+        """Whether any of `free` fits the kind and has a slot on its channel left."""
+        channel = kind.channel
+        return any(
+            a.free_on(channel) and self._free_after(a, channel, planned_load) and kind.fits(a)
+            for a in free.values()
+        )
+
+    def _offer(
+        self,
+        inquiry: QueuedInquiry,
+        step_index: int,
+        step: LadderStep,
+        free: dict[str, AgentView],
+        planned_load: dict[tuple[str, str], int],
+        now: float,
+    ) -> Offer | None:
+        """The best free agent for the inquiry, its capacity counted as planned; None: nobody."""
+        queue = self.queues[inquiry.queue]
+        agent = self._choose(inquiry, step, queue, free, planned_load, now)
+        if agent is None:
+            return None
+        key = (agent.id, inquiry.channel)
+        planned_load[key] = planned_load.get(key, 0) + 1
+        if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
+            del free[agent.id]
+        return Offer(
+            inquiry_id=inquiry.id,
+            agent_id=agent.id,
+            queue=inquiry.queue,
+            step=step_index,
+            tier=agent.tier,
+            attempt=inquiry.attempts + 1,
+            strategy=queue.strategy,
+        )
 
     def waiting_in_order(self, now: float) -> Iterator[QueuedInquiry]:
         """Waiting inquiries, most urgent first.
@@ -344,6 +578,7 @@ class WorkspaceRouter:
         plus one point per `aging_s` waited, so nothing starves); then the
         longest waiting; then by id, so the order is deterministic.
         """
+        self._advance(now)
         aging = self.config.aging_s
 
         def keyed(priority: int, bucket: SortedList) -> Iterator[tuple[float, float, str]]:
@@ -352,7 +587,9 @@ class WorkspaceRouter:
             for arrived, inquiry_id in bucket:
                 yield (-(priority + (now - arrived) // aging), arrived, inquiry_id)
 
-        merged = heapq.merge(*(keyed(p, b) for p, b in self._waiting.items()))
+        buckets = [b for index in self._kinds.values() for b in index.buckets.items()]
+        buckets += [b for by_priority in self._sticky.values() for b in by_priority.items()]
+        merged = heapq.merge(*(keyed(p, b) for p, b in buckets))
         for _, _, inquiry_id in merged:
             yield self.inquiries[inquiry_id]
 
@@ -460,7 +697,10 @@ class WorkspaceRouter:
             or (reservation_id and inquiry.reservation_id != reservation_id)
         ):
             return False
-        self._set_state(inquiry, InquiryState.WAITING)
+        self._now = max(self._now, now)
+        # Out of the indexes while the fields they file it by change.
+        self._unindex(inquiry)
+        inquiry.state = InquiryState.WAITING
         inquiry.settled_reservation = inquiry.reservation_id
         inquiry.agent_id = ""
         inquiry.reservation_id = ""
@@ -481,6 +721,7 @@ class WorkspaceRouter:
                     NoticeKind.ESCALATED, inquiry, now, step=current + 1, reason="failed_offers"
                 )
             inquiry.failed_offers = 0
+        self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
         return True
 
@@ -493,7 +734,7 @@ class WorkspaceRouter:
         inquiry.last_heard_at = now
         self.changed_inquiries.add(inquiry_id)
         if inquiry.thread_id:
-            self.threads[inquiry.thread_id] = (agent_id, now)
+            self._remember_thread(inquiry.thread_id, agent_id, now)
             self.changed_threads.add(inquiry.thread_id)
         if inquiry.answered:
             return None
@@ -508,7 +749,7 @@ class WorkspaceRouter:
         if inquiry is None or inquiry.agent_id != agent_id:
             return False
         if inquiry.thread_id:
-            self.threads[inquiry.thread_id] = (agent_id, now)
+            self._remember_thread(inquiry.thread_id, agent_id, now)
             self.changed_threads.add(inquiry.thread_id)
         self._finish(inquiry_id, now)
         return True
@@ -557,6 +798,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None or inquiry.agent_id != agent_id:
             return False
+        self._now = max(self._now, now)
         agent = self.agents.get(agent_id)
         from_tier = agent.tier if agent else inquiry.min_tier
         wanted = target_tier if REPRESENTATIVE <= target_tier <= SUPERVISOR else from_tier + 1
@@ -603,7 +845,7 @@ class WorkspaceRouter:
         if inquiry is None:
             if inquiry_id in self.finished:
                 return False
-            self.finished[inquiry_id] = now
+            self._remember_finished(inquiry_id, now)
             self.changed_inquiries.add(inquiry_id)
             return True
         if inquiry.state is InquiryState.ACCEPTED:
@@ -652,6 +894,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None:
             return Reconciled.UNKNOWN
+        self._now = max(self._now, now)
         was_unverified = inquiry.verify
         self._unindex(inquiry)
         inquiry.verify = False
@@ -738,11 +981,11 @@ class WorkspaceRouter:
 
     def restore_finished(self, inquiry_id: str, at: float) -> None:
         """Put back a finished id from persisted state."""
-        self.finished[inquiry_id] = at
+        self._remember_finished(inquiry_id, at)
 
     def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
         """Put back a thread's last agent from persisted state."""
-        self.threads[thread] = (agent_id, at)
+        self._remember_thread(thread, agent_id, at)
 
     def drain_changes(self) -> Changes:
         """What changed since the last call, for the adapter to persist."""
@@ -774,28 +1017,55 @@ class WorkspaceRouter:
         """Work that time alone brings: ladder steps reached, old memories dropped.
 
         Called about once a second; moving up the ladder is counted here even
-        when no agent is free to be matched.
+        when no agent is free to be matched. Costs what fell due, not the queue.
         """
-        for bucket in list(self._waiting.values()):
-            for _, inquiry_id in bucket:
-                inquiry = self.inquiries[inquiry_id]
-                index = self.step_index(inquiry, now)
-                if index > inquiry.step:
-                    inquiry.step = index
-                    self.changed_inquiries.add(inquiry_id)
-                    self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
+        self._advance(now)
+        stepped, self._stepped = self._stepped, set()
+        for inquiry_id in stepped:
+            inquiry = self.inquiries.get(inquiry_id)
+            if inquiry is None or inquiry.verify or inquiry.state is not InquiryState.WAITING:
+                continue
+            index = self.step_index(inquiry, now)
+            if index > inquiry.step:
+                inquiry.step = index
+                self.changed_inquiries.add(inquiry_id)
+                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
         self.forget_old(now)
 
     def forget_old(self, now: float) -> None:
-        """Drop finished ids and thread memories past their retention."""
-        for inquiry_id, at in list(self.finished.items()):
-            if now - at > REMEMBER_FINISHED_S:
+        """Drop finished ids and thread memories past their retention, oldest first."""
+        order = self._finished_order
+        while order and now - order[0][0] > REMEMBER_FINISHED_S:
+            at, inquiry_id = heapq.heappop(order)
+            if self.finished.get(inquiry_id) == at:
                 del self.finished[inquiry_id]
                 self.changed_inquiries.add(inquiry_id)
-        for thread, (_, at) in list(self.threads.items()):
-            if now - at > REMEMBER_THREAD_S:
+        order = self._thread_order
+        while order and now - order[0][0] > REMEMBER_THREAD_S:
+            at, thread = heapq.heappop(order)
+            last = self.threads.get(thread)
+            if last is not None and last[1] == at:
                 del self.threads[thread]
                 self.changed_threads.add(thread)
+
+    def queue_stats(self, now: float) -> dict[str, QueueStats]:
+        """Every queue's figures now, for the gauges and the wallboard's snapshot.
+
+        Kept as inquiries move: the cost is the number of queues, not of inquiries.
+        """
+        stats = {name: QueueStats() for name in self.queues}
+        for name, counts in self._counts.items():
+            queue = stats.get(name)
+            if queue is None:
+                continue
+            queue.waiting = counts.get(InquiryState.WAITING, 0)
+            queue.scheduled = counts.get(InquiryState.SCHEDULED, 0)
+            queue.offered = counts.get(InquiryState.OFFERED, 0)
+            queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
+        for name, arrivals in self._arrivals.items():
+            if arrivals and name in stats:
+                stats[name].oldest_wait_s = max(0.0, now - arrivals[0][0])
+        return stats
 
     def drain_notices(self) -> list[Notice]:
         """The notices since the last call (for metrics and logs)."""
@@ -830,13 +1100,12 @@ class WorkspaceRouter:
         return boost
 
     def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
-        ladder = self.queues[inquiry.queue].ladder
-        # A clock stepped back (or a new owner's clock behind the old one's) makes
-        # `now` earlier than `queued_at`: count that as no wait, not as an error.
-        waited = max(0.0, now - inquiry.queued_at)
-        by_time = max((i for i, step in enumerate(ladder) if step.after_s <= waited), default=0)
-        index = min(max(by_time, inquiry.forced_step), len(ladder) - 1)
-        return index, ladder[index]
+        index = self._by_time(inquiry, now)
+        filed = self._filed.get(inquiry.id)
+        if filed is not None and filed.bucket is not None:
+            # A step reached stays reached, also when the clock steps back.
+            index = max(index, filed.step)
+        return index, self.queues[inquiry.queue].ladder[index]
 
     @staticmethod
     def _tiers(inquiry: QueuedInquiry, step: LadderStep) -> frozenset[int]:
@@ -917,12 +1186,15 @@ class WorkspaceRouter:
         return True
 
     def _release_due_follow_ups(self, now: float) -> None:
-        for inquiry_id in list(self._scheduled):
-            inquiry = self.inquiries[inquiry_id]
-            if inquiry.due_at <= now:
-                self._set_state(inquiry, InquiryState.WAITING)
-                self.changed_inquiries.add(inquiry.id)
-                self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
+        due = self._due
+        while due and due[0][0] <= now:
+            at, inquiry_id = heapq.heappop(due)
+            inquiry = self.inquiries.get(inquiry_id)
+            if inquiry_id not in self._scheduled or inquiry is None or inquiry.due_at != at:
+                continue  # released, finished or scheduled again since
+            self._set_state(inquiry, InquiryState.WAITING)
+            self.changed_inquiries.add(inquiry.id)
+            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
 
     def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
         """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
@@ -953,8 +1225,22 @@ class WorkspaceRouter:
         inquiry = self.inquiries.pop(inquiry_id, None)
         if inquiry is not None:
             self._unindex(inquiry)
-        self.finished[inquiry_id] = now
+        self._remember_finished(inquiry_id, now)
         self.changed_inquiries.add(inquiry_id)
+
+    def _remember_finished(self, inquiry_id: str, at: float) -> None:
+        self.finished[inquiry_id] = at
+        heapq.heappush(self._finished_order, (at, inquiry_id))
+        if len(self._finished_order) > 2 * len(self.finished) + 1024:
+            self._finished_order = [(t, i) for i, t in self.finished.items()]
+            heapq.heapify(self._finished_order)
+
+    def _remember_thread(self, thread: str, agent_id: str, at: float) -> None:
+        self.threads[thread] = (agent_id, at)
+        heapq.heappush(self._thread_order, (at, thread))
+        if len(self._thread_order) > 2 * len(self.threads) + 1024:
+            self._thread_order = [(t, thread) for thread, (_, t) in self.threads.items()]
+            heapq.heapify(self._thread_order)
 
     def _set_free(self, agent_id: str, agent: AgentView | None) -> None:
         """Record whether an agent has a free slot, keeping the idle order in step."""
@@ -981,29 +1267,181 @@ class WorkspaceRouter:
         self._index(inquiry)
 
     def _index(self, inquiry: QueuedInquiry) -> None:
+        """File an inquiry (not indexed) by its state; waiting ones by what can serve them."""
+        filed = _Filed(inquiry.queue, inquiry.state)
+        self._filed[inquiry.id] = filed
+        counts = self._counts.setdefault(inquiry.queue, {})
+        counts[inquiry.state] = counts.get(inquiry.state, 0) + 1
+        if inquiry.state is InquiryState.WAITING:
+            # Waiting, also for agent-state's word: counted in the queue's oldest wait.
+            filed.entry = (inquiry.arrived_at, inquiry.id)
+            self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.entry)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
+        elif inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
+            self._deferred.add(inquiry.id)
+            self._routable_inquiries.add(inquiry.id)
         elif inquiry.state is InquiryState.WAITING:
-            bucket = self._waiting.setdefault(inquiry.priority, SortedList())
-            bucket.add((inquiry.arrived_at, inquiry.id))
+            self._file_waiting(inquiry, filed, self._by_time(inquiry, self._now))
             self._routable_inquiries.add(inquiry.id)
         elif inquiry.state is InquiryState.SCHEDULED:
             self._scheduled.add(inquiry.id)
+            heapq.heappush(self._due, (inquiry.due_at, inquiry.id))
         else:
             self._open.add(inquiry.id)
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
+        """Take an inquiry out of every index (wherever it was filed, whatever its state now)."""
         self._routable_inquiries.discard(inquiry.id)
+        filed = self._filed.pop(inquiry.id, None)
+        if filed is None:
+            return
+        self._counts[filed.queue][filed.state] -= 1
+        self._deferred.discard(inquiry.id)
         self._unverified.discard(inquiry.id)
         self._open.discard(inquiry.id)
-        if inquiry.state is InquiryState.WAITING:
-            bucket = self._waiting.get(inquiry.priority)
-            if bucket is not None:
-                bucket.discard((inquiry.arrived_at, inquiry.id))
-                if not bucket:
-                    del self._waiting[inquiry.priority]
-        elif inquiry.state is InquiryState.SCHEDULED:
-            self._scheduled.discard(inquiry.id)
+        self._scheduled.discard(inquiry.id)
+        if filed.state is InquiryState.WAITING:
+            self._arrivals[filed.queue].discard(filed.entry)
+        if filed.bucket is not None:
+            self._unfile_waiting(filed)
+
+    def _by_time(self, inquiry: QueuedInquiry, now: float) -> int:
+        """The ladder step by time waited and failed offers (the step formula)."""
+        afters = self._afters[inquiry.queue]
+        # A clock stepped back (or a new owner's clock behind the old one's) makes
+        # `now` earlier than `queued_at`: count that as no wait, not as an error.
+        waited = max(0.0, now - inquiry.queued_at)
+        if self._ascending[inquiry.queue]:
+            by_time = max(bisect.bisect_right(afters, waited) - 1, 0)
+        else:
+            by_time = max((i for i, after in enumerate(afters) if after <= waited), default=0)
+        return min(max(by_time, inquiry.forced_step), len(afters) - 1)
+
+    def _file_waiting(self, inquiry: QueuedInquiry, filed: _Filed, step: int) -> None:
+        """Put a waiting inquiry in its bucket at ladder step `step`, and set its timer."""
+        now = self._now
+        filed.step = step
+        filed.priority = inquiry.priority
+        filed.entry = (inquiry.arrived_at, inquiry.id)
+        wakes = FOREVER
+        later = self._next_after[inquiry.queue][step]
+        if later is not None:
+            wakes = inquiry.queued_at + later
+        if inquiry.preferred_agent and now < inquiry.prefer_until:
+            filed.sticky = inquiry.preferred_agent
+            filed.kind = None
+            by_priority = self._sticky.setdefault((filed.sticky, inquiry.queue), {})
+            wakes = min(wakes, inquiry.prefer_until)
+        else:
+            filed.sticky = ""
+            kind = filed.kind = self._match_kind_at(inquiry, step)
+            index = self._kinds.get(kind)
+            if index is None:
+                index = self._kinds[kind] = self._new_kind(inquiry, step)
+                self._reach.setdefault((index.channel, index.language), set()).add(kind)
+            by_priority = index.buckets
+        bucket = by_priority.get(inquiry.priority)
+        if bucket is None:
+            bucket = by_priority[inquiry.priority] = SortedList()
+        bucket.add(filed.entry)
+        filed.bucket = bucket
+        if step > inquiry.step:
+            self._stepped.add(inquiry.id)
+        if wakes < FOREVER:
+            self._filings += 1
+            filed.timer = self._filings
+            heapq.heappush(self._timers, (wakes, filed.timer, inquiry.id))
+            if len(self._timers) > 2 * len(self._filed) + 1024:
+                self._compact_timers()
+
+    def _unfile_waiting(self, filed: _Filed) -> None:
+        bucket = filed.bucket
+        assert bucket is not None
+        bucket.discard(filed.entry)
+        filed.bucket = None
+        filed.timer = 0
+        if bucket:
+            return
+        if filed.sticky:
+            by_priority = self._sticky[filed.sticky, filed.queue]
+            del by_priority[filed.priority]
+            if not by_priority:
+                del self._sticky[filed.sticky, filed.queue]
+        elif filed.kind is not None:
+            index = self._kinds[filed.kind]
+            del index.buckets[filed.priority]
+            if not index.buckets:
+                del self._kinds[filed.kind]
+                reach = (index.channel, index.language)
+                self._reach[reach].discard(filed.kind)
+                if not self._reach[reach]:
+                    del self._reach[reach]
+
+    def _compact_timers(self) -> None:
+        """Drop the timers of inquiries filed again or gone (each filing leaves one)."""
+        live = {(f.timer, i) for i, f in self._filed.items() if f.timer}
+        self._timers = [t for t in self._timers if (t[1], t[2]) in live]
+        heapq.heapify(self._timers)
+
+    def _advance(self, now: float) -> None:
+        """Move waiting inquiries whose ladder step or sticky window time changed."""
+        self._now = max(self._now, now)
+        if self._deferred:
+            deferred, self._deferred = self._deferred, set()
+            for inquiry_id in deferred:
+                inquiry = self.inquiries[inquiry_id]
+                self._file_waiting(
+                    inquiry, self._filed[inquiry_id], self._by_time(inquiry, self._now)
+                )
+        timers = self._timers
+        later: list[tuple[float, int, str]] = []
+        while timers and timers[0][0] <= now + _TIMER_MARGIN_S:
+            timer = heapq.heappop(timers)
+            _, number, inquiry_id = timer
+            filed = self._filed.get(inquiry_id)
+            if filed is None or filed.timer != number:
+                continue  # filed again since, or gone: a newer timer stands
+            inquiry = self.inquiries[inquiry_id]
+            step = max(self._by_time(inquiry, self._now), filed.step)
+            sticky = bool(inquiry.preferred_agent) and self._now < inquiry.prefer_until
+            if step == filed.step and sticky == bool(filed.sticky):
+                later.append(timer)  # within the margin: not yet
+                continue
+            self._unfile_waiting(filed)
+            self._file_waiting(inquiry, filed, step)
+        for timer in later:
+            heapq.heappush(timers, timer)
+
+    def _new_kind(self, inquiry: QueuedInquiry, step_index: int) -> _Kind:
+        step = self.queues[inquiry.queue].ladder[step_index]
+        needs = tuple(
+            (
+                skill,
+                max(
+                    minimum if step.min_proficiency is None else min(minimum, step.min_proficiency),
+                    1,
+                ),
+            )
+            for skill, minimum in inquiry.skills.items()
+        )
+        return _Kind(
+            inquiry.channel,
+            inquiry.language.lower().split("-")[0],
+            self._tiers(inquiry, step),
+            needs,
+        )
+
+    @staticmethod
+    def _match_kind_at(inquiry: QueuedInquiry, step: int) -> MatchKind:
+        return (
+            inquiry.queue,
+            step,
+            inquiry.channel,
+            inquiry.language.lower().split("-")[0],
+            inquiry.min_tier,
+            tuple(sorted(inquiry.skills.items())),
+        )
 
     def _notice(
         self,

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 
 from omniroute.codec import timestamp
 from omniroute.v1 import queue_pb2
-from omniroute_router.model import InquiryState
 from omniroute_router.routing import WorkspaceRouter
 
 # Table value per queue: [answered within target, answered, answered with no target].
@@ -41,21 +40,17 @@ def build_snapshot(
     router: WorkspaceRouter, answered: Mapping[str, list[int]], now: float
 ) -> queue_pb2.QueueSnapshot:
     """The workspace's queues now; `answered` holds today's counts per queue."""
-    stats = {name: queue_pb2.QueueStats(name=name) for name in router.queues}
-    for inquiry in router.inquiries.values():
-        queue = stats.get(inquiry.queue)
-        if queue is None:
-            continue
-        match inquiry.state:
-            case InquiryState.WAITING if inquiry.due_at <= now:
-                queue.waiting += 1
-                queue.oldest_wait_s = max(queue.oldest_wait_s, now - inquiry.arrived_at)
-            case InquiryState.WAITING | InquiryState.SCHEDULED:
-                queue.scheduled += 1
-            case InquiryState.OFFERED:
-                queue.offered += 1
-            case InquiryState.ACCEPTED:
-                queue.in_progress += 1
+    stats = {
+        name: queue_pb2.QueueStats(
+            name=name,
+            waiting=figures.waiting,
+            oldest_wait_s=figures.oldest_wait_s,
+            scheduled=figures.scheduled,
+            offered=figures.offered,
+            in_progress=figures.in_progress,
+        )
+        for name, figures in router.queue_stats(now).items()
+    }
     for name, counts in answered.items():
         queue = stats.get(name)
         if queue is not None and len(counts) == 3:
