@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.codec import encode, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_router import app as app_module
 from omniroute_router.__main__ import partition_mismatches
 from omniroute_router.app import Router, create_app
 from omniroute_router.config import RoutingConfig
@@ -77,6 +78,7 @@ class FakeAgentState:
         self.calls: list[int] = []  # reservations per ReserveAgents call
         self.refuse: set[str] = set()  # agents agent-state finds not free
         self.down = False  # every call fails UNAVAILABLE
+        self.down_on_calls: set[int] = set()  # these calls (0: the first) fail UNAVAILABLE
         self.take_slots = False  # a reservation changes the agent's record
 
     async def reserve_all(
@@ -86,7 +88,8 @@ class FakeAgentState:
     ) -> list[Reserved | ReservationRefused]:
         if self.fenced:
             raise Fenced("generation 1 is older than 2")
-        if self.down:
+        if self.down or len(self.calls) in self.down_on_calls:
+            self.calls.append(0)
             raise AgentStateUnavailable("UNAVAILABLE: connection refused")
         self.calls.append(len(assignments))
         results: list[Reserved | ReservationRefused] = []
@@ -603,3 +606,22 @@ def test_a_later_plan_of_the_same_offer_is_a_new_reservation_request() -> None:
     assert reserve_request_id(first, newer_owner) != reserve_request_id(first, fence)
     long = task_pb2.Assignment(inquiry_id="q" * 100, workspace="w" * 60, agent_id="a")
     assert len(reserve_request_id(long, fence)) <= 128
+
+
+async def test_a_large_plan_is_reserved_a_call_at_a_time_each_published_before_the_next(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "MAX_CALL_RESERVATIONS", 2)
+    for n in range(3):
+        await h.agent(f"a{n}")
+    h.agent_state.down_on_calls = {1}  # the second call
+    h.hold()
+    for n in range(5):
+        await h.inquiry(f"q{n}")
+    await h.flush()
+    # Five offers: calls of 2 and 2 (the second failed as a whole: its two wait for
+    # the next tick, as does the fifth, never sent); the first call's went out.
+    assert h.agent_state.calls == [2, 0]
+    assert sorted(i for i, _ in h.offered()) == ["q0", "q1"]
+    await h.tick()  # (the fake lists no open reservations: q0 and q1 go out again too)
+    assert {i for i, _ in h.offered()} == {"q0", "q1", "q2", "q3", "q4"}

@@ -44,6 +44,7 @@ from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState, QueuedInquiry
 from omniroute_router.reservations import (
+    MAX_CALL_RESERVATIONS,
     AgentStateClient,
     AgentStateUnavailable,
     Fenced,
@@ -608,58 +609,77 @@ class Router:
         """Plan offers, reserve every chosen agent in one call, publish the offers.
 
         The plan covers what changed since the last one (`full`: everything
-        waiting). Refused reservations are planned again, a few times at most.
+        waiting). A large plan (agents back from a break, a burst) is reserved
+        `MAX_CALL_RESERVATIONS` at a time, each call answered and its offers
+        published before the next, so no call outgrows its deadline. Refused
+        reservations are planned again, a few times at most.
         """
         started = time.perf_counter()
         offers = router.plan(now) if full else router.plan_changed(now)
         self.metrics.decision.observe(time.perf_counter() - started)
         for _ in range(3):  # re-plan after refusals, a few times at most
-            if not offers or not self.owns(partition):
+            refused: list[str] = []
+            for start in range(0, len(offers), MAX_CALL_RESERVATIONS):
+                chunk = offers[start : start + MAX_CALL_RESERVATIONS]
+                if not await self._reserve(router, partition, chunk, refused, now):
+                    return
+            if not refused:
                 return
-            planned = [(offer, router.inquiries[offer.inquiry_id]) for offer in offers]
-            assignments = [
-                self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
-            ]
-            try:
-                results = await self.agent_state.reserve_all(assignments, self.fence(partition))
-            except Fenced:
-                # A newer owner acted for the partition: publish nothing, forget it.
-                self.lose(partition)
-                return
-            except AgentStateUnavailable as exc:
+            offers = router.plan(now) if full else router.plan(now, inquiry_ids=refused)
+
+    async def _reserve(
+        self,
+        router: WorkspaceRouter,
+        partition: int,
+        offers: list[Offer],
+        refused: list[str],
+        now: float,
+    ) -> bool:
+        """Reserve the offers' agents in one call; record and publish what agent-state
+        reserved, add the refused inquiries to `refused`. False: stop routing for now
+        (fenced, agent-state unavailable, the partition lost)."""
+        if not self.owns(partition):
+            return False
+        planned = [(offer, router.inquiries[offer.inquiry_id]) for offer in offers]
+        assignments = [
+            self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
+        ]
+        try:
+            results = await self.agent_state.reserve_all(assignments, self.fence(partition))
+        except Fenced:
+            # A newer owner acted for the partition: publish nothing, forget it.
+            self.lose(partition)
+            return False
+        except AgentStateUnavailable as exc:
+            self.metrics.agent_state_errors.inc()
+            log.warning(
+                "agent-state unavailable; retrying on the next tick", extra={"error": str(exc)}
+            )
+            return False
+        if not self.owns(partition):
+            return False  # lost the partition while the reservations were out
+        available = True
+        offered: list[task_pb2.Assignment] = []
+        for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):
+            if isinstance(result, ReservationRefused):
+                self.metrics.reservations_refused.inc()
+                # Take agent-state's record when it sent one; otherwise keep
+                # the agent out of planning until its next event.
+                if result.agent is None or not router.update_agent(agent_from_proto(result.agent)):  # fmt: skip
+                    router.reservation_refused(inquiry.id, offer.agent_id)
+                refused.append(inquiry.id)
+            elif isinstance(result, AgentStateUnavailable):
                 self.metrics.agent_state_errors.inc()
                 log.warning(
                     "agent-state unavailable; retrying on the next tick",
-                    extra={"error": str(exc)},
+                    extra={"error": str(result)},
                 )
-                return
-            if not self.owns(partition):
-                return  # lost the partition while the reservations were out
-            refused: list[str] = []
-            unavailable = False
-            offered: list[task_pb2.Assignment] = []
-            for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
-                if isinstance(result, ReservationRefused):
-                    self.metrics.reservations_refused.inc()
-                    # Take agent-state's record when it sent one; otherwise keep
-                    # the agent out of planning until its next event.
-                    if result.agent is None or not router.update_agent(agent_from_proto(result.agent)):  # fmt: skip
-                        router.reservation_refused(inquiry.id, offer.agent_id)
-                    refused.append(inquiry.id)
-                elif isinstance(result, AgentStateUnavailable):
-                    self.metrics.agent_state_errors.inc()
-                    log.warning(
-                        "agent-state unavailable; retrying on the next tick",
-                        extra={"error": str(result)},
-                    )
-                    unavailable = True
-                else:
-                    offered.append(self._offered(router, inquiry, offer, assignment, result, now))
-            for assignment in offered:
-                await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
-            if unavailable or not refused:
-                return
-            offers = router.plan(now) if full else router.plan(now, inquiry_ids=refused)
+                available = False
+            else:
+                offered.append(self._offered(router, inquiry, offer, assignment, result, now))
+        for assignment in offered:
+            await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
+        return available
 
     def _offered(
         self,

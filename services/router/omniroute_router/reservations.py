@@ -17,10 +17,11 @@ from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_
 # is planned again; any other code means agent-state could not decide.
 _REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
 # Most reservations and request bytes in one ReserveAgents call (agent-state
-# takes up to 1,000; gRPC's default message limit is 4 MiB and an assignment
-# carries the inquiry's content): a larger plan takes several calls, made at
-# the same time.
-MAX_CALL_RESERVATIONS = 500
+# takes up to 1,000, and answers once all of them are durable: the call must
+# finish within its deadline when the broker is slow; gRPC's default message
+# limit is 4 MiB and an assignment carries the inquiry's content): more take
+# several calls, made at the same time.
+MAX_CALL_RESERVATIONS = 200
 MAX_CALL_BYTES = 2 * 1024 * 1024
 # agent-state takes request ids of up to 128 characters.
 _MAX_KEY = 120
