@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration chaos lint proto proto-check bench screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
+.PHONY: run test unit integration chaos lint proto proto-check bench bench-agent-state screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
 
 # Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
 # the version of the compose file's image, jars cached (not committed) here.
@@ -77,9 +77,10 @@ deploy-setup: $(STAMP)
 screenshots: $(STAMP) tools
 	OMNIROUTE_SCREENSHOTS=1 $(PY) -m pytest tests/integration/test_desk_browser.py -k works_an_inquiry
 
-## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka).
+## End-to-end benchmark through the embedded broker (BROKER=kafka: Apache Kafka), ~15 min;
+## ARGS=--quick runs every scenario smaller, ARGS=--only=burst,scale some of them.
 bench: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
-	$(PY) -m benchmarks.router_bench --broker $(BROKER)
+	$(PY) -m benchmarks.router_bench --broker $(BROKER) $(ARGS)
 
 ## Fetch Apache Kafka's jars with Maven into $(KAFKA_JARS) (once).
 kafka-broker: $(KAFKA_JARS)/.complete
@@ -110,6 +111,10 @@ simulate: $(STAMP)
 	$(PY) -m omniroute_simulator run --routing $(ROUTING) --scenario $(SCENARIO) --replications $(REPLICATIONS) --out $(OUT)
 
 ## The simulator and Ciw on the same M/M/c model: simulated contacts per second.
+## agent-state alone: reservations/s (single, concurrent, batched) and restart time after a long history.
+bench-agent-state: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
+	$(PY) -m benchmarks.agent_state_bench --broker $(BROKER)
+
 bench-sim: $(STAMP)
 	$(PY) -m benchmarks.sim_bench
 

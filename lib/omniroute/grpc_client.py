@@ -14,6 +14,12 @@ import grpc
 
 Metadata = tuple[tuple[str, str], ...]
 
+# Trailing metadata of a refused ReserveAgent (binary, a serialized message):
+# the agent's record as agent-state has it now, when the caller's was stale...
+AGENT_RECORD_METADATA = "omniroute-agent-bin"
+# ...or the TaskEvent that resolved the inquiry, which is never offered again.
+LAST_EVENT_METADATA = "omniroute-last-event-bin"
+
 
 def bearer(token: str) -> Metadata | None:
     """gRPC metadata carrying `token` (none when empty)."""

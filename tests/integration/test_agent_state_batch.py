@@ -7,6 +7,7 @@ the same batch gets the same results and publishes nothing new in effect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -135,6 +136,31 @@ async def test_a_mixed_batch_is_decided_one_by_one_in_order(
             for i in ("one", "two")
         ]  # type: ignore[misc]
     assert all(o.assignment.attempt == 1 for o in offers)  # the router's assignment
+
+
+async def test_a_resolved_inquiry_in_a_batch_is_refused_with_the_event_that_resolved_it(
+    service: Running,
+) -> None:
+    ws = new_workspace()
+    for agent_id in ("ann", "bob"):
+        await available_agent(service.stub, ws, agent_id, {CHAT: 3})
+    await service.stub.ReserveAgent(reserve(ws, "ann", "done"))
+    await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="done"))
+    await service.stub.CompleteTask(
+        agent_state_pb2.CompleteTaskRequest(
+            agent_id="ann", inquiry_id="done", resolution=task_pb2.RESOLUTION_RESOLVED
+        )
+    )
+    answer = await service.stub.ReserveAgents(
+        batch(reserve(ws, "bob", "done"), reserve(ws, "bob", "new"), generation=2)
+    )
+    assert [outcome(r) for r in answer.results] == [("FAILED_PRECONDITION",), ("bob", "False")]
+    last = answer.results[0].refused.last_event
+    assert (last.type, last.resolution, last.agent_id) == (
+        TaskEvent.TYPE_COMPLETED,
+        task_pb2.RESOLUTION_RESOLVED,
+        "ann",
+    )
 
 
 async def test_a_stale_fence_refuses_the_whole_batch(service: Running) -> None:
@@ -283,3 +309,34 @@ async def test_a_batch_cut_off_by_a_paused_broker_is_kept_and_its_retry_answered
         pushed = await desk.wait_for(lambda o: o.reservation.inquiry_id == "two")
     assert pushed.reservation == retried.results[1].reserved.reservation
     assert pushed.assignment.attempt == 1
+
+
+def rounds_and_records(service: Running) -> tuple[float, float]:
+    """Write rounds so far and the records they sent (the group-commit histogram)."""
+    name = "omniroute_agent_state_write_round_records"
+    count = service.registry.get_sample_value(f"{name}_count") or 0.0
+    total = service.registry.get_sample_value(f"{name}_sum") or 0.0
+    return count, total
+
+
+async def test_concurrent_calls_share_write_rounds(broker: Broker, service: Running) -> None:
+    ws = new_workspace()
+    for i in range(50):
+        await available_agent(service.stub, ws, f"a{i}", {CHAT: 1})
+    outbox = service.server.servicer.outbox
+    await eventually(lambda: outbox.pending == 0)
+    rounds_before, records_before = rounds_and_records(service)
+    # The broker is slow to acknowledge (paused) while 50 calls arrive: the
+    # first round waits for it, and every call made meanwhile joins the next.
+    with paused(broker.process):
+        calls = [
+            asyncio.ensure_future(service.stub.ReserveAgent(reserve(ws, f"a{i}", f"inq-{i}")))
+            for i in range(50)
+        ]
+        await eventually(lambda: outbox.last_seq - outbox.durable_seq >= 50)
+    answers = await asyncio.gather(*calls)
+    assert all(not a.already_reserved for a in answers)
+    rounds, records = rounds_and_records(service)
+    # Each call writes three records (agent event, snapshot, task event).
+    assert records - records_before == 150
+    assert rounds - rounds_before <= 2  # not one round per call

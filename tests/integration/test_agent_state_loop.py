@@ -14,6 +14,7 @@ import pytest
 
 from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_router.reservations import AgentStateClient, ReservationRefused
 from tests.support.agent_state import (
     OfferFeed,
     Running,
@@ -180,13 +181,75 @@ async def test_a_request_id_gets_the_same_answer(
     decline = agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="inq-r", request_id="d-1")
     declined = await service.stub.DeclineTask(decline)
     assert await service.stub.DeclineTask(decline) == declined
-    request.assignment.attempt = 2  # the same id for another request is a client bug
+    # A retry may rebuild what the request only carries along (the assignment
+    # holds the time it was made): the same request, the same answer.
+    request.assignment.assigned_at.FromSeconds(1_800_000_000)
+    assert await service.stub.ReserveAgent(request) == first
+    request.inquiry_id = "inq-s"  # the same id for another request is a client bug
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await service.stub.ReserveAgent(request)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request_id" in (refused.value.details() or "")
     events = await task_events.wait_count(lambda e: e.workspace == ws, 2)
     assert [TaskEvent.Type.Name(e.type) for e in events] == ["TYPE_OFFERED", "TYPE_DECLINED"]
+
+
+async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
+    service: Running,
+) -> None:
+    ws = new_workspace()
+    for agent_id in ("ann", "bob"):
+        await available_agent(service.stub, ws, agent_id, {EMAIL: 5})
+    router = AgentStateClient(service.target)
+    try:
+        fence = agent_state_pb2.RouterFence(group="router-x", generation=3)
+        offer = task_pb2.Assignment(
+            inquiry_id="done", workspace=ws, agent_id="ann", attempt=1, channel=EMAIL
+        )
+        reserved = await router.reserve(offer, fence)
+        await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="done"))  # fmt: skip
+        await service.stub.CompleteTask(
+            agent_state_pb2.CompleteTaskRequest(
+                agent_id="ann", inquiry_id="done", resolution=task_pb2.RESOLUTION_RESOLVED
+            )
+        )
+        # The next owner of the partition lost the resolution and routes it again:
+        # its first attempt (to the same agent, then to another) is refused, and
+        # says why; it is not mistaken for a retry of the first owner's request.
+        fence.generation = 4
+        for agent_id in ("ann", "bob"):
+            offer.agent_id = agent_id
+            offer.assigned_at.FromSeconds(1_800_000_000)
+            with pytest.raises(ReservationRefused) as refused:
+                await router.reserve(offer, fence)
+            last = refused.value.last_event
+            assert last is not None
+            assert (last.type, last.agent_id, last.reservation_id) == (
+                TaskEvent.TYPE_COMPLETED,
+                "ann",
+                reserved.reservation.reservation_id,
+            )
+        bob = await service.stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="bob"))
+        assert not bob.reservations
+        # A follow-up comes back: that is routed again.
+        offer.inquiry_id = "later"
+        await router.reserve(offer, fence)
+        await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="bob", inquiry_id="later"))  # fmt: skip
+        follow_up = task_pb2.FollowUp()
+        follow_up.due_at.FromSeconds(1_800_000_000)
+        await service.stub.CompleteTask(
+            agent_state_pb2.CompleteTaskRequest(
+                agent_id="bob",
+                inquiry_id="later",
+                resolution=task_pb2.RESOLUTION_FOLLOW_UP,
+                follow_up=follow_up,
+            )
+        )
+        offer.agent_id, offer.attempt = "ann", 2
+        again = await router.reserve(offer, fence)
+        assert again.reservation.agent_id == "ann" and not again.already_reserved
+    finally:
+        await router.close()
 
 
 async def test_invalid_escalations_are_refused_naming_the_field(service: Running) -> None:

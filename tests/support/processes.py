@@ -46,6 +46,7 @@ def topic_env(suffix: str | None = None) -> dict[str, str]:
         "TOPIC_ASSIGNMENTS": f"assignments-{suffix}",
         "TOPIC_DEAD_LETTERS": f"dead-letters-{suffix}",
         "TOPIC_AGENT_SNAPSHOTS": f"agent-snapshots-{suffix}",
+        "TOPIC_AGENT_CHECKPOINTS": f"agent-checkpoints-{suffix}",
         "TOPIC_QUEUE_SNAPSHOTS": f"queue-snapshots-{suffix}",
     }
 

@@ -85,3 +85,30 @@ async def test_close_stops_deliveries_under_way() -> None:
     assert not await outbox.drain(0.05)
     await outbox.close()
     assert not seen and outbox.pending == 1
+
+
+class GatedJournal(FlakyJournal):
+    """Holds every write until `gate` is set: the broker is slow to acknowledge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def write(self, record: Record) -> None:
+        await self.gate.wait()
+        await super().write(record)
+
+
+async def test_batches_put_while_a_round_is_in_flight_share_the_next_round() -> None:
+    journal = GatedJournal()
+    rounds: list[int] = []
+    outbox = Outbox(journal, lambda changes: None, on_round=rounds.append)  # type: ignore[arg-type]
+    first = outbox.put(change("first"))
+    await asyncio.sleep(0)  # the sender takes the first batch and waits for the broker
+    assert rounds == [1]
+    seqs = [outbox.put(change(f"c{i}")) for i in range(50)]
+    journal.gate.set()
+    await outbox.wait(seqs[-1], 5.0)
+    assert rounds == [1, 50]  # 51 batches, two rounds: a group commit
+    assert outbox.durable_seq == seqs[-1] > first
+    await outbox.close()

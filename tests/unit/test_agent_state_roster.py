@@ -8,6 +8,7 @@ import pytest
 
 from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
 from omniroute_agent_state.roster import (
+    Finished,
     InvalidRequest,
     NotPossible,
     Policy,
@@ -95,6 +96,46 @@ def test_an_inquiry_holds_one_reservation_at_a_time() -> None:
     assert already and holder.id == "ann" and again.reservation_id == first.reservation_id
     assert not changes.agent_events and not changes.task_events
     assert load(r, "bob", CHAT) == 0
+
+
+def test_a_resolved_inquiry_is_never_reserved_again() -> None:
+    r = roster()
+    ready(r, agent("ann", chat=3))
+    ready(r, agent("bob", chat=3))
+    r.reserve("ann", "inq-1", CHAT, "ws", T0)
+    r.accept("ann", "inq-1", T0)
+    r.complete("ann", "inq-1", TaskEvent(resolution=task_pb2.RESOLUTION_RESOLVED), T0 + 1)
+    # A router that lost its record of the resolution asks again, for anyone.
+    with pytest.raises(Finished, match="resolved") as refused:
+        r.reserve("bob", "inq-1", CHAT, "ws", T0 + 2)
+    last = refused.value.last_event
+    assert (last.type, last.resolution, last.agent_id) == (
+        TaskEvent.TYPE_COMPLETED,
+        task_pb2.RESOLUTION_RESOLVED,
+        "ann",
+    )
+    assert load(r, "bob", CHAT) == 0 and load(r, "ann", CHAT) == 0
+    # The same id in another workspace is another inquiry.
+    cat = agent("cat", chat=1)
+    cat.workspace = "other"
+    ready(r, cat)
+    r.reserve("cat", "inq-1", CHAT, "other", T0 + 2)
+
+
+def test_a_follow_up_or_an_escalation_is_routed_again() -> None:
+    r = roster()
+    ready(r, agent("ann", chat=3))
+    ready(r, agent("bob", chat=3))
+    follow_up = TaskEvent(resolution=task_pb2.RESOLUTION_FOLLOW_UP)
+    follow_up.follow_up.due_at.FromSeconds(int(T0 + 60))
+    escalate = TaskEvent(resolution=task_pb2.RESOLUTION_ESCALATED)
+    escalate.escalation.target_tier = agent_pb2.TIER_SPECIALIST
+    for inquiry, outcome in (("later", follow_up), ("harder", escalate)):
+        r.reserve("ann", inquiry, CHAT, "ws", T0)
+        r.accept("ann", inquiry, T0)
+        r.complete("ann", inquiry, outcome, T0 + 1)
+        _, holder, already, _ = r.reserve("bob", inquiry, CHAT, "ws", T0 + 2)
+        assert holder.id == "bob" and not already
 
 
 def test_reserve_publishes_reserved_and_offered() -> None:

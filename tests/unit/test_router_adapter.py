@@ -43,6 +43,7 @@ class Message:
     key: bytes | None
     value: bytes
     generation_id: int | None = None  # Faust's: the group generation it was fetched in
+    timestamp: float = T0  # when it was published (seconds)
 
 
 @dataclass
@@ -80,6 +81,8 @@ class FakeAgentState:
         self.down = False  # every call fails UNAVAILABLE
         self.down_on_calls: set[int] = set()  # these calls (0: the first) fail UNAVAILABLE
         self.take_slots = False  # a reservation changes the agent's record
+        self.resolved: dict[str, task_pb2.TaskEvent] = {}  # inquiry id -> its COMPLETED
+        self.asked: list[str] = []  # GetReservation calls, by inquiry id
 
     async def reserve_all(
         self,
@@ -94,6 +97,10 @@ class FakeAgentState:
         self.calls.append(len(assignments))
         results: list[Reserved | ReservationRefused] = []
         for assignment in assignments:
+            if assignment.inquiry_id in self.resolved:
+                resolved = self.resolved[assignment.inquiry_id]
+                results.append(ReservationRefused("resolved", last_event=resolved))
+                continue
             if assignment.agent_id in self.refuse:
                 results.append(ReservationRefused("no free chat slot", None))
                 continue
@@ -129,6 +136,9 @@ class FakeAgentState:
     async def get_reservation(
         self, workspace: str, inquiry_id: str
     ) -> agent_state_pb2.GetReservationResponse:
+        self.asked.append(inquiry_id)
+        if inquiry_id in self.resolved:
+            return agent_state_pb2.GetReservationResponse(last_event=self.resolved[inquiry_id])
         return self.answers.get(inquiry_id, agent_state_pb2.GetReservationResponse())
 
     async def list_reservations(self, workspace: str) -> agent_state_pb2.ListReservationsResponse:
@@ -198,12 +208,18 @@ class Harness:
         return self.registry.get_sample_value("omniroute_router_events_total", labels) or 0.0
 
     async def inquiry(
-        self, inquiry_id: str, deliver: bool = True, ws: str = WS, partition: int = P
+        self,
+        inquiry_id: str,
+        deliver: bool = True,
+        ws: str = WS,
+        partition: int = P,
+        published_at: float | None = None,
     ) -> None:
         value = encode(
             inquiry_pb2.Inquiry(id=inquiry_id, workspace=ws, channel=inquiry_pb2.CHANNEL_CHAT)
         )
         message = self.message("inquiries", value, partition, ws)
+        message.timestamp = self.clock.now if published_at is None else published_at
         self.reader.records.append(message)
         if deliver:
             await self.feed(message)
@@ -625,3 +641,54 @@ async def test_a_large_plan_is_reserved_a_call_at_a_time_each_published_before_t
     assert sorted(i for i, _ in h.offered()) == ["q0", "q1"]
     await h.tick()  # (the fake lists no open reservations: q0 and q1 go out again too)
     assert {i for i, _ in h.offered()} == {"q0", "q1", "q2", "q3", "q4"}
+
+
+def resolution(inquiry_id: str, agent_id: str, **fields: Any) -> task_pb2.TaskEvent:
+    """agent-state's COMPLETED event of an inquiry (resolved unless told otherwise)."""
+    fields.setdefault("resolution", task_pb2.RESOLUTION_RESOLVED)
+    return task_pb2.TaskEvent(
+        type=COMPLETED,
+        inquiry_id=inquiry_id,
+        workspace=WS,
+        agent_id=agent_id,
+        reservation_id=f"r-{agent_id}",
+        **fields,
+    )
+
+
+async def test_an_inquiry_agent_state_refuses_as_resolved_is_closed_not_offered(
+    h: Harness,
+) -> None:
+    # The worker before this one resolved it and died before its state was durable.
+    h.agent_state.resolved["q1"] = resolution("q1", "a0")
+    await h.agent("a1")
+    await h.agent("a2")
+    await h.inquiry("q1")
+    await h.tick()
+    assert [a.agent_id for a, _ in h.agent_state.reserved] == []
+    assert h.offered() == [] and "q1" in h.router.workspaces[WS].finished
+    await h.inquiry("q2")  # the agents it would have taken are still free
+    assert h.offered() == [("q2", "a1")]
+
+
+async def test_an_inquiry_published_before_the_takeover_gets_agent_states_word_first(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    later = task_pb2.FollowUp(due_at=timestamp(T0 + 3600))
+    h.agent_state.answers["done"] = agent_state_pb2.GetReservationResponse(
+        last_event=resolution("done", "a0")
+    )
+    follow_up = resolution("later", "a0", resolution=task_pb2.RESOLUTION_FOLLOW_UP, follow_up=later)
+    h.agent_state.answers["later"] = agent_state_pb2.GetReservationResponse(last_event=follow_up)
+    # Re-delivered after the rebalance: the previous owner routed them.
+    for inquiry_id in ("done", "later", "fresh"):
+        await h.inquiry(inquiry_id, published_at=T0 - 5)
+    assert h.agent_state.asked == ["done", "later", "fresh"]
+    assert "done" in h.router.workspaces[WS].finished
+    assert h.state("later") is InquiryState.SCHEDULED  # its follow-up is kept
+    assert h.offered() == [("fresh", "a1")]
+    # Published after the takeover: offered at once, nothing to ask.
+    await h.inquiry("new")
+    assert h.agent_state.asked == ["done", "later", "fresh"]
+    assert h.offered() == [("fresh", "a1"), ("new", "a1")]

@@ -150,14 +150,16 @@ class ReserveAgentResult(_message.Message):
     def __init__(self, reserved: _Optional[_Union[ReserveAgentResponse, _Mapping]] = ..., refused: _Optional[_Union[ReserveRefusal, _Mapping]] = ...) -> None: ...
 
 class ReserveRefusal(_message.Message):
-    __slots__ = ("code", "message", "agent")
+    __slots__ = ("code", "message", "agent", "last_event")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     agent: _agent_pb2.Agent
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ...) -> None: ...
+    last_event: _task_pb2.TaskEvent
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., last_event: _Optional[_Union[_task_pb2.TaskEvent, _Mapping]] = ...) -> None: ...
 
 class ReserveAgentsResponse(_message.Message):
     __slots__ = ("results",)

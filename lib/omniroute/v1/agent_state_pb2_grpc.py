@@ -152,6 +152,12 @@ class AgentStateServicer:
         offer. FAILED_PRECONDITION when the agent is not available or full; the
         refusal's trailing metadata "omniroute-agent-bin" then carries the
         agent's current Agent record, so the caller can correct its picture.
+        FAILED_PRECONDITION too when the inquiry was resolved (its last task
+        event, within agent-state's retention, is COMPLETED with RESOLVED): it is
+        never offered again; "omniroute-last-event-bin" then carries that
+        TaskEvent, so the caller closes it. A follow-up or an escalation is
+        routed again as usual. A retry with the same request_id may rebuild the
+        assignment (it is only carried along): it gets the first answer.
         A request carrying a RouterFence from an older consumer-group generation
         than agent-state has seen for that partition is refused with ABORTED.
         """

@@ -18,6 +18,7 @@ from omniroute.kafka import EventProducer
 from omniroute.metrics import WorkspaceLabel
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator
+from omniroute_agent_state.checkpoint import Checkpointer
 from omniroute_agent_state.journal import Journal, recover
 from omniroute_agent_state.metrics import AgentStateMetrics
 from omniroute_agent_state.outbox import Outbox
@@ -41,11 +42,15 @@ class AgentStateServer:
     health: health.aio.HealthServicer
     expiry: asyncio.Task[None]
     port: int
+    checkpointer: Checkpointer
+    checkpoints: asyncio.Task[None]
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking calls, let in-flight ones finish, send what is left, stop the producer."""
         await self.health.enter_graceful_shutdown()
         self.expiry.cancel()
+        self.checkpoints.cancel()
+        await asyncio.gather(self.checkpoints, return_exceptions=True)
         await self.server.stop(grace_s)
         if not await self.servicer.outbox.drain(grace_s):
             log.error(
@@ -75,7 +80,9 @@ async def create_server(
     journal = Journal(settings, producer)
     await journal.prepare()
     metrics = AgentStateMetrics(registry, roster, WorkspaceLabel(settings.metrics_workspaces))
+    started = time.monotonic()
     recovered = await recover(settings)
+    journal.cover(recovered.ends)
     refused = roster.restore(
         usable_records(recovered.agents, metrics),
         time.time(),
@@ -85,11 +92,17 @@ async def create_server(
     )
     for reason in refused:
         log.error("agent record refused at restore", extra={"reason": reason})
+    metrics.recovery_seconds.set(time.monotonic() - started)
+    for source, read in recovered.records_read.items():
+        metrics.recovery_records.labels(source.value).set(read)
     log.info(
         "roster restored",
         extra={
             "agents": len(roster.agents),
             "records": len(recovered.agents),
+            "records_read": {source.value: n for source, n in recovered.records_read.items()},
+            "from_checkpoint": recovered.checkpoint is not None,
+            "seconds": round(time.monotonic() - started, 3),
             "open_reservations": len(roster.holder),
             "fences": len(roster.fences),
             "recent_inquiries": len(roster.last_events),
@@ -105,7 +118,12 @@ async def create_server(
     )
 
     def outbox_for(on_durable: Callable[[Changes], None]) -> Outbox:
-        return Outbox(journal, on_durable, on_failed_send=metrics.publish_errors.inc)
+        return Outbox(
+            journal,
+            on_durable,
+            on_failed_send=metrics.publish_errors.inc,
+            on_round=metrics.write_round_records.observe,
+        )
 
     servicer = AgentStateServicer(
         roster,
@@ -150,7 +168,27 @@ async def create_server(
         asyncio.get_running_loop().create_task(report(False))
 
     expiry.add_done_callback(expiry_ended)
-    return AgentStateServer(server, servicer, producer, health_servicer, expiry, port)
+    checkpointer = Checkpointer(
+        settings,
+        producer,
+        journal,
+        servicer.outbox,
+        roster,
+        previous_manifest_offset=(
+            recovered.checkpoint.manifest_offset if recovered.checkpoint is not None else -1
+        ),
+        records_behind=recovered.tail_records,
+    )
+
+    def checkpointed(written: bool) -> None:
+        metrics.checkpoints.labels("written" if written else "failed").inc()
+
+    checkpoints = asyncio.create_task(
+        checkpointer.run_forever(settings.checkpoint_check_s, settings.publish_wait_s, checkpointed)
+    )
+    return AgentStateServer(
+        server, servicer, producer, health_servicer, expiry, port, checkpointer, checkpoints
+    )
 
 
 async def publish_repair(

@@ -17,17 +17,24 @@ broker acknowledges them.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
 
 from omniroute.codec import InvalidEvent, decode
 from omniroute.kafka import EventProducer, compacted, ensure_topics
 from omniroute.v1 import agent_pb2, agent_state_pb2, task_pb2
+from omniroute_agent_state.checkpoint import (
+    Checkpoint,
+    TopicOffset,
+    partitions_of,
+    read_checkpoint,
+)
 from omniroute_agent_state.roster import Changes
 from omniroute_agent_state.settings import AgentStateSettings
 
@@ -56,6 +63,10 @@ class Journal:
     def __init__(self, settings: AgentStateSettings, producer: EventProducer) -> None:
         self.settings = settings
         self.producer = producer
+        # Per (topic, partition): every record before this offset is acknowledged (or
+        # was read back at start), so a checkpoint taken now reflects all of them.
+        self.covered: dict[TopicOffset, int] = {}
+        self.written = 0  # records acknowledged since start
 
     async def prepare(self) -> None:
         """Create the topics this service writes."""
@@ -65,6 +76,7 @@ class Journal:
                 self.settings.topic_agent_events,
                 self.settings.topic_task_events,
                 self.settings.topic_agent_snapshots,
+                self.settings.topic_agent_checkpoints,
             ],
             # One record per agent is all recovery needs (the embedded broker
             # accepts this and never compacts; recovery reads it all then).
@@ -86,37 +98,84 @@ class Journal:
 
     async def write(self, record: Record) -> None:
         """Publish one record; raises `BrokerUnavailable` when not acknowledged."""
-        await self.producer.publish(record.topic, record.key, record.value)
+        partition, offset = await self.producer.publish(record.topic, record.key, record.value)
+        where = (record.topic, partition)
+        self.covered[where] = max(self.covered.get(where, 0), offset + 1)
+        self.written += 1
+
+    def cover(self, ends: dict[TopicOffset, int]) -> None:
+        """Take the ends recovery read to: every record before them is in the roster."""
+        for where, end in ends.items():
+            self.covered[where] = max(self.covered.get(where, 0), end)
 
     async def record(self, changes: Changes) -> None:
         """Publish every event of `changes` at once; raises `BrokerUnavailable`."""
         await asyncio.gather(*(self.write(r) for r in self.records(changes)))
 
 
+class Source(enum.StrEnum):
+    """Where recovery read its records (the `source` label of the recovery metric)."""
+
+    CHECKPOINT = "checkpoint"
+    AGENT_SNAPSHOTS = "agent_snapshots"
+    AGENT_EVENTS = "agent_events"
+    TASK_EVENTS = "task_events"
+
+
 @dataclass
 class Recovered:
-    """What a restarted service reads back: agents, router fences, recent task events."""
+    """What a restarted service reads back: agents, router fences, recent task events.
+
+    Also where each topic partition was read to (`ends`, what the next
+    checkpoint covers) and how many records were read from each source.
+    """
 
     agents: list[agent_pb2.Agent] = field(default_factory=list)
     fences: list[agent_state_pb2.RouterFence] = field(default_factory=list)
     task_events: list[task_pb2.TaskEvent] = field(default_factory=list)
+    ends: dict[TopicOffset, int] = field(default_factory=dict)
+    records_read: dict[Source, int] = field(default_factory=lambda: dict.fromkeys(Source, 0))
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def tail_records(self) -> int:
+        """Records read after the checkpoint (all of them without one)."""
+        return sum(n for source, n in self.records_read.items() if source != Source.CHECKPOINT)
 
 
 async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Recovered:
     """Everything the service published that its state is rebuilt from, each topic to its end.
 
-    The snapshot topic holds the latest record of each agent (once Kafka has
-    compacted it) and the router fences; the agent-events topic carries the
-    same record after every change, so a record whose snapshot write was lost
-    is still found there. The roster keeps the highest version of each agent.
-    The last task event of each inquiry comes from the task-events topic (the
-    roster keeps those within its retention period), and of each agent for
-    it (what answers a retried decline or completion). The end of a topic is
-    its fetch high watermark (the embedded broker's `end_offsets()` can be
-    wrong; see the README).
+    The latest complete checkpoint (checkpoint.py) gives every agent, fence
+    and kept task event as they were when it was taken, and the offsets it
+    covers; each topic is then read only from those offsets (from the
+    beginning without a checkpoint), so the reading does not grow with the
+    topics' history. The snapshot topic holds the latest record of each agent
+    and the router fences; the agent-events topic carries the same record
+    after every change, so a record whose snapshot write was lost is still
+    found there. The roster keeps the highest version of each agent. The last
+    task event of each inquiry comes from the task-events topic (the roster
+    keeps those within its retention period, and those of open
+    reservations), and of each agent for it (what answers a retried decline
+    or completion). The end of a topic is its fetch high watermark (the
+    embedded broker's `end_offsets()` can be wrong; see the README).
     """
     found = Recovered()
     last: dict[tuple[str, str, str], task_pb2.TaskEvent] = {}  # in publishing order
+    starts: dict[TopicOffset, int] = {}
+    try:
+        checkpoint = await read_checkpoint(settings, timeout_s)
+    except (TimeoutError, InvalidEvent) as exc:  # never worse than no checkpoint
+        log.error("checkpoint unreadable; reading the topics in full", extra={"error": str(exc)})
+        checkpoint = None
+    if checkpoint is not None:
+        found.checkpoint = checkpoint
+        found.records_read[Source.CHECKPOINT] = checkpoint.records_read
+        found.agents.extend(checkpoint.agents)
+        found.fences.extend(checkpoint.fences)
+        for event in checkpoint.task_events:
+            last[(event.workspace, event.inquiry_id, event.agent_id)] = event
+        starts = checkpoint.covers
 
     def snapshot(key: bytes | None, value: bytes | None) -> None:
         if key is not None and key.startswith(FENCE_KEY_PREFIX.encode()):
@@ -135,41 +194,51 @@ async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Reco
         last.pop(scope, None)
         last[scope] = event
 
-    await _read_to_end(settings, settings.topic_agent_snapshots, snapshot, timeout_s)
-    await _read_to_end(settings, settings.topic_agent_events, agent_event, timeout_s)
-    await _read_to_end(settings, settings.topic_task_events, task_event, timeout_s)
+    for topic, source, handle in (
+        (settings.topic_agent_snapshots, Source.AGENT_SNAPSHOTS, snapshot),
+        (settings.topic_agent_events, Source.AGENT_EVENTS, agent_event),
+        (settings.topic_task_events, Source.TASK_EVENTS, task_event),
+    ):
+        ends, read = await read_from(settings, topic, starts, handle, timeout_s)
+        found.ends.update(ends)
+        found.records_read[source] = read
     found.task_events = list(last.values())
     return found
 
 
-async def _read_to_end(
+async def read_from(
     settings: AgentStateSettings,
     topic: str,
+    starts: dict[TopicOffset, int],
     handle: Callable[[bytes | None, bytes | None], None],
     timeout_s: float,
-) -> None:
-    """Hand every record of `topic` from the beginning to the high watermark to `handle`."""
+) -> tuple[dict[TopicOffset, int], int]:
+    """Hand every record of `topic` from `starts` (else the beginning) to the high watermark.
+
+    Returns the offset each partition was read to and how many records were read.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest",  # a start no longer on the topic: its beginning
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     await consumer.start()
+    read = 0
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(consumer, topic)
         if not tps:
-            return
+            return {}, 0
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            if starts.get((topic, tp.partition), 0) > 0:
+                consumer.seek(tp, starts[(topic, tp.partition)])
         deadline = time.monotonic() + timeout_s
         while True:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
+                read += len(records)
                 for record in records:
                     try:
                         handle(record.key, record.value)
@@ -181,7 +250,9 @@ async def _read_to_end(
             ends = [consumer.highwater(tp) for tp in tps]
             positions = [await consumer.position(tp) for tp in tps]
             if all(end is not None and at >= end for at, end in zip(positions, ends, strict=True)):
-                return
+                return {
+                    (topic, tp.partition): at for tp, at in zip(tps, positions, strict=True)
+                }, read
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
     finally:

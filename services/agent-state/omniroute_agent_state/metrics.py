@@ -16,11 +16,15 @@ from prometheus_client.registry import Collector
 
 from omniroute.metrics import LATENCY_BUCKETS, WorkspaceLabel
 from omniroute.v1 import agent_pb2, inquiry_pb2
+from omniroute_agent_state.journal import Source
 from omniroute_agent_state.records import SkipReason
 from omniroute_agent_state.roster import Roster, channel_name
 
 if TYPE_CHECKING:
     from omniroute_agent_state.outbox import Outbox
+
+# Records per write round: one call writes about three (agent event, snapshot, task event).
+ROUND_BUCKETS = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000)
 
 METHODS = (
     "UpsertAgent",
@@ -100,6 +104,37 @@ class AgentStateMetrics:
             ["kind"],
             registry=registry,
         )
+        self.write_round_records = Histogram(
+            "omniroute_agent_state_write_round_records",
+            "Records sent to the broker per write round of the outbox: concurrent calls "
+            "share one round (group commit), so this grows with the load; a re-send after a "
+            "failure is a round of its own.",
+            buckets=ROUND_BUCKETS,
+            registry=registry,
+        )
+        self.recovery_records = Gauge(
+            "omniroute_agent_state_recovery_records",
+            "Records read at the last start, by source: the latest checkpoint, and each topic "
+            "after the offsets it covers (everything without one).",
+            ["source"],
+            registry=registry,
+        )
+        for source in Source:
+            self.recovery_records.labels(source.value)
+        self.recovery_seconds = Gauge(
+            "omniroute_agent_state_recovery_seconds",
+            "How long the last start took to read its state back (before serving).",
+            registry=registry,
+        )
+        self.checkpoints = Counter(
+            "omniroute_agent_state_checkpoints_total",
+            "Checkpoints of the whole state, by outcome: written, failed (the previous one "
+            "stays the latest; retried when the next is due).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("written", "failed"):
+            self.checkpoints.labels(outcome)
         self.unacknowledged = Gauge(
             "omniroute_agent_state_unacknowledged_changes",
             "Changes made but not yet acknowledged by the broker (the outbox; callers wait).",

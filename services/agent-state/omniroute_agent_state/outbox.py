@@ -61,12 +61,14 @@ class Outbox:
         journal: Journal,
         on_durable: Callable[[Changes], None],
         on_failed_send: Callable[[], None] = lambda: None,
+        on_round: Callable[[int], None] = lambda records: None,
         retry_s: float = 0.2,
         max_retry_s: float = 5.0,
     ) -> None:
         self.journal = journal
         self.on_durable = on_durable
         self.on_failed_send = on_failed_send
+        self.on_round = on_round  # told how many records each write round sends
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
         self.batches: deque[_Batch] = deque()
@@ -137,6 +139,7 @@ class Outbox:
         pause = self.retry_s
         while True:
             sending = [(batch, record) for batch in round_ for record in batch.unsent]
+            self.on_round(len(sending))
             results = await asyncio.gather(
                 *(self.journal.write(record) for _, record in sending), return_exceptions=True
             )

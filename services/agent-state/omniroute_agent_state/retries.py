@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from omniroute.v1 import agent_state_pb2
 from omniroute_agent_state.roster import InvalidRequest
 
 MAX_REQUEST_ID = 128
@@ -40,7 +41,8 @@ class RequestLog:
     def find(self, method: str, request: Message, mono: float) -> Remembered | None:
         """The remembered answer to this request's id; None when it is new (or has none).
 
-        INVALID_ARGUMENT when the id was used for a different request.
+        INVALID_ARGUMENT when the id was used for a different request (one that
+        differs in more than what it only carries along, see `_CARRIED`).
         """
         request_id = _request_id(request)
         if not request_id:
@@ -84,5 +86,20 @@ def _request_id(request: Message) -> str:
     return request_id
 
 
+# Fields a request carries along without agent-state deciding anything by them:
+# a retry may rebuild them (the router's assignment holds the time it was made),
+# so they are no part of what makes it the same request.
+_CARRIED: dict[type[Message], tuple[str, ...]] = {
+    agent_state_pb2.ReserveAgentRequest: ("assignment",),
+}
+
+
 def _fingerprint(request: Message) -> bytes:
+    carried = _CARRIED.get(type(request))
+    if carried:
+        decided = type(request)()
+        decided.CopyFrom(request)
+        for name in carried:
+            decided.ClearField(name)
+        request = decided
     return request.SerializeToString(deterministic=True)

@@ -56,6 +56,17 @@ class NotPossible(RosterError):
     """The request is valid but the agent's state does not allow it now."""
 
 
+class Finished(NotPossible):
+    """The inquiry was resolved: it is never offered again (FAILED_PRECONDITION).
+
+    `last_event` is its COMPLETED event, so the caller can close it too.
+    """
+
+    def __init__(self, message: str, last_event: TaskEvent) -> None:
+        super().__init__(message)
+        self.last_event = last_event
+
+
 class Fenced(RosterError):
     """A router worker acting for a partition it no longer owns (older generation)."""
 
@@ -132,6 +143,12 @@ class Changes:
             self.fences + more.fences,
         )
 
+    def add(self, more: Changes) -> None:
+        """Append `more` to these changes (in place: a long batch stays linear)."""
+        self.agent_events.extend(more.agent_events)
+        self.task_events.extend(more.task_events)
+        self.fences.extend(more.fences)
+
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences)
 
@@ -200,6 +217,9 @@ class Roster:
         # which answers a retried decline or completion after the inquiry moved on.
         self.last_events: dict[InquiryKey, tuple[TaskEvent, float]] = {}
         self.agent_outcomes: dict[tuple[str, str, str], tuple[TaskEvent, float]] = {}
+        # The last event of an inquiry still held but older than the retention:
+        # kept while the reservation is open, for the recovery repair (checkpoints).
+        self.held_events: dict[InquiryKey, TaskEvent] = {}
         self.new_id = new_id
 
     # -- queries --------------------------------------------------------------
@@ -435,16 +455,24 @@ class Roster:
 
         An inquiry (of a workspace) holds at most one reservation: when it
         already has one (on any agent of the workspace), that one is returned
-        with `already=True` and nothing changes.
+        with `already=True` and nothing changes. An inquiry whose last event
+        (within the retention period) resolved it is refused (`Finished`); one
+        completed with a follow-up or an escalation is routed again, so it is not.
         """
         mono = now if mono is None else mono
         _require(agent_id, "agent_id")
         _require(inquiry_id, "inquiry_id")
         if channel not in inquiry_pb2.Channel.values() or channel == 0:
             raise InvalidRequest("channel is required")
-        held = self.reservation(workspace or self.get(agent_id).workspace, inquiry_id)
+        scope = workspace or self.get(agent_id).workspace
+        held = self.reservation(scope, inquiry_id)
         if held is not None:
             return held[0], held[1], True, Changes()
+        last = self.last_event(scope, inquiry_id)
+        if last is not None and _resolved(last):
+            # A router that lost its record of the resolution (a worker killed
+            # before its state was durable) must not offer it again.
+            raise Finished(f"inquiry {inquiry_id!r} was resolved by {last.agent_id!r}", last)
         agent = self.get(agent_id)
         if workspace and agent.workspace != workspace:
             raise InvalidRequest(f"workspace: agent {agent_id!r} belongs to {agent.workspace!r}")
@@ -497,7 +525,7 @@ class Roster:
                 results.append(Refused(refusal, _copy(known) if known is not None else None))
                 continue
             results.append(Reserved(_copy(reservation), _copy(agent), already))
-            changes = changes.then(made)
+            changes.add(made)
         return results, changes
 
     def withdraw(
@@ -727,9 +755,30 @@ class Roster:
         for table in (self.last_events, self.agent_outcomes):
             while table:
                 key = next(iter(table))
-                if table[key][1] > horizon:  # type: ignore[index]
+                event, at = table[key]  # type: ignore[index]
+                if at > horizon:
                     break
                 del table[key]  # type: ignore[arg-type]
+                if table is self.last_events and key in self.holder:
+                    self.held_events[key] = event  # type: ignore[index]
+
+    def kept_events(self) -> TaskEvents:
+        """Every task event the roster keeps, in publishing order (what a checkpoint holds).
+
+        The last event of each held inquiry older than the retention first,
+        then each inquiry's and each agent's last event for it, oldest first;
+        `restore` takes them back as it takes them from the topic.
+        """
+        timed = sorted(
+            [*self.last_events.values(), *self.agent_outcomes.values()], key=lambda kept: kept[1]
+        )
+        events = [e for key, e in self.held_events.items() if key in self.holder]
+        seen: set[str] = set()
+        for event, _ in timed:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                events.append(event)
+        return events
 
     # -- desktop sessions -----------------------------------------------------
 
@@ -890,8 +939,12 @@ class Roster:
         retention = self.policy.event_retention_s
         for event in task_events:
             age = _clamp(now - seconds(event.occurred_at), retention)
-            if age < retention and event.workspace and event.inquiry_id:
+            if not (event.workspace and event.inquiry_id):
+                continue
+            if age < retention:
                 self._remember(event, mono - age)
+            elif (event.workspace, event.inquiry_id) in self.holder:
+                self.held_events[(event.workspace, event.inquiry_id)] = event
         return refused
 
     def remember(self, events: Iterable[TaskEvent], mono: float) -> None:
@@ -1009,11 +1062,20 @@ class Roster:
 
     def _remember(self, event: TaskEvent, mono: float) -> None:
         key = (event.workspace, event.inquiry_id)
+        self.held_events.pop(key, None)
         self.last_events.pop(key, None)  # re-inserted last: the dict stays oldest first
         self.last_events[key] = (event, mono)
         by_agent = (event.workspace, event.inquiry_id, event.agent_id)
         self.agent_outcomes.pop(by_agent, None)
         self.agent_outcomes[by_agent] = (event, mono)
+
+
+def _resolved(event: TaskEvent) -> bool:
+    """Whether the event ended the inquiry for good (not a follow-up or an escalation)."""
+    return event.type == TaskEvent.TYPE_COMPLETED and event.resolution in (
+        task_pb2.RESOLUTION_RESOLVED,
+        task_pb2.RESOLUTION_UNSPECIFIED,
+    )
 
 
 def _check_escalation(escalation: task_pb2.Escalation, tier: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from omniroute.grpc_client import AGENT_RECORD_METADATA, LAST_EVENT_METADATA
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator, Caller, PermissionDenied, Unauthenticated
@@ -34,6 +35,7 @@ from omniroute_agent_state.retries import RequestLog
 from omniroute_agent_state.roster import (
     Changes,
     Fenced,
+    Finished,
     InvalidRequest,
     NotPossible,
     Refused,
@@ -79,10 +81,6 @@ def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, BrokerUnavailable):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
-
-
-# Trailing metadata of a refused ReserveAgent: the agent's record as it is now.
-AGENT_RECORD_METADATA = "omniroute-agent-bin"
 
 
 def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
@@ -376,6 +374,13 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                     now,
                     mono,
                 )
+            except Finished as finished:
+                self.metrics.reservations.labels("refused").inc()
+                # Why: the event that resolved it, so the router closes it too.
+                context.set_trailing_metadata(
+                    ((LAST_EVENT_METADATA, finished.last_event.SerializeToString()),)
+                )
+                raise
             except NotPossible:
                 self.metrics.reservations.labels("refused").inc()
                 refused = self.roster.agents.get(request.agent_id)
@@ -782,7 +787,9 @@ def _refusal(refused: Refused) -> agent_state_pb2.ReserveAgentResult:
     """A refused reservation's result: the code and message ReserveAgent would answer."""
     code, message = _status_of(refused.error)
     refusal = agent_state_pb2.ReserveRefusal(code=code.value[0], message=message)
-    if isinstance(refused.error, NotPossible) and refused.agent is not None:
+    if isinstance(refused.error, Finished):
+        refusal.last_event.CopyFrom(refused.error.last_event)  # resolved: the caller closes it
+    elif isinstance(refused.error, NotPossible) and refused.agent is not None:
         refusal.agent.CopyFrom(refused.agent)  # the caller's picture was stale
     return agent_state_pb2.ReserveAgentResult(refused=refusal)
 

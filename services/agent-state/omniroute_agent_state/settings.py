@@ -20,6 +20,21 @@ class AgentStateSettings(CommonSettings):
         description="Latest full record of every agent, keyed by agent id (compacted on Kafka); "
         "the service rebuilds its state from it at start.",
     )
+    topic_agent_checkpoints: str = Field(
+        "agent-checkpoints",
+        description="Checkpoints of the whole state (one key, so one partition); a restart "
+        "reads the latest and only the records after it.",
+    )
+    checkpoint_records: int = Field(
+        100_000,
+        ge=0,
+        description="Take a checkpoint once this many records (and at least twice the agent "
+        "count) were written since the last one; a restart then reads at most about that "
+        "many records after it. 0: no checkpoints (a restart reads every topic in full).",
+    )
+    checkpoint_check_s: float = Field(
+        1.0, gt=0, description="How often to see whether a checkpoint is due."
+    )
     offer_ttl_s: float = Field(
         20.0, gt=0, description="How long an offer holds the agent's slot before it expires."
     )

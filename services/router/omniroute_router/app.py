@@ -110,6 +110,9 @@ class Router:
         # The partitions this worker owns, with the consumer-group generation it
         # joined them in: the fence sent with every reservation and withdrawal.
         self.owned: dict[int, int] = {}
+        # When (wall clock) it was given each: inquiries published before then
+        # may have been routed by the previous owner, whose state may be lost.
+        self.taken_over_at: dict[int, float] = {}
         # The group generation the consumer is in now (None: unknown); set by create_app.
         self.live_generation: Callable[[], int | None] = lambda: None
         self.partition_of: dict[str, int] = {}
@@ -149,6 +152,7 @@ class Router:
     def assigned(self, partitions: Any, generation: int) -> None:
         """The group gave this worker `partitions` in `generation`."""
         self.owned = dict.fromkeys(partitions, generation)
+        self.taken_over_at = dict.fromkeys(partitions, self.clock())
 
     def revoked(self) -> None:
         """The partitions may move: own none until the next assignment."""
@@ -223,6 +227,9 @@ class Router:
         ticked: dict[int, EventT] = {}
         # One record per partition in this batch: table writes are placed on its partition.
         acting: dict[int, EventT] = {}
+        # Inquiries published before this worker took their partition over, per
+        # workspace: checked with agent-state before they may be offered.
+        checks: dict[str, list[str]] = {}
         for event in events:
             message = event.message
             source = self.topic_input.get(message.topic, message.topic)
@@ -236,7 +243,7 @@ class Router:
                 ticked[message.partition] = event
                 continue
             try:
-                workspace, outcome = await self._apply(source, event, now)
+                workspace, outcome = await self._apply(source, event, now, checks)
             except InvalidEvent as exc:
                 await self._dead_letter(event, source, str(exc))
                 continue
@@ -263,7 +270,14 @@ class Router:
             self.metrics.events.labels("ticks", "processed").inc()
         last = events[-1]
         steps = [
-            self._step(workspace, partition, workspace in full, acting.get(partition, last), now)
+            self._step(
+                workspace,
+                partition,
+                workspace in full,
+                checks.get(workspace, []),
+                acting.get(partition, last),
+                now,
+            )
             for workspace, partition in touched.items()
         ]
         failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if r is not None]
@@ -275,19 +289,33 @@ class Router:
                 acting_on(ticked[partition])
                 self.tables.set_sweep_checkpoint(partition, checkpoint)
 
-    async def _apply(self, source: str, event: EventT, now: float) -> tuple[str, str]:
+    async def _apply(
+        self, source: str, event: EventT, now: float, checks: dict[str, list[str]]
+    ) -> tuple[str, str]:
         """Apply one record to its workspace's core: (the workspace, the outcome label)."""
         message = event.message
         if source == "inquiries":
             self.stream_offsets[message.partition] = message.offset
-            return await self._on_inquiry(message.key, event.value, message.partition, now)
+            workspace, outcome, check = await self._on_inquiry(
+                message.key, event.value, message.partition, now, message.timestamp
+            )
+            if check:
+                checks.setdefault(workspace, []).append(check)
+            return workspace, outcome
         if source == "agent-events":
             return self._on_agent_event(event.value, message.partition)
         return self._on_task_event(event.value, message.partition, now)
 
     async def _on_inquiry(
-        self, key: bytes | None, value: bytes, partition: int, now: float
-    ) -> tuple[str, str]:
+        self,
+        key: bytes | None,
+        value: bytes,
+        partition: int,
+        now: float,
+        published_at: float | None = None,
+    ) -> tuple[str, str, str]:
+        """(the workspace, the outcome label, the inquiry's id when it is to be checked
+        with agent-state before it may be offered)."""
         proto = decode(inquiry_pb2.Inquiry, value)
         inquiry = inquiry_from_proto(proto, now)
         if key != proto.workspace.encode():
@@ -295,10 +323,14 @@ class Router:
             # partition. Re-publish keyed by workspace so its owner gets it.
             await self.inquiries_topic.send(key=proto.workspace.encode(), value=value)
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
-            return "", "processed"
+            return "", "processed", ""
         router = self._router(proto.workspace, partition)
-        if not router.admit(inquiry, now):
-            return proto.workspace, "duplicate"
+        # Published before this worker took the partition over: the owner before
+        # it may have offered or even finished it and died before its state was
+        # durable. Offered only once agent-state has had its word.
+        verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
+        if not router.admit(inquiry, now, verify=verify):
+            return proto.workspace, "duplicate", ""
         self.tables.keep_content(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
@@ -308,7 +340,7 @@ class Router:
                 "queue": inquiry.queue,
             },
         )
-        return proto.workspace, "processed"
+        return proto.workspace, "processed", inquiry.id if verify else ""
 
     def _on_agent_event(self, value: bytes, partition: int) -> tuple[str, str]:
         event = decode(agent_pb2.AgentEvent, value)
@@ -384,18 +416,26 @@ class Router:
         return router.resolved(event.inquiry_id, event.agent_id, now)
 
     async def _step(
-        self, workspace: str, partition: int, full: bool, acting: EventT, now: float
+        self,
+        workspace: str,
+        partition: int,
+        full: bool,
+        checks: list[str],
+        acting: EventT,
+        now: float,
     ) -> None:
         """One workspace's step after a batch: plan, reserve, publish, write, withdraw.
 
-        `full` (its partition ticked): first the time-driven work and the
-        checks with agent-state, then a plan over everything waiting; otherwise
-        a plan for what the batch changed.
+        `checks`: inquiries to check with agent-state first (published before
+        this worker took the partition over). `full` (its partition ticked):
+        first the time-driven work and the checks with agent-state, then a plan
+        over everything waiting; otherwise a plan for what the batch changed.
         """
         acting_on(acting)  # this step's table writes go to the workspace's partition
         if not self.owns(partition):
             return
         router = self._router(workspace, partition)
+        await self._check(router, partition, checks, "takeover", now)
         if full:
             router.housekeeping(now)
             await self._reconcile_workspace(router, partition, now)
@@ -660,8 +700,15 @@ class Router:
             return False  # lost the partition while the reservations were out
         available = True
         offered: list[task_pb2.Assignment] = []
+        resolved: list[str] = []
         for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):
-            if isinstance(result, ReservationRefused):
+            if isinstance(result, ReservationRefused) and result.last_event is not None:
+                # Resolved already (its record lost here, e.g. with a killed
+                # worker's unwritten state): the check applies agent-state's
+                # events as if consumed, so it is closed, not planned again.
+                self.metrics.reservations_refused.inc()
+                resolved.append(inquiry.id)
+            elif isinstance(result, ReservationRefused):
                 self.metrics.reservations_refused.inc()
                 # Take agent-state's record when it sent one; otherwise keep
                 # the agent out of planning until its next event.
@@ -679,6 +726,7 @@ class Router:
                 offered.append(self._offered(router, inquiry, offer, assignment, result, now))
         for assignment in offered:
             await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
+        await self._check(router, partition, resolved, "refused", now)
         return available
 
     def _offered(

@@ -10,7 +10,7 @@ from omniroute.metrics import LATENCY_BUCKETS
 WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 INPUT_TOPICS = ("inquiries", "agent-events", "task-events", "ticks")
 OFFER_FAILURES = ("declined", "offer_timeout", "withdrawn")
-RECONCILE_TRIGGERS = ("overdue", "workspace", "swept")
+RECONCILE_TRIGGERS = ("overdue", "workspace", "swept", "takeover", "refused")
 RECONCILE_OUTCOMES = ("agreed", "adopted", "apply_event", "requeued", "unknown")
 
 

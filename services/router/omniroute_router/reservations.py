@@ -28,14 +28,22 @@ _MAX_KEY = 120
 
 
 class ReservationRefused(Exception):
-    """agent-state refused: the agent is not available or has no free slot.
+    """agent-state refused: the agent is not available or has no free slot,
+    or the inquiry was resolved already.
 
-    `agent` is the agent's record as agent-state has it, when it sent one.
+    `agent` is the agent's record as agent-state has it, when it sent one;
+    `last_event` the TaskEvent that resolved the inquiry, when that is why.
     """
 
-    def __init__(self, reason: str, agent: agent_pb2.Agent | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        agent: agent_pb2.Agent | None = None,
+        last_event: task_pb2.TaskEvent | None = None,
+    ) -> None:
         super().__init__(reason)
         self.agent = agent
+        self.last_event = last_event
 
 
 class AgentStateUnavailable(Exception):
@@ -236,7 +244,8 @@ def _reserve_result(
         raise Fenced(refusal.message or "ABORTED")
     if code in _REFUSALS:
         agent = refusal.agent if refusal.HasField("agent") else None
-        return ReservationRefused(refusal.message or code.name, agent)
+        resolved = refusal.last_event if refusal.HasField("last_event") else None
+        return ReservationRefused(refusal.message or code.name, agent, resolved)
     name = code.name if code is not None else str(refusal.code)
     return AgentStateUnavailable(f"{name}: {refusal.message}")
 

@@ -1259,7 +1259,10 @@ class WorkspaceRouter:
         channels = [ch for ch in agent.capacity if agent.free_on(ch)]
         self._idle_keys[agent_id] = (key, channels)
         for channel in channels:
-            self._idle_order.setdefault(channel, SortedList()).add(key)
+            order = self._idle_order.get(channel)
+            if order is None:
+                order = self._idle_order[channel] = SortedList()
+            order.add(key)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)
@@ -1275,7 +1278,10 @@ class WorkspaceRouter:
         if inquiry.state is InquiryState.WAITING:
             # Waiting, also for agent-state's word: counted in the queue's oldest wait.
             filed.entry = (inquiry.arrived_at, inquiry.id)
-            self._arrivals.setdefault(inquiry.queue, SortedList()).add(filed.entry)
+            arrivals = self._arrivals.get(inquiry.queue)
+            if arrivals is None:  # (a SortedList is dear to make: not a default)
+                arrivals = self._arrivals[inquiry.queue] = SortedList()
+            arrivals.add(filed.entry)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
         elif inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
