@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/services/ingest:$(CURDIR)/services/router:$(CURDIR)/services/agent-state:$(CURDIR)/services/desk:$(CURDIR)/simulator
 
-.PHONY: run test unit integration chaos lint proto proto-check bench bench-agent-state screenshots clean tools deploy-setup simulate bench-sim validate-sim kafka-broker kafka-tier
+.PHONY: run test unit integration chaos lint proto proto-check bench bench-agent-state screenshots clean tools deploy-setup simulate bench-sim bench-wait validate-sim kafka-broker kafka-tier
 
 # Apache Kafka from Maven Central for the Kafka test tier and BROKER=kafka:
 # the version of the compose file's image, jars cached (not committed) here.
@@ -117,6 +117,10 @@ bench-agent-state: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 
 bench-sim: $(STAMP)
 	$(PY) -m benchmarks.sim_bench
+
+## The estimated wait ingest tells customers against the wait they really had (simulator).
+bench-wait: $(STAMP)
+	$(PY) -m benchmarks.wait_estimate
 
 ## The full Erlang validation grid at the issue's tolerances (long: minutes).
 validate-sim: $(STAMP)

@@ -9,7 +9,7 @@ inquiries are then written straight into the router's table changelogs
 each inquiry is converted, admitted and aged by the routing core
 (`inquiry_from_proto`, `WorkspaceRouter.admit`, `housekeeping`) and
 serialised by the router's table code (`RoutingTables.persist`,
-`RoutingTables.keep_content`) and Faust's codecs, on the workspace's partition.
+`InquiryContents.keep`) and Faust's codecs, on the workspace's partition.
 (Routing a million inquiries through the worker first would take the better
 part of an hour.) For each level (10,000, then 1,000,000 waiting) the worker
 is stopped, the changelogs filled up to the level, and a worker started again:
@@ -59,6 +59,7 @@ from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from omniroute_router import config as routing_config
 from omniroute_router.config import WorkspaceConfig
+from omniroute_router.contents import InquiryContents
 from omniroute_router.convert import inquiry_from_proto
 from omniroute_router.routing import WorkspaceRouter
 from omniroute_router.tables import RoutingTables
@@ -325,15 +326,16 @@ def core_chunk(
     serialised by the router's own table code (`inquiries`, `contents` entries)."""
     router = WorkspaceRouter(WORKSPACE, config)
     tables = RoutingTables()
+    contents = InquiryContents()
     for n in range(first, last):
         received = now - (stop - n) / ARRIVALS_PER_S
         proto = make_inquiry(n, received, rng)
         router.admit(inquiry_from_proto(proto, received), received)
-        tables.keep_content(WORKSPACE, proto.id, encode(proto))
+        contents.keep(WORKSPACE, proto.id, encode(proto))
     router.housekeeping(now)  # the ladder steps their wait reached, as ticks did
     tables.persist(router, router.drain_changes())
     router.drain_notices()
-    return dict(tables.inquiries), dict(tables.contents)
+    return dict(tables.inquiries), dict(contents.table)
 
 
 def shifted(

@@ -47,6 +47,8 @@ create "${TOPIC_QUEUE_SNAPSHOTS:-queue-snapshots}" delete --config "retention.ms
 # agent-state: latest profile, presence and load per agent, rebuilt on restart.
 compact="--config max.compaction.lag.ms=$KAFKA_MAX_COMPACTION_LAG_MS"
 create "${TOPIC_AGENT_SNAPSHOTS:-agent-snapshots}" compact $compact
+# ingest: chat conversations, so any replica serves any of them.
+create "${TOPIC_CHAT_CONVERSATIONS:-chat-conversations}" compact $compact
 # agent-state: checkpoints of its whole state (a restart reads the latest and the
 # records after it); kept like the events they summarise.
 create "${TOPIC_AGENT_CHECKPOINTS:-agent-checkpoints}" delete $events

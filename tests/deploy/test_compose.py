@@ -225,6 +225,7 @@ def test_kafka_init_creates_every_topic_the_services_use(tmp_path: Path) -> None
     for table in ("inquiries", "agents", "threads", "workspaces", "contents", "answered"):
         assert created[f"{app_id}-{table}-changelog"] == "compact"
     assert created[env["TOPIC_AGENT_SNAPSHOTS"]] == "compact"
+    assert created["chat-conversations"] == "compact"  # ingest's conversations
     assert created[env["TOPIC_INQUIRIES"]] == "delete"
     assert created[env["TOPIC_QUEUE_SNAPSHOTS"]] == "delete"
 

@@ -56,7 +56,11 @@ async def test_chat_first_message_publishes_and_leaving_is_abandoned(
     )
     assert first.json()["published"] is True
     assert (await http.post(f"{base}/messages", json={"text": "Merci"})).status_code == 202
-    [inquiry] = await inquiries.inquiries(1)
+    # The later message is published on the conversation's thread with an id of its
+    # own: the router joins it to the open inquiry (test_conversations.py).
+    inquiry, later = await inquiries.inquiries(2)
+    assert (later.thread_id, later.body) == (f"chat-{cid}", "Merci")
+    assert later.id != inquiry.id
     assert inquiry.channel == inquiry_pb2.CHANNEL_CHAT
     assert (inquiry.id, inquiry.thread_id, inquiry.customer.id) == (
         conversation["inquiry_id"],
@@ -74,7 +78,7 @@ async def test_chat_first_message_publishes_and_leaving_is_abandoned(
         inquiry_pb2.CHANNEL_CHAT,
         "closed the window",
     )
-    assert len(await inquiries.settle(0.5)) == 1  # later messages queued nothing more
+    assert len(await inquiries.settle(0.5)) == 2  # leaving published no inquiry
 
 
 async def test_chat_ended_normally_is_not_abandoned_and_unknown_is_404(

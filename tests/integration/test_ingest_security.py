@@ -69,6 +69,14 @@ async def test_every_api_route_needs_a_key_for_its_workspace(http: httpx.AsyncCl
         wrong = bearer("not-a-key-at-all-000000")
         await refused(await http.post(path, headers=wrong, **body), 401, "unauthorized")
 
+    # The queue figures are read with the same keys, for the key's workspaces only.
+    for path in ("/v1/workspaces/acme/queues", "/v1/workspaces/acme/inquiries/i-1/position"):
+        await refused(await http.get(path), 401, "unauthorized")
+        globex = path.replace("acme", "globex")
+        await refused(await http.get(globex, headers=bearer(SHOP)), 403, "forbidden")
+        # No router here: the key is good, the figures do not exist.
+        await refused(await http.get(path, headers=bearer(SHOP)), 404, "not_found")
+
     response = await http.post("/v1/inquiries", json=inquiry, headers=bearer(SHOP))
     assert response.status_code == 202, response.text
     other = {**inquiry, "workspace": "globex"}

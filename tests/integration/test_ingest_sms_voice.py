@@ -123,7 +123,9 @@ async def test_call_with_ivr_choice_then_hang_up_while_queued_is_abandoned(
     }
     response = await post_signed(http, "/v1/voice/acme/calls", arrival)
     assert response.status_code == 200, response.text
-    assert "<Enqueue>acme</Enqueue>" in response.text
+    assert '<Enqueue waitUrl="/v1/voice/acme/calls/CA77/wait">acme</Enqueue>' in response.text
+    # No router publishes queue figures here: the caller hears the plain greeting.
+    assert "<Say>Thank you for waiting." in response.text
     [call] = await inquiries.inquiries(1)
     assert call.channel == inquiry_pb2.CHANNEL_VOICE
     assert (call.customer.contact_address, call.language, call.thread_id, call.external_id) == (

@@ -40,6 +40,8 @@ def ingest_settings(bootstrap: str, **overrides: Any) -> IngestSettings:
         # (the tests of keys and signatures configure them).
         "ingest_allow_anonymous": True,
         "ingest_rate_per_s": 0,  # no rate limit, except in the test of it
+        # No router runs in these tests: answers do not wait for a place in line.
+        "ingest_position_wait_s": 0,
         **env,
         **overrides,
     }

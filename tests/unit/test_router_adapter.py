@@ -293,7 +293,7 @@ def harness(**overrides: Any) -> Harness:
     )
     assignments = Topic()
     router.assignments, router.dead_letters, router.inquiries_topic = assignments, Topic(), Topic()
-    router.snapshots_topic = Topic()
+    router.snapshots.topic = Topic()
     router.assigned([P, 1], generation=7)
     return Harness(router, agent_state, reader, clock, assignments, registry)
 
@@ -396,7 +396,7 @@ async def test_the_sweep_admits_a_skipped_inquiry_but_not_a_finished_one(h: Harn
     await h.tick()
     offered = [i for i, _ in h.offered()]
     assert offered.count("skipped") == 1
-    assert f"{WS}/skipped" in h.router.tables.contents  # its content goes with the offer
+    assert f"{WS}/skipped" in h.router.contents.table  # its content goes with the offer
     assert "done-elsewhere" not in offered
     assert "done-elsewhere" in h.router.workspaces[WS].finished
     assert h.router.tables.sweep_checkpoint(P) == 4

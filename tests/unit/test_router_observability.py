@@ -105,7 +105,7 @@ def test_unconfigured_workspaces_are_summed_under_other() -> None:
         def send_soon(self, key: bytes, value: bytes) -> None:
             published.append(key)
 
-    router.snapshots_topic = Topic()
+    router.snapshots.topic = Topic()
     now = 1_800_000_000.0
     waiting = {"acme": 1, "stranger-1": 2, "stranger-2": 3}
     for workspace, count in waiting.items():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from omniroute.codec import encode, seconds
-from omniroute.v1 import inquiry_pb2, task_pb2
+from omniroute.codec import decode, encode, seconds
+from omniroute.v1 import inquiry_pb2, queue_pb2, task_pb2
 from omniroute_router.config import Queue, QueueMatch, WorkspaceConfig
-from omniroute_router.contents import attach
-from omniroute_router.snapshots import build_snapshot, utc_day
-from omniroute_router.tables import RoutingTables
+from omniroute_router.contents import InquiryContents
+from omniroute_router.snapshots import QueueSnapshots, build_snapshot, utc_day
 from tests.unit.test_router_routing import T0, agent, inquiry, router
 
 TWO_QUEUES = WorkspaceConfig(
@@ -41,32 +40,42 @@ def test_a_snapshot_counts_each_queue_by_state_and_the_oldest_wait() -> None:
 
 
 def test_answers_are_counted_per_queue_and_utc_day() -> None:
-    tables = RoutingTables()
+    snapshots = QueueSnapshots(table={})
     day_one = 1_700_000_000.0  # 2023-11-14 22:13 UTC
-    tables.count_answer("acme", "billing", True, day_one)
-    tables.count_answer("acme", "billing", False, day_one + 60)
-    tables.count_answer("acme", "billing", None, day_one + 120)
-    tables.count_answer("other", "billing", True, day_one)
-    assert tables.answered_today("acme", day_one) == {"billing": [1, 3, 1]}
+    snapshots.answered("acme", "billing", True, day_one)
+    snapshots.answered("acme", "billing", False, day_one + 60)
+    snapshots.answered("acme", "billing", None, day_one + 120)
+    snapshots.answered("other", "billing", True, day_one)
+    assert snapshots.today("acme", day_one) == {"billing": [1, 3, 1]}
     next_day = day_one + 2 * 3600
     assert utc_day(next_day) != utc_day(day_one)
-    assert tables.answered_today("acme", next_day) == {}
-    tables.count_answer("acme", "billing", True, day_one + 2 * 86400)
-    assert tables.answered_today("acme", day_one) == {}  # two days later, the old day is dropped
-    assert tables.answered_today("other", day_one) == {"billing": [1, 1, 0]}
+    assert snapshots.today("acme", next_day) == {}
+    snapshots.answered("acme", "billing", True, day_one + 2 * 86400)
+    assert snapshots.today("acme", day_one) == {}  # two days later, the old day is dropped
+    assert snapshots.today("other", day_one) == {"billing": [1, 1, 0]}
 
 
-def test_a_snapshot_carries_todays_answers() -> None:
+def test_publishing_sends_the_snapshot_keyed_by_workspace() -> None:
+    sent: list[tuple[bytes, bytes]] = []
+
+    class Topic:
+        def send_soon(self, key: bytes, value: bytes) -> None:
+            sent.append((key, value))
+
     r = router(None)
     r.admit(inquiry("q1", arrived_at=T0), T0)
-    tables = RoutingTables()
-    tables.count_answer("acme", "default", True, T0)
-    snapshot = build_snapshot(r, tables.answered_today("acme", T0 + 2), T0 + 2)
+    snapshots = QueueSnapshots(table={}, topic=Topic())
+    snapshots.answered("acme", "default", True, T0)
+    published = snapshots.publish(r, T0 + 2)
+    [(key, value)] = sent
+    assert decode(queue_pb2.QueueSnapshot, value) == published
+    snapshot = decode(queue_pb2.QueueSnapshot, value)
+    assert key == b"acme"
     assert [(q.name, q.waiting, q.answered_today) for q in snapshot.queues] == [("default", 1, 1)]
 
 
 def test_an_assignment_carries_the_inquiry_until_routing_ends() -> None:
-    tables = RoutingTables()
+    contents = InquiryContents(table={})
     published = inquiry_pb2.Inquiry(
         id="q1",
         workspace="acme",
@@ -74,29 +83,23 @@ def test_an_assignment_carries_the_inquiry_until_routing_ends() -> None:
         body="<b>hi</b>",
         channel=inquiry_pb2.CHANNEL_CHAT,
     )
-    r = router(None)
-    r.admit(inquiry("q1", arrived_at=T0), T0)
-    tables.keep_content("acme", "q1", encode(published))
+    contents.keep("acme", "q1", encode(published))
     offer = task_pb2.Assignment(inquiry_id="q1", workspace="acme", agent_id="a1")
-    attach(offer, tables.content("acme", "q1"))
+    contents.attach(offer)
     assert offer.inquiry == published
 
     elsewhere = task_pb2.Assignment(inquiry_id="q1", workspace="other")
-    attach(elsewhere, tables.content("other", "q1"))  # ids are scoped by workspace
+    contents.attach(elsewhere)  # ids are scoped by workspace
     assert not elsewhere.HasField("inquiry")
 
-    r.abandoned("q1", T0 + 1)  # routing ends: the content goes with the next write
-    tables.persist(r, r.take_step().changes)
+    contents.forget("acme", ["q1"])
     later = task_pb2.Assignment(inquiry_id="q1", workspace="acme")
-    attach(later, tables.content("acme", "q1"))
-    assert not later.HasField("inquiry") and tables.contents == {}
+    contents.attach(later)
+    assert not later.HasField("inquiry") and contents.table == {}
 
 
 def test_unreadable_content_does_not_stop_an_offer() -> None:
-    tables = RoutingTables()
-    tables.contents["acme/q1"] = "not base64 at all!"
+    contents = InquiryContents(table={"acme/q1": "not base64 at all!"})
     offer = task_pb2.Assignment(inquiry_id="q1", workspace="acme")
-    attach(offer, tables.content("acme", "q1"))
-    assert not offer.HasField("inquiry")
-    attach(offer, b"\xff not an inquiry")
+    contents.attach(offer)
     assert not offer.HasField("inquiry")

@@ -13,6 +13,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DeliverMessageRequest(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: _task_pb2.ConversationMessage
+    def __init__(self, message: _Optional[_Union[_task_pb2.ConversationMessage, _Mapping]] = ...) -> None: ...
+
+class DeliverMessageResponse(_message.Message):
+    __slots__ = ("watched",)
+    WATCHED_FIELD_NUMBER: _ClassVar[int]
+    watched: bool
+    def __init__(self, watched: _Optional[bool] = ...) -> None: ...
+
 class HeartbeatRequest(_message.Message):
     __slots__ = ("agent_id",)
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -256,26 +268,30 @@ class WatchOffersRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("reservation", "assignment", "offered_at", "status", "reason")
+    __slots__ = ("reservation", "assignment", "offered_at", "status", "reason", "message")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_OPEN: _ClassVar[Offer.Status]
         STATUS_WITHDRAWN: _ClassVar[Offer.Status]
         STATUS_TIMED_OUT: _ClassVar[Offer.Status]
+        STATUS_MESSAGE: _ClassVar[Offer.Status]
     STATUS_OPEN: Offer.Status
     STATUS_WITHDRAWN: Offer.Status
     STATUS_TIMED_OUT: Offer.Status
+    STATUS_MESSAGE: Offer.Status
     RESERVATION_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     OFFERED_AT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     reservation: _agent_pb2.Reservation
     assignment: _task_pb2.Assignment
     offered_at: _timestamp_pb2.Timestamp
     status: Offer.Status
     reason: str
-    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., offered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Offer.Status, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    message: _task_pb2.ConversationMessage
+    def __init__(self, reservation: _Optional[_Union[_agent_pb2.Reservation, _Mapping]] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., offered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Offer.Status, str]] = ..., reason: _Optional[str] = ..., message: _Optional[_Union[_task_pb2.ConversationMessage, _Mapping]] = ...) -> None: ...
 
 class WatchAgentsRequest(_message.Message):
     __slots__ = ("workspace",)

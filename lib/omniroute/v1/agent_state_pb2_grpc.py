@@ -115,6 +115,11 @@ class AgentStateStub:
                 request_serializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.FromString,
                 _registered_method=True)
+        self.DeliverMessage = channel.unary_unary(
+                '/omniroute.v1.AgentState/DeliverMessage',
+                request_serializer=omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageResponse.FromString,
+                _registered_method=True)
 
 
 class AgentStateServicer:
@@ -254,6 +259,17 @@ class AgentStateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverMessage(self, request, context):
+        """The router: a customer's new message on an inquiry the agent holds
+        (offered or accepted) is pushed on the agent's WatchOffers streams as an
+        Offer with status MESSAGE (and again to a desk that reconnects while the
+        agent holds the inquiry). FAILED_PRECONDITION when the agent holds no
+        reservation of the inquiry. Administrators (the router) only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentStateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -336,6 +352,11 @@ def add_AgentStateServicer_to_server(servicer, server):
                     servicer.TransferTask,
                     request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.FromString,
                     response_serializer=omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.SerializeToString,
+            ),
+            'DeliverMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverMessage,
+                    request_deserializer=omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -770,6 +791,33 @@ class AgentState:
             '/omniroute.v1.AgentState/TransferTask',
             omniroute_dot_v1_dot_agent__state__pb2.TransferTaskRequest.SerializeToString,
             omniroute_dot_v1_dot_agent__state__pb2.TransferTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.AgentState/DeliverMessage',
+            omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageRequest.SerializeToString,
+            omniroute_dot_v1_dot_agent__state__pb2.DeliverMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueueStats(_message.Message):
-    __slots__ = ("name", "waiting", "oldest_wait_s", "offered", "in_progress", "scheduled", "answered_today", "answered_within_target_today", "answered_without_target_today")
+    __slots__ = ("name", "waiting", "oldest_wait_s", "offered", "in_progress", "scheduled", "answered_today", "answered_within_target_today", "answered_without_target_today", "service_rate_per_s", "estimated_wait_s", "waiting_ids", "offered_ids", "in_progress_ids")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     OLDEST_WAIT_S_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,11 @@ class QueueStats(_message.Message):
     ANSWERED_TODAY_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_WITHIN_TARGET_TODAY_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_WITHOUT_TARGET_TODAY_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_RATE_PER_S_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    WAITING_IDS_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_IDS_FIELD_NUMBER: _ClassVar[int]
+    IN_PROGRESS_IDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     waiting: int
     oldest_wait_s: float
@@ -29,7 +34,12 @@ class QueueStats(_message.Message):
     answered_today: int
     answered_within_target_today: int
     answered_without_target_today: int
-    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_s: _Optional[float] = ..., offered: _Optional[int] = ..., in_progress: _Optional[int] = ..., scheduled: _Optional[int] = ..., answered_today: _Optional[int] = ..., answered_within_target_today: _Optional[int] = ..., answered_without_target_today: _Optional[int] = ...) -> None: ...
+    service_rate_per_s: float
+    estimated_wait_s: float
+    waiting_ids: _containers.RepeatedScalarFieldContainer[str]
+    offered_ids: _containers.RepeatedScalarFieldContainer[str]
+    in_progress_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_s: _Optional[float] = ..., offered: _Optional[int] = ..., in_progress: _Optional[int] = ..., scheduled: _Optional[int] = ..., answered_today: _Optional[int] = ..., answered_within_target_today: _Optional[int] = ..., answered_without_target_today: _Optional[int] = ..., service_rate_per_s: _Optional[float] = ..., estimated_wait_s: _Optional[float] = ..., waiting_ids: _Optional[_Iterable[str]] = ..., offered_ids: _Optional[_Iterable[str]] = ..., in_progress_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueueSnapshot(_message.Message):
     __slots__ = ("workspace", "taken_at", "day", "queues")

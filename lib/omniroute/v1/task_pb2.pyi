@@ -122,3 +122,17 @@ class TaskEvent(_message.Message):
     escalation: Escalation
     target_agent_id: str
     def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[TaskEvent.Type, str]] = ..., inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., follow_up: _Optional[_Union[FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., target_agent_id: _Optional[str] = ...) -> None: ...
+
+class ConversationMessage(_message.Message):
+    __slots__ = ("workspace", "inquiry_id", "agent_id", "message", "joined_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    inquiry_id: str
+    agent_id: str
+    message: _inquiry_pb2.Inquiry
+    joined_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., message: _Optional[_Union[_inquiry_pb2.Inquiry, _Mapping]] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

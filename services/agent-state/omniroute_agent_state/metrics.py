@@ -43,6 +43,7 @@ METHODS = (
     "WithdrawOffer",
     "GetReservation",
     "ListReservations",
+    "DeliverMessage",
 )
 
 

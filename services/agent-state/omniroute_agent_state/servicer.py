@@ -29,6 +29,7 @@ from omniroute.grpc_client import AGENT_RECORD_METADATA, LAST_EVENT_METADATA
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator, Caller, PermissionDenied, Unauthenticated
+from omniroute_agent_state.messages import DeliveredMessages
 from omniroute_agent_state.metrics import AgentStateMetrics
 from omniroute_agent_state.outbox import Outbox
 from omniroute_agent_state.retries import RequestLog
@@ -181,6 +182,8 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         # Agents with an open WatchOffers stream: the stream keeps their session alive.
         self.open_desks: Counter[str] = Counter()
         self.failing_expiry: dict[str, str] = {}  # agent id -> why its expiry fails
+        # Customer messages on held offers and tasks, for desks that connect later.
+        self.messages = DeliveredMessages()
 
     # -- plumbing -------------------------------------------------------------
 
@@ -588,6 +591,37 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
 
         return await self.commit("TransferTask", request, context, apply)
 
+    @rpc
+    async def DeliverMessage(
+        self, request: agent_state_pb2.DeliverMessageRequest, context: Any
+    ) -> agent_state_pb2.DeliverMessageResponse:
+        """Push a customer's new message to the agent holding its inquiry."""
+        self.caller(context, "DeliverMessage", None)
+        message = request.message
+        for value, name in (
+            (message.workspace, "message.workspace"),
+            (message.inquiry_id, "message.inquiry_id"),
+            (message.agent_id, "message.agent_id"),
+            (message.message.id, "message.message.id"),
+        ):
+            _require(value, name)
+        held = self.roster.reservation(message.workspace, message.inquiry_id)
+        if held is None or held[0].agent_id != message.agent_id:
+            raise NotPossible(f"message.agent_id: {message.agent_id} holds no reservation of the inquiry")  # fmt: skip
+        reservation, agent = held
+        ids = {r.reservation_id for r in agent.reservations}
+        if self.messages.add(agent.id, reservation.reservation_id, ids, message):
+            self.offer_watchers.push(agent.id, self._message_offer(reservation, message))
+        return agent_state_pb2.DeliverMessageResponse(watched=self.open_desks[agent.id] > 0)
+
+    def _message_offer(
+        self, reservation: agent_pb2.Reservation, message: task_pb2.ConversationMessage
+    ) -> Offer:
+        offer = self._offer(reservation)
+        offer.status = Offer.STATUS_MESSAGE
+        offer.message.CopyFrom(message)
+        return offer
+
     def _fence(
         self, request: agent_state_pb2.ReserveAgentRequest | agent_state_pb2.WithdrawOfferRequest
     ) -> None:
@@ -616,18 +650,23 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         await self._open_stream("WatchOffers", context, request.agent_id, "agent_id")
         watch = self.offer_watchers.add(request.agent_id, self.watch_queue_max)
         self.open_desks[request.agent_id] += 1
-        sent: set[tuple[str, int]] = set()
+        sent: set[tuple[str, int, str]] = set()
         try:
             for reservation in self.roster.get(request.agent_id).reservations:
                 if not reservation.accepted and reservation.reservation_id not in (
                     self.undurable_offers
                 ):
                     watch.push(self._offer(reservation))
+            agent = self.roster.get(request.agent_id)
+            by_id = {r.reservation_id: r for r in agent.reservations}
+            for reservation_id, message in self.messages.held_by(agent.id, by_id):
+                watch.push(self._message_offer(by_id[reservation_id], message))
             while True:
                 offer = await watch.queue.get()
                 if watch.overflowed:
                     await self._overflowed("WatchOffers", context)
-                key = (offer.reservation.reservation_id, offer.status)
+                # A message has an id of its own: each is sent once, however many come.
+                key = (offer.reservation.reservation_id, offer.status, offer.message.message.id)
                 if key not in sent:
                     sent.add(key)
                     yield offer

@@ -214,7 +214,7 @@ def create_app(
     board = SnapshotBoard()
     index = AssignmentIndex(settings.desk_content_max)
     readers = [
-        SnapshotReader(settings, board),
+        SnapshotReader(settings, board, "omniroute-desk"),
         AssignmentReader(settings, index, settings.desk_content_lookback_h * 3600),
     ]
 

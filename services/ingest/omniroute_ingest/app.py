@@ -19,7 +19,18 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from omniroute_ingest.attachments import AttachmentStore
-from omniroute_ingest.channels import chat, documents, email, rest, sms, social, voice, walk_in
+from omniroute_ingest.channels import (
+    chat,
+    chat_state,
+    documents,
+    email,
+    queues,
+    rest,
+    sms,
+    social,
+    voice,
+    walk_in,
+)
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.errors import BodyTooLarge, Rejected, from_validation_errors
 from omniroute_ingest.metrics import IngestMetrics
@@ -76,6 +87,8 @@ def create_app(
     store = AttachmentStore(settings.ingest_attachment_dir)
     app.state.store = store
     app.state.emails = emails = email.EmailIntake(intake, store)
+    # Chat conversations live on Kafka; the service starts the store's reader.
+    app.state.chats = chats = chat_state.ChatStore(settings, publisher, intake.monotonic)
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -114,10 +127,11 @@ def create_app(
     app.include_router(email.router(emails))
     app.include_router(sms.router(intake))
     app.include_router(voice.router(intake))
-    app.include_router(chat.router(intake))
+    app.include_router(chat.router(intake, chats))
     app.include_router(social.router(intake))
     app.include_router(documents.router(intake, store))
     app.include_router(walk_in.router(intake))
+    app.include_router(queues.router(intake))
     app.add_middleware(
         BodyLimit,  # type: ignore[arg-type]
         metrics=metrics,

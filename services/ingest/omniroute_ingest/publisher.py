@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from omniroute.codec import timestamp
-from omniroute.kafka import BrokerUnavailable, EventProducer, ensure_topics
+from omniroute.kafka import BrokerUnavailable, EventProducer, compacted, ensure_topics
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.idempotency import IdempotencyCache
 from omniroute_ingest.ids import new_id
@@ -144,11 +144,16 @@ class InquiryPublisher:
         )
         return event.event_id
 
+    async def publish_state(self, key: str, value: bytes, channel: str) -> None:
+        """Write one record of ingest's conversation state (`topic_chat_conversations`,
+        compacted) and wait for the acknowledgement; `BrokerUnavailable` otherwise."""
+        await self._write(self.settings.topic_chat_conversations, key, value, channel)
+
     async def _write(
         self,
         topic: str,
         workspace: str,
-        event: inquiry_pb2.Inquiry | task_pb2.TaskEvent,
+        event: inquiry_pb2.Inquiry | task_pb2.TaskEvent | bytes,
         channel: str,
     ) -> None:
         started = time.perf_counter()
@@ -188,10 +193,12 @@ class InquiryPublisher:
         self._producer = producer
 
     async def _ensure_topics(self) -> None:
-        topics = [self.settings.topic_inquiries, self.settings.topic_task_events]
+        state = self.settings.topic_chat_conversations
+        topics = [self.settings.topic_inquiries, self.settings.topic_task_events, state]
         try:
             await asyncio.wait_for(
-                ensure_topics(self.settings, topics), self.settings.ingest_publish_timeout_s
+                ensure_topics(self.settings, topics, {state: compacted(self.settings)}),
+                self.settings.ingest_publish_timeout_s,
             )
         except Exception as exc:
             raise BrokerUnavailable("could not reach the broker to create topics") from exc

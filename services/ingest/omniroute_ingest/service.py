@@ -1,4 +1,5 @@
-"""The running service: the HTTP server, the SMTP listener and the drop folder together.
+"""The running service: the HTTP server, the SMTP listener, the drop folder and the
+reader of the router's queue snapshots together.
 
 `IngestService` is what `__main__` runs and what the integration tests start
 in-process: start() connects to the broker (creating the topics) before any
@@ -16,6 +17,7 @@ from collections.abc import Generator
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from omniroute.feeds import SnapshotReader
 from omniroute_ingest.app import create_app
 from omniroute_ingest.channels.smtp import SmtpListener
 from omniroute_ingest.dropfolder import DropFolder
@@ -58,6 +60,10 @@ class IngestService:
             )
         )
         self._serve_task: asyncio.Task[None] | None = None
+        # The router's queue snapshots, for answers about place in line.
+        self.snapshots = SnapshotReader(
+            settings, self.app.state.intake.view.board, "omniroute-ingest"
+        )
         self.smtp = SmtpListener(self.app.state.emails, settings)
         self.drop_folder = (
             DropFolder(self.app.state.intake, self.app.state.store)
@@ -77,6 +83,8 @@ class IngestService:
         """Connect to the broker, then open the listeners."""
         await asyncio.to_thread(self.understanding.warm_up)
         await self.publisher.start()
+        self.snapshots.start()
+        self.app.state.chats.reader.start()
         self._serve_task = asyncio.create_task(self._server.serve(), name="http")
         while not self._server.started:
             if self._serve_task.done():
@@ -98,5 +106,7 @@ class IngestService:
             self._server.should_exit = True
             await self._serve_task
             self._serve_task = None
+        await self.snapshots.stop()
+        await self.app.state.chats.reader.stop()
         await self.publisher.stop()
         log.info("ingest stopped")

@@ -88,6 +88,31 @@ class IngestSettings(CommonSettings):
         gt=0,
         description="A chat conversation without a request for this long is forgotten.",
     )
+    topic_chat_conversations: str = Field(
+        "chat-conversations",
+        description="Ingest's chat conversations (compacted, key workspace/conversation id): "
+        "every replica follows it, so any replica serves any conversation.",
+    )
+    ingest_chat_sync_wait_s: float = Field(
+        3.0,
+        ge=0,
+        description="How long a request for a chat conversation this replica has not seen "
+        "waits for it to arrive from the conversations topic (started on another replica "
+        "a moment ago) before 404.",
+    )
+    ingest_position_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a call's IVR answer and a chat's first answer wait for the "
+        "router's next queue snapshot to place the new inquiry in line (the router publishes "
+        "one per ROUTER_TICK_S); 0: answer at once, with the place only if already known.",
+    )
+    ingest_snapshot_max_age_s: float = Field(
+        15.0,
+        gt=0,
+        description="A workspace's queue snapshot older than this is not used for position "
+        "and queue answers (503: the router is not publishing).",
+    )
     ingest_sms_auth_token: str = Field(
         "",
         description="SMS/voice provider auth token: webhooks must carry a valid "

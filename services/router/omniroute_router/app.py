@@ -32,7 +32,8 @@ from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.config import RoutingConfig
-from omniroute_router.contents import attach
+from omniroute_router.contents import InquiryContents
+from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
@@ -61,7 +62,7 @@ from omniroute_router.routing import (
     WorkspaceRouter,
 )
 from omniroute_router.settings import RouterSettings
-from omniroute_router.snapshots import build_snapshot
+from omniroute_router.snapshots import QueueSnapshots
 from omniroute_router.sweep import TopicReader
 from omniroute_router.tables import RoutingTables
 from omniroute_router.transport import acting_on, app_class, batches, group_generation
@@ -128,12 +129,19 @@ class Router:
         self.tables = RoutingTables()
         # The workspace label: configured workspaces by name, the rest as "other".
         self.workspace_label = WorkspaceLabel([*settings.metrics_workspaces, *config.workspaces])
+        metrics.prepare_workspaces(config.workspaces, self.workspace_label)
         self._other_queues: dict[str, tuple[dict[str, int], dict[str, float], int]] = {}
         self.assignments: Any = None
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
-        # The wallboard's queue snapshots go here.
-        self.snapshots_topic: Any = None
+        # The inquiries' content for the offers, and the wallboard's snapshots.
+        self.contents = InquiryContents()
+        # Messages joining their conversation's open inquiry (conversations.py).
+        self.conversations = Conversations(agent_state, self.contents, metrics)
+        self.snapshots = QueueSnapshots(
+            positions_limit=settings.router_positions_limit,
+            rate_window_s=settings.router_rate_window_s,
+        )
         self.topic_input = {
             settings.topic_inquiries: "inquiries",
             settings.topic_agent_events: "agent-events",
@@ -325,13 +333,16 @@ class Router:
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
             return "", "processed", ""
         router = self._router(proto.workspace, partition)
+        if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
+            return proto.workspace, "processed", ""  # joined its conversation's open inquiry
         # Published before this worker took the partition over: the owner before
         # it may have offered or even finished it and died before its state was
         # durable. Offered only once agent-state has had its word.
         verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
         if not router.admit(inquiry, now, verify=verify):
             return proto.workspace, "duplicate", ""
-        self.tables.keep_content(proto.workspace, proto.id, value)
+        self.conversations.opened(router, inquiry, now)
+        self.contents.keep(proto.workspace, proto.id, value)
         log.info(
             "inquiry queued",
             extra={
@@ -521,7 +532,7 @@ class Router:
             reservation_id=reservation.reservation_id,
             offer_expires_at=reservation.expires_at,
         )
-        attach(assignment, self.tables.content(inquiry.workspace, inquiry.id))
+        self.contents.attach(assignment)
         await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
 
     async def _reconcile_workspace(
@@ -626,7 +637,7 @@ class Router:
                 continue  # the stream dead-lettered it
             if router.is_new(inquiry.id) and router.admit(inquiry, now, verify=True):
                 found += 1
-                self.tables.keep_content(proto.workspace, proto.id, record.value)
+                self.contents.keep(proto.workspace, proto.id, record.value)
                 log.warning(
                     "inquiry found by the sweep",
                     extra={"inquiry_id": inquiry.id, "offset": record.offset},
@@ -780,6 +791,9 @@ class Router:
         if not self.owns(partition):
             return  # a worker that lost the partition writes nothing for it
         self.tables.persist(router, step.changes)
+        self.contents.forget(
+            router.workspace, [i for i in step.changes.inquiries if i not in router.inquiries]
+        )
         await self._withdraw(router, partition, step.withdrawals)
 
     def _assignment(
@@ -798,7 +812,7 @@ class Router:
             escalation_step=offer.step,
             history=inquiry.history,
         )
-        attach(assignment, self.tables.content(inquiry.workspace, inquiry.id))
+        self.contents.attach(assignment)
         return assignment
 
     def _notices(self, router: WorkspaceRouter, notices: Sequence[Notice], now: float) -> None:
@@ -818,7 +832,12 @@ class Router:
                         },
                     )
                 case NoticeKind.ABANDONED:
-                    self.metrics.abandoned.labels(notice.queue, notice.channel).inc()
+                    # A miss where the channel has a target (README, "Service level").
+                    missed = "no" if notice.channel in router.config.service_levels else "unknown"
+                    workspace = self.workspace_label(router.workspace)
+                    self.metrics.abandoned.labels(
+                        workspace, notice.queue, notice.channel, missed
+                    ).inc()
                 case NoticeKind.FOLLOW_UP_SCHEDULED:
                     self.metrics.follow_ups.labels("scheduled").inc()
                 case NoticeKind.FOLLOW_UP_DUE:
@@ -829,17 +848,15 @@ class Router:
     def _count_answer(self, router: WorkspaceRouter, notice: Notice, now: float) -> None:
         target = router.config.service_levels.get(notice.channel)
         within = None if target is None else notice.wait_s <= target
-        self.tables.count_answer(router.workspace, notice.queue, within, now)
+        self.snapshots.answered(router.workspace, notice.queue, within, now)
         label = "unknown" if within is None else ("yes" if within else "no")
         self.metrics.wait.labels(notice.queue, notice.channel).observe(notice.wait_s)
-        self.metrics.answered.labels(notice.queue, notice.channel, label).inc()
+        workspace = self.workspace_label(router.workspace)
+        self.metrics.answered.labels(workspace, notice.queue, notice.channel, label).inc()
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
         """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
-        snapshot = build_snapshot(router, self.tables.answered_today(router.workspace, now), now)
-        # Through the producer's buffer: a snapshot is replaced by the next one,
-        # so none waits for the broker.
-        self.snapshots_topic.send_soon(key=router.workspace.encode(), value=encode(snapshot))
+        snapshot = self.snapshots.publish(router, now)
         depth = {queue.name: queue.waiting for queue in snapshot.queues}
         oldest = {queue.name: queue.oldest_wait_s for queue in snapshot.queues}
         offered = sum(queue.offered for queue in snapshot.queues)
@@ -965,9 +982,9 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
     # The sweep's checkpoint per partition (key: the partition number).
     router.tables.sweeps = app.Table("sweeps", default=None, **table)
     router.live_generation = lambda: group_generation(app)
-    router.tables.contents = app.Table("contents", default=None, **table)
-    router.tables.answered = app.Table("answered", default=None, **table)
-    router.snapshots_topic = app.topic(settings.topic_queue_snapshots, **raw)
+    router.contents.table = app.Table("contents", default=None, **table)
+    router.snapshots.table = app.Table("answered", default=None, **table)
+    router.snapshots.topic = app.topic(settings.topic_queue_snapshots, **raw)
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:

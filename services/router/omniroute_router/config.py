@@ -85,6 +85,9 @@ class WorkspaceConfig:
     reoffer_block_s: float = 300.0  # the same agent is not offered the same inquiry again
     max_failed_offers: int = 3  # then the inquiry moves one step up the ladder
     sticky_wait_s: float = 120.0  # how long a follow-up waits for its last agent
+    # A message on a thread (SMS number, social thread, email thread, chat) joins
+    # the thread's open inquiry when that inquiry's last message is at most this old.
+    conversation_window_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -220,10 +223,11 @@ class Validator:
             "reoffer_block_s",
             "max_failed_offers",
             "sticky_wait_s",
+            "conversation_window_s",
         }
         ws = self.mapping(body, path, fields)
         kwargs: dict[str, Any] = {}
-        for key in ("aging_s", "reoffer_block_s", "sticky_wait_s"):
+        for key in ("aging_s", "reoffer_block_s", "sticky_wait_s", "conversation_window_s"):
             if key in ws:
                 kwargs[key] = self.number(ws, key, f"{path}.{key}", minimum=0)
         if "aging_s" in kwargs and kwargs["aging_s"] == 0:

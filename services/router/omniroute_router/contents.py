@@ -6,10 +6,13 @@ after any fail-over. So the router keeps the inquiry as it was published in a
 Faust table (a changelog topic, like the rest of its state), puts it on each
 `Assignment` it makes (`Assignment.inquiry`, which agent-state passes on to
 the desk with the offer), and drops it when routing of the inquiry ends.
-The table is read and written in `tables.py`.
 """
 
 from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 from omniroute.codec import InvalidEvent, decode
 from omniroute.v1 import inquiry_pb2, task_pb2
@@ -20,11 +23,43 @@ def content_key(workspace: str, inquiry_id: str) -> str:
     return f"{workspace}/{inquiry_id}"
 
 
-def attach(assignment: task_pb2.Assignment, encoded: bytes | None) -> None:
-    """Put the inquiry's content (as published) on the assignment, when there is one."""
-    if not encoded:
-        return
-    try:
-        assignment.inquiry.CopyFrom(decode(inquiry_pb2.Inquiry, encoded))
-    except InvalidEvent:
-        pass  # unreadable state must not stop the offer; it goes out without content
+class InquiryContents:
+    """Encoded inquiries by workspace and id; `table` is a Faust table or a plain dict."""
+
+    def __init__(self, table: MutableMapping[str, Any] | None = None) -> None:
+        self.table: MutableMapping[str, Any] = table if table is not None else {}
+
+    def keep(self, workspace: str, inquiry_id: str, encoded: bytes) -> None:
+        """Remember the inquiry as published (JSON table values: base64 text)."""
+        self.table[content_key(workspace, inquiry_id)] = base64.b64encode(encoded).decode()
+
+    def attach(self, assignment: task_pb2.Assignment) -> None:
+        """Put the inquiry's content on the assignment, when the router still has it."""
+        stored = self.table.get(content_key(assignment.workspace, assignment.inquiry_id))
+        if not stored:
+            return
+        try:
+            assignment.inquiry.CopyFrom(decode(inquiry_pb2.Inquiry, base64.b64decode(stored)))
+        except (InvalidEvent, ValueError):
+            pass  # unreadable state must not stop the offer; it goes out without content
+
+    def add_message(self, workspace: str, inquiry_id: str, message: inquiry_pb2.Inquiry) -> None:
+        """A later message of the conversation joined the inquiry: its text and
+        attachments go on the content, so the next offer shows the whole conversation."""
+        key = content_key(workspace, inquiry_id)
+        stored = self.table.get(key)
+        if not stored:
+            return
+        try:
+            inquiry = decode(inquiry_pb2.Inquiry, base64.b64decode(stored))
+        except (InvalidEvent, ValueError):
+            return
+        if message.body:
+            inquiry.body = f"{inquiry.body}\n\n{message.body}" if inquiry.body else message.body
+        inquiry.attachments.extend(message.attachments)
+        self.keep(workspace, inquiry_id, inquiry.SerializeToString())
+
+    def forget(self, workspace: str, inquiry_ids: Iterable[str]) -> None:
+        """Drop the content of inquiries whose routing ended."""
+        for inquiry_id in inquiry_ids:
+            self.table.pop(content_key(workspace, inquiry_id), None)

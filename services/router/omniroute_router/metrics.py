@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from omniroute.metrics import LATENCY_BUCKETS
+from omniroute_router.config import CHANNELS, WorkspaceConfig
 
 # Waits in queue run from seconds (voice) to hours (email, letters).
 WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
@@ -56,10 +59,14 @@ class RouterMetrics:
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
+        # Service level = answered within target / (answered + abandoned), per
+        # channel with a target (README, "Service level"): an abandon counts
+        # as a miss, so `abandoned_total` carries within_sla too ("no" where
+        # the channel has a target, "unknown" where it has none).
         self.answered = Counter(
             "omniroute_router_answered_total",
             "Inquiries answered (first offer accepted), by whether within the service level.",
-            ["queue", "channel", "within_sla"],
+            ["workspace", "queue", "channel", "within_sla"],
             registry=registry,
         )
         self.decision = Histogram(
@@ -104,8 +111,19 @@ class RouterMetrics:
         )
         self.abandoned = Counter(
             "omniroute_router_abandoned_total",
-            "Inquiries the customer left before they were answered.",
-            ["queue", "channel"],
+            "Inquiries the customer left before they were answered "
+            "(within_sla: no where the channel has a target, a miss; unknown where not).",
+            ["workspace", "queue", "channel", "within_sla"],
+            registry=registry,
+        )
+        self.conversation_messages = Counter(
+            "omniroute_router_conversation_messages_total",
+            "Customer messages that joined their conversation's open inquiry instead of "
+            "queuing, by delivery: delivered (to the agent holding it), waiting (nobody "
+            "holds it yet), failed (agent-state unreachable; the inquiry's content keeps it); "
+            "not_held: agent-state said the agent no longer holds it, and the message was "
+            "queued as a new inquiry instead.",
+            ["delivery"],
             registry=registry,
         )
         self.follow_ups = Counter(
@@ -164,11 +182,30 @@ class RouterMetrics:
             self.offer_failures.labels(reason)
         for event in ("scheduled", "due"):
             self.follow_ups.labels(event)
+        for delivery in ("delivered", "waiting", "not_held", "failed"):
+            self.conversation_messages.labels(delivery)
         for trigger in RECONCILE_TRIGGERS:
             for outcome in RECONCILE_OUTCOMES:
                 self.reconciliations.labels(trigger, outcome)
         for reason in ("abandoned", "finished"):
             self.withdrawals.labels(reason)
+
+    def prepare_workspaces(
+        self, workspaces: Mapping[str, WorkspaceConfig], label: Callable[[str], str]
+    ) -> None:
+        """Create the service-level series of the configured workspaces up front.
+
+        Unconfigured workspaces share the `label` ("other") series, created on
+        their first answer or abandon.
+        """
+        for name, workspace in workspaces.items():
+            for queue in workspace.queues:
+                for channel in CHANNELS:
+                    targeted = channel in workspace.service_levels
+                    for within in ("yes", "no") if targeted else ("unknown",):
+                        self.answered.labels(label(name), queue.name, channel, within)
+                    missed = "no" if targeted else "unknown"
+                    self.abandoned.labels(label(name), queue.name, channel, missed)
 
     def forget_workspaces(self) -> None:
         """Drop the per-workspace gauges (after partitions were revoked)."""

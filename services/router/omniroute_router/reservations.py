@@ -184,6 +184,24 @@ class AgentStateClient:
             raise _error(exc) from None
         return list(response.agents)
 
+    async def deliver_message(
+        self, message: task_pb2.ConversationMessage
+    ) -> agent_state_pb2.DeliverMessageResponse:
+        """Have agent-state push a customer's new message to the agent holding its inquiry.
+
+        Raises `ReservationRefused` when that agent no longer holds it.
+        """
+        request = agent_state_pb2.DeliverMessageRequest(message=message)
+        try:
+            response: agent_state_pb2.DeliverMessageResponse = await self._call(
+                "DeliverMessage", request
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise ReservationRefused(exc.details() or exc.code().name) from None
+            raise _error(exc) from None
+        return response
+
     async def _call(self, method: str, request: Any) -> Any:
         if self._stub is None:
             self._channel = agent_state_channel(self._target, self._root_certificates)

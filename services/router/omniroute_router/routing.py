@@ -979,6 +979,13 @@ class WorkspaceRouter:
         """Neither routed now nor finished: the sweep admits such an inquiry."""
         return inquiry_id not in self.inquiries and inquiry_id not in self.finished
 
+    def absorbed(self, inquiry_id: str, now: float) -> None:
+        """An inquiry that joined another instead of queuing (a customer's new message
+        on a conversation with an open inquiry): it counts as finished, so a
+        redelivery or the sweep never queues it."""
+        self.finished[inquiry_id] = now
+        self.changed_inquiries.add(inquiry_id)
+
     def restore_finished(self, inquiry_id: str, at: float) -> None:
         """Put back a finished id from persisted state."""
         self._remember_finished(inquiry_id, at)
@@ -1047,6 +1054,11 @@ class WorkspaceRouter:
             if last is not None and last[1] == at:
                 del self.threads[thread]
                 self.changed_threads.add(thread)
+
+    def held(self) -> Iterator[QueuedInquiry]:
+        """The inquiries offered or accepted: as many as the agents hold, not the queue."""
+        for inquiry_id in self._open:
+            yield self.inquiries[inquiry_id]
 
     def queue_stats(self, now: float) -> dict[str, QueueStats]:
         """Every queue's figures now, for the gauges and the wallboard's snapshot.

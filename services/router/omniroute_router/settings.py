@@ -89,6 +89,20 @@ class RouterSettings(AgentStateClientSettings):
         description="Most inquiries checked with agent-state per workspace and tick "
         "(the most overdue first), so a burst never stalls routing.",
     )
+    router_positions_limit: int = Field(
+        500,
+        ge=0,
+        description="Most inquiry ids per queue and state (waiting in order, offered, in "
+        "progress) on each queue snapshot, for ingest's position answers; ingest cannot place an inquiry further "
+        "back (it answers 404 saying so). Bounds the snapshot's size "
+        "(ids of about 40 bytes: 500 x 3 lists is about 60 kB per queue).",
+    )
+    router_rate_window_s: float = Field(
+        900.0,
+        gt=0,
+        description="The window over which each queue's service rate (answers per second) is "
+        "measured for the estimated wait.",
+    )
     router_recovery_consistency_check: bool = Field(
         False,
         description="Faust's recovery check that a table's persisted changelog offset is not "

@@ -161,6 +161,19 @@
       dropOffer(id);
       return;
     }
+    if (data.status === "STATUS_MESSAGE") {
+      // The customer wrote again on this offer or task: add it to what is shown.
+      const message = (data.message && data.message.message) || {};
+      const known = contents.get(data.reservation.inquiry_id);
+      if (known && known.inquiry && message.body) {
+        known.inquiry.body = known.inquiry.body ? `${known.inquiry.body}\n\n${message.body}` : message.body;
+        saveContents();
+        renderTasks();
+        renderOffers();
+      }
+      notice(`New message on “${subjectOf(known || assignment)}”: ${message.body || "(an attachment)"}`, "info");
+      return;
+    }
     if (assignment.inquiry) {
       contents.set(assignment.inquiry_id || data.reservation.inquiry_id, assignment);
       saveContents();

@@ -4,50 +4,47 @@
   first message); the first customer message publishes the inquiry (id
   derived from the conversation id, thread = the conversation).
 - `POST .../conversations/{id}/messages`: later messages belong to the
-  conversation; the chat platform carries them to the agent, so they do not
-  queue a second inquiry.
+  conversation: each is published as an inquiry of its own id on the same
+  thread, and the router joins it to the conversation's open inquiry and has
+  it delivered to the agent handling it (a new inquiry, preferring the last
+  agent, once the conversation's inquiry was finished).
+- The answer that publishes the inquiry carries a system message with the
+  customer's place in line and estimated wait (from the router's queue
+  snapshot, waiting up to `INGEST_POSITION_WAIT_S` for the one that lists
+  it); `GET /v1/workspaces/{workspace}/inquiries/{inquiry_id}/position`
+  gives the current figures later.
 - `POST .../conversations/{id}/leave`: the customer left before the
   conversation ended: a TaskEvent TYPE_ABANDONED. Ingest cannot know whether
   the router has already assigned it; it publishes and the router decides.
 - `POST .../conversations/{id}/end`: the conversation ended normally.
 
-Conversations are kept in memory, per process, bounded in bytes
-(`INGEST_CHAT_MAX_BYTES`) and forgotten after `INGEST_CHAT_IDLE_TTL_S` without
-a request: with several replicas, a conversation's requests must reach the
-replica that started it (sticky routing by conversation id), otherwise they
-are answered 404.
+Conversations live on Kafka (`chat_state`): any replica serves any request
+of any conversation, with no sticky routing; each replica's cache is bounded
+in bytes (`INGEST_CHAT_MAX_BYTES`) and forgets conversations idle for
+`INGEST_CHAT_IDLE_TTL_S` (then 404).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from omniroute.codec import timestamp
+from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.channels.chat_state import ChatStore, Conversation, Conversations, StartIn
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.channels.rest import ERRORS
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.ids import new_id, stable_id
-from omniroute_ingest.schemas import CustomerIn, Workspace, _Model
+from omniroute_ingest.positions import Place, describe
+from omniroute_ingest.schemas import Workspace, _Model
+
+__all__ = ["Conversation", "Conversations", "StartIn", "chat_inquiry", "router"]
 
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
-
-
-class StartIn(_Model):
-    """A new chat conversation."""
-
-    customer: CustomerIn = CustomerIn()
-    subject: Annotated[str, Field(max_length=1000)] = ""
-    language: Annotated[str, Field(max_length=35)] = ""
-    message: Annotated[str, Field(max_length=20_000)] = ""
-    attributes: Annotated[
-        dict[str, Annotated[str, Field(max_length=1000)]], Field(max_length=50)
-    ] = {}
 
 
 class MessageIn(_Model):
@@ -70,78 +67,29 @@ class ConversationOut(BaseModel):
     published: bool = Field(description="The inquiry is on the topic (the first message was sent).")
     abandoned: bool = False
     ended: bool = False
-
-
-@dataclass
-class Conversation:
-    """What ingest remembers about a live conversation."""
-
-    workspace: str
-    start: StartIn
-    inquiry_id: str
-    published: bool = False
-    ended: bool = False
-    abandoned: bool = False
-    messages: int = 0
-
-
-class Conversations:
-    """Live conversations, bounded in bytes and expiring when idle.
-
-    Each costs its start (customer, subject, attributes; the first message is
-    published, never kept) plus a fixed overhead; beyond `max_bytes` the least
-    recently used go first, and one idle for `ttl_s` is forgotten (a request
-    for it is then 404). Time is passed in.
-    """
-
-    OVERHEAD = 300  # bytes per entry beyond its start: ids, flags, the dict slot
-
-    def __init__(self, max_bytes: int, ttl_s: float) -> None:
-        self._items: OrderedDict[str, tuple[Conversation, int, float]] = OrderedDict()
-        self._max_bytes = max_bytes
-        self._ttl_s = ttl_s
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def add(self, conversation_id: str, conversation: Conversation, now: float) -> None:
-        """Remember a new conversation."""
-        size = self.OVERHEAD + len(conversation_id) + len(conversation.start.model_dump_json())
-        self._items[conversation_id] = (conversation, size, now)
-        self.bytes += size
-        self._trim(now)
-
-    def get(self, workspace: str, conversation_id: str, now: float) -> Conversation:
-        """The conversation (its idle time starts again), or `Rejected(404)`."""
-        self._trim(now)
-        found = self._items.get(conversation_id)
-        if found is None or found[0].workspace != workspace:
-            raise Rejected(
-                404, "not_found", "conversation_id: no such conversation in this workspace"
-            )
-        conversation, size, _ = found
-        self._items[conversation_id] = (conversation, size, now)
-        self._items.move_to_end(conversation_id)
-        return conversation
-
-    def _trim(self, now: float) -> None:
-        # Least recently used first: expired ones and those beyond the budget lead.
-        while self._items:
-            _, (_, size, seen) = next(iter(self._items.items()))
-            if self.bytes <= self._max_bytes and now - seen < self._ttl_s:
-                break
-            self._items.popitem(last=False)
-            self.bytes -= size
+    position: int | None = Field(
+        default=None, description="Place in line when this answer published the inquiry (1 = next)."
+    )
+    estimated_wait_s: float | None = Field(
+        default=None, description="Expected seconds until an agent takes it (null: not known)."
+    )
+    system_message: str = Field(
+        default="", description="What to show the customer: place in line and estimated wait."
+    )
 
 
 def chat_inquiry(
-    conversation_id: str, conversation: Conversation, text: str, now: float
+    conversation_id: str,
+    conversation: Conversation,
+    text: str,
+    now: float,
+    message_id: str = "",
 ) -> inquiry_pb2.Inquiry:
-    """The inquiry of a conversation, from its first customer message."""
+    """The inquiry of a conversation's first customer message (the conversation's
+    inquiry id), or of a later one (`message_id`), which the router joins to it."""
     start = conversation.start
     return inquiry_pb2.Inquiry(
-        id=conversation.inquiry_id,
+        id=message_id or conversation.inquiry_id,
         workspace=conversation.workspace,
         channel=inquiry_pb2.CHANNEL_CHAT,
         customer=inquiry_pb2.Customer(**start.customer.model_dump()),
@@ -155,25 +103,40 @@ def chat_inquiry(
     )
 
 
-def router(intake: Intake) -> APIRouter:
+def router(intake: Intake, store: ChatStore) -> APIRouter:
     """The chat routes."""
     api = APIRouter(tags=["chat"])
-    conversations = Conversations(
-        intake.settings.ingest_chat_max_bytes, intake.settings.ingest_chat_idle_ttl_s
-    )
 
-    def out(conversation_id: str, c: Conversation) -> ConversationOut:
-        return ConversationOut(
+    async def save(conversation_id: str, c: Conversation) -> None:
+        try:
+            await store.save(conversation_id, c)
+        except BrokerUnavailable:
+            raise intake.unavailable("chat") from None
+
+    def out(conversation_id: str, c: Conversation, queued: Place | None = None) -> ConversationOut:
+        answer = ConversationOut(
             conversation_id=conversation_id,
             inquiry_id=c.inquiry_id,
             published=c.published,
             abandoned=c.abandoned,
             ended=c.ended,
         )
+        if queued is not None:
+            answer.position = queued.position
+            answer.estimated_wait_s = queued.estimated_wait_s
+        return answer
 
-    async def publish_first(conversation_id: str, c: Conversation, text: str) -> None:
+    async def publish_first(conversation_id: str, c: Conversation, text: str) -> Place | None:
+        """Publish the inquiry; its place in line once the router lists it (or None)."""
         await intake.accept(chat_inquiry(conversation_id, c, text, intake.clock()))
         c.published = True
+        return await intake.view.wait_place(
+            c.workspace, c.inquiry_id, intake.settings.ingest_position_wait_s
+        )
+
+    def with_message(answer: ConversationOut, place: Place | None) -> ConversationOut:
+        answer.system_message = describe(place)
+        return answer
 
     @api.post(
         "/v1/chat/{workspace}/conversations",
@@ -191,11 +154,13 @@ def router(intake: Intake) -> APIRouter:
         # The first message is published, never kept: only the start's metadata stays.
         kept = body.model_copy(update={"message": ""})
         c = Conversation(workspace, kept, stable_id(workspace, "chat", conversation_id))
-        if body.message.strip():
-            await publish_first(conversation_id, c, body.message)  # 503 leaves no conversation
-            c.messages = 1
-        conversations.add(conversation_id, c, intake.monotonic())
-        return out(conversation_id, c)
+        if not body.message.strip():
+            await save(conversation_id, c)
+            return out(conversation_id, c)
+        place = await publish_first(conversation_id, c, body.message)  # 503: no conversation
+        c.messages = 1
+        await save(conversation_id, c)
+        return with_message(out(conversation_id, c, place), place)
 
     @api.post(
         "/v1/chat/{workspace}/conversations/{conversation_id}/messages",
@@ -207,15 +172,20 @@ def router(intake: Intake) -> APIRouter:
     async def message(
         workspace: Workspace, conversation_id: str, body: MessageIn, request: Request
     ) -> ConversationOut:
-        """The first message publishes the inquiry; later ones belong to the same conversation."""
+        """The first message publishes the inquiry; later ones join it (the router decides)."""
         intake.authorize(request, "chat", workspace)
-        c = conversations.get(workspace, conversation_id, intake.monotonic())
+        c = await store.get(workspace, conversation_id)
         if c.ended:
             raise Rejected(409, "invalid", "conversation_id: the conversation has ended")
-        if not c.published:
-            await publish_first(conversation_id, c, body.text)
+        if c.published:
+            later = chat_inquiry(conversation_id, c, body.text, intake.clock(), new_id())
+            await intake.accept(later, understand=False)
+            c.messages += 1
+            return out(conversation_id, c)
+        place = await publish_first(conversation_id, c, body.text)
         c.messages += 1
-        return out(conversation_id, c)
+        await save(conversation_id, c)
+        return with_message(out(conversation_id, c, place), place)
 
     @api.post(
         "/v1/chat/{workspace}/conversations/{conversation_id}/leave",
@@ -228,12 +198,14 @@ def router(intake: Intake) -> APIRouter:
     ) -> ConversationOut:
         """Publish an abandon event when the customer leaves before the conversation ended."""
         intake.authorize(request, "chat", workspace)
-        c = conversations.get(workspace, conversation_id, intake.monotonic())
+        c = await store.get(workspace, conversation_id)
         if not c.ended and c.published:
             reason = body.reason if body else LeaveIn().reason
             await intake.abandon(workspace, c.inquiry_id, inquiry_pb2.CHANNEL_CHAT, reason)
             c.abandoned = True
-        c.ended = True
+        if not c.ended:
+            c.ended = True
+            await save(conversation_id, c)
         return out(conversation_id, c)
 
     @api.post(
@@ -245,8 +217,10 @@ def router(intake: Intake) -> APIRouter:
     async def end(workspace: Workspace, conversation_id: str, request: Request) -> ConversationOut:
         """Mark the conversation ended (served); leaving afterwards is not abandoning."""
         intake.authorize(request, "chat", workspace)
-        c = conversations.get(workspace, conversation_id, intake.monotonic())
-        c.ended = True
+        c = await store.get(workspace, conversation_id)
+        if not c.ended:
+            c.ended = True
+            await save(conversation_id, c)
         return out(conversation_id, c)
 
     return api

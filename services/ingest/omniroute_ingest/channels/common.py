@@ -28,6 +28,7 @@ from omniroute_ingest.clients import (
 )
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.metrics import IngestMetrics, channel_label
+from omniroute_ingest.positions import QueueView
 from omniroute_ingest.publisher import Accepted, InquiryPublisher
 from omniroute_ingest.settings import IngestSettings
 from omniroute_ingest.understanding import Understanding
@@ -45,12 +46,15 @@ class Intake:
     monotonic: Callable[[], float] = field(default=time.monotonic)
     clients: ApiKeys = field(init=False)
     limiter: RateLimiter = field(init=False)
+    #: The router's queue snapshots (followed by the service), for place-in-line answers.
+    view: QueueView = field(init=False)
 
     def __post_init__(self) -> None:
         self.clients = ApiKeys(
             self.settings.ingest_api_keys, allow_anonymous=self.settings.ingest_allow_anonymous
         )
         self.limiter = RateLimiter(self.settings.ingest_rate_per_s, self.settings.ingest_rate_burst)
+        self.view = QueueView(self.settings.ingest_snapshot_max_age_s, self.clock)
 
     def authorize(self, request: Request, channel: str, workspace: str | None = None) -> Client:
         """The API-key client of `request`, within its rate, allowed to write `workspace`.

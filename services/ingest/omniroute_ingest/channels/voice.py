@@ -4,6 +4,12 @@
   number), Digits (the IVR selection) and Language (the caller's language
   choice, e.g. "es"). The call becomes an inquiry (id derived from CallSid,
   thread = the call) and the answer is TwiML that puts the caller in the queue.
+  Before enqueueing, the answer tells the caller their place in line and the
+  estimated wait (from the router's queue snapshot; waiting up to
+  `INGEST_POSITION_WAIT_S` for the snapshot that lists the new call), and
+  names a `waitUrl` the provider calls while the caller waits.
+- `POST /v1/voice/{workspace}/calls/{CallSid}/wait`: the hold loop's TwiML,
+  the caller's current place and wait, then a pause.
 - `POST /v1/voice/{workspace}/calls/status`: CallSid, CallStatus and
   QueueResult. A call that ended (completed, canceled, busy, no-answer,
   failed) without being bridged to an agent becomes a TaskEvent
@@ -13,9 +19,11 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from typing import Annotated
+from urllib.parse import quote
+from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
 from omniroute.codec import timestamp
@@ -25,7 +33,12 @@ from omniroute_ingest.channels.rest import SIGNED_ERRORS
 from omniroute_ingest.channels.webhooks import require, signed_form
 from omniroute_ingest.errors import invalid
 from omniroute_ingest.ids import stable_id
+from omniroute_ingest.positions import describe
 from omniroute_ingest.schemas import Workspace
+
+CallSid = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+#: Seconds of hold between two announcements of the place in line.
+HOLD_S = 30
 
 ENDED = frozenset({"completed", "canceled", "busy", "no-answer", "failed"})
 #: QueueResult values saying the caller reached an agent (then hanging up is not abandoning).
@@ -83,11 +96,33 @@ def router(intake: Intake) -> APIRouter:
                 raise invalid("Digits", "only 0-9, * and # are allowed")
             intake.understanding.apply_ivr(inquiry, digits)
         accepted = await intake.accept(inquiry)
+        place = await intake.view.wait_place(
+            workspace, accepted.id, intake.settings.ingest_position_wait_s
+        )
+        wait_url = f"/v1/voice/{quote(workspace)}/calls/{quote(fields['CallSid'], safe='')}/wait"
         twiml = (
             '<?xml version="1.0" encoding="UTF-8"?><Response>'
-            f"<Enqueue>{escape(workspace)}</Enqueue></Response>"
+            f"<Say>{escape(describe(place))}</Say>"
+            f"<Enqueue waitUrl={quoteattr(wait_url)}>{escape(workspace)}</Enqueue></Response>"
         )
         return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": accepted.id})
+
+    @api.post(
+        "/v1/voice/{workspace}/calls/{call_sid}/wait",
+        responses=SIGNED_ERRORS,
+        response_class=Response,
+        summary="Hold announcement (the queue's waitUrl)",
+    )
+    async def call_waiting(workspace: Workspace, call_sid: CallSid, request: Request) -> Response:
+        """TwiML for a caller on hold: their place in line and estimated wait, then a pause."""
+        await signed_form(request, intake, "voice")
+        inquiry_id = call_inquiry_id(workspace, call_sid)
+        place = await intake.view.wait_place(workspace, inquiry_id, 0)
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?><Response>'
+            f'<Say>{escape(describe(place))}</Say><Pause length="{HOLD_S}"/></Response>'
+        )
+        return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": inquiry_id})
 
     @api.post(
         "/v1/voice/{workspace}/calls/status",
