@@ -22,6 +22,8 @@ import pytest
 
 from devstack.brokers import BrokerKind, kafka_missing, new_broker
 from omniroute.embedded import Broker
+from tests.chaos.harness import SUMMARIES
+from tests.support.tiers import limit_tiers
 from tests.support.tools import not_run
 
 KAFKA_TIER = "integration: every broker test again on Apache Kafka (the [kafka] test ids)"
@@ -40,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run the tests marked `chaos` (the whole chaos suite; make chaos)",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `embedded_tier_only` run on the embedded broker alone (tests/support/tiers.py).
+
+    First, so that pytest's own hooks see the marker's parametrization."""
+    limit_tiers(metafunc)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -67,7 +77,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line per test tier that did not run for lack of a tool (tests/support/tools.py)."""
+    """The chaos scenarios' summary lines again, and one line per test tier that did not
+    run for lack of a tool (tests/support/tools.py)."""
+    if SUMMARIES:
+        terminalreporter.section("chaos")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
     for reason in not_run.values():
         terminalreporter.write_line(f"TIER NOT RUN: {reason}", yellow=True)
 

@@ -529,13 +529,17 @@ def chaos_system(
     fails. `router_env` adds settings per worker name (e.g. a wall clock)."""
     system = System(broker, partitions=4, extra_env=chaos_env())
     try:
-        system.start("ingest")
-        system.start_agent_state(**(agent_state_env or {}))
+        # Every process starts at once; then each is waited for.
+        system.allocate_ports()
+        system.spawn_ingest()
+        system.spawn_agent_state(**(agent_state_env or {}))
         names = ["router"] + [f"router-{n}" for n in range(2, routers + 1)]
         for name in names:
             port = system.ports["router_metrics"] if name == "router" else free_port()
             env = {"ROUTER_METRICS_PORT": str(port), **(router_env or {}).get(name, {})}
             system.spawn_router(name, **env)
+        system.wait_ingest()
+        system.wait_agent_state()
         for name in names:
             system.wait_router(name)
         yield system

@@ -24,8 +24,10 @@ from tests.support.promql import (
     rule_expressions,
 )
 from tests.support.system import System, running
+from tests.support.tiers import embedded_tier_only
 
-pytestmark = pytest.mark.integration
+# The subject is the names the services export, which do not depend on the broker.
+pytestmark = [pytest.mark.integration, embedded_tier_only]
 
 
 @pytest.fixture(scope="module")

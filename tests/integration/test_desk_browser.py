@@ -28,8 +28,11 @@ from omniroute.provision import Options, provision
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support import tools
 from tests.support.system import System, inquiry_body, make_agent, new_workspace, running
+from tests.support.tiers import embedded_tier_only
 
-pytestmark = pytest.mark.integration
+# The subject is the desk's page in a browser; agent-state, the router and the
+# topics under it are tested on both brokers elsewhere.
+pytestmark = [pytest.mark.integration, embedded_tier_only]
 
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
 CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL

@@ -31,8 +31,11 @@ from tests.support.system import (
     read_assignments,
     running,
 )
+from tests.support.tiers import embedded_tier_only
 
-pytestmark = pytest.mark.integration
+# The subject is Prometheus evaluating the dashboard's queries and the rules over
+# the services' metrics, which do not depend on the broker.
+pytestmark = [pytest.mark.integration, embedded_tier_only]
 
 # The dashboard's key queries (recording rules), each of which must return data.
 KEY_QUERIES = [

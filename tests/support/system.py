@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -79,18 +80,34 @@ class System:
         }
 
     def start(self, *services: str) -> System:
-        """Start the named services (default: all three) and wait until each is ready."""
+        """Start the named services (default: all three) and wait until each is ready.
+
+        They start side by side, as under compose: each one's imports and the
+        router's group join overlap, and none needs another to become ready.
+        """
+        self.allocate_ports()
+        names = [s.replace("-", "_") for s in services or ("agent-state", "router", "ingest")]
+        for name in names:
+            getattr(self, "spawn_" + name)()
+        for name in names:
+            getattr(self, "wait_" + name)()
+        return self
+
+    def allocate_ports(self) -> None:
+        """Free loopback ports for the services that have none yet (before a `spawn_*`)."""
         for name in ("agent_state", "agent_state_metrics", "ingest", "router_metrics", "desk"):
             self.ports.setdefault(name, free_port())
-        for service in services or ("agent-state", "router", "ingest"):
-            getattr(self, "start_" + service.replace("-", "_"))()
-        return self
 
     def start_agent_state(self, **env: str) -> ServiceProcess:
         """Start agent-state (`env` overrides settings) and wait for its gRPC port."""
+        proc = self.spawn_agent_state(**env)
+        self.wait_agent_state()
+        return proc
+
+    def spawn_agent_state(self, **env: str) -> ServiceProcess:
+        """Start agent-state without waiting (then `wait_agent_state`)."""
         proc = ServiceProcess("omniroute_agent_state", {**self.env, **env}).start()
         self.processes["agent-state"] = proc
-        self.wait_agent_state()
         return proc
 
     def wait_agent_state(self) -> None:
@@ -130,17 +147,26 @@ class System:
         if name == "agent-state":
             self.wait_agent_state()
         elif name == "ingest":
-            proc.wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
+            self.wait_ingest()
         else:
             self.wait_router(name)
         return proc
 
     def start_ingest(self) -> ServiceProcess:
         """Start ingest and wait for its health endpoint."""
+        proc = self.spawn_ingest()
+        self.wait_ingest()
+        return proc
+
+    def spawn_ingest(self) -> ServiceProcess:
+        """Start ingest without waiting (then `wait_ingest`)."""
         proc = ServiceProcess("omniroute_ingest", self.env).start()
         self.processes["ingest"] = proc
-        proc.wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
         return proc
+
+    def wait_ingest(self) -> None:
+        """Wait until ingest's health endpoint answers (after a start or restart)."""
+        self.processes["ingest"].wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
 
     def start_desk(self, **env: str) -> ServiceProcess:
         """Start the desk and wait for its health endpoint."""
@@ -156,7 +182,10 @@ class System:
         return proc
 
     def stop(self) -> None:
-        """Stop every process by pid."""
+        """Stop every process by pid: SIGTERM to all first, so they shut down side by side."""
+        for proc in self.processes.values():
+            if proc.process is not None and proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
         for proc in self.processes.values():
             proc.stop()
 
