@@ -28,15 +28,28 @@ of 10,000 waiting inquiries in the scale benchmark). Fetch responses carry the
 true high watermark, and every fetch recovery makes brings one: `_Recovery`
 raises the end it recovers to whenever it knows a higher one from a fetch, so
 it stops only at the last record. On Apache Kafka both ends agree.
+
+The router handles records in batches (`batches`): the records available
+when it is ready for more, up to a count. Faust's own `take_events` stops
+reading while a batch is handled and then waits out its whole time window;
+here the stream keeps reading into the next batch meanwhile. A record is
+acknowledged (so its offset may be committed) only once the batch it came in
+was handled, as Faust acknowledges one handled record: at least once. Faust
+puts a table write on the partition of the record being handled, which it
+knows from a context variable its stream sets; a batch is handled outside
+that, so the router names the record for its writes (`acting_on`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections import Counter
-from collections.abc import Mapping, MutableMapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -170,3 +183,56 @@ def group_generation(app: faust.App) -> int | None:
         return int(consumer._coordinator.generation)
     except Exception:  # not started, or a transport without a group coordinator
         return None
+
+
+async def batches(stream: Any, max_events: int, wait_s: float) -> AsyncIterator[list[Any]]:
+    """The stream's records (Faust events) in batches of at most `max_events`.
+
+    A batch is every record that arrived while the previous one was handled;
+    after an idle spell, what arrives within `wait_s` of the first record.
+    Each record is acknowledged once the caller asks for the next batch (it
+    handled this one); a batch given up half way (the caller raised) is not,
+    so its records are read again.
+    """
+    live = stream.noack()
+    pending: list[Any] = []
+    arrived = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+
+    async def pull() -> None:
+        async for event in live.events():
+            pending.append(event)
+            arrived.set()
+            if len(pending) >= max_events:
+                # Enough for a batch: leave the rest in Faust's buffer (which
+                # pauses fetching when full) until this one is taken.
+                room.clear()
+                await room.wait()
+
+    puller = asyncio.ensure_future(pull())
+    try:
+        while True:
+            if not pending:
+                arrived.clear()
+                waiting = asyncio.ensure_future(arrived.wait())
+                await asyncio.wait((waiting, puller), return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if puller.done():
+                    puller.result()  # what stopped the stream, if it failed
+                    return
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)  # the rest of what arrived together
+            batch = pending[:max_events]
+            del pending[:max_events]
+            room.set()
+            yield batch
+            for event in batch:
+                await live.ack(event)
+    finally:
+        puller.cancel()
+
+
+def acting_on(event: Any) -> None:
+    """Put the table writes that follow on `event`'s partition (Faust's current event)."""
+    _current_event.set(weakref.ref(event))
