@@ -384,7 +384,6 @@ async def fill(bootstrap: str, app_id: str, partition: int, start: int, stop: in
         "inquiries": f"{app_id}-inquiries-changelog",
         "contents": f"{app_id}-contents-changelog",
     }
-    last_records: dict[str, tuple[bytes, bytes]] = {}
     template: tuple[dict[str, Any], dict[str, Any]] | None = None
     try:
         for first in range(start, stop, CHUNK):
@@ -402,16 +401,10 @@ async def fill(bootstrap: str, app_id: str, partition: int, start: int, stop: in
                     pending.append(
                         await producer.send(table, record[1], key=record[0], partition=partition)
                     )
-                    last_records[table] = record
             await asyncio.gather(*pending)
             if (last - start) % 100_000 == 0 or last == stop:
                 progress(f"scale: {last:,} inquiries in the router's changelogs")
-        # The last record once more, alone in its batch: Tansu's ListOffsets, which
-        # Faust's recovery takes as the end, falls short of the end when the last
-        # batch holds several records (TANSU.md), and the restore would stop early.
         await producer.flush()
-        for topic, (key_bytes, value_bytes) in last_records.items():
-            await producer.send_and_wait(topic, value_bytes, key=key_bytes, partition=partition)
     finally:
         await producer.stop()
     return time.monotonic() - begun

@@ -113,6 +113,7 @@ DETAIL_ONLY = {
     "omniroute_agent_state_recovery_seconds",
     "omniroute_agent_state_checkpoints",
     "omniroute_router_events",
+    "omniroute_router_batch_events",
     "omniroute_router_conversation_messages",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",

@@ -14,7 +14,7 @@ import pytest
 
 from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
-from omniroute_router.reservations import AgentStateClient, ReservationRefused
+from omniroute_router.reservations import AgentStateClient, ReservationRefused, Reserved
 from tests.support.agent_state import (
     OfferFeed,
     Running,
@@ -194,6 +194,16 @@ async def test_a_request_id_gets_the_same_answer(
     assert [TaskEvent.Type.Name(e.type) for e in events] == ["TYPE_OFFERED", "TYPE_DECLINED"]
 
 
+async def router_reserve(
+    router: AgentStateClient, offer: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
+) -> Reserved:
+    """One reservation through the router's client (a batch of one); a refusal raised."""
+    (result,) = await router.reserve_all([offer], fence)
+    if not isinstance(result, Reserved):
+        raise result
+    return result
+
+
 async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
     service: Running,
 ) -> None:
@@ -206,7 +216,7 @@ async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
         offer = task_pb2.Assignment(
             inquiry_id="done", workspace=ws, agent_id="ann", attempt=1, channel=EMAIL
         )
-        reserved = await router.reserve(offer, fence)
+        reserved = await router_reserve(router, offer, fence)
         await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="done"))  # fmt: skip
         await service.stub.CompleteTask(
             agent_state_pb2.CompleteTaskRequest(
@@ -221,7 +231,7 @@ async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
             offer.agent_id = agent_id
             offer.assigned_at.FromSeconds(1_800_000_000)
             with pytest.raises(ReservationRefused) as refused:
-                await router.reserve(offer, fence)
+                await router_reserve(router, offer, fence)
             last = refused.value.last_event
             assert last is not None
             assert (last.type, last.agent_id, last.reservation_id) == (
@@ -233,7 +243,7 @@ async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
         assert not bob.reservations
         # A follow-up comes back: that is routed again.
         offer.inquiry_id = "later"
-        await router.reserve(offer, fence)
+        await router_reserve(router, offer, fence)
         await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="bob", inquiry_id="later"))  # fmt: skip
         follow_up = task_pb2.FollowUp()
         follow_up.due_at.FromSeconds(1_800_000_000)
@@ -246,7 +256,7 @@ async def test_a_resolved_inquiry_is_refused_with_the_event_that_resolved_it(
             )
         )
         offer.agent_id, offer.attempt = "ann", 2
-        again = await router.reserve(offer, fence)
+        again = await router_reserve(router, offer, fence)
         assert again.reservation.agent_id == "ann" and not again.already_reserved
     finally:
         await router.close()

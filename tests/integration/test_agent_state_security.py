@@ -198,10 +198,10 @@ async def test_the_setup_steps_secrets_secure_agent_state_for_the_router(
                 inquiry_id="i-1", workspace=ws, agent_id="nobody", channel=CHAT, attempt=1
             )
             fence = agent_state_pb2.RouterFence(group="router", partition=0, generation=1)
-            with pytest.raises(ReservationRefused):  # authenticated: the agent is unknown
-                await router.reserve(assignment, fence)
+            [refused] = await router.reserve_all([assignment], fence)
+            assert isinstance(refused, ReservationRefused)  # authenticated: the agent is unknown
             with pytest.raises(AgentStateUnavailable, match="UNAUTHENTICATED"):
-                await stranger.reserve(assignment, fence)
+                await stranger.reserve_all([assignment], fence)
         finally:
             await router.close()
             await stranger.close()

@@ -15,12 +15,19 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.codec import encode, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_router import app as app_module
 from omniroute_router.__main__ import partition_mismatches
 from omniroute_router.app import Router, create_app
 from omniroute_router.config import RoutingConfig
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState
-from omniroute_router.reservations import Fenced, ReservationRefused, Reserved
+from omniroute_router.reservations import (
+    AgentStateUnavailable,
+    Fenced,
+    ReservationRefused,
+    Reserved,
+    reserve_request_id,
+)
 from omniroute_router.settings import RouterSettings
 
 T0 = 1_000_000.0
@@ -35,6 +42,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    generation_id: int | None = None  # Faust's: the group generation it was fetched in
     timestamp: float = T0  # when it was published (seconds)
 
 
@@ -68,25 +76,51 @@ class FakeAgentState:
         self.answers: dict[str, agent_state_pb2.GetReservationResponse] = {}
         self.open: list[agent_pb2.Reservation] = []
         self.agents: dict[str, agent_pb2.Agent] = {}
+        self.calls: list[int] = []  # reservations per ReserveAgents call
+        self.refuse: set[str] = set()  # agents agent-state finds not free
+        self.down = False  # every call fails UNAVAILABLE
+        self.down_on_calls: set[int] = set()  # these calls (0: the first) fail UNAVAILABLE
+        self.take_slots = False  # a reservation changes the agent's record
         self.resolved: dict[str, task_pb2.TaskEvent] = {}  # inquiry id -> its COMPLETED
         self.asked: list[str] = []  # GetReservation calls, by inquiry id
 
-    async def reserve(
-        self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
-    ) -> Reserved:
+    async def reserve_all(
+        self,
+        assignments: list[task_pb2.Assignment],
+        fence: agent_state_pb2.RouterFence,
+    ) -> list[Reserved | ReservationRefused]:
         if self.fenced:
             raise Fenced("generation 1 is older than 2")
-        if assignment.inquiry_id in self.resolved:
-            raise ReservationRefused("resolved", last_event=self.resolved[assignment.inquiry_id])
-        self.reserved.append((assignment, fence))
-        reservation = agent_pb2.Reservation(
-            reservation_id=f"r{len(self.reserved)}",
-            agent_id=assignment.agent_id,
-            inquiry_id=assignment.inquiry_id,
-            workspace=assignment.workspace,
-            expires_at=timestamp(T0 + 30),
-        )
-        return Reserved(reservation, self.agents[assignment.agent_id], False)
+        if self.down or len(self.calls) in self.down_on_calls:
+            self.calls.append(0)
+            raise AgentStateUnavailable("UNAVAILABLE: connection refused")
+        self.calls.append(len(assignments))
+        results: list[Reserved | ReservationRefused] = []
+        for assignment in assignments:
+            if assignment.inquiry_id in self.resolved:
+                resolved = self.resolved[assignment.inquiry_id]
+                results.append(ReservationRefused("resolved", last_event=resolved))
+                continue
+            if assignment.agent_id in self.refuse:
+                results.append(ReservationRefused("no free chat slot", None))
+                continue
+            self.reserved.append((assignment, fence))
+            reservation = agent_pb2.Reservation(
+                reservation_id=f"r{len(self.reserved)}",
+                agent_id=assignment.agent_id,
+                inquiry_id=assignment.inquiry_id,
+                workspace=assignment.workspace,
+                expires_at=timestamp(T0 + 30),
+            )
+            agent = self.agents[assignment.agent_id]
+            if self.take_slots:
+                # As agent-state does: the slot is taken, the record's version moves on.
+                agent.capacities[0].load += 1
+                agent.version += 1
+            results.append(
+                Reserved(reservation, agent_pb2.Agent.FromString(agent.SerializeToString()), False)
+            )
+        return results
 
     async def withdraw(
         self,
@@ -144,33 +178,59 @@ class Harness:
     reader: FakeReader
     clock: Clock
     assignments: Topic
+    registry: CollectorRegistry
     offsets: dict[str, int] = field(default_factory=dict)
+    # While not None, records are held here and handled as one batch by `flush`.
+    held: list[Message] | None = None
 
-    def message(self, topic: str, value: bytes, partition: int = P) -> Message:
+    def message(self, topic: str, value: bytes, partition: int = P, ws: str = WS) -> Message:
         offset = self.offsets.get(topic, 0)
         self.offsets[topic] = offset + 1
-        return Message(topic, partition, offset, WS.encode(), value)
+        return Message(topic, partition, offset, ws.encode(), value)
 
     async def feed(self, message: Message) -> None:
-        await self.router.handle(Event(message))  # type: ignore[arg-type]
+        if self.held is not None:
+            self.held.append(message)
+        else:
+            await self.router.handle(Event(message))  # type: ignore[arg-type]
+
+    def hold(self) -> None:
+        """Collect the records fed from now on into one batch."""
+        self.held = []
+
+    async def flush(self) -> None:
+        """Handle the records held as one batch."""
+        held, self.held = self.held or [], None
+        await self.router.handle_batch([Event(m) for m in held])  # type: ignore[misc]
+
+    def events(self, source: str, outcome: str) -> float:
+        labels = {"input": source, "outcome": outcome}
+        return self.registry.get_sample_value("omniroute_router_events_total", labels) or 0.0
 
     async def inquiry(
-        self, inquiry_id: str, deliver: bool = True, published_at: float | None = None
+        self,
+        inquiry_id: str,
+        deliver: bool = True,
+        ws: str = WS,
+        partition: int = P,
+        published_at: float | None = None,
     ) -> None:
         value = encode(
-            inquiry_pb2.Inquiry(id=inquiry_id, workspace=WS, channel=inquiry_pb2.CHANNEL_CHAT)
+            inquiry_pb2.Inquiry(id=inquiry_id, workspace=ws, channel=inquiry_pb2.CHANNEL_CHAT)
         )
-        message = self.message("inquiries", value)
+        message = self.message("inquiries", value, partition, ws)
         message.timestamp = self.clock.now if published_at is None else published_at
         self.reader.records.append(message)
         if deliver:
             await self.feed(message)
 
-    async def agent(self, agent_id: str, version: int = 1, load: int = 0) -> None:
+    async def agent(
+        self, agent_id: str, version: int = 1, load: int = 0, ws: str = WS, partition: int = P
+    ) -> None:
         slot = agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_CHAT, capacity=2, load=load)
         record = agent_pb2.Agent(
             id=agent_id,
-            workspace=WS,
+            workspace=ws,
             tier=1,  # type: ignore[arg-type]
             status=agent_pb2.AGENT_STATUS_AVAILABLE,
             capacities=[slot],
@@ -178,7 +238,7 @@ class Harness:
         )
         self.agent_state.agents[agent_id] = record
         event = agent_pb2.AgentEvent(agent=record)
-        await self.feed(self.message("agent-events", encode(event)))
+        await self.feed(self.message("agent-events", encode(event), partition, ws))
 
     async def task(self, kind: int, inquiry_id: str, agent_id: str, **fields: Any) -> None:
         event = task_pb2.TaskEvent(
@@ -221,10 +281,11 @@ def harness(**overrides: Any) -> Harness:
     clock = Clock()
     agent_state = FakeAgentState()
     reader = FakeReader()
+    registry = CollectorRegistry()
     router = Router(
         settings,
         RoutingConfig(),
-        RouterMetrics(CollectorRegistry()),
+        RouterMetrics(registry),
         agent_state,  # type: ignore[arg-type]
         clock=lambda: clock.now,
         monotonic=lambda: clock.mono,
@@ -234,7 +295,7 @@ def harness(**overrides: Any) -> Harness:
     router.assignments, router.dead_letters, router.inquiries_topic = assignments, Topic(), Topic()
     router.snapshots.topic = Topic()
     router.assigned([P, 1], generation=7)
-    return Harness(router, agent_state, reader, clock, assignments)
+    return Harness(router, agent_state, reader, clock, assignments, registry)
 
 
 @pytest.fixture
@@ -433,6 +494,153 @@ async def test_a_stale_agent_picture_is_corrected_by_the_workspace_reconciliatio
     )
     await h.tick()
     assert h.offered() == [("q1", "a1"), ("q2", "a1"), ("q3", "a1")], h.offered()
+
+
+async def test_a_batch_of_inquiries_is_reserved_in_one_call_and_written_once(h: Harness) -> None:
+    await h.agent("a1")
+    await h.agent("a2")
+    writes: list[str] = []
+    table = h.router.tables.inquiries = WriteLog(writes)
+    h.hold()
+    for n in range(3):
+        await h.inquiry(f"q{n}")
+    await h.flush()
+    assert h.agent_state.calls == [3]
+    assert sorted(i for i, _ in h.offered()) == ["q0", "q1", "q2"]
+    # Each inquiry written once, as offered (not once queued and again offered).
+    assert sorted(writes) == [f"{WS}/q{n}" for n in range(3)]
+    assert all(table[f"{WS}/q{n}"]["state"] == "offered" for n in range(3))
+
+
+async def test_each_workspace_of_a_batch_takes_its_own_step_with_its_own_fence(h: Harness) -> None:
+    await h.agent("a1")
+    await h.agent("b1", ws="beta", partition=1)
+    h.hold()
+    await h.inquiry("q1")
+    await h.inquiry("q2", ws="beta", partition=1)
+    await h.flush()
+    fences = sorted((a.workspace, f.partition, f.generation) for a, f in h.agent_state.reserved)
+    assert fences == [(WS, P, 7), ("beta", 1, 7)]
+    assert sorted(h.agent_state.calls) == [1, 1]
+
+
+async def test_a_refused_reservation_in_a_batch_is_planned_again_with_another_agent(
+    h: Harness,
+) -> None:
+    await h.agent("a1")
+    await h.agent("a2")
+    h.agent_state.refuse = {"a1"}  # longest idle first: a1 is chosen, and refused
+    await h.inquiry("q1")
+    assert h.offered() == [("q1", "a2")]
+    assert h.registry.get_sample_value("omniroute_router_reservations_refused_total") == 1
+
+
+async def test_agent_state_unavailable_offers_nothing_until_the_next_tick(h: Harness) -> None:
+    await h.agent("a1")
+    h.agent_state.down = True
+    await h.inquiry("q1")
+    assert h.offered() == [] and h.state("q1") is InquiryState.WAITING
+    h.agent_state.down = False
+    await h.tick()
+    assert h.offered() == [("q1", "a1")]
+
+
+async def test_echoes_of_its_own_offer_are_counted_and_plan_nothing(h: Harness) -> None:
+    h.agent_state.take_slots = True
+    await h.agent("a1")
+    await h.inquiry("q1")
+    calls = list(h.agent_state.calls)
+    # What agent-state publishes for the reservation: the agent's record after
+    # it (as the reservation's answer had it) and the OFFERED task event.
+    h.hold()
+    await h.feed(
+        h.message("agent-events", encode(agent_pb2.AgentEvent(agent=h.agent_state.agents["a1"])))
+    )
+    await h.task(OFFERED, "q1", "a1", reservation_id="r1")
+    await h.flush()
+    assert (h.events("agent-events", "echo"), h.events("task-events", "echo")) == (1, 1)
+    assert h.agent_state.calls == calls  # nothing planned anew
+
+
+async def test_a_record_fetched_in_an_older_generation_is_not_acted_on(h: Harness) -> None:
+    await h.agent("a1")
+    stale = h.message(
+        "inquiries",
+        encode(inquiry_pb2.Inquiry(id="q1", workspace=WS, channel=inquiry_pb2.CHANNEL_CHAT)),
+    )
+    stale.generation_id = 6  # fetched before the group moved to generation 7
+    await h.feed(stale)
+    assert h.offered() == [] and h.events("inquiries", "not_owned") == 1
+
+
+async def test_a_tick_in_a_batch_makes_its_workspace_step_a_full_one(h: Harness) -> None:
+    await h.inquiry("q1")  # nobody free: it waits
+    h.hold()
+    await h.tick()
+    await h.agent("a1", version=1, load=2)  # back, but full
+    await h.flush()
+    assert h.offered() == []
+    h.agent_state.agents["a1"].capacities[0].load = 0
+    h.agent_state.agents["a1"].version = 2
+    h.hold()
+    await h.agent("a1", version=3)
+    await h.tick()
+    await h.flush()
+    assert h.offered() == [("q1", "a1")] and h.agent_state.calls == [1]
+
+
+class WriteLog(dict):  # type: ignore[type-arg]
+    """A table that records the keys written."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.log.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_later_plan_of_the_same_offer_is_a_new_reservation_request() -> None:
+    # Seen under load: a ReserveAgents call past its deadline (the reservations
+    # made, the answer lost), then the next tick planned the same inquiry for the
+    # same agent; the reused request id with a new `assigned_at` was refused as
+    # "already used for a different request" on every tick. A new id gets
+    # agent-state's `already_reserved` answer instead.
+    fence = agent_state_pb2.RouterFence(group="router", partition=P, generation=7)
+    first = task_pb2.Assignment(
+        inquiry_id="q1", workspace=WS, agent_id="a1", attempt=1, assigned_at=timestamp(T0)
+    )
+    resent = task_pb2.Assignment()
+    resent.CopyFrom(first)
+    later = task_pb2.Assignment()
+    later.CopyFrom(first)
+    later.assigned_at.CopyFrom(timestamp(T0 + 1))
+    newer_owner = agent_state_pb2.RouterFence(group="router", partition=P, generation=8)
+    assert reserve_request_id(resent, fence) == reserve_request_id(first, fence)
+    assert reserve_request_id(later, fence) != reserve_request_id(first, fence)
+    assert reserve_request_id(first, newer_owner) != reserve_request_id(first, fence)
+    long = task_pb2.Assignment(inquiry_id="q" * 100, workspace="w" * 60, agent_id="a")
+    assert len(reserve_request_id(long, fence)) <= 128
+
+
+async def test_a_large_plan_is_reserved_a_call_at_a_time_each_published_before_the_next(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "MAX_CALL_RESERVATIONS", 2)
+    for n in range(3):
+        await h.agent(f"a{n}")
+    h.agent_state.down_on_calls = {1}  # the second call
+    h.hold()
+    for n in range(5):
+        await h.inquiry(f"q{n}")
+    await h.flush()
+    # Five offers: calls of 2 and 2 (the second failed as a whole: its two wait for
+    # the next tick, as does the fifth, never sent); the first call's went out.
+    assert h.agent_state.calls == [2, 0]
+    assert sorted(i for i, _ in h.offered()) == ["q0", "q1"]
+    await h.tick()  # (the fake lists no open reservations: q0 and q1 go out again too)
+    assert {i for i, _ in h.offered()} == {"q0", "q1", "q2", "q3", "q4"}
 
 
 def resolution(inquiry_id: str, agent_id: str, **fields: Any) -> task_pb2.TaskEvent:

@@ -370,3 +370,21 @@ def test_an_agent_busy_on_one_channel_is_still_offered_another() -> None:
     r.admit(inquiry("call", channel="voice"), T0)
     r.admit(inquiry("mail", channel="email", arrived_at=T0 + 1), T0)
     assert offers(r, T0 + 2) == [("mail", "a1")]
+
+
+def test_a_plan_for_what_changed_takes_new_inquiries_and_agents_with_slots_changed() -> None:
+    r = router(None, agent("a1", capacity={"chat": 1}, load={"chat": 1}), agent("a2"))
+    r.plan(T0)
+    r.admit(inquiry("q1", skills={"sales": 1}), T0)  # fits nobody
+    assert r.plan_changed(T0) == []
+    r.admit(inquiry("q2"), T0)
+    assert [(o.inquiry_id, o.agent_id) for o in r.plan_changed(T0)] == [("q2", "a2")]
+    r.offer_made("q2", "a2", "r1", T0)
+    # a1 accepted an earlier task: a newer record, but nothing that matters for fitting.
+    r.update_agent(agent("a1", capacity={"chat": 1}, load={"chat": 1}, version=2))
+    assert r.plan_changed(T0) == []
+    # a1 frees its slot and learns sales: q1, waiting, now fits.
+    freed = agent("a1", capacity={"chat": 1}, skills={"sales": 2}, version=3)
+    r.update_agent(freed)
+    assert [(o.inquiry_id, o.agent_id) for o in r.plan_changed(T0)] == [("q1", "a1")]
+    assert r.plan_changed(T0) == []  # planned: nothing changed since

@@ -10,7 +10,7 @@ from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.convert import inquiry_from_proto
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.reservations import AgentStateClient
-from omniroute_router.routing import WorkspaceRouter
+from omniroute_router.routing import Notice, NoticeKind, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 
 NOW = 1_800_000_000.0
@@ -58,7 +58,7 @@ def test_an_abandon_is_a_miss_where_the_channel_has_a_target() -> None:
     ):
         core = admitted("acme", inquiry_id, channel)
         assert core.abandoned(inquiry_id, NOW)
-        router._notices(core)
+        router._notices(core, core.take_step().notices, NOW)
     chat = {"workspace": "acme", "queue": "default", "channel": "chat"}
     assert sample(registry, "abandoned", **chat, within_sla="no") == 1
     email = {"workspace": "acme", "queue": "default", "channel": "email"}
@@ -71,9 +71,11 @@ def test_answers_count_by_workspace_and_strangers_share_one_label() -> None:
     for workspace, wait in (("acme", 10.0), ("acme", 90.0), ("stranger-1", 5.0), ("x-2", 5.0)):
         core = admitted(workspace, f"{workspace}-{wait}", inquiry_pb2.CHANNEL_CHAT)
         inquiry = core.inquiries[f"{workspace}-{wait}"]
-        router._count_answer(core, inquiry, wait, NOW)
+        answered = Notice(
+            NoticeKind.ANSWERED, inquiry.id, inquiry.queue, inquiry.channel, wait_s=wait
+        )
         assert core.abandoned("gone-" + workspace, NOW)  # before its inquiry: not counted
-        router._notices(core)
+        router._notices(core, [answered, *core.take_step().notices], NOW)
     chat = {"queue": "default", "channel": "chat"}
     assert sample(registry, "answered", workspace="acme", **chat, within_sla="yes") == 1
     assert sample(registry, "answered", workspace="acme", **chat, within_sla="no") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from faust.tables.recovery import Recovery
@@ -16,7 +17,7 @@ from omniroute_router.config import RoutingConfig
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.reservations import AgentStateClient
 from omniroute_router.settings import RouterSettings
-from omniroute_router.transport import app_class
+from omniroute_router.transport import app_class, batches
 
 
 @pytest.mark.parametrize("kind", list(BrokerKind), ids=str)
@@ -71,3 +72,53 @@ async def test_records_fetched_while_recovery_resumes_the_streams_are_kept(
     monkeypatch.setattr(Recovery, "on_recovery_completed", faust_on_recovery_completed)
     await app.tables.recovery.on_recovery_completed(1)
     assert queue.get_nowait() == "task event"
+
+
+class FakeStream:
+    """A Faust stream as `batches` uses it: records to iterate, acks recorded."""
+
+    def __init__(self) -> None:
+        self.records: asyncio.Queue[str] = asyncio.Queue()
+        self.acked: list[str] = []
+        self.manual = False
+
+    def noack(self) -> FakeStream:
+        self.manual = True
+        return self
+
+    async def events(self) -> AsyncIterator[str]:
+        while True:
+            yield await self.records.get()
+
+    async def ack(self, event: str) -> bool:
+        self.acked.append(event)
+        return True
+
+
+async def test_a_batch_is_what_arrived_and_is_acknowledged_once_handled() -> None:
+    stream = FakeStream()
+    for record in ("r1", "r2", "r3"):
+        stream.records.put_nowait(record)
+    batched = batches(stream, max_events=2, wait_s=0.001)
+    assert await anext(batched) == ["r1", "r2"]  # at most max_events
+    assert stream.manual and stream.acked == []  # not before it was handled
+    assert await anext(batched) == ["r3"]
+    assert stream.acked == ["r1", "r2"]
+    stream.records.put_nowait("r4")
+    assert await anext(batched) == ["r4"]
+    assert stream.acked == ["r1", "r2", "r3"]
+    # The caller failed handling r4 and gave up: r4 is never acknowledged (read again).
+    await batched.aclose()
+    assert stream.acked == ["r1", "r2", "r3"]
+
+
+async def test_the_stream_is_read_while_a_batch_is_handled() -> None:
+    stream = FakeStream()
+    stream.records.put_nowait("r1")
+    batched = batches(stream, max_events=10, wait_s=0)
+    assert await anext(batched) == ["r1"]
+    for record in ("r2", "r3"):  # arrive while r1 is handled
+        stream.records.put_nowait(record)
+    await asyncio.sleep(0.01)
+    assert await anext(batched) == ["r2", "r3"]
+    await batched.aclose()

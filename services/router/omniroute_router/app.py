@@ -2,11 +2,14 @@
 
 One stream reads the inquiries, agent-events and task-events topics and the
 router's own tick topic, all keyed by workspace and partitioned alike, so one
-worker owns a workspace and sees its events in order. For each event the
-adapter decodes, updates the workspace's `WorkspaceRouter`, lets it plan,
-reserves the chosen agents at agent-state, publishes the assignments and
-writes what changed to Faust tables (changelog topics), from which a worker
-that takes the partition over rebuilds the state.
+worker owns a workspace and sees its events in order. It takes the records
+available as one batch: it decodes each and applies it to its workspace's
+`WorkspaceRouter`; then each workspace touched takes one step: the core
+plans once, the adapter reserves every chosen agent at agent-state in one
+call, publishes the assignments, and writes what the core says changed to
+Faust tables (changelog topics, through `tables.py`), from which a worker
+that takes the partition over rebuilds the state. The adapter reads the core
+but never changes it other than through its methods.
 
 Anything undecodable or invalid goes to the dead-letter topic with the reason.
 """
@@ -17,7 +20,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -42,18 +45,27 @@ from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState, QueuedInquiry
 from omniroute_router.reservations import (
+    MAX_CALL_RESERVATIONS,
     AgentStateClient,
     AgentStateUnavailable,
     Fenced,
     ReservationRefused,
     Reserved,
 )
-from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, Reconciled, WorkspaceRouter
+from omniroute_router.routing import (
+    REMEMBER_FINISHED_S,
+    Notice,
+    NoticeKind,
+    Offer,
+    Reconciled,
+    Withdrawal,
+    WorkspaceRouter,
+)
 from omniroute_router.settings import RouterSettings
 from omniroute_router.snapshots import QueueSnapshots
 from omniroute_router.sweep import TopicReader
 from omniroute_router.tables import RoutingTables
-from omniroute_router.transport import app_class, group_generation
+from omniroute_router.transport import acting_on, app_class, batches, group_generation
 
 log = logging.getLogger("omniroute.router")
 
@@ -202,31 +214,117 @@ class Router:
 
     # -- event handling -------------------------------------------------------
 
-    async def handle(self, event: EventT) -> None:
-        """Process one record from any input topic; never raises for bad input."""
-        message = event.message
-        source = self.topic_input.get(message.topic, message.topic)
-        now = self.clock()
+    def owns_event(self, message: Any) -> bool:
+        """Whether this worker may act on a record: its partition is owned, and it
+        was fetched in the generation the partition was given in (Faust skips a
+        record of an older generation too; one waiting in a batch while the
+        group rebalanced is fetched again from the committed offset)."""
         if not self.owns(message.partition):
-            # Fenced out, or fetched before a rebalance took it: not ours to act on.
-            self.metrics.events.labels(source, "not_owned").inc()
-            return
-        try:
+            return False
+        fetched_in = getattr(message, "generation_id", None)
+        return fetched_in is None or fetched_in == self.owned.get(message.partition)
+
+    async def handle(self, event: EventT) -> None:
+        """Process one record from any input topic (a batch of one)."""
+        await self.handle_batch([event])
+
+    async def handle_batch(self, events: Sequence[EventT]) -> None:
+        """Process the records available, in order; never raises for bad input.
+
+        Every change is applied to its workspace's core first, in the order
+        the records came (per partition, the order of the topic). Then each
+        workspace touched takes one step: plan once, reserve every chosen
+        agent in one call, publish the offers, write the tables once. A tick
+        makes its partition's step the full one (time-driven work,
+        reconciliation, a plan over everything waiting). The workspaces' steps
+        run at the same time (their calls to agent-state overlap); each one's
+        state is its own.
+        """
+        now = self.clock()
+        self.metrics.batch_events.observe(len(events))
+        # The workspaces to step, with their partition, and the partitions ticked.
+        touched: dict[str, int] = {}
+        ticked: dict[int, EventT] = {}
+        # One record per partition in this batch: table writes are placed on its partition.
+        acting: dict[int, EventT] = {}
+        # Inquiries published before this worker took their partition over, per
+        # workspace: checked with agent-state before they may be offered.
+        checks: dict[str, list[str]] = {}
+        for event in events:
+            message = event.message
+            source = self.topic_input.get(message.topic, message.topic)
+            if not self.owns_event(message):
+                # Fenced out, or fetched before a rebalance took it: not ours to act on.
+                self.metrics.events.labels(source, "not_owned").inc()
+                continue
+            acting_on(event)
+            acting[message.partition] = event
             if source == "ticks":
-                await self._on_tick(message.partition, now)
-                return
-            if source == "inquiries":
-                self.stream_offsets[message.partition] = message.offset
-                outcome = await self._on_inquiry(
-                    message.key, event.value, message.partition, now, message.timestamp
-                )
-            elif source == "agent-events":
-                outcome = await self._on_agent_event(event.value, message.partition, now)
-            else:
-                outcome = await self._on_task_event(event.value, message.partition, now)
+                ticked[message.partition] = event
+                continue
+            try:
+                workspace, outcome = await self._apply(source, event, now, checks)
+            except InvalidEvent as exc:
+                await self._dead_letter(event, source, str(exc))
+                continue
             self.metrics.events.labels(source, outcome).inc()
-        except InvalidEvent as exc:
-            await self._dead_letter(event, source, str(exc))
+            if workspace:
+                # The partition the workspace lives on (the first record's, even
+                # when a publisher keyed a later one wrongly): its fence.
+                touched.setdefault(workspace, self.partition_of.get(workspace, message.partition))
+        full: set[str] = set()
+        swept: dict[int, int] = {}
+        for partition, tick in ticked.items():
+            if not self.owns(partition):
+                continue  # fenced out by an earlier call
+            acting_on(tick)
+            checkpoint = await self._sweep(partition, now)
+            if checkpoint is not None:
+                swept[partition] = checkpoint
+            # Every workspace ever seen on this partition, loaded or not: after a
+            # restart, waiting inquiries must climb their ladders without new events.
+            for workspace in self.tables.workspaces_on(partition):
+                if self.config.for_workspace(workspace) is not None:
+                    full.add(workspace)
+                    touched.setdefault(workspace, partition)
+            self.metrics.events.labels("ticks", "processed").inc()
+        last = events[-1]
+        steps = [
+            self._step(
+                workspace,
+                partition,
+                workspace in full,
+                checks.get(workspace, []),
+                acting.get(partition, last),
+                now,
+            )
+            for workspace, partition in touched.items()
+        ]
+        failed = [r for r in await asyncio.gather(*steps, return_exceptions=True) if r is not None]
+        if failed:
+            raise failed[0]
+        # The sweep's checkpoint moves on once what it admitted was written.
+        for partition, checkpoint in swept.items():
+            if self.owns(partition):
+                acting_on(ticked[partition])
+                self.tables.set_sweep_checkpoint(partition, checkpoint)
+
+    async def _apply(
+        self, source: str, event: EventT, now: float, checks: dict[str, list[str]]
+    ) -> tuple[str, str]:
+        """Apply one record to its workspace's core: (the workspace, the outcome label)."""
+        message = event.message
+        if source == "inquiries":
+            self.stream_offsets[message.partition] = message.offset
+            workspace, outcome, check = await self._on_inquiry(
+                message.key, event.value, message.partition, now, message.timestamp
+            )
+            if check:
+                checks.setdefault(workspace, []).append(check)
+            return workspace, outcome
+        if source == "agent-events":
+            return self._on_agent_event(event.value, message.partition)
+        return self._on_task_event(event.value, message.partition, now)
 
     async def _on_inquiry(
         self,
@@ -235,7 +333,9 @@ class Router:
         partition: int,
         now: float,
         published_at: float | None = None,
-    ) -> str:
+    ) -> tuple[str, str, str]:
+        """(the workspace, the outcome label, the inquiry's id when it is to be checked
+        with agent-state before it may be offered)."""
         proto = decode(inquiry_pb2.Inquiry, value)
         inquiry = inquiry_from_proto(proto, now)
         if key != proto.workspace.encode():
@@ -243,17 +343,16 @@ class Router:
             # partition. Re-publish keyed by workspace so its owner gets it.
             await self.inquiries_topic.send(key=proto.workspace.encode(), value=value)
             log.warning("inquiry re-keyed by workspace", extra={"inquiry_id": proto.id})
-            return "processed"
+            return "", "processed", ""
         router = self._router(proto.workspace, partition)
         if router.is_new(inquiry.id) and await self.conversations.join(router, proto, inquiry, now):
-            self._persist(router)
-            return "processed"
+            return proto.workspace, "processed", ""  # joined its conversation's open inquiry
         # Published before this worker took the partition over: the owner before
         # it may have offered or even finished it and died before its state was
         # durable. Offered only once agent-state has had its word.
         verify = (published_at or now) < self.taken_over_at.get(partition, 0.0)
         if not router.admit(inquiry, now, verify=verify):
-            return "duplicate"
+            return proto.workspace, "duplicate", ""
         self.conversations.opened(router, inquiry, now)
         self.contents.keep(proto.workspace, proto.id, value)
         log.info(
@@ -264,40 +363,39 @@ class Router:
                 "queue": inquiry.queue,
             },
         )
-        if verify:
-            await self._check(router, partition, [inquiry.id], "takeover", now)
-            await self._withdraw(router, partition)
-            await self._after_change(router, inquiry.id, now)
-            return "processed"
-        await self._route(router, now, inquiry_ids=[inquiry.id])
-        return "processed"
+        return proto.workspace, "processed", inquiry.id if verify else ""
 
-    async def _on_agent_event(self, value: bytes, partition: int, now: float) -> str:
+    def _on_agent_event(self, value: bytes, partition: int) -> tuple[str, str]:
         event = decode(agent_pb2.AgentEvent, value)
         if not event.agent.id or not event.agent.workspace:
             raise InvalidEvent("AgentEvent.agent.id and .workspace are required")
         router = self._router(event.agent.workspace, partition)
         if event.change == agent_pb2.AgentEvent.CHANGE_REMOVED:
             router.remove_agent(event.agent.id)
-        elif not router.update_agent(agent_from_proto(event.agent)):
-            return "duplicate"
-        # Only an agent with a free slot can change what gets routed.
-        if event.agent.id in router.free_agents:
-            await self._route(router, now, agent_ids=[event.agent.id])
-        else:
-            self._persist(router)
-        return "processed"
+            return router.workspace, "processed"
+        held = router.agents.get(event.agent.id)
+        if held is not None and held.version == event.agent.version:
+            # The record the router already took from agent-state's answer
+            # (the reservation it made): nothing to apply, nothing to plan.
+            return router.workspace, "echo"
+        if not router.update_agent(agent_from_proto(event.agent)):
+            return router.workspace, "duplicate"
+        return router.workspace, "processed"
 
-    async def _on_task_event(self, value: bytes, partition: int, now: float) -> str:
+    def _on_task_event(self, value: bytes, partition: int, now: float) -> tuple[str, str]:
         event = decode(task_pb2.TaskEvent, value)
         if not event.inquiry_id or not event.workspace:
             raise InvalidEvent("TaskEvent.inquiry_id and .workspace are required")
         router = self._router(event.workspace, partition)
+        if event.type == task_pb2.TaskEvent.TYPE_OFFERED:
+            # agent-state's record of a reservation: this router's own offer (an
+            # echo), or one a worker before it made, which reconciliation adopts.
+            inquiry = router.inquiries.get(event.inquiry_id)
+            mine = inquiry is not None and inquiry.reservation_id == event.reservation_id
+            return router.workspace, "echo" if mine else "processed"
         if not self._apply_task_event(router, event, now):
-            return "duplicate" if event.type != task_pb2.TaskEvent.TYPE_OFFERED else "processed"
-        await self._withdraw(router, partition)
-        await self._after_change(router, event.inquiry_id, now)
-        return "processed"
+            return router.workspace, "duplicate"
+        return router.workspace, "processed"
 
     def _apply_task_event(
         self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float
@@ -312,11 +410,9 @@ class Router:
                 self.metrics.offer_failures.labels(_OFFER_FAILURES[kind]).inc()
             return changed
         if kind == task_pb2.TaskEvent.TYPE_ACCEPTED:
-            inquiry = router.inquiries.get(event.inquiry_id)
-            wait = router.accepted(event.inquiry_id, event.agent_id, now)
-            if inquiry is not None and wait is not None:
-                self._count_answer(router, inquiry, wait, now)
-            return inquiry is not None
+            known = event.inquiry_id in router.inquiries
+            router.accepted(event.inquiry_id, event.agent_id, now)
+            return known
         if kind == task_pb2.TaskEvent.TYPE_COMPLETED:
             return self._on_completed(router, event, now)
         if kind == task_pb2.TaskEvent.TYPE_ABANDONED:
@@ -324,16 +420,6 @@ class Router:
         if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
             return router.transferred(event.inquiry_id, event.target_agent_id)
         return False
-
-    async def _after_change(self, router: WorkspaceRouter, inquiry_id: str, now: float) -> None:
-        """Route an inquiry that is back in the queue; otherwise just persist."""
-        inquiry = router.inquiries.get(inquiry_id)
-        if inquiry is not None and inquiry.state is InquiryState.WAITING:
-            # Back in the queue (declined, missed, withdrawn, escalated): route it again.
-            await self._route(router, now, inquiry_ids=[inquiry.id])
-        else:
-            self._notices(router)
-            self._persist(router)
 
     def _on_completed(self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float) -> bool:
         resolution = event.resolution
@@ -352,23 +438,35 @@ class Router:
             )
         return router.resolved(event.inquiry_id, event.agent_id, now)
 
-    async def _on_tick(self, partition: int, now: float) -> None:
-        await self._sweep(partition, now)
-        # Every workspace ever seen on this partition, loaded or not: after a
-        # restart, waiting inquiries must climb their ladders without new events.
-        for workspace in self.tables.workspaces_on(partition):
-            if self.config.for_workspace(workspace) is None:
-                continue
-            if not self.owns(partition):
-                return  # fenced out while handling an earlier workspace
-            router = self._router(workspace, partition)
+    async def _step(
+        self,
+        workspace: str,
+        partition: int,
+        full: bool,
+        checks: list[str],
+        acting: EventT,
+        now: float,
+    ) -> None:
+        """One workspace's step after a batch: plan, reserve, publish, write, withdraw.
+
+        `checks`: inquiries to check with agent-state first (published before
+        this worker took the partition over). `full` (its partition ticked):
+        first the time-driven work and the checks with agent-state, then a plan
+        over everything waiting; otherwise a plan for what the batch changed.
+        """
+        acting_on(acting)  # this step's table writes go to the workspace's partition
+        if not self.owns(partition):
+            return
+        router = self._router(workspace, partition)
+        await self._check(router, partition, checks, "takeover", now)
+        if full:
             router.housekeeping(now)
             await self._reconcile_workspace(router, partition, now)
             await self._check_overdue(router, partition, now)
-            await self._withdraw(router, partition)
-            await self._route(router, now)
+        await self._route(router, partition, now, full)
+        await self._settle(router, partition, now)
+        if full and self.owns(partition):
             self._observe_queues(router, now)
-        self.metrics.events.labels("ticks", "processed").inc()
 
     # -- reconciliation -----------------------------------------------------------
 
@@ -476,29 +574,36 @@ class Router:
         for agent in agents:
             router.update_agent(agent_from_proto(agent))
 
-    async def _withdraw(self, router: WorkspaceRouter, partition: int) -> None:
+    async def _withdraw(
+        self, router: WorkspaceRouter, partition: int, withdrawals: Sequence[Withdrawal]
+    ) -> None:
         """Take back at agent-state the offers the core gave up (abandoned, finished)."""
-        for withdrawal in router.drain_withdrawals():
-            try:
-                await self.agent_state.withdraw(
-                    router.workspace,
-                    withdrawal.inquiry_id,
-                    withdrawal.reservation_id,
-                    withdrawal.reason,
-                    self.fence(partition),
+        if not withdrawals:
+            return
+        fence = self.fence(partition)
+        answers = await asyncio.gather(
+            *(
+                self.agent_state.withdraw(
+                    router.workspace, w.inquiry_id, w.reservation_id, w.reason, fence
                 )
-            except Fenced:
+                for w in withdrawals
+            ),
+            return_exceptions=True,
+        )
+        for withdrawal, answer in zip(withdrawals, answers, strict=True):
+            if isinstance(answer, Fenced):
                 self.lose(partition)
-                return
-            except AgentStateUnavailable as exc:
+            elif isinstance(answer, AgentStateUnavailable):
                 # The offer times out at agent-state anyway; the periodic
                 # reconciliation withdraws it when agent-state is back.
                 self.metrics.agent_state_errors.inc()
-                log.warning("withdrawal failed", extra={"error": str(exc)})
-                continue
-            self.metrics.withdrawals.labels(withdrawal.reason).inc()
+                log.warning("withdrawal failed", extra={"error": str(answer)})
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                self.metrics.withdrawals.labels(withdrawal.reason).inc()
 
-    async def _sweep(self, partition: int, now: float) -> None:
+    async def _sweep(self, partition: int, now: float) -> int | None:
         """Re-read the partition's inquiries since the checkpoint; admit any never seen.
 
         Reads up to the last record the stream processed here, so what the
@@ -506,12 +611,13 @@ class Router:
         committed everything on the partition (no lag), to its end, so a
         skipped record at the very end is found too. Admitted inquiries wait
         for agent-state's word (`verify`) before they are offered, so one that
-        was finished long ago is not offered again.
+        was finished long ago is not offered again. Returns the new checkpoint,
+        written once the step wrote what was admitted.
         """
         at = self.monotonic()
         last = self._swept_at.get(partition)
         if last is not None and at - last < self.settings.router_sweep_interval_s:
-            return
+            return None
         self._swept_at[partition] = at
         highwater = self.highwaters.get(partition)
         caught_up = (
@@ -519,7 +625,7 @@ class Router:
         )
         upto = self.stream_offsets.get(partition)
         if upto is None and not caught_up:
-            return
+            return None
         start = self.tables.sweep_checkpoint(partition)
         if start is None:
             start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
@@ -529,7 +635,7 @@ class Router:
         elif upto is not None:
             end = min(upto + 1, end)
         if start >= end:
-            return
+            return None
         records = await self.reader.read(partition, start, end)
         found = 0
         for record in records:
@@ -548,11 +654,9 @@ class Router:
                     "inquiry found by the sweep",
                     extra={"inquiry_id": inquiry.id, "offset": record.offset},
                 )
-                self._persist(router)
         if found:
             self.metrics.swept.inc(found)
-        if records:
-            self.tables.set_sweep_checkpoint(partition, records[-1].offset + 1)
+        checkpoint = records[-1].offset + 1 if records else None
         limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
         behind = bool(records) and end < limit
         if behind:
@@ -560,76 +664,95 @@ class Router:
             # long): go on at the next tick rather than after the interval, so
             # the sweep keeps up with any arrival rate.
             self._swept_at.pop(partition, None)
+        return checkpoint
 
     # -- routing ----------------------------------------------------------------
 
-    async def _route(
+    async def _route(self, router: WorkspaceRouter, partition: int, now: float, full: bool) -> None:
+        """Plan offers, reserve every chosen agent in one call, publish the offers.
+
+        The plan covers what changed since the last one (`full`: everything
+        waiting). A large plan (agents back from a break, a burst) is reserved
+        `MAX_CALL_RESERVATIONS` at a time, each call answered and its offers
+        published before the next, so no call outgrows its deadline. Refused
+        reservations are planned again, a few times at most.
+        """
+        started = time.perf_counter()
+        offers = router.plan(now) if full else router.plan_changed(now)
+        self.metrics.decision.observe(time.perf_counter() - started)
+        for _ in range(3):  # re-plan after refusals, a few times at most
+            refused: list[str] = []
+            for start in range(0, len(offers), MAX_CALL_RESERVATIONS):
+                chunk = offers[start : start + MAX_CALL_RESERVATIONS]
+                if not await self._reserve(router, partition, chunk, refused, now):
+                    return
+            if not refused:
+                return
+            offers = router.plan(now) if full else router.plan(now, inquiry_ids=refused)
+
+    async def _reserve(
         self,
         router: WorkspaceRouter,
+        partition: int,
+        offers: list[Offer],
+        refused: list[str],
         now: float,
-        inquiry_ids: list[str] | None = None,
-        agent_ids: list[str] | None = None,
-    ) -> None:
-        """Plan offers (narrowed to what changed), reserve the agents, publish, persist."""
-        partition = self.partition_of[router.workspace]
-        for _ in range(3):  # re-plan after refusals, a few times at most
-            if not self.owns(partition):
-                return
-            started = time.perf_counter()
-            offers = router.plan(now, inquiry_ids, agent_ids)
-            self.metrics.decision.observe(time.perf_counter() - started)
-            refused = unavailable = False
-            # One plan's reservations go out together: agent-state decides each
-            # atomically, and the round trips overlap instead of adding up.
-            planned = [(offer, router.inquiries[offer.inquiry_id]) for offer in offers]
-            assignments = [
-                self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
-            ]
-            fence = self.fence(partition)
-            results = await asyncio.gather(
-                *(self.agent_state.reserve(a, fence) for a in assignments),
-                return_exceptions=True,
+    ) -> bool:
+        """Reserve the offers' agents in one call; record and publish what agent-state
+        reserved, add the refused inquiries to `refused`. False: stop routing for now
+        (fenced, agent-state unavailable, the partition lost)."""
+        if not self.owns(partition):
+            return False
+        planned = [(offer, router.inquiries[offer.inquiry_id]) for offer in offers]
+        assignments = [
+            self._assignment(inquiry, offer.agent_id, offer, now) for offer, inquiry in planned
+        ]
+        try:
+            results = await self.agent_state.reserve_all(assignments, self.fence(partition))
+        except Fenced:
+            # A newer owner acted for the partition: publish nothing, forget it.
+            self.lose(partition)
+            return False
+        except AgentStateUnavailable as exc:
+            self.metrics.agent_state_errors.inc()
+            log.warning(
+                "agent-state unavailable; retrying on the next tick", extra={"error": str(exc)}
             )
-            if any(isinstance(r, Fenced) for r in results):
-                # A newer owner acted for the partition: publish nothing, forget it.
-                self.lose(partition)
-                return
-            for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):  # fmt: skip
-                if isinstance(result, ReservationRefused) and result.last_event is not None:
-                    # Resolved already (its record lost here, e.g. with a killed
-                    # worker's unwritten state): the check applies agent-state's
-                    # events as if consumed, so it is closed, not re-planned.
-                    self.metrics.reservations_refused.inc()
-                    await self._check(router, partition, [inquiry.id], "refused", now)
-                    refused = True
-                    continue
-                if isinstance(result, ReservationRefused):
-                    self.metrics.reservations_refused.inc()
-                    # Take agent-state's record when it sent one; otherwise keep
-                    # the agent out of planning until its next event.
-                    if result.agent is None or not router.update_agent(agent_from_proto(result.agent)):  # fmt: skip
-                        router.reservation_refused(inquiry.id, offer.agent_id)
-                    refused = True
-                    continue
-                if isinstance(result, AgentStateUnavailable):
-                    self.metrics.agent_state_errors.inc()
-                    log.warning(
-                        "agent-state unavailable; retrying on the next tick",
-                        extra={"error": str(result)},
-                    )
-                    unavailable = True
-                    continue
-                if isinstance(result, BaseException):
-                    raise result
-                await self._offered(router, inquiry, offer, assignment, result, now)
-            if unavailable:
-                break
-            if not refused:
-                break
-        self._notices(router)
-        self._persist(router)
+            return False
+        if not self.owns(partition):
+            return False  # lost the partition while the reservations were out
+        available = True
+        offered: list[task_pb2.Assignment] = []
+        resolved: list[str] = []
+        for (offer, inquiry), assignment, result in zip(planned, assignments, results, strict=True):
+            if isinstance(result, ReservationRefused) and result.last_event is not None:
+                # Resolved already (its record lost here, e.g. with a killed
+                # worker's unwritten state): the check applies agent-state's
+                # events as if consumed, so it is closed, not planned again.
+                self.metrics.reservations_refused.inc()
+                resolved.append(inquiry.id)
+            elif isinstance(result, ReservationRefused):
+                self.metrics.reservations_refused.inc()
+                # Take agent-state's record when it sent one; otherwise keep
+                # the agent out of planning until its next event.
+                if result.agent is None or not router.update_agent(agent_from_proto(result.agent)):  # fmt: skip
+                    router.reservation_refused(inquiry.id, offer.agent_id)
+                refused.append(inquiry.id)
+            elif isinstance(result, AgentStateUnavailable):
+                self.metrics.agent_state_errors.inc()
+                log.warning(
+                    "agent-state unavailable; retrying on the next tick",
+                    extra={"error": str(result)},
+                )
+                available = False
+            else:
+                offered.append(self._offered(router, inquiry, offer, assignment, result, now))
+        for assignment in offered:
+            await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
+        await self._check(router, partition, resolved, "refused", now)
+        return available
 
-    async def _offered(
+    def _offered(
         self,
         router: WorkspaceRouter,
         inquiry: QueuedInquiry,
@@ -637,11 +760,8 @@ class Router:
         assignment: task_pb2.Assignment,
         reserved: Reserved,
         now: float,
-    ) -> None:
-        """agent-state holds the reservation: record the offer and publish it."""
-        if not self.owns(self.partition_of.get(router.workspace, -1)):
-            return  # lost the partition while the reservations were out
-        router.update_agent(agent_from_proto(reserved.agent))
+    ) -> task_pb2.Assignment:
+        """agent-state holds the reservation: record the offer; the assignment to publish."""
         holder = reserved.reservation.agent_id
         if reserved.already_reserved and holder != offer.agent_id:
             # A worker before us reserved it and died: adopt its offer.
@@ -654,12 +774,12 @@ class Router:
             assignment.reservation_id,
             now,
             seconds(reserved.reservation.expires_at),
+            agent=agent_from_proto(reserved.agent),
         )
         if reserved.reservation.accepted:
             # Accepted while the previous owner's state was lost: in work already.
             router.accepted(inquiry.id, holder, now)
         assignment.attempt = inquiry.attempts
-        await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
         self.metrics.assignments.labels(str(offer.tier), offer.strategy).inc()
         if inquiry.attempts == 1:
             self.metrics.routing_latency.observe(max(0.0, now - inquiry.arrived_at))
@@ -673,6 +793,20 @@ class Router:
                 "step": offer.step,
             },
         )
+        return assignment
+
+    async def _settle(self, router: WorkspaceRouter, partition: int, now: float) -> None:
+        """Act on what the core decided in this step: count and log it, write the
+        tables, take back the offers it gave up."""
+        step = router.take_step()
+        self._notices(router, step.notices, now)
+        if not self.owns(partition):
+            return  # a worker that lost the partition writes nothing for it
+        self.tables.persist(router, step.changes)
+        self.contents.forget(
+            router.workspace, [i for i in step.changes.inquiries if i not in router.inquiries]
+        )
+        await self._withdraw(router, partition, step.withdrawals)
 
     def _assignment(
         self, inquiry: QueuedInquiry, agent_id: str, offer: Any, now: float
@@ -693,59 +827,67 @@ class Router:
         self.contents.attach(assignment)
         return assignment
 
-    def _count_answer(
-        self, router: WorkspaceRouter, inquiry: QueuedInquiry, wait: float, now: float
-    ) -> None:
-        target = router.config.service_levels.get(inquiry.channel)
-        within = "unknown" if target is None else ("yes" if wait <= target else "no")
-        self.snapshots.answered(
-            router.workspace, inquiry.queue, None if target is None else wait <= target, now
-        )
-        self.metrics.wait.labels(inquiry.queue, inquiry.channel).observe(wait)
-        workspace = self.workspace_label(router.workspace)
-        self.metrics.answered.labels(workspace, inquiry.queue, inquiry.channel, within).inc()
+    def _notices(self, router: WorkspaceRouter, notices: Sequence[Notice], now: float) -> None:
+        for notice in notices:
+            match notice.kind:
+                case NoticeKind.ESCALATED:
+                    # The ladder's own reasons, or "agent": an agent's words (free
+                    # text, possibly personal) are never a label value and never logged.
+                    reason = notice.reason if notice.reason in _LADDER_REASONS else "agent"
+                    self.metrics.escalations.labels(str(notice.step), reason).inc()
+                    log.info(
+                        "inquiry escalated",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "step": notice.step,
+                            "reason": reason,
+                        },
+                    )
+                case NoticeKind.ABANDONED:
+                    # A miss where the channel has a target (README, "Service level").
+                    missed = "no" if notice.channel in router.config.service_levels else "unknown"
+                    workspace = self.workspace_label(router.workspace)
+                    self.metrics.abandoned.labels(
+                        workspace, notice.queue, notice.channel, missed
+                    ).inc()
+                case NoticeKind.FOLLOW_UP_SCHEDULED:
+                    self.metrics.follow_ups.labels("scheduled").inc()
+                case NoticeKind.FOLLOW_UP_DUE:
+                    self.metrics.follow_ups.labels("due").inc()
+                case NoticeKind.ANSWERED:
+                    self._count_answer(router, notice, now)
+                case NoticeKind.CLOSED_ARRIVAL:
+                    self.metrics.closed_arrivals.labels(notice.queue, notice.reason).inc()
+                    log.info(
+                        "inquiry arrived while its queue was closed",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "policy": notice.reason,
+                        },
+                    )
+                case NoticeKind.OVERFLOWED:
+                    self.metrics.overflows.labels(
+                        notice.queue, notice.to_queue, notice.reason
+                    ).inc()
+                    log.info(
+                        "inquiry overflowed",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "to_queue": notice.to_queue,
+                            "trigger": notice.reason,
+                        },
+                    )
 
-    def _notices(self, router: WorkspaceRouter) -> None:
-        for notice in router.drain_notices():
-            if notice.kind == "escalated":
-                # The ladder's own reasons, or "agent": an agent's words (free text,
-                # possibly personal) are never a label value and never logged.
-                reason = notice.reason if notice.reason in _LADDER_REASONS else "agent"
-                self.metrics.escalations.labels(str(notice.step), reason).inc()
-                log.info(
-                    "inquiry escalated",
-                    extra={"inquiry_id": notice.inquiry_id, "step": notice.step, "reason": reason},
-                )
-            elif notice.kind == "abandoned":
-                # A miss where the channel has a target (README, "Service level").
-                missed = "no" if notice.channel in router.config.service_levels else "unknown"
-                workspace = self.workspace_label(router.workspace)
-                self.metrics.abandoned.labels(workspace, notice.queue, notice.channel, missed).inc()
-            elif notice.kind == "follow_up_scheduled":
-                self.metrics.follow_ups.labels("scheduled").inc()
-            elif notice.kind == "follow_up_due":
-                self.metrics.follow_ups.labels("due").inc()
-            elif notice.kind == "closed_arrival":
-                self.metrics.closed_arrivals.labels(notice.queue, notice.reason).inc()
-                log.info(
-                    "inquiry arrived while its queue was closed",
-                    extra={
-                        "inquiry_id": notice.inquiry_id,
-                        "queue": notice.queue,
-                        "policy": notice.reason,
-                    },
-                )
-            elif notice.kind == "overflowed":
-                self.metrics.overflows.labels(notice.queue, notice.to_queue, notice.reason).inc()
-                log.info(
-                    "inquiry overflowed",
-                    extra={
-                        "inquiry_id": notice.inquiry_id,
-                        "queue": notice.queue,
-                        "to_queue": notice.to_queue,
-                        "trigger": notice.reason,
-                    },
-                )
+    def _count_answer(self, router: WorkspaceRouter, notice: Notice, now: float) -> None:
+        target = router.config.service_levels.get(notice.channel)
+        within = None if target is None else notice.wait_s <= target
+        self.snapshots.answered(router.workspace, notice.queue, within, now)
+        label = "unknown" if within is None else ("yes" if within else "no")
+        self.metrics.wait.labels(notice.queue, notice.channel).observe(notice.wait_s)
+        workspace = self.workspace_label(router.workspace)
+        self.metrics.answered.labels(workspace, notice.queue, notice.channel, label).inc()
 
     def _observe_queues(self, router: WorkspaceRouter, now: float) -> None:
         """The queue gauges, and the same figures on the snapshot topic for the wallboard."""
@@ -812,16 +954,6 @@ class Router:
         )
         return fresh
 
-    def _persist(self, router: WorkspaceRouter) -> None:
-        """Write what changed to the tables (inside the event, so on its partition)."""
-        changes = router.drain_changes()
-        if not self.owns(self.partition_of.get(router.workspace, -1)):
-            return  # a worker that lost the partition writes nothing for it
-        self.tables.persist(router, changes)
-        self.contents.forget(
-            router.workspace, [i for i in changes.inquiries if i not in router.inquiries]
-        )
-
     async def _dead_letter(self, event: EventT, source: str, reason: str) -> None:
         message = event.message
         letter = dead_letter_pb2.DeadLetter(
@@ -871,6 +1003,9 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_rebalance_timeout=settings.kafka_session_timeout_s,
         broker_commit_interval=1.0,
+        # A step writes many table records and offers at once: a few
+        # milliseconds' linger sends them in a few requests, not one each.
+        producer_linger=0.005,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         recovery_consistency_check=settings.router_recovery_consistency_check,
@@ -906,8 +1041,10 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
 
     @app.agent(inputs)
     async def route(stream: Any) -> None:
-        async for event in stream.events():
-            await router.handle(event)
+        async for events in batches(
+            stream, settings.router_batch_max, settings.router_batch_wait_s
+        ):
+            await router.handle_batch(events)
 
     @app.timer(interval=settings.router_tick_s)
     async def tick() -> None:

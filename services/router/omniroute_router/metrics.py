@@ -23,8 +23,15 @@ class RouterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
             "omniroute_router_events_total",
-            "Events consumed, by input and outcome (processed, duplicate, dead_letter).",
+            "Events consumed, by input and outcome (processed, echo, duplicate, dead_letter, "
+            "not_owned).",
             ["input", "outcome"],
+            registry=registry,
+        )
+        self.batch_events = Histogram(
+            "omniroute_router_batch_events",
+            "Records handled as one batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=registry,
         )
         self.queue_depth = Gauge(
@@ -189,7 +196,7 @@ class RouterMetrics:
         )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
-            for outcome in ("processed", "duplicate", "dead_letter", "not_owned"):
+            for outcome in ("processed", "echo", "duplicate", "dead_letter", "not_owned"):
                 self.events.labels(name, outcome)
             self.dead_letters.labels(name)
         for reason in OFFER_FAILURES:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError, Message
 
-from omniroute.grpc_client import (
-    AGENT_RECORD_METADATA,
-    LAST_EVENT_METADATA,
-    agent_state_channel,
-    bearer,
-)
+from omniroute.grpc_client import agent_state_channel, bearer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
+
+# A refusal's status codes (the agent is not free, or not known): the inquiry
+# is planned again; any other code means agent-state could not decide.
+_REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+# Most reservations and request bytes in one ReserveAgents call (agent-state
+# takes up to 1,000, and answers once all of them are durable: the call must
+# finish within its deadline when the broker is slow; gRPC's default message
+# limit is 4 MiB and an assignment carries the inquiry's content): more take
+# several calls, made at the same time.
+MAX_CALL_RESERVATIONS = 200
+MAX_CALL_BYTES = 2 * 1024 * 1024
+# agent-state takes request ids of up to 128 characters.
+_MAX_KEY = 120
 
 
 class ReservationRefused(Exception):
@@ -75,40 +85,47 @@ class AgentStateClient:
         self._metadata = bearer(token)
         self._timeout_s = timeout_s
 
-    async def reserve(
-        self, assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
-    ) -> Reserved:
-        """Hold a slot on `assignment.agent_id` for the inquiry.
+    async def reserve_all(
+        self, assignments: Sequence[task_pb2.Assignment], fence: agent_state_pb2.RouterFence
+    ) -> list[Reserved | ReservationRefused | AgentStateUnavailable]:
+        """Hold a slot on each `assignment.agent_id` for its inquiry, in one call.
 
-        When the inquiry already holds a reservation (a previous router worker
-        made it before it died), that one comes back with `already_reserved`.
-        Raises `Fenced` when a newer owner of the partition has acted.
+        agent-state decides each reservation on its own, atomically, in the
+        order given; the answers come back in that order: `Reserved` (when the
+        inquiry already holds a reservation, made by a previous worker before
+        it died, that one with `already_reserved`), `ReservationRefused` (the
+        agent is not free), or `AgentStateUnavailable` (agent-state could not
+        decide this one). Raises `Fenced` when a newer owner of the partition
+        has acted, and `AgentStateUnavailable` when the call as a whole failed
+        (then no answer is known; the same requests are safe to send again).
         """
-        request = agent_state_pb2.ReserveAgentRequest(
-            agent_id=assignment.agent_id,
-            inquiry_id=assignment.inquiry_id,
-            channel=assignment.channel,
-            workspace=assignment.workspace,
-            assignment=assignment,
-            fence=fence,
-            # One id per owner generation, offer attempt and agent: a retry after
-            # a lost answer gets the same answer; a re-plan to another agent, or
-            # the next owner of the partition (which may have lost what this
-            # attempt was), makes a new request that agent-state decides afresh.
-            request_id=f"reserve/{assignment.workspace}/{assignment.inquiry_id}"
-            f"/g{fence.generation}/{assignment.attempt}/{assignment.agent_id}",
-        )
+        requests = [_reserve_request(a, fence) for a in assignments]
+        calls: list[list[agent_state_pb2.ReserveAgentRequest]] = []
+        size = MAX_CALL_BYTES
+        for request in requests:
+            grows = request.ByteSize()
+            if size + grows > MAX_CALL_BYTES or len(calls[-1]) >= MAX_CALL_RESERVATIONS:
+                calls.append([])
+                size = 0
+            calls[-1].append(request)
+            size += grows
+        answers = await asyncio.gather(*(self._reserve_call(c) for c in calls))
+        return [result for answer in answers for result in answer]
+
+    async def _reserve_call(
+        self, requests: list[agent_state_pb2.ReserveAgentRequest]
+    ) -> list[Reserved | ReservationRefused | AgentStateUnavailable]:
         try:
-            response = await self._call("ReserveAgent", request)
+            response: agent_state_pb2.ReserveAgentsResponse = await self._call(
+                "ReserveAgents", agent_state_pb2.ReserveAgentsRequest(reservations=requests)
+            )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                raise ReservationRefused(
-                    exc.details() or exc.code().name,
-                    _trailing(exc, AGENT_RECORD_METADATA, agent_pb2.Agent),
-                    _trailing(exc, LAST_EVENT_METADATA, task_pb2.TaskEvent),
-                ) from None
             raise _error(exc) from None
-        return Reserved(response.reservation, response.agent, response.already_reserved)
+        if len(response.results) != len(requests):
+            raise AgentStateUnavailable(
+                f"ReserveAgents answered {len(response.results)} of {len(requests)} requests"
+            )
+        return [_reserve_result(result) for result in response.results]
 
     async def withdraw(
         self,
@@ -198,24 +215,68 @@ class AgentStateClient:
             await self._channel.close()
 
 
+def _reserve_request(
+    assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence
+) -> agent_state_pb2.ReserveAgentRequest:
+    return agent_state_pb2.ReserveAgentRequest(
+        agent_id=assignment.agent_id,
+        inquiry_id=assignment.inquiry_id,
+        channel=assignment.channel,
+        workspace=assignment.workspace,
+        assignment=assignment,
+        fence=fence,
+        request_id=reserve_request_id(assignment, fence),
+    )
+
+
+def reserve_request_id(assignment: task_pb2.Assignment, fence: agent_state_pb2.RouterFence) -> str:
+    """One id per planned offer: a resent call gets the same answer.
+
+    A later plan for the same inquiry (after a call that failed as a whole,
+    or by a newer owner of the partition) is a different request (its
+    `assigned_at` and maybe its fence differ), so it gets a new id:
+    agent-state then answers with the reservation the inquiry already holds
+    (`already_reserved`), where reusing the id would be refused as the same id
+    for a different request.
+    """
+    at = assignment.assigned_at
+    key = (
+        f"{assignment.workspace}/{assignment.inquiry_id}/{assignment.attempt}"
+        f"/{assignment.agent_id}/{fence.generation}/{at.seconds}.{at.nanos:09d}"
+    )
+    if len(key) > _MAX_KEY:
+        key = hashlib.sha256(key.encode()).hexdigest()
+    return f"reserve/{key}"
+
+
+def _reserve_result(
+    result: agent_state_pb2.ReserveAgentResult,
+) -> Reserved | ReservationRefused | AgentStateUnavailable:
+    """One answer of a ReserveAgents call, as ReserveAgent would have answered it."""
+    if result.WhichOneof("result") == "reserved":
+        r = result.reserved
+        return Reserved(r.reservation, r.agent, r.already_reserved)
+    refusal = result.refused
+    code = _status_code(refusal.code)
+    if code is grpc.StatusCode.ABORTED:
+        raise Fenced(refusal.message or "ABORTED")
+    if code in _REFUSALS:
+        agent = refusal.agent if refusal.HasField("agent") else None
+        resolved = refusal.last_event if refusal.HasField("last_event") else None
+        return ReservationRefused(refusal.message or code.name, agent, resolved)
+    name = code.name if code is not None else str(refusal.code)
+    return AgentStateUnavailable(f"{name}: {refusal.message}")
+
+
+def _status_code(value: int) -> grpc.StatusCode | None:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return None
+
+
 def _error(error: grpc.aio.AioRpcError) -> Exception:
     """`Fenced` for ABORTED, `AgentStateUnavailable` for anything else."""
     if error.code() == grpc.StatusCode.ABORTED:
         return Fenced(error.details() or "ABORTED")
     return AgentStateUnavailable(f"{error.code().name}: {error.details()}")
-
-
-M = TypeVar("M", bound=Message)
-
-
-def _trailing(error: grpc.aio.AioRpcError, key: str, kind: type[M]) -> M | None:
-    """The message sent under `key` in a refusal's trailing metadata, if any (and readable)."""
-    for name, value in error.trailing_metadata() or ():
-        if name == key and isinstance(value, bytes):
-            message = kind()
-            try:
-                message.ParseFromString(value)
-            except DecodeError:
-                return None
-            return message
-    return None

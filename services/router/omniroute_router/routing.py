@@ -115,13 +115,22 @@ class Changes:
     threads: frozenset[str] = frozenset()
 
 
+class NoticeKind(StrEnum):
+    ESCALATED = "escalated"
+    FOLLOW_UP_SCHEDULED = "follow_up_scheduled"
+    FOLLOW_UP_DUE = "follow_up_due"
+    ABANDONED = "abandoned"
+    RECONCILED = "reconciled"
+    ANSWERED = "answered"  # the first offer accepted; `wait_s` is the wait to answer
+    CLOSED_ARRIVAL = "closed_arrival"  # arrived while its queue was closed; `reason`: the policy
+    OVERFLOWED = "overflowed"  # moved by an overflow rule; `reason`: the trigger
+
+
 @dataclass(frozen=True)
 class Notice:
     """Something worth counting or logging that the core decided."""
 
-    # "escalated", "follow_up_scheduled", "follow_up_due", "abandoned", "reconciled",
-    # "closed_arrival" (reason: the policy), "overflowed" (reason: the trigger)
-    kind: str
+    kind: NoticeKind  # closed_arrival: reason is the policy; overflowed: the trigger
     inquiry_id: str
     queue: str
     channel: str
@@ -129,6 +138,19 @@ class Notice:
     reason: str = ""
     wait_s: float = 0.0
     to_queue: str = ""  # overflowed: the queue entered
+
+
+@dataclass(frozen=True)
+class Step:
+    """Everything the core decided since the adapter last took it (`take_step`).
+
+    What to write to the tables (`changes`), the offers to take back at
+    agent-state (`withdrawals`) and what to count and log (`notices`).
+    """
+
+    changes: Changes = Changes()
+    withdrawals: tuple[Withdrawal, ...] = ()
+    notices: tuple[Notice, ...] = ()
 
 
 @dataclass
@@ -289,6 +311,10 @@ class WorkspaceRouter:
         # per channel, so an inquiry looks only at agents with room on its channel.
         self._idle_order: dict[str, SortedList] = {}
         self._idle_keys: dict[str, tuple[tuple[int, bool, float, str], list[str]]] = {}
+        # What can be matched anew since the last plan: inquiries that entered
+        # the queue and agents whose free slots changed (`plan_changed`).
+        self._routable_inquiries: set[str] = set()
+        self._routable_agents: set[str] = set()
         # What changed since the adapter last persisted, by id.
         self.changed_inquiries: set[str] = set()
         self.changed_agents: set[str] = set()
@@ -329,8 +355,13 @@ class WorkspaceRouter:
         held = self.agents.get(agent.id)
         if held is not None and held.version >= agent.version:
             return False
+        was_routable = agent.id in self._routable_agents
         self.restore_agent(agent)
         self.changed_agents.add(agent.id)
+        if held is not None and not was_routable and _same_for_matching(held, agent):
+            # E.g. an offer accepted: nothing the plan looks at changed, so
+            # nothing waiting that did not fit the agent fits now.
+            self._routable_agents.discard(agent.id)
         return True
 
     def remove_agent(self, agent_id: str) -> None:
@@ -411,27 +442,63 @@ class WorkspaceRouter:
     ) -> list[Offer]:
         """Propose offers: for each waiting inquiry in order, the best free agent.
 
-        `inquiry_ids` and `agent_ids` narrow the plan to what an event changed
-        (a new inquiry, an agent with a slot freed); without them every waiting
-        inquiry is matched against every free agent. Capacity proposed here is
-        counted, so one plan never proposes more than an agent's free slots;
-        agent-state still has the final word.
+        `inquiry_ids` and `agent_ids` narrow the plan to what changed (new
+        inquiries, agents with a slot freed): the given inquiries are matched
+        against every free agent, and every waiting inquiry against the given
+        agents (both given: both, in that order, in one plan). Without them
+        every waiting inquiry is matched against every free agent. Capacity
+        proposed here is counted, so one plan never proposes more than an
+        agent's free slots or one inquiry twice; agent-state still has the
+        final word.
         """
         self._now = max(self._now, now)
         self._release_due_follow_ups(now)
         self._advance(now)
-        if agent_ids is None:
+        if inquiry_ids is None and agent_ids is None:
+            # Everything is matched: nothing is left to plan for what changed.
+            self._routable_inquiries.clear()
+            self._routable_agents.clear()
             free = dict(self.free_agents)
-        else:
-            free = {a: self.free_agents[a] for a in agent_ids if a in self.free_agents}
-        if not free:
-            return []
-        if inquiry_ids is None:
-            return self._plan_waiting(now, free, {}, [])
-        chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
-        waiting = [i for i in chosen if i.state is InquiryState.WAITING and not i.verify]
+            return self._plan_waiting(now, free, {}, []) if free else []
+        free = dict(self.free_agents)
         planned_load: dict[tuple[str, str], int] = {}
         offers: list[Offer] = []
+        if inquiry_ids is not None:
+            chosen = [self.inquiries[i] for i in inquiry_ids if i in self.inquiries]
+            waiting = [i for i in chosen if i.state is InquiryState.WAITING and not i.verify]
+            self._plan_chosen(waiting, free, planned_load, offers, now)
+            if agent_ids is None:
+                return offers
+        # Agents a first pass used up are left out; what it used is counted.
+        agents = {a: free[a] for a in agent_ids or () if a in free}
+        if agents:
+            self._plan_waiting(now, agents, planned_load, offers, {o.inquiry_id for o in offers})
+        return offers
+
+    def plan_changed(self, now: float) -> list[Offer]:
+        """Plan for what changed since the last plan: the inquiries that entered the
+        queue (new, back from an offer, follow-ups due) against every free agent,
+        and every waiting inquiry against the agents whose free slots changed."""
+        self._now = max(self._now, now)
+        self._release_due_follow_ups(now)
+        self._advance(now)
+        inquiry_ids, self._routable_inquiries = self._routable_inquiries, set()
+        agent_ids, self._routable_agents = self._routable_agents, set()
+        if not inquiry_ids and not agent_ids:
+            return []
+        return self.plan(now, inquiry_ids, agent_ids)
+
+    def _plan_chosen(
+        self,
+        waiting: list[QueuedInquiry],
+        free: dict[str, AgentView],
+        planned_load: dict[tuple[str, str], int],
+        offers: list[Offer],
+        now: float,
+    ) -> None:
+        """Add to `offers`, for each of `waiting` in queue order, the best agent of `free`."""
+        if not free:
+            return
         # Free agents only get fewer within a plan, so an inquiry like one that
         # found nobody finds nobody either: remember the kinds that failed.
         hopeless: set[tuple[object, ...]] = set()
@@ -448,7 +515,6 @@ class WorkspaceRouter:
             offers.append(offer)
             if not free:
                 break
-        return offers
 
     def _plan_waiting(
         self,
@@ -657,8 +723,16 @@ class WorkspaceRouter:
         reservation_id: str,
         now: float,
         expires_at: float = 0.0,
+        agent: AgentView | None = None,
     ) -> None:
-        """agent-state reserved the agent: the offer is open until `expires_at`."""
+        """agent-state reserved the agent: the offer is open until `expires_at`.
+
+        `agent` is the agent's record as agent-state sent it with the
+        reservation: taken when newer, without planning anew for it (the
+        slot it lost is the one this plan used).
+        """
+        if agent is not None and self.update_agent(agent):
+            self._routable_agents.discard(agent.id)
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None:
             return
@@ -719,7 +793,9 @@ class WorkspaceRouter:
             current = self.step_index(inquiry, now)
             if current + 1 < len(ladder):
                 inquiry.forced_step = inquiry.step = current + 1
-                self._notice("escalated", inquiry, now, step=current + 1, reason="failed_offers")
+                self._notice(
+                    NoticeKind.ESCALATED, inquiry, now, step=current + 1, reason="failed_offers"
+                )
             inquiry.failed_offers = 0
         self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
@@ -741,7 +817,9 @@ class WorkspaceRouter:
         inquiry.answered = True
         self.controls.answered(inquiry.queue, now)
         # Held while its queue was closed: the service-level clock started at opening.
-        return max(0.0, now - max(inquiry.arrived_at, inquiry.sla_from))
+        wait = max(0.0, now - max(inquiry.arrived_at, inquiry.sla_from))
+        self._notice(NoticeKind.ANSWERED, inquiry, now, wait_s=wait)
+        return wait
 
     def resolved(self, inquiry_id: str, agent_id: str, now: float) -> bool:
         """The agent resolved the inquiry: routing is done with it."""
@@ -774,7 +852,7 @@ class WorkspaceRouter:
         inquiry.history.append(f"follow_up:{agent_id}")
         self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
-        self._notice("follow_up_scheduled", inquiry, now)
+        self._notice(NoticeKind.FOLLOW_UP_SCHEDULED, inquiry, now)
         return True
 
     def escalated(
@@ -822,7 +900,7 @@ class WorkspaceRouter:
         inquiry.history.append(f"escalated:{agent_id}:tier{inquiry.min_tier}:{reason}")
         self._index(inquiry)
         self.changed_inquiries.add(inquiry_id)
-        self._notice("escalated", inquiry, now, reason=reason or "agent")
+        self._notice(NoticeKind.ESCALATED, inquiry, now, reason=reason or "agent")
         return True
 
     def transferred(self, inquiry_id: str, target_agent_id: str) -> bool:
@@ -854,7 +932,7 @@ class WorkspaceRouter:
             self.withdrawals.append(
                 Withdrawal(inquiry_id, inquiry.agent_id, inquiry.reservation_id, "abandoned")
             )
-        self._notice("abandoned", inquiry, now, wait_s=max(0.0, now - inquiry.arrived_at))
+        self._notice(NoticeKind.ABANDONED, inquiry, now, wait_s=max(0.0, now - inquiry.arrived_at))
         self._finish(inquiry_id, now)
         return True
 
@@ -942,7 +1020,7 @@ class WorkspaceRouter:
             inquiry.history.append(f"lost:{inquiry.agent_id}")
             inquiry.settled_reservation = inquiry.reservation_id
             inquiry.agent_id = inquiry.reservation_id = ""
-            self._notice("reconciled", inquiry, now, reason="lost")
+            self._notice(NoticeKind.RECONCILED, inquiry, now, reason="lost")
             return Reconciled.REQUEUED
         return Reconciled.AGREED
 
@@ -1006,6 +1084,15 @@ class WorkspaceRouter:
         self.changed_threads.clear()
         return changes
 
+    def take_step(self) -> Step:
+        """What the core decided since the last call: the adapter writes, withdraws,
+        counts and logs it; the core forgets it (it is handed over once)."""
+        return Step(
+            self.drain_changes(),
+            tuple(self.drain_withdrawals()),
+            tuple(self.drain_notices()),
+        )
+
     def drain_withdrawals(self) -> list[Withdrawal]:
         """The offers to withdraw since the last call."""
         withdrawals, self.withdrawals = self.withdrawals, []
@@ -1031,7 +1118,7 @@ class WorkspaceRouter:
             if index > inquiry.step:
                 inquiry.step = index
                 self.changed_inquiries.add(inquiry_id)
-                self._notice("escalated", inquiry, now, step=index, reason="wait")
+                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
         self.forget_old(now)
 
     def forget_old(self, now: float) -> None:
@@ -1141,7 +1228,15 @@ class WorkspaceRouter:
                 a, inquiry.channel, planned_load
             )
 
-        if queue.strategy == "longest_idle" and not inquiry.preferred_agent and len(free) > 16:
+        # Scanning the idle order pays when most free agents are candidates; for
+        # a few of them (a plan for the agents whose slots changed) it would walk
+        # past all the others.
+        if (
+            queue.strategy == "longest_idle"
+            and not inquiry.preferred_agent
+            and len(free) > 16
+            and 4 * len(free) >= len(self.free_agents)
+        ):
             for *_, agent_id in self._idle_order.get(inquiry.channel, ()):
                 agent = free.get(agent_id)
                 if agent is not None and fits(agent):
@@ -1196,7 +1291,7 @@ class WorkspaceRouter:
                 continue  # released, finished or scheduled again since
             self._set_state(inquiry, InquiryState.WAITING)
             self.changed_inquiries.add(inquiry.id)
-            self._notice("follow_up_due", inquiry, now)
+            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
 
     def _closed_arrival(
         self, inquiry: QueuedInquiry, closed: str, policy: ClosedPolicy, now: float
@@ -1210,7 +1305,9 @@ class WorkspaceRouter:
         else:
             inquiry.history.append(f"closed:{closed}:hold")
         self.notices.append(
-            Notice("closed_arrival", inquiry.id, closed, inquiry.channel, reason=policy.value)
+            Notice(
+                NoticeKind.CLOSED_ARRIVAL, inquiry.id, closed, inquiry.channel, reason=policy.value
+            )
         )
 
     def _release_held(self, now: float) -> None:
@@ -1244,7 +1341,7 @@ class WorkspaceRouter:
             self.changed_inquiries.add(inquiry.id)
             self.notices.append(
                 Notice(
-                    "overflowed",
+                    NoticeKind.OVERFLOWED,
                     inquiry.id,
                     left,
                     inquiry.channel,
@@ -1320,8 +1417,10 @@ class WorkspaceRouter:
                 self._idle_order[channel].discard(key)
         if agent is None:
             self.free_agents.pop(agent_id, None)
+            self._routable_agents.discard(agent_id)
             return
         self.free_agents[agent_id] = agent
+        self._routable_agents.add(agent_id)
         key = (agent.tier, agent.total_load > 0, agent.idle_since, agent.id)
         channels = [ch for ch in agent.capacity if agent.free_on(ch)]
         self._idle_keys[agent_id] = (key, channels)
@@ -1361,9 +1460,11 @@ class WorkspaceRouter:
         self.controls.index(inquiry)
         if inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
             self._deferred.add(inquiry.id)
+            self._routable_inquiries.add(inquiry.id)
             return
         if inquiry.state is InquiryState.WAITING:
             self._file_waiting(inquiry, filed, self._by_time(inquiry, self._now))
+            self._routable_inquiries.add(inquiry.id)
         elif inquiry.state is InquiryState.SCHEDULED:
             self._scheduled.add(inquiry.id)
             heapq.heappush(self._due, (inquiry.due_at, inquiry.id))
@@ -1372,6 +1473,7 @@ class WorkspaceRouter:
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
         """Take an inquiry out of every index (wherever it was filed, whatever its state now)."""
+        self._routable_inquiries.discard(inquiry.id)
         filed = self._filed.pop(inquiry.id, None)
         if filed is None:
             return
@@ -1527,7 +1629,7 @@ class WorkspaceRouter:
 
     def _notice(
         self,
-        kind: str,
+        kind: NoticeKind,
         inquiry: QueuedInquiry,
         now: float,
         step: int = 0,
@@ -1537,3 +1639,18 @@ class WorkspaceRouter:
         self.notices.append(
             Notice(kind, inquiry.id, inquiry.queue, inquiry.channel, step, reason, wait_s)
         )
+
+
+def _same_for_matching(old: AgentView, new: AgentView) -> bool:
+    """Whether two pictures of an agent are the same for who fits it (its version,
+    idle time and the like aside)."""
+    return (
+        old.status is new.status
+        and old.load == new.load
+        and old.capacity == new.capacity
+        and old.total_capacity == new.total_capacity
+        and old.voice_blocks == new.voice_blocks
+        and old.tier == new.tier
+        and old.skills == new.skills
+        and old.languages == new.languages
+    )

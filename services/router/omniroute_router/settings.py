@@ -33,6 +33,19 @@ class RouterSettings(AgentStateClientSettings):
         description="How often waiting inquiries are re-examined for time-driven changes "
         "(escalation ladder, follow-ups falling due).",
     )
+    router_batch_max: int = Field(
+        500,
+        gt=0,
+        description="Most records handled as one batch (each workspace in it takes one "
+        "step: one plan, one ReserveAgents call, one table write).",
+    )
+    router_batch_wait_s: float = Field(
+        0.002,
+        ge=0,
+        description="After an idle spell, how long the first record waits for others "
+        "that arrive with it (under load a batch is what arrived while the last was "
+        "handled, without waiting).",
+    )
     router_standby_replicas: int = Field(
         1, ge=0, description="Standby copies of the routing state on other workers."
     )
