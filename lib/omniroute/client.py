@@ -28,7 +28,7 @@ from types import TracebackType
 
 from google.protobuf import json_format
 
-from omniroute.codec import InvalidEvent, timestamp
+from omniroute.codec import MAX_SITE_LENGTH, InvalidEvent, timestamp
 from omniroute.kafka import BrokerUnavailable, EventProducer
 from omniroute.settings import CommonSettings
 from omniroute.v1 import inquiry_pb2
@@ -48,6 +48,8 @@ def validate_inquiry(inquiry: inquiry_pb2.Inquiry) -> None:
         raise InvalidEvent("Inquiry.priority must be 0-10")
     if len(inquiry.required_skills) > MAX_REQUIRED_SKILLS:
         raise InvalidEvent(f"Inquiry.required_skills: at most {MAX_REQUIRED_SKILLS}")
+    if len(inquiry.site) > MAX_SITE_LENGTH:
+        raise InvalidEvent(f"Inquiry.site: at most {MAX_SITE_LENGTH} characters")
     for index, skill in enumerate(inquiry.required_skills):
         if not skill.name:
             raise InvalidEvent(f"Inquiry.required_skills[{index}].name is required")

@@ -13,6 +13,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 M = TypeVar("M", bound=Message)
 
+#: Longest site (store, branch, desk id) of an in-person inquiry or of an agent.
+MAX_SITE_LENGTH = 200
+
 
 class InvalidEvent(ValueError):
     """An event that cannot be used: undecodable or missing a required field."""

@@ -117,6 +117,8 @@ DETAIL_ONLY = {
     "omniroute_router_conversation_messages",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",
+    "omniroute_router_overflows",
+    "omniroute_router_closed_arrivals",
     "omniroute_desk_streams",
     "omniroute_desk_actions",
     "omniroute_desk_unauthenticated",

@@ -330,6 +330,7 @@ async def test_walk_in_check_in(http: httpx.AsyncClient, inquiries: TopicReader)
         "visit-A-17",
     )
     assert visit.attributes["walk_in.location"] == "store-12"
+    assert visit.site == "store-12"
 
 
 async def test_drop_folder_refuses_symlinks_and_big_files_unread(

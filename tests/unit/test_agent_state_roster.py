@@ -478,3 +478,19 @@ def test_a_batch_is_decided_in_order_each_as_reserve_decides_it() -> None:
     assert [e.inquiry_id for e in changes.task_events] == ["one", "two", "five"]
     assert [e.agent.version for e in changes.agent_events] == [3, 4, 3]
     assert load(r, "ann", CHAT) == 2 and load(r, "bob", CHAT) == 1
+
+
+def test_the_site_is_kept_published_and_bounded() -> None:
+    r = roster()
+    profile = agent(chat=1)
+    profile.site = "store-12"
+    changes = r.upsert(profile, "admin", T0)
+    assert r.get("ann").site == "store-12"
+    assert changes.agent_events[0].agent.site == "store-12"
+    # Presence changes keep it.
+    r.set_status("ann", AVAILABLE, "", "ann", T0)
+    assert r.get("ann").site == "store-12"
+    profile.site = "x" * 201
+    with pytest.raises(InvalidRequest, match=r"agent\.site"):
+        r.upsert(profile, "admin", T0)
+    assert r.get("ann").site == "store-12"

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from omniroute.v1 import inquiry_pb2 as omniroute_dot_v1_dot_inquiry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/agent.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aomniroute/v1/inquiry.proto\"Y\n\x0f\x43hannelCapacity\x12&\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04load\x18\x03 \x01(\x05\"\xc8\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12&\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x06 \x01(\x08\x12\x11\n\tworkspace\x18\x07 \x01(\t\"\xe8\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12/\n\x06skills\x18\x04 \x03(\x0b\x32\x1f.omniroute.v1.Agent.SkillsEntry\x12\x11\n\tlanguages\x18\x05 \x03(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\x31\n\ncapacities\x18\x07 \x03(\x0b\x32\x1d.omniroute.v1.ChannelCapacity\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x13\n\x0b\x61way_reason\x18\t \x01(\t\x12\x30\n\x0cstatus_since\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nidle_since\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0creservations\x18\x0c \x03(\x0b\x32\x19.omniroute.v1.Reservation\x12\x0f\n\x07version\x18\r \x01(\x03\x12\x16\n\x0etotal_capacity\x18\x0e \x01(\x05\x12#\n\x1bvoice_blocks_other_channels\x18\x0f \x01(\x08\x12\x31\n\rwrap_up_until\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esession_active\x18\x11 \x01(\x08\x1a-\n\x0bSkillsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\xe1\x02\n\nAgentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x06\x63hange\x18\x02 \x01(\x0e\x32\x1f.omniroute.v1.AgentEvent.Change\x12\"\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\x9b\x01\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANGE_UPSERTED\x10\x01\x12\x11\n\rCHANGE_STATUS\x10\x02\x12\x13\n\x0f\x43HANGE_RESERVED\x10\x03\x12\x13\n\x0f\x43HANGE_RELEASED\x10\x04\x12\x13\n\x0f\x43HANGE_ACCEPTED\x10\x05\x12\x12\n\x0e\x43HANGE_REMOVED\x10\x06*\x92\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x01\x12\x1a\n\x16\x41GENT_STATUS_AVAILABLE\x10\x02\x12\x15\n\x11\x41GENT_STATUS_AWAY\x10\x03\x12\x18\n\x14\x41GENT_STATUS_WRAP_UP\x10\x04*_\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x17\n\x13TIER_REPRESENTATIVE\x10\x01\x12\x13\n\x0fTIER_SPECIALIST\x10\x02\x12\x13\n\x0fTIER_SUPERVISOR\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/agent.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aomniroute/v1/inquiry.proto\"Y\n\x0f\x43hannelCapacity\x12&\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04load\x18\x03 \x01(\x05\"\xc8\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12&\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x06 \x01(\x08\x12\x11\n\tworkspace\x18\x07 \x01(\t\"\xf6\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12/\n\x06skills\x18\x04 \x03(\x0b\x32\x1f.omniroute.v1.Agent.SkillsEntry\x12\x11\n\tlanguages\x18\x05 \x03(\t\x12 \n\x04tier\x18\x06 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\x31\n\ncapacities\x18\x07 \x03(\x0b\x32\x1d.omniroute.v1.ChannelCapacity\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.omniroute.v1.AgentStatus\x12\x13\n\x0b\x61way_reason\x18\t \x01(\t\x12\x30\n\x0cstatus_since\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nidle_since\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0creservations\x18\x0c \x03(\x0b\x32\x19.omniroute.v1.Reservation\x12\x0f\n\x07version\x18\r \x01(\x03\x12\x16\n\x0etotal_capacity\x18\x0e \x01(\x05\x12#\n\x1bvoice_blocks_other_channels\x18\x0f \x01(\x08\x12\x31\n\rwrap_up_until\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esession_active\x18\x11 \x01(\x08\x12\x0c\n\x04site\x18\x12 \x01(\t\x1a-\n\x0bSkillsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\xe1\x02\n\nAgentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x06\x63hange\x18\x02 \x01(\x0e\x32\x1f.omniroute.v1.AgentEvent.Change\x12\"\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Agent\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\x9b\x01\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANGE_UPSERTED\x10\x01\x12\x11\n\rCHANGE_STATUS\x10\x02\x12\x13\n\x0f\x43HANGE_RESERVED\x10\x03\x12\x13\n\x0f\x43HANGE_RELEASED\x10\x04\x12\x13\n\x0f\x43HANGE_ACCEPTED\x10\x05\x12\x12\n\x0e\x43HANGE_REMOVED\x10\x06*\x92\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x01\x12\x1a\n\x16\x41GENT_STATUS_AVAILABLE\x10\x02\x12\x15\n\x11\x41GENT_STATUS_AWAY\x10\x03\x12\x18\n\x14\x41GENT_STATUS_WRAP_UP\x10\x04*_\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x17\n\x13TIER_REPRESENTATIVE\x10\x01\x12\x13\n\x0fTIER_SPECIALIST\x10\x02\x12\x13\n\x0fTIER_SUPERVISOR\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENT_SKILLSENTRY']._loaded_options = None
   _globals['_AGENT_SKILLSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENTSTATUS']._serialized_start=1373
-  _globals['_AGENTSTATUS']._serialized_end=1519
-  _globals['_TIER']._serialized_start=1521
-  _globals['_TIER']._serialized_end=1616
+  _globals['_AGENTSTATUS']._serialized_start=1387
+  _globals['_AGENTSTATUS']._serialized_end=1533
+  _globals['_TIER']._serialized_start=1535
+  _globals['_TIER']._serialized_end=1630
   _globals['_CHANNELCAPACITY']._serialized_start=103
   _globals['_CHANNELCAPACITY']._serialized_end=192
   _globals['_RESERVATION']._serialized_start=195
   _globals['_RESERVATION']._serialized_end=395
   _globals['_AGENT']._serialized_start=398
-  _globals['_AGENT']._serialized_end=1014
-  _globals['_AGENT_SKILLSENTRY']._serialized_start=969
-  _globals['_AGENT_SKILLSENTRY']._serialized_end=1014
-  _globals['_AGENTEVENT']._serialized_start=1017
-  _globals['_AGENTEVENT']._serialized_end=1370
-  _globals['_AGENTEVENT_CHANGE']._serialized_start=1215
-  _globals['_AGENTEVENT_CHANGE']._serialized_end=1370
+  _globals['_AGENT']._serialized_end=1028
+  _globals['_AGENT_SKILLSENTRY']._serialized_start=983
+  _globals['_AGENT_SKILLSENTRY']._serialized_end=1028
+  _globals['_AGENTEVENT']._serialized_start=1031
+  _globals['_AGENTEVENT']._serialized_end=1384
+  _globals['_AGENTEVENT_CHANGE']._serialized_start=1229
+  _globals['_AGENTEVENT_CHANGE']._serialized_end=1384
 # @@protoc_insertion_point(module_scope)

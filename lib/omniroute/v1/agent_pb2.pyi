@@ -64,7 +64,7 @@ class Reservation(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[bool] = ..., workspace: _Optional[str] = ...) -> None: ...
 
 class Agent(_message.Message):
-    __slots__ = ("id", "workspace", "name", "skills", "languages", "tier", "capacities", "status", "away_reason", "status_since", "idle_since", "reservations", "version", "total_capacity", "voice_blocks_other_channels", "wrap_up_until", "session_active")
+    __slots__ = ("id", "workspace", "name", "skills", "languages", "tier", "capacities", "status", "away_reason", "status_since", "idle_since", "reservations", "version", "total_capacity", "voice_blocks_other_channels", "wrap_up_until", "session_active", "site")
     class SkillsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Agent(_message.Message):
     VOICE_BLOCKS_OTHER_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     WRAP_UP_UNTIL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     name: str
@@ -106,7 +107,8 @@ class Agent(_message.Message):
     voice_blocks_other_channels: bool
     wrap_up_until: _timestamp_pb2.Timestamp
     session_active: bool
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., skills: _Optional[_Mapping[str, int]] = ..., languages: _Optional[_Iterable[str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., capacities: _Optional[_Iterable[_Union[ChannelCapacity, _Mapping]]] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., away_reason: _Optional[str] = ..., status_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., version: _Optional[int] = ..., total_capacity: _Optional[int] = ..., voice_blocks_other_channels: _Optional[bool] = ..., wrap_up_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_active: _Optional[bool] = ...) -> None: ...
+    site: str
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., name: _Optional[str] = ..., skills: _Optional[_Mapping[str, int]] = ..., languages: _Optional[_Iterable[str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., capacities: _Optional[_Iterable[_Union[ChannelCapacity, _Mapping]]] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., away_reason: _Optional[str] = ..., status_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., version: _Optional[int] = ..., total_capacity: _Optional[int] = ..., voice_blocks_other_channels: _Optional[bool] = ..., wrap_up_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_active: _Optional[bool] = ..., site: _Optional[str] = ...) -> None: ...
 
 class AgentEvent(_message.Message):
     __slots__ = ("event_id", "change", "agent", "occurred_at", "actor", "reason")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aomniroute/v1/inquiry.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x63ontact_address\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x0f\n\x07segment\x18\x05 \x01(\t\"9\n\x10SkillRequirement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x02 \x01(\x05\"Q\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0b\n\x03uri\x18\x04 \x01(\t\"\x95\x04\n\x07Inquiry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12(\n\x08\x63ustomer\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.Customer\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.omniroute.v1.InquiryKind\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x37\n\x0frequired_skills\x18\x08 \x03(\x0b\x32\x1e.omniroute.v1.SkillRequirement\x12\x10\n\x08language\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x39\n\nattributes\x18\x0b \x03(\x0b\x32%.omniroute.v1.Inquiry.AttributesEntry\x12\x11\n\tthread_id\x18\x0c \x01(\t\x12/\n\x0breceived_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xternal_id\x18\x0e \x01(\t\x12-\n\x0b\x61ttachments\x18\x0f \x03(\x0b\x32\x18.omniroute.v1.Attachment\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xc0\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_VOICE\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x10\n\x0c\x43HANNEL_CHAT\x10\x03\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x04\x12\x12\n\x0e\x43HANNEL_SOCIAL\x10\x05\x12\x0f\n\x0b\x43HANNEL_FAX\x10\x06\x12\x17\n\x13\x43HANNEL_POSTAL_MAIL\x10\x07\x12\x15\n\x11\x43HANNEL_IN_PERSON\x10\x08*\xee\x01\n\x0bInquiryKind\x12\x1c\n\x18INQUIRY_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15INQUIRY_KIND_QUESTION\x10\x01\x12\x18\n\x14INQUIRY_KIND_REQUEST\x10\x02\x12\x1a\n\x16INQUIRY_KIND_COMPLAINT\x10\x03\x12\x16\n\x12INQUIRY_KIND_ORDER\x10\x04\x12\x17\n\x13INQUIRY_KIND_RETURN\x10\x05\x12 \n\x1cINQUIRY_KIND_SERVICE_PROBLEM\x10\x06\x12\x1d\n\x19INQUIRY_KIND_CANCELLATION\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aomniroute/v1/inquiry.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x63ontact_address\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x0f\n\x07segment\x18\x05 \x01(\t\"9\n\x10SkillRequirement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fmin_proficiency\x18\x02 \x01(\x05\"Q\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0b\n\x03uri\x18\x04 \x01(\t\"\xa3\x04\n\x07Inquiry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12(\n\x08\x63ustomer\x18\x04 \x01(\x0b\x32\x16.omniroute.v1.Customer\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.omniroute.v1.InquiryKind\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x37\n\x0frequired_skills\x18\x08 \x03(\x0b\x32\x1e.omniroute.v1.SkillRequirement\x12\x10\n\x08language\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x39\n\nattributes\x18\x0b \x03(\x0b\x32%.omniroute.v1.Inquiry.AttributesEntry\x12\x11\n\tthread_id\x18\x0c \x01(\t\x12/\n\x0breceived_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65xternal_id\x18\x0e \x01(\t\x12-\n\x0b\x61ttachments\x18\x0f \x03(\x0b\x32\x18.omniroute.v1.Attachment\x12\x0c\n\x04site\x18\x10 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xc0\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_VOICE\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x10\n\x0c\x43HANNEL_CHAT\x10\x03\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x04\x12\x12\n\x0e\x43HANNEL_SOCIAL\x10\x05\x12\x0f\n\x0b\x43HANNEL_FAX\x10\x06\x12\x17\n\x13\x43HANNEL_POSTAL_MAIL\x10\x07\x12\x15\n\x11\x43HANNEL_IN_PERSON\x10\x08*\xee\x01\n\x0bInquiryKind\x12\x1c\n\x18INQUIRY_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15INQUIRY_KIND_QUESTION\x10\x01\x12\x18\n\x14INQUIRY_KIND_REQUEST\x10\x02\x12\x1a\n\x16INQUIRY_KIND_COMPLAINT\x10\x03\x12\x16\n\x12INQUIRY_KIND_ORDER\x10\x04\x12\x17\n\x13INQUIRY_KIND_RETURN\x10\x05\x12 \n\x1cINQUIRY_KIND_SERVICE_PROBLEM\x10\x06\x12\x1d\n\x19INQUIRY_KIND_CANCELLATION\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INQUIRY_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_INQUIRY_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_CHANNEL']._serialized_start=854
-  _globals['_CHANNEL']._serialized_end=1046
-  _globals['_INQUIRYKIND']._serialized_start=1049
-  _globals['_INQUIRYKIND']._serialized_end=1287
+  _globals['_CHANNEL']._serialized_start=868
+  _globals['_CHANNEL']._serialized_end=1060
+  _globals['_INQUIRYKIND']._serialized_start=1063
+  _globals['_INQUIRYKIND']._serialized_end=1301
   _globals['_CUSTOMER']._serialized_start=77
   _globals['_CUSTOMER']._serialized_end=173
   _globals['_SKILLREQUIREMENT']._serialized_start=175
@@ -45,7 +45,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTACHMENT']._serialized_start=234
   _globals['_ATTACHMENT']._serialized_end=315
   _globals['_INQUIRY']._serialized_start=318
-  _globals['_INQUIRY']._serialized_end=851
-  _globals['_INQUIRY_ATTRIBUTESENTRY']._serialized_start=802
-  _globals['_INQUIRY_ATTRIBUTESENTRY']._serialized_end=851
+  _globals['_INQUIRY']._serialized_end=865
+  _globals['_INQUIRY_ATTRIBUTESENTRY']._serialized_start=816
+  _globals['_INQUIRY_ATTRIBUTESENTRY']._serialized_end=865
 # @@protoc_insertion_point(module_scope)

@@ -85,7 +85,7 @@ class Attachment(_message.Message):
     def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class Inquiry(_message.Message):
-    __slots__ = ("id", "workspace", "channel", "customer", "kind", "subject", "body", "required_skills", "language", "priority", "attributes", "thread_id", "received_at", "external_id", "attachments")
+    __slots__ = ("id", "workspace", "channel", "customer", "kind", "subject", "body", "required_skills", "language", "priority", "attributes", "thread_id", "received_at", "external_id", "attachments", "site")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class Inquiry(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace: str
     channel: Channel
@@ -123,4 +124,5 @@ class Inquiry(_message.Message):
     received_at: _timestamp_pb2.Timestamp
     external_id: str
     attachments: _containers.RepeatedCompositeFieldContainer[Attachment]
-    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., kind: _Optional[_Union[InquiryKind, str]] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., required_skills: _Optional[_Iterable[_Union[SkillRequirement, _Mapping]]] = ..., language: _Optional[str] = ..., priority: _Optional[int] = ..., attributes: _Optional[_Mapping[str, str]] = ..., thread_id: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., external_id: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ...) -> None: ...
+    site: str
+    def __init__(self, id: _Optional[str] = ..., workspace: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., kind: _Optional[_Union[InquiryKind, str]] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., required_skills: _Optional[_Iterable[_Union[SkillRequirement, _Mapping]]] = ..., language: _Optional[str] = ..., priority: _Optional[int] = ..., attributes: _Optional[_Mapping[str, str]] = ..., thread_id: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., external_id: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., site: _Optional[str] = ...) -> None: ...

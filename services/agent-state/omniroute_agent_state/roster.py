@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from omniroute.codec import seconds, timestamp
+from omniroute.codec import MAX_SITE_LENGTH, seconds, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 
 Agent = agent_pb2.Agent
@@ -358,6 +358,8 @@ class Roster:
             seen.add(slot.channel)
         if profile.total_capacity < 0:
             raise InvalidRequest("agent.total_capacity must not be negative")
+        if len(profile.site) > MAX_SITE_LENGTH:
+            raise InvalidRequest(f"agent.site: at most {MAX_SITE_LENGTH} characters")
         current = self.agents.get(profile.id)
         if current is not None and current.workspace != profile.workspace:
             raise InvalidRequest(

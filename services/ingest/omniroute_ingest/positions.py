@@ -24,6 +24,7 @@ from omniroute.codec import seconds
 from omniroute.feeds import SnapshotBoard
 from omniroute.v1 import queue_pb2
 from omniroute.waits import estimated_wait
+from omniroute_ingest.closed import Closed, describe_closed, held
 
 
 class PlaceState(StrEnum):
@@ -32,6 +33,7 @@ class PlaceState(StrEnum):
     WAITING = "waiting"  # in line for an agent
     OFFERED = "offered"  # offered to an agent, who has not answered yet
     IN_PROGRESS = "in_progress"  # an agent accepted it
+    HELD = "held"  # its queue is closed: it waits, not offered, until the queue opens
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class Place:
     queue: str
     position: int | None
     estimated_wait_s: float | None
+    # Held (its queue closed): when the queue opens (None: no opening in sight), and
+    # the hours' timezone to say it in.
+    opens_at: float | None = None
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class QueueFigures:
 
     name: str
     open: bool
+    opens_at: float | None
     depth: int
     oldest_wait_s: float
     estimated_wait_s: float | None
@@ -71,6 +78,11 @@ def find_place(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Place | No
             return Place(inquiry_id, PlaceState.OFFERED, queue.name, 0, 0.0)
         if inquiry_id in queue.in_progress_ids:
             return Place(inquiry_id, PlaceState.IN_PROGRESS, queue.name, None, 0.0)
+    closed = held(snapshot, inquiry_id)
+    if closed is not None:
+        return Place(
+            inquiry_id, PlaceState.HELD, closed.queue, None, None, closed.opens_at, closed.timezone
+        )
     return None
 
 
@@ -82,13 +94,14 @@ def unlisted_waiting(snapshot: queue_pb2.QueueSnapshot) -> bool:
 def queue_figures(snapshot: queue_pb2.QueueSnapshot) -> list[QueueFigures]:
     """Every queue of the workspace.
 
-    `open` is always true: business hours per queue are not part of the
-    router yet (issue 15, item 1); when they are, the snapshot will say.
+    `open` is false while the queue's business hours keep it closed;
+    `opens_at` is then its next opening (None: none in sight).
     """
     return [
         QueueFigures(
             name=q.name,
-            open=True,
+            open=not q.closed,
+            opens_at=seconds(q.opens_at) if q.closed and q.HasField("opens_at") else None,
             depth=q.waiting,
             oldest_wait_s=q.oldest_wait_s,
             estimated_wait_s=None if q.estimated_wait_s < 0 else q.estimated_wait_s,
@@ -108,6 +121,8 @@ def describe(place: Place | None) -> str:
     """What to tell the customer (IVR speech, chat system message)."""
     if place is None:
         return "Thank you for waiting. An agent will be with you as soon as possible."
+    if place.state is PlaceState.HELD:
+        return describe_closed(Closed(place.queue, place.opens_at, place.timezone))
     if place.state is not PlaceState.WAITING:
         return "An agent is being connected to you now."
     ahead = "You are next in line." if place.position == 1 else f"You are number {place.position} in line."  # fmt: skip

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 
 from omniroute.client import MAX_REQUIRED_SKILLS
-from omniroute.codec import timestamp
+from omniroute.codec import MAX_SITE_LENGTH, timestamp
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.clients import clamp_received_at
 from omniroute_ingest.metrics import CHANNELS
@@ -138,6 +138,14 @@ class InquiryIn(_Model):
     received_at: UtcTime | None = None
     external_id: Annotated[str, Field(max_length=500)] = ""
     attachments: Annotated[list[AttachmentIn], Field(max_length=50)] = []
+    site: Annotated[
+        str,
+        Field(
+            max_length=MAX_SITE_LENGTH,
+            description="In person: the store, branch or desk the customer is at; only agents "
+            "of that site are offered the inquiry. Ignored on other channels.",
+        ),
+    ] = ""
 
     def to_proto(
         self, inquiry_id: str, now: float, skew_s: float | None = None
@@ -172,6 +180,7 @@ class InquiryIn(_Model):
             received_at=received,
             external_id=self.external_id,
             attachments=[inquiry_pb2.Attachment(**a.model_dump()) for a in self.attachments],
+            site=self.site,
         )
 
 

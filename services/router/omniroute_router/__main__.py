@@ -20,6 +20,7 @@ from omniroute.metrics import serve
 from omniroute_router import config as routing_config
 from omniroute_router.app import Router, create_app, input_topics, ticks_topic_name
 from omniroute_router.metrics import RouterMetrics
+from omniroute_router.reload import ConfigReloader
 from omniroute_router.reservations import AgentStateClient
 from omniroute_router.settings import RouterSettings
 
@@ -112,7 +113,8 @@ def main() -> None:
         settings.agent_state_timeout_s,
         root_certificates=read_ca(settings.agent_state_tls_ca_file),
     )
-    router = Router(settings, config, RouterMetrics(registry), agent_state)
+    metrics = RouterMetrics(registry)
+    router = Router(settings, config, metrics, agent_state)
     app = create_app(settings, router)
     log.info(
         "router starting",
@@ -128,6 +130,9 @@ def main() -> None:
         redirect_stdouts=False,
         quiet=True,
     )
+    # SIGHUP re-reads ROUTING_CONFIG, in the worker's loop, between events.
+    reloader = ConfigReloader(settings.routing_config, router.reload, metrics.config_reloads)
+    reloader.install(worker.loop)
     worker.execute_from_commandline()
 
 

@@ -31,7 +31,7 @@ from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
-from omniroute_router.config import RoutingConfig
+from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.contents import InquiryContents
 from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
@@ -148,6 +148,18 @@ class Router:
             settings.topic_task_events: "task-events",
             ticks_topic_name(settings): "ticks",
         }
+
+    def reload(self, config: RoutingConfig) -> None:
+        """A new routing configuration (SIGHUP): in force for every workspace from now.
+
+        Each workspace's core takes it inside that workspace's next event
+        (`_router`), so what it changes is written to the tables on the
+        workspace's partition like any other change.
+        """
+        self.config = config
+        self.workspace_label = WorkspaceLabel(
+            [*self.settings.metrics_workspaces, *config.workspaces]
+        )
 
     def forget_all(self) -> None:
         """Drop the in-memory state; it is rebuilt from the tables when next needed."""
@@ -844,6 +856,29 @@ class Router:
                     self.metrics.follow_ups.labels("due").inc()
                 case NoticeKind.ANSWERED:
                     self._count_answer(router, notice, now)
+                case NoticeKind.CLOSED_ARRIVAL:
+                    self.metrics.closed_arrivals.labels(notice.queue, notice.reason).inc()
+                    log.info(
+                        "inquiry arrived while its queue was closed",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "policy": notice.reason,
+                        },
+                    )
+                case NoticeKind.OVERFLOWED:
+                    self.metrics.overflows.labels(
+                        notice.queue, notice.to_queue, notice.reason
+                    ).inc()
+                    log.info(
+                        "inquiry overflowed",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "to_queue": notice.to_queue,
+                            "trigger": notice.reason,
+                        },
+                    )
 
     def _count_answer(self, router: WorkspaceRouter, notice: Notice, now: float) -> None:
         target = router.config.service_levels.get(notice.channel)
@@ -881,11 +916,16 @@ class Router:
     def _router(self, workspace: str, partition: int) -> WorkspaceRouter:
         """The workspace's router, rebuilt from the tables on first use after a rebalance."""
         router = self.workspaces.get(workspace)
-        if router is not None:
-            return router
         config = self.config.for_workspace(workspace)
         if config is None:
+            # Not configured (or removed by a reload): its state stays in the
+            # tables until a configuration names the workspace again.
+            self.workspaces.pop(workspace, None)
             raise InvalidEvent(f"unknown workspace {workspace!r}: not in the routing configuration")
+        if router is not None:
+            if router.config is not config:
+                router = self._reconfigure(router, config)
+            return router
         router = self.tables.load(workspace, config)
         self.workspaces[workspace] = router
         self.partition_of[workspace] = partition
@@ -900,6 +940,19 @@ class Router:
                 },
             )
         return router
+
+    def _reconfigure(self, router: WorkspaceRouter, config: WorkspaceConfig) -> WorkspaceRouter:
+        """A loaded workspace's core under a reloaded configuration (it replaces the old)."""
+        fresh = router.reconfigured(config, self.clock())
+        self.workspaces[router.workspace] = fresh
+        log.info(
+            "workspace reconfigured",
+            extra={
+                "workspace": router.workspace,
+                "inquiries_moved": len(fresh.changed_inquiries - router.changed_inquiries),
+            },
+        )
+        return fresh
 
     async def _dead_letter(self, event: EventT, source: str, reason: str) -> None:
         message = event.message

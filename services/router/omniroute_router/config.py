@@ -2,16 +2,29 @@
 
 Loaded from YAML (see deploy/routing.example.yaml) and validated on load;
 every error names the file, the line and the field. The configuration is
-plain frozen data that the routing core reads; it never changes at run time.
+plain frozen data that the routing core reads; a reload (SIGHUP, see
+reload.py) replaces it as a whole, never field by field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from omniroute_router.hours import (
+    WEEKDAYS,
+    ClosedPolicy,
+    Hours,
+    Interval,
+    check_day,
+    parse_interval,
+)
+from omniroute_router.overflow import OverflowRule, Trigger
 
 CHANNELS = ("voice", "email", "chat", "sms", "social", "fax", "postal_mail", "in_person")
 KINDS = (
@@ -61,6 +74,8 @@ class Queue:
     strategy: str = "longest_idle"
     required_skills: tuple[tuple[str, int], ...] = ()  # added to the inquiry's
     ladder: tuple[LadderStep, ...] = (LadderStep(after_s=0, tiers=frozenset({1, 2, 3})),)
+    hours: Hours | None = None  # None: always open
+    overflow: tuple[OverflowRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,8 +276,44 @@ class Validator:
                         f"duplicate queue {queue.name!r}",
                     )
                 seen.add(queue.name)
+            self.queue_references(parsed, queues, path)
             kwargs["queues"] = parsed
         return WorkspaceConfig(**kwargs)
+
+    def queue_references(self, parsed: tuple[Queue, ...], raw: list[Any], path: str) -> None:
+        """After-hours and overflow queues must be other queues of the same workspace."""
+        names = {q.name for q in parsed}
+        for i, queue in enumerate(parsed):
+            where = f"{path}.queues[{i}]"
+            if queue.hours is not None:
+                hours = raw[i]["hours"]
+                target = queue.hours.after_hours_queue
+                uses = ClosedPolicy.AFTER_HOURS in (
+                    queue.hours.default_policy,
+                    *queue.hours.when_closed.values(),
+                )
+                if uses and not target:
+                    raise self.fail(
+                        hours,
+                        "when_closed",
+                        f"{where}.hours.after_hours_queue",
+                        "required when a channel's policy is after_hours_queue",
+                    )
+                if target and (target not in names or target == queue.name):
+                    raise self.fail(
+                        hours,
+                        "after_hours_queue",
+                        f"{where}.hours.after_hours_queue",
+                        f"{target!r} is not another queue of this workspace",
+                    )
+            for j, rule in enumerate(queue.overflow):
+                if rule.to not in names or rule.to == queue.name:
+                    raise self.fail(
+                        raw[i]["overflow"][j],
+                        "to",
+                        f"{where}.overflow[{j}].to",
+                        f"{rule.to!r} is not another queue of this workspace",
+                    )
 
     def priority_rule(self, body: Any, path: str) -> PriorityRule:
         rule = self.mapping(body, path, {"boost", "segments", "kinds", "channels"})
@@ -277,7 +328,18 @@ class Validator:
 
     def queue(self, body: Any, path: str) -> Queue:
         q = self.mapping(
-            body, path, {"name", "match", "priority", "strategy", "required_skills", "ladder"}
+            body,
+            path,
+            {
+                "name",
+                "match",
+                "priority",
+                "strategy",
+                "required_skills",
+                "ladder",
+                "hours",
+                "overflow",
+            },
         )
         if not isinstance(q.get("name"), str) or not q["name"]:
             raise self.fail(
@@ -332,7 +394,135 @@ class Validator:
                     "the first step must start at 0",
                 )
             kwargs["ladder"] = steps
+        if q.get("hours") is not None:
+            kwargs["hours"] = self.hours(q["hours"], f"{path}.hours")
+        rules = q.get("overflow") or []
+        if not isinstance(rules, list):
+            raise self.fail(q, "overflow", f"{path}.overflow", "expected a list of rules")
+        kwargs["overflow"] = tuple(
+            self.overflow_rule(r, f"{path}.overflow[{i}]") for i, r in enumerate(rules)
+        )
         return Queue(**kwargs)
+
+    def hours(self, body: Any, path: str) -> Hours:
+        h = self.mapping(
+            body, path, {"timezone", "weekly", "exceptions", "when_closed", "after_hours_queue"}
+        )
+        if not isinstance(h.get("timezone"), str) or not h["timezone"]:
+            raise self.fail(
+                h,
+                "timezone" if "timezone" in h else "__self__",
+                f"{path}.timezone",
+                "required: an IANA timezone name, e.g. Europe/Madrid",
+            )
+        try:
+            ZoneInfo(h["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                h, "timezone", f"{path}.timezone", f"unknown timezone {h['timezone']!r}"
+            ) from None
+        weekly: list[tuple[Interval, ...]] = [()] * 7
+        days = self.mapping(h.get("weekly"), f"{path}.weekly", None)
+        for key in days:
+            where = f"{path}.weekly.{key}"
+            indexes = self.weekdays(days, key, where)
+            intervals = self.intervals(days, key, where)
+            for index in indexes:
+                if weekly[index]:
+                    raise self.fail(days, key, where, f"{WEEKDAYS[index]} is given twice")
+                weekly[index] = intervals
+        exceptions: dict[date, tuple[Interval, ...]] = {}
+        dated = self.mapping(h.get("exceptions"), f"{path}.exceptions", None)
+        for key in dated:
+            where = f"{path}.exceptions.{key}"
+            day = key
+            if isinstance(key, str):
+                try:
+                    day = date.fromisoformat(key)
+                except ValueError:
+                    day = None
+            if not isinstance(day, date):
+                raise self.fail(dated, key, where, "expected a date YYYY-MM-DD")
+            exceptions[day] = self.intervals(dated, key, where)
+        policies = self.mapping(h.get("when_closed"), f"{path}.when_closed", {"default", *CHANNELS})
+        parsed: dict[str, ClosedPolicy] = {}
+        for key in policies:
+            value = policies[key]
+            if value not in {p.value for p in ClosedPolicy}:
+                raise self.fail(
+                    policies,
+                    key,
+                    f"{path}.when_closed.{key}",
+                    f"unknown policy {value!r} (known: {', '.join(p.value for p in ClosedPolicy)})",
+                )
+            parsed[key] = ClosedPolicy(value)
+        target = h.get("after_hours_queue", "")
+        if not isinstance(target, str):
+            raise self.fail(h, "after_hours_queue", f"{path}.after_hours_queue", "expected a name")
+        return Hours(
+            timezone=h["timezone"],
+            weekly=tuple(weekly),
+            exceptions=exceptions,
+            when_closed={k: v for k, v in parsed.items() if k != "default"},
+            default_policy=parsed.get("default", ClosedPolicy.HOLD),
+            after_hours_queue=target,
+        )
+
+    def weekdays(self, parent: Any, key: Any, path: str) -> list[int]:
+        """ "mon" -> [0]; "mon-fri" -> [0..4]; "sat-sun"; "fri-mon" wraps over the week."""
+        text = str(key).lower()
+        first, sep, last = text.partition("-")
+        if first not in WEEKDAYS or (sep and last not in WEEKDAYS):
+            raise self.fail(
+                parent, key, path, f"expected a weekday or a range of them (mon-fri), got {key!r}"
+            )
+        start = WEEKDAYS.index(first)
+        end = WEEKDAYS.index(last) if sep else start
+        return [(start + i) % 7 for i in range((end - start) % 7 + 1)]
+
+    def intervals(self, parent: Any, key: Any, path: str) -> tuple[Interval, ...]:
+        """["08:00-12:00", "13:00-18:00"], or "closed" (or an empty list)."""
+        value = parent[key]
+        if value == "closed" or value == []:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise self.fail(
+                parent, key, path, 'expected a list of "HH:MM-HH:MM" intervals or "closed"'
+            )
+        try:
+            intervals = tuple(parse_interval(text) for text in value)
+            check_day(intervals)
+        except ValueError as exc:
+            raise self.fail(parent, key, path, str(exc)) from None
+        return intervals
+
+    def overflow_rule(self, body: Any, path: str) -> OverflowRule:
+        triggers = {
+            "after_wait_s": Trigger.WAIT,
+            "depth_above": Trigger.DEPTH,
+            "estimated_wait_above_s": Trigger.ESTIMATED_WAIT,
+        }
+        rule = self.mapping(body, path, {"to", *triggers})
+        if not isinstance(rule.get("to"), str) or not rule["to"]:
+            raise self.fail(
+                rule, "to" if "to" in rule else "__self__", f"{path}.to", "required queue name"
+            )
+        given = [key for key in triggers if key in rule]
+        if len(given) != 1:
+            raise self.fail(
+                rule,
+                given[1] if len(given) > 1 else "__self__",
+                path,
+                f"expected exactly one of {', '.join(triggers)}",
+            )
+        key = given[0]
+        if key == "depth_above":
+            threshold = float(self.integer(rule, key, f"{path}.{key}", 0, 1_000_000))
+        else:
+            threshold = self.number(rule, key, f"{path}.{key}", minimum=0)
+        return OverflowRule(to=rule["to"], trigger=triggers[key], threshold=threshold)
 
     def step(self, body: Any, path: str) -> LadderStep:
         s = self.mapping(body, path, {"after_s", "tiers", "min_proficiency"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omniroute.client import MAX_REQUIRED_SKILLS
-from omniroute.codec import InvalidEvent, seconds
+from omniroute.codec import MAX_SITE_LENGTH, InvalidEvent, seconds
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
 from omniroute_router.routing import Authority, EndKind, Held, TaskEnd
@@ -53,6 +53,8 @@ def inquiry_from_proto(inquiry: inquiry_pb2.Inquiry, now: float) -> QueuedInquir
         if not requirement.name:
             raise InvalidEvent("Inquiry.required_skills[].name is required")
         skills[requirement.name] = max(1, min(5, requirement.min_proficiency or 1))
+    if len(inquiry.site) > MAX_SITE_LENGTH:
+        raise InvalidEvent(f"Inquiry.site: at most {MAX_SITE_LENGTH} characters")
     received = seconds(inquiry.received_at) if inquiry.HasField("received_at") else 0.0
     # A clock ahead of ours must not make the inquiry look as if it waited less than zero.
     arrived = min(received, now) if received else now
@@ -68,6 +70,8 @@ def inquiry_from_proto(inquiry: inquiry_pb2.Inquiry, now: float) -> QueuedInquir
         priority=max(0, min(10, inquiry.priority)),
         skills=skills,
         thread_id=inquiry.thread_id,
+        # A site binds in-person inquiries only: a customer at a store.
+        site=inquiry.site if channel == "in_person" else "",
         min_tier=_min_tier(inquiry.attributes.get(MIN_TIER_ATTRIBUTE, "")),
     )
 
@@ -106,6 +110,7 @@ def agent_from_proto(agent: agent_pb2.Agent) -> AgentView:
         status=_STATUS.get(agent.status, AgentStatus.OFFLINE),
         idle_since=seconds(agent.idle_since),
         version=agent.version,
+        site=agent.site,
     )
 
 

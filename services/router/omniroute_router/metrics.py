@@ -173,6 +173,27 @@ class RouterMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.config_reloads = Counter(
+            "omniroute_router_config_reloads_total",
+            "Routing configuration reloads (SIGHUP), by result: applied, or refused "
+            "(invalid file; the previous configuration stays in force).",
+            ["result"],
+            registry=registry,
+        )
+        self.overflows = Counter(
+            "omniroute_router_overflows_total",
+            "Waiting inquiries moved to another queue by an overflow rule, by the queue "
+            "left, the queue entered and the trigger (wait, depth, estimated_wait).",
+            ["queue", "to_queue", "trigger"],
+            registry=registry,
+        )
+        self.closed_arrivals = Counter(
+            "omniroute_router_closed_arrivals_total",
+            "Inquiries that arrived while their queue was closed, by queue and what they got "
+            "(hold, after_hours_queue, callback: held until callbacks exist).",
+            ["queue", "policy"],
+            registry=registry,
+        )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
         for name in INPUT_TOPICS:
             for outcome in ("processed", "echo", "duplicate", "dead_letter", "not_owned"):
@@ -189,6 +210,8 @@ class RouterMetrics:
                 self.reconciliations.labels(trigger, outcome)
         for reason in ("abandoned", "finished"):
             self.withdrawals.labels(reason)
+        for result in ("applied", "refused"):
+            self.config_reloads.labels(result)
 
     def prepare_workspaces(
         self, workspaces: Mapping[str, WorkspaceConfig], label: Callable[[str], str]

@@ -36,6 +36,7 @@ class AgentView:
     status: AgentStatus = AgentStatus.OFFLINE
     idle_since: float = 0.0
     version: int = 0
+    site: str = ""  # where the agent works in person (store, branch, desk)
 
     def free_on(self, channel: str) -> bool:
         """Whether the agent is available and has a free slot on `channel`."""
@@ -65,6 +66,10 @@ class AgentView:
         wanted = language.lower().split("-")[0]
         return any(lang.lower().split("-")[0] == wanted for lang in self.languages)
 
+    def at_site(self, site: str) -> bool:
+        """Whether the agent works at `site` (ignoring case)."""
+        return bool(self.site) and self.site.casefold() == site.casefold()
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, for the router's state tables."""
         return {
@@ -80,6 +85,7 @@ class AgentView:
             "status": self.status.value,
             "idle_since": self.idle_since,
             "version": self.version,
+            "site": self.site,
         }
 
     @classmethod
@@ -99,6 +105,7 @@ class InquiryState(StrEnum):
     OFFERED = "offered"  # reserved on an agent, offer open
     ACCEPTED = "accepted"  # the agent is working on it
     SCHEDULED = "scheduled"  # a follow-up not yet due
+    HELD = "held"  # arrived while its queue was closed: waits, unoffered, until it opens
 
 
 @dataclass(slots=True)
@@ -119,6 +126,7 @@ class QueuedInquiry:
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum proficiency
     thread_id: str = ""
+    site: str = ""  # in person: only agents of this site (empty: any)
     state: InquiryState = InquiryState.WAITING
     queued_at: float = 0.0  # when it (re-)entered the queue; the ladder's clock
     attempts: int = 0  # offers made so far
@@ -132,7 +140,12 @@ class QueuedInquiry:
     step: int = 0  # highest ladder step reached (and counted) in this queue stint
     preferred_agent: str = ""  # sticky: follow-ups and thread replies
     prefer_until: float = 0.0
-    due_at: float = 0.0  # follow-ups: not routed before this
+    due_at: float = 0.0  # follow-ups and held inquiries: not routed before this
+    sla_from: float = 0.0  # held until its queue opened: the service-level wait starts here
+    left_queues: list[str] = field(default_factory=list)  # overflowed from (never back)
+    # Skills its queue raised (skill -> the minimum before; 0: not required), undone
+    # when it moves to another queue.
+    queue_skills: dict[str, int] = field(default_factory=dict)
     answered: bool = False  # first offer accepted (SLA counted once)
     offer_expires_at: float = 0.0  # when agent-state times the open offer out
     last_heard_at: float = 0.0  # last news of the open offer or task (event or check)

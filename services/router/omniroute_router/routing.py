@@ -24,6 +24,8 @@ from enum import StrEnum
 from sortedcontainers import SortedList
 
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
+from omniroute_router.controls import QueueControls
+from omniroute_router.hours import ClosedPolicy
 from omniroute_router.model import (
     REPRESENTATIVE,
     SUPERVISOR,
@@ -120,19 +122,22 @@ class NoticeKind(StrEnum):
     ABANDONED = "abandoned"
     RECONCILED = "reconciled"
     ANSWERED = "answered"  # the first offer accepted; `wait_s` is the wait to answer
+    CLOSED_ARRIVAL = "closed_arrival"  # arrived while its queue was closed; `reason`: the policy
+    OVERFLOWED = "overflowed"  # moved by an overflow rule; `reason`: the trigger
 
 
 @dataclass(frozen=True)
 class Notice:
     """Something worth counting or logging that the core decided."""
 
-    kind: NoticeKind
+    kind: NoticeKind  # closed_arrival: reason is the policy; overflowed: the trigger
     inquiry_id: str
     queue: str
     channel: str
     step: int = 0
     reason: str = ""
     wait_s: float = 0.0
+    to_queue: str = ""  # overflowed: the queue entered
 
 
 @dataclass(frozen=True)
@@ -161,8 +166,9 @@ class QueueStats:
 
 # What decides which agents fit a waiting inquiry, apart from the agents it
 # excludes and the one it may wait for: queue, ladder step, channel, language
-# (primary subtag), tier floor, required skills (sorted (skill, minimum) pairs).
-MatchKind = tuple[str, int, str, str, int, tuple[tuple[str, int], ...]]
+# (primary subtag), tier floor, required skills (sorted (skill, minimum) pairs),
+# site (in person; casefolded, "" for none).
+MatchKind = tuple[str, int, str, str, int, tuple[tuple[str, int], ...], str]
 # Margin by which time-driven filings run early: `after_s` crossed by
 # subtraction (`now - queued_at`) may round the other way than a time computed
 # by addition; each filing is decided by the same formula as the plan's.
@@ -175,7 +181,7 @@ _Head = tuple[float, float, str, int, SortedList, MatchKind | None]
 class _Kind:
     """The waiting inquiries of one match kind, by base priority, oldest first."""
 
-    __slots__ = ("buckets", "channel", "language", "needs", "tiers")
+    __slots__ = ("buckets", "channel", "language", "needs", "site", "tiers")
 
     def __init__(
         self,
@@ -183,8 +189,10 @@ class _Kind:
         language: str,
         tiers: frozenset[int],
         needs: tuple[tuple[str, int], ...],
+        site: str = "",
     ) -> None:
         self.buckets: dict[int, SortedList] = {}  # priority -> (arrived_at, id)
+        self.site = site  # in person: only agents of this site
         self.channel = channel
         self.language = language
         self.tiers = tiers
@@ -193,6 +201,8 @@ class _Kind:
     def fits(self, agent: AgentView) -> bool:
         """Whether the agent fits every inquiry of the kind, capacity aside."""
         if agent.tier not in self.tiers:
+            return False
+        if self.site and not agent.at_site(self.site):
             return False
         if self.language and self.language not in _reach_languages(agent.languages):
             return False
@@ -210,13 +220,25 @@ class _Filed:
     """Where an inquiry is indexed: its queue and state (for the counts) and,
     when waiting, its bucket, entry and ladder step."""
 
-    __slots__ = ("bucket", "entry", "kind", "priority", "queue", "state", "step", "sticky", "timer")
+    __slots__ = (
+        "bucket",
+        "entry",
+        "kind",
+        "priority",
+        "queue",
+        "since",
+        "state",
+        "step",
+        "sticky",
+        "timer",
+    )
 
     def __init__(self, queue: str, state: InquiryState) -> None:
         self.queue = queue
         self.state = state
         self.bucket: SortedList | None = None
-        self.entry: tuple[float, str] = (0.0, "")
+        self.entry: tuple[float, str] = (0.0, "")  # (arrived_at, id): its place in order
+        self.since: tuple[float, str] = (0.0, "")  # (its wait counts from, id): oldest wait
         self.kind: MatchKind | None = None
         self.priority = 0
         self.sticky = ""  # the agent it waits for, when filed under them
@@ -231,6 +253,8 @@ class WorkspaceRouter:
         self.workspace = workspace
         self.config = config
         self.queues = {q.name: q for q in config.queues}
+        # Business hours and overflow, with the indexes they keep (controls.py).
+        self.controls = QueueControls(config)
         # Per queue, the ladder's `after_s` in step order, and per step how long
         # after entering the queue a later step is first reached (None: never).
         self._afters = {q.name: tuple(s.after_s for s in q.ladder) for q in config.queues}
@@ -309,10 +333,16 @@ class WorkspaceRouter:
             return False
         self._now = max(self._now, now)
         inquiry.queue = ""
-        self._enter_queue(inquiry, self.queue_for(inquiry))
+        arrival = self.controls.arrival(inquiry.channel, self.queue_for(inquiry), now)
+        self._enter_queue(inquiry, arrival.queue)
         inquiry.priority += self._rule_boost(inquiry)
         inquiry.queued_at = inquiry.queued_at or now
         inquiry.verify = verify
+        if arrival.policy is not None:
+            self._closed_arrival(inquiry, arrival.closed_queue, arrival.policy, now)
+        if arrival.held_until is not None:
+            inquiry.state = InquiryState.HELD
+            inquiry.due_at = arrival.held_until
         last = self.threads.get(inquiry.thread_id) if inquiry.thread_id else None
         if last and not inquiry.preferred_agent:
             inquiry.preferred_agent = last[0]
@@ -358,6 +388,49 @@ class WorkspaceRouter:
         """Put back an agent from persisted state (no version check, no change recorded)."""
         self.agents[agent.id] = agent
         self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
+
+    def reconfigured(self, config: WorkspaceConfig, now: float) -> WorkspaceRouter:
+        """The workspace under a new configuration (a reload): a new core with this state.
+
+        Built like a worker taking the workspace over (from the inquiries,
+        agents, finished ids and threads, through the `restore_*` methods), so
+        nothing derived from the old configuration survives. An inquiry of a
+        queue the new configuration no longer has moves to the queue that takes
+        it by the match rules: the old queue's priority and skills come off, the
+        new queue's apply, and its history says so. Held inquiries are held until
+        their queue's opening under the new hours (or released at the next tick
+        when it is open). Every other inquiry keeps its queue and what was applied
+        when it entered; new rules apply to what arrives or moves from now on.
+        One pass over the workspace's state: a reload is rare.
+        """
+        fresh = WorkspaceRouter(self.workspace, config)
+        for inquiry in self.inquiries.values():
+            if inquiry.queue not in fresh.queues:
+                left = self.queues.get(inquiry.queue)
+                if left is not None:
+                    inquiry.priority -= left.priority
+                gone, inquiry.queue = inquiry.queue, ""
+                fresh._enter_queue(inquiry, fresh.queue_for(inquiry))
+                inquiry.history.append(f"requeued:{gone}:{inquiry.queue}:reconfigured")
+                fresh.changed_inquiries.add(inquiry.id)
+            if inquiry.state is InquiryState.HELD:
+                state = fresh.controls.state(inquiry.queue, now)
+                inquiry.due_at = now if state.open else state.until
+                fresh.changed_inquiries.add(inquiry.id)
+            fresh.restore_inquiry(inquiry)
+        for agent in self.agents.values():
+            fresh.restore_agent(agent)
+        for inquiry_id, at in self.finished.items():
+            fresh.restore_finished(inquiry_id, at)
+        for thread, (agent_id, at) in self.threads.items():
+            fresh.restore_thread(thread, agent_id, at)
+        # What the adapter has not taken yet goes with it.
+        fresh.changed_inquiries |= self.changed_inquiries
+        fresh.changed_agents |= self.changed_agents
+        fresh.changed_threads |= self.changed_threads
+        fresh.notices = self.notices + fresh.notices
+        fresh.withdrawals = self.withdrawals + fresh.withdrawals
+        return fresh
 
     # -- deciding -----------------------------------------------------------
 
@@ -605,6 +678,7 @@ class WorkspaceRouter:
             inquiry.language.lower().split("-")[0],
             inquiry.min_tier,
             tuple(sorted(inquiry.skills.items())),
+            inquiry.site.casefold(),
         )
 
     def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
@@ -623,6 +697,8 @@ class WorkspaceRouter:
         if inquiry.excluded.get(agent.id, 0.0) > now:
             return False
         if not agent.speaks(inquiry.language):
+            return False
+        if inquiry.site and not agent.at_site(inquiry.site):
             return False
         for skill, minimum in inquiry.skills.items():
             needed = minimum if step.min_proficiency is None else min(minimum, step.min_proficiency)
@@ -739,7 +815,9 @@ class WorkspaceRouter:
         if inquiry.answered:
             return None
         inquiry.answered = True
-        wait = max(0.0, now - inquiry.arrived_at)
+        self.controls.answered(inquiry.queue, now)
+        # Held while its queue was closed: the service-level clock started at opening.
+        wait = max(0.0, now - max(inquiry.arrived_at, inquiry.sla_from))
         self._notice(NoticeKind.ANSWERED, inquiry, now, wait_s=wait)
         return wait
 
@@ -1024,9 +1102,13 @@ class WorkspaceRouter:
         """Work that time alone brings: ladder steps reached, old memories dropped.
 
         Called about once a second; moving up the ladder is counted here even
-        when no agent is free to be matched. Costs what fell due, not the queue.
+        when no agent is free to be matched. Held inquiries whose queue opened
+        join its line, and the overflow rules move who they must. Costs what
+        fell due, not the queue.
         """
         self._advance(now)
+        self._release_held(now)
+        self._overflow(now)
         stepped, self._stepped = self._stepped, set()
         for inquiry_id in stepped:
             inquiry = self.inquiries.get(inquiry_id)
@@ -1071,7 +1153,10 @@ class WorkspaceRouter:
             if queue is None:
                 continue
             queue.waiting = counts.get(InquiryState.WAITING, 0)
-            queue.scheduled = counts.get(InquiryState.SCHEDULED, 0)
+            # Held until the queue opens: not yet due either.
+            queue.scheduled = counts.get(InquiryState.SCHEDULED, 0) + counts.get(
+                InquiryState.HELD, 0
+            )
             queue.offered = counts.get(InquiryState.OFFERED, 0)
             queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
         for name, arrivals in self._arrivals.items():
@@ -1208,6 +1293,64 @@ class WorkspaceRouter:
             self.changed_inquiries.add(inquiry.id)
             self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
 
+    def _closed_arrival(
+        self, inquiry: QueuedInquiry, closed: str, policy: ClosedPolicy, now: float
+    ) -> None:
+        """Record that `inquiry` arrived while queue `closed` was closed, and what it got."""
+        if policy is ClosedPolicy.CALLBACK:
+            # Callbacks do not exist yet (issue 15, item 2): held like `hold`.
+            inquiry.history.append(f"closed:{closed}:callback_held")
+        elif policy is ClosedPolicy.AFTER_HOURS:
+            inquiry.history.append(f"closed:{closed}:after_hours:{inquiry.queue}")
+        else:
+            inquiry.history.append(f"closed:{closed}:hold")
+        self.notices.append(
+            Notice(
+                NoticeKind.CLOSED_ARRIVAL, inquiry.id, closed, inquiry.channel, reason=policy.value
+            )
+        )
+
+    def _release_held(self, now: float) -> None:
+        """Held inquiries whose queue opened join its line; their SLA clock starts now."""
+        for inquiry_id in self.controls.due_held(now):
+            inquiry = self.inquiries[inquiry_id]
+            opened = inquiry.due_at
+            self._unindex(inquiry)
+            inquiry.state = InquiryState.WAITING
+            inquiry.sla_from = inquiry.queued_at = opened
+            inquiry.history.append(f"opened:{inquiry.queue}")
+            self._index(inquiry)
+            self.changed_inquiries.add(inquiry_id)
+
+    def _overflow(self, now: float) -> None:
+        """Move the waiting inquiries the overflow rules ask for, counted and recorded."""
+
+        def may_move(inquiry_id: str, to: str) -> bool:
+            return to not in self.inquiries[inquiry_id].left_queues
+
+        for left, move in self.controls.overflow(now, may_move):
+            inquiry = self.inquiries[move.inquiry_id]
+            self._unindex(inquiry)  # the queue changes the priority, the index's key
+            inquiry.left_queues.append(left)
+            self._enter_queue(inquiry, self.queues[move.to])
+            # The ladder (and the time in queue) start again in the new queue.
+            inquiry.queued_at = now
+            inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
+            inquiry.history.append(f"overflow:{left}:{move.to}:{move.trigger.value}")
+            self._index(inquiry)
+            self.changed_inquiries.add(inquiry.id)
+            self.notices.append(
+                Notice(
+                    NoticeKind.OVERFLOWED,
+                    inquiry.id,
+                    left,
+                    inquiry.channel,
+                    reason=move.trigger.value,
+                    wait_s=max(0.0, now - inquiry.arrived_at),
+                    to_queue=move.to,
+                )
+            )
+
     def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
         """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
         if inquiry.queue == queue.name:
@@ -1215,9 +1358,20 @@ class WorkspaceRouter:
         left = self.queues.get(inquiry.queue)
         if left is not None:
             inquiry.priority -= left.priority
+        # The skills the queue left raised go back to what the inquiry asked for
+        # (an overflow to a general queue must not keep the expert queue's skills).
+        for skill, before in inquiry.queue_skills.items():
+            if before:
+                inquiry.skills[skill] = before
+            else:
+                inquiry.skills.pop(skill, None)
+        inquiry.queue_skills = {}
         inquiry.queue = queue.name
         for skill, minimum in queue.required_skills:
-            inquiry.skills[skill] = max(inquiry.skills.get(skill, 0), minimum)
+            had = inquiry.skills.get(skill, 0)
+            if minimum > had:
+                inquiry.queue_skills[skill] = had
+                inquiry.skills[skill] = minimum
         inquiry.priority += queue.priority
 
     def _hold(
@@ -1288,24 +1442,33 @@ class WorkspaceRouter:
         counts = self._counts.setdefault(inquiry.queue, {})
         counts[inquiry.state] = counts.get(inquiry.state, 0) + 1
         if inquiry.state is InquiryState.WAITING:
-            # Waiting, also for agent-state's word: counted in the queue's oldest wait.
+            # Waiting, also for agent-state's word: counted in the queue's oldest wait
+            # (one held while its queue was closed from the opening: `sla_from`).
             filed.entry = (inquiry.arrived_at, inquiry.id)
+            filed.since = (
+                filed.entry
+                if inquiry.sla_from <= inquiry.arrived_at  # (the same tuple: no memory)
+                else (inquiry.sla_from, inquiry.id)
+            )
             arrivals = self._arrivals.get(inquiry.queue)
             if arrivals is None:  # (a SortedList is dear to make: not a default)
                 arrivals = self._arrivals[inquiry.queue] = SortedList()
-            arrivals.add(filed.entry)
+            arrivals.add(filed.since)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
-        elif inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
+            return
+        self.controls.index(inquiry)
+        if inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
             self._deferred.add(inquiry.id)
             self._routable_inquiries.add(inquiry.id)
-        elif inquiry.state is InquiryState.WAITING:
+            return
+        if inquiry.state is InquiryState.WAITING:
             self._file_waiting(inquiry, filed, self._by_time(inquiry, self._now))
             self._routable_inquiries.add(inquiry.id)
         elif inquiry.state is InquiryState.SCHEDULED:
             self._scheduled.add(inquiry.id)
             heapq.heappush(self._due, (inquiry.due_at, inquiry.id))
-        else:
+        elif inquiry.state is not InquiryState.HELD:
             self._open.add(inquiry.id)
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
@@ -1314,13 +1477,14 @@ class WorkspaceRouter:
         filed = self._filed.pop(inquiry.id, None)
         if filed is None:
             return
+        self.controls.unindex(inquiry)
         self._counts[filed.queue][filed.state] -= 1
         self._deferred.discard(inquiry.id)
         self._unverified.discard(inquiry.id)
         self._open.discard(inquiry.id)
         self._scheduled.discard(inquiry.id)
         if filed.state is InquiryState.WAITING:
-            self._arrivals[filed.queue].discard(filed.entry)
+            self._arrivals[filed.queue].discard(filed.since)
         if filed.bucket is not None:
             self._unfile_waiting(filed)
 
@@ -1448,6 +1612,7 @@ class WorkspaceRouter:
             inquiry.language.lower().split("-")[0],
             self._tiers(inquiry, step),
             needs,
+            inquiry.site,
         )
 
     @staticmethod
@@ -1459,6 +1624,7 @@ class WorkspaceRouter:
             inquiry.language.lower().split("-")[0],
             inquiry.min_tier,
             tuple(sorted(inquiry.skills.items())),
+            inquiry.site.casefold(),
         )
 
     def _notice(

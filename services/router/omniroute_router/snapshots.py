@@ -4,7 +4,9 @@ Every tick, for every workspace it owns, the router publishes a
 `QueueSnapshot` (proto/omniroute/v1/queue.proto) on `queue-snapshots`, keyed
 by workspace: per queue the inquiries waiting, the oldest wait, offers open,
 tasks in progress, follow-ups scheduled, and today's service level (answered,
-and answered within the channel's target). Today's counts live in a Faust
+and answered within the channel's target); for a queue with business hours,
+whether it is closed, its next opening or closing (and timezone), and the
+inquiries held until it opens. Today's counts live in a Faust
 table, so they survive a restart and move with the workspace's partition.
 Days are UTC days.
 
@@ -22,6 +24,8 @@ is the adapter's part: the table and the topic.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -31,6 +35,9 @@ from omniroute.v1 import queue_pb2
 from omniroute.waits import ServiceRate, estimated_wait
 from omniroute_router.model import InquiryState
 from omniroute_router.routing import WorkspaceRouter
+
+# Most held inquiry ids listed per queue.
+HELD_IDS_LIMIT = 1000
 
 # Table value per queue: [answered within target, answered, answered with no target].
 WITHIN, ANSWERED, NO_TARGET = 0, 1, 2
@@ -70,6 +77,7 @@ def build_snapshot(
         for name, figures in router.queue_stats(now).items()
     }
     _list_ids(router, stats, now, positions_limit)
+    _hours(router, stats, now)
     for name, counts in answered.items():
         queue = stats.get(name)
         if queue is not None and len(counts) == 3:
@@ -127,6 +135,20 @@ def _list_ids(
         ids.append(inquiry.id)
         if len(ids) >= limit:
             unfilled.discard(inquiry.queue)
+
+
+def _hours(router: WorkspaceRouter, stats: dict[str, queue_pb2.QueueStats], now: float) -> None:
+    """Open or closed, the next opening or closing, and the inquiries held meanwhile."""
+    for name, queue in router.queues.items():
+        if queue.hours is None:
+            continue
+        figures = stats[name]
+        state = router.controls.state(name, now)
+        figures.closed = not state.open
+        figures.timezone = queue.hours.timezone
+        if not math.isinf(state.until):
+            (figures.closes_at if state.open else figures.opens_at).CopyFrom(timestamp(state.until))
+        figures.held_ids.extend(itertools.islice(router.controls.held_in(name), HELD_IDS_LIMIT))
 
 
 class QueueSnapshots:

@@ -1,10 +1,12 @@
 """Queue figures for customers and channels: an inquiry's place in line, a workspace's queues.
 
 - `GET /v1/workspaces/{workspace}/inquiries/{inquiry_id}/position`: state
-  (waiting, offered, in_progress), queue, position (1 = next) and estimated
-  wait in seconds (null: not known yet).
-- `GET /v1/workspaces/{workspace}/queues`: per queue open, depth, oldest
-  wait, estimated wait of a newcomer, offers open and tasks in progress.
+  (waiting, offered, in_progress, or held while its queue is closed), queue,
+  position (1 = next) and estimated wait in seconds (null: not known yet),
+  and for a held one when its queue opens.
+- `GET /v1/workspaces/{workspace}/queues`: per queue open (business hours)
+  and when a closed one opens, depth, oldest wait, estimated wait of a
+  newcomer, offers open and tasks in progress.
 
 Both are read from the router's latest queue snapshot of the workspace
 (`positions.QueueView`), authenticated like every API-key route. No fresh
@@ -49,6 +51,11 @@ class PositionOut(BaseModel):
         description="Expected seconds until an agent takes it; null when not known "
         "(the queue had no answers recently)."
     )
+    opens_at: float | None = Field(
+        None,
+        description="Held: when its queue opens (seconds since epoch); null otherwise or when "
+        "no opening is in sight.",
+    )
     as_of: float = Field(description="When the router took the figures (seconds since epoch).")
 
 
@@ -56,8 +63,9 @@ class QueueOut(BaseModel):
     """One queue of the workspace."""
 
     name: str
-    open: bool = Field(
-        description="Always true for now: business hours are not part of the router yet."
+    open: bool = Field(description="False while the queue's business hours keep it closed.")
+    opens_at: float | None = Field(
+        None, description="Closed: its next opening (seconds since epoch); null otherwise."
     )
     depth: int = Field(description="Inquiries waiting for an agent.")
     oldest_wait_s: float
@@ -124,6 +132,7 @@ def router(intake: Intake) -> APIRouter:
             queue=place.queue,
             position=place.position,
             estimated_wait_s=place.estimated_wait_s,
+            opens_at=place.opens_at,
             as_of=seconds(snapshot.taken_at),
         )
 

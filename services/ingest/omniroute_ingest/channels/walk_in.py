@@ -1,7 +1,8 @@
 """In person: a customer checks in at a desk or in a store (`POST /v1/walk-in/{workspace}`).
 
 The check-in kiosk or greeter posts the location and the reason for the
-visit; the inquiry is channel IN_PERSON, its thread the visit's ticket.
+visit; the inquiry is channel IN_PERSON, its site the location (only agents
+of that site are offered it), its thread the visit's ticket.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from omniroute.codec import timestamp
+from omniroute.codec import MAX_SITE_LENGTH, timestamp
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.channels.common import Intake
 from omniroute_ingest.channels.rest import ERRORS, IdempotencyKey
@@ -30,7 +31,13 @@ class CheckInIn(_Model):
     """A walk-in check-in."""
 
     location: Annotated[
-        str, Field(min_length=1, max_length=200, description="Desk or store id/name.")
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_SITE_LENGTH,
+            description="Desk or store id/name: the inquiry's site. It is offered only to "
+            "agents whose profile has the same site (ignoring case).",
+        ),
     ]
     location_type: Literal["desk", "store"] = "desk"
     reason: Annotated[
@@ -63,6 +70,7 @@ def walk_in_inquiry(
         received_at=timestamp(now),
         external_id=body.ticket,
         attributes=attributes,
+        site=body.location,
     )
 
 
