@@ -385,7 +385,8 @@ class Desks:
                 )
             )
         except grpc.aio.AioRpcError as exc:
-            progress(f"desk {a.agent_id}: {exc.code().name} {exc.details()}")
+            if exc.code() != grpc.StatusCode.CANCELLED:  # the scenario closed its desks
+                progress(f"desk {a.agent_id}: {exc.code().name} {exc.details()}")
 
     async def idle(self) -> None:
         """Until every offer handed over so far is worked off."""
