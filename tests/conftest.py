@@ -15,10 +15,11 @@ its `chaos_smoke` subset runs with every test run.
 
 `make test` runs pytest-xdist with four workers (`-n 4 --dist loadgroup`): the
 broker tests form groups of one tier each (`TIER_GROUPS`: the embedded tier's
-modules in two, Apache Kafka's in one), and every group runs in order on one
-worker with that worker's own broker of its tier (a broker is never shared
+modules dealt out into three, Apache Kafka's into two), and every group runs in
+order on one worker with that worker's own broker of its tier (a broker is never shared
 between processes, and a worker never switches tiers in the middle of a group),
-the groups side by side; the tests that use no broker fill in around them. What
+the groups side by side; the simulator's statistical tests form one group that
+starts at once; the other tests that use no broker fill in around them. What
 a worker notes for the end of the run (tiers not run, chaos summary lines) goes
 to the controller. A plain `pytest` runs the same tests in one process.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,10 +39,12 @@ from tests.chaos.harness import SUMMARIES
 from tests.support.tiers import limit_tiers
 from tests.support.tools import not_run
 
-# Under xdist (make test) each tier's broker modules form this many groups, the modules
-# dealt out in path order; a group runs in order on one worker, with that worker's own
-# broker. The embedded tier takes about twice as long as the Kafka tier (slow group joins).
-TIER_GROUPS = {BrokerKind.TANSU: 2, BrokerKind.KAFKA: 1}
+# Under xdist (make test) each tier's broker modules are dealt out, in path order, into
+# this many groups; a group runs in order on one worker with that worker's own broker.
+# The simulator's statistical tests (CPU only, about a minute each for the longest)
+# form one group too, so that they start at once instead of last.
+TIER_GROUPS = {BrokerKind.TANSU: 3, BrokerKind.KAFKA: 2}
+SIMULATOR_TESTS = Path(__file__).parent / "simulator"
 KAFKA_TIER = "integration: every broker test again on Apache Kafka (the [kafka] test ids)"
 
 
@@ -73,14 +77,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the Kafka tier cannot run; put each tier's tests in one xdist group."""
     chosen = config.getoption("--broker")
     chaos = config.getoption("--chaos")
-    grouped = config.pluginmanager.hasplugin("xdist")
-    modules = sorted({item.path for item in items if _kind_of(item) is not None})
+    groups = _xdist_groups(items) if config.pluginmanager.hasplugin("xdist") else {}
     kept, dropped = [], []
     for item in items:
         kind = _kind_of(item)
-        if grouped and kind is not None:
-            part = modules.index(item.path) % TIER_GROUPS[kind]
-            item.add_marker(pytest.mark.xdist_group(f"{kind}-{part}"))
+        if item in groups:
+            item.add_marker(pytest.mark.xdist_group(groups[item]))
         other_tier = chosen != "all" and kind is not None and kind != chosen
         left_out = not chaos and item.get_closest_marker("chaos") is not None
         (dropped if other_tier or left_out else kept).append(item)
@@ -151,6 +153,20 @@ def pytest_runtest_makereport(
     if report.failed and running is not None:
         report.sections.append((f"{running.kind} broker log (end)", running.log()[-6000:]))
     return report
+
+
+def _xdist_groups(items: list[pytest.Item]) -> dict[pytest.Item, str]:
+    """The xdist group of every test that has one (TIER_GROUPS, SIMULATOR_TESTS)."""
+    groups: dict[pytest.Item, str] = {}
+    for kind, parts in TIER_GROUPS.items():
+        tier = [item for item in items if _kind_of(item) == kind]
+        modules = sorted({item.path for item in tier})
+        for item in tier:
+            groups[item] = f"{kind}-{modules.index(item.path) % parts}"
+    for item in items:
+        if item.path.is_relative_to(SIMULATOR_TESTS):
+            groups[item] = "simulator"
+    return groups
 
 
 def _kind_of(item: pytest.Item) -> str | None:
