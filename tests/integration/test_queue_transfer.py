@@ -47,7 +47,9 @@ TaskEvents = TopicTail[task_pb2.TaskEvent]
 def system(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     config = Path(tmp_path_factory.mktemp("routing")) / "routing.yaml"
     config.write_text(CONFIG)
-    yield from running(System(broker, routing_config=str(config)), "agent-state", "router", "ingest")
+    yield from running(
+        System(broker, routing_config=str(config)), "agent-state", "router", "ingest"
+    )
 
 
 @pytest.fixture
@@ -119,7 +121,9 @@ async def test_a_task_transferred_to_a_queue_goes_to_another_agent_there_with_th
         lambda e: e.inquiry_id == inquiry_id and e.type == e.TYPE_ACCEPTED and e.agent_id == tom
     )
     transferred = [
-        e for e in task_events.records if e.inquiry_id == inquiry_id and e.type == e.TYPE_TRANSFERRED
+        e
+        for e in task_events.records
+        if e.inquiry_id == inquiry_id and e.type == e.TYPE_TRANSFERRED
     ]
     assert len(transferred) == 1 and task_events.records.index(transferred[0]) < (
         task_events.records.index(accepted)
