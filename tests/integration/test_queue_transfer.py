@@ -38,6 +38,9 @@ default:
       match: {skills: [tech]}
       strategy: highest_proficiency
       required_skills: {tech: 2}
+    - name: vip
+      match: {segments: [vip]}
+      accepts_transfers: false
 """
 NOTE = "Customer Jane Roe, +34 600 000 000: modem resets nightly"
 TaskEvents = TopicTail[task_pb2.TaskEvent]
@@ -171,6 +174,12 @@ async def test_a_transfer_to_a_queue_is_validated_at_the_edge(
     assert only_offered.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "accept it first" in (only_offered.value.details() or "")
     await desk.accept(ana, offered_id)
+    with pytest.raises(grpc.aio.AioRpcError) as closed_to_transfers:
+        await transfer(desk, agent_id=ana, inquiry_id=offered_id, target_queue="vip")
+    assert closed_to_transfers.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "target_queue: queue 'vip' takes no transfers" in (
+        closed_to_transfers.value.details() or ""
+    )
     for fields, field in [
         ({"target_queue": "nowhere"}, "target_queue: 'nowhere' is not a queue of workspace"),
         ({"target_queue": "tech", "target_agent_id": ana}, "target_agent_id and target_queue"),

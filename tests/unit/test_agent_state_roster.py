@@ -374,7 +374,7 @@ def test_transfer_moves_an_accepted_task_to_an_agent_with_room() -> None:
     assert load(r, "bob", CHAT) == 0
 
 
-QUEUES = frozenset({"billing", "tech"})
+QUEUES = {"billing": True, "tech": True, "vip": False}
 
 
 def test_transfer_to_a_queue_frees_the_slot_and_publishes_the_queue_and_note() -> None:
@@ -410,6 +410,8 @@ def test_transfer_to_a_queue_is_validated() -> None:
     r.accept("ann", "a", T0)
     with pytest.raises(InvalidRequest, match="target_queue: 'nope' is not a queue of workspace"):
         r.transfer_to_queue("ann", "a", "nope", "", QUEUES, T0)
+    with pytest.raises(NotPossible, match="target_queue: queue 'vip' takes no transfers"):
+        r.transfer_to_queue("ann", "a", "vip", "", QUEUES, T0)
     with pytest.raises(InvalidRequest, match="target_queue is required"):
         r.transfer_to_queue("ann", "a", "", "", QUEUES, T0)
     with pytest.raises(InvalidRequest, match="target_queue is longer"):

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,12 +209,13 @@ async def create_server(
     )
 
 
-def queue_names(board: SnapshotBoard, workspace: str) -> Collection[str] | None:
-    """The workspace's queues in the router's latest snapshot; None when none was seen."""
+def queue_names(board: SnapshotBoard, workspace: str) -> Mapping[str, bool] | None:
+    """The workspace's queues in the router's latest snapshot, each with whether it
+    accepts transfers; None when no snapshot of the workspace was seen."""
     snapshot = board.latest.get(workspace)
     if snapshot is None:
         return None
-    return frozenset(queue.name for queue in snapshot.queues)
+    return {queue.name: not queue.refuses_transfers for queue in snapshot.queues}
 
 
 async def publish_repair(

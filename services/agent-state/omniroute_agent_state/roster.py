@@ -18,7 +18,7 @@ same inquiry id without ever seeing each other's reservation.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -892,14 +892,15 @@ class Roster:
         inquiry_id: str,
         target_queue: str,
         note: str,
-        queues: Collection[str],
+        queues: Mapping[str, bool],
         now: float,
         mono: float | None = None,
     ) -> Changes:
         """Hand an accepted task to a queue of the workspace: the router routes it again.
 
-        `queues` are the workspace's queue names (the router's, from its
-        latest snapshot): `target_queue` must be one. The agent's slot is
+        `queues` are the workspace's queues (the router's, from its latest
+        snapshot), each with whether it accepts transfers: `target_queue`
+        must be one that does. The agent's slot is
         freed (the task is no longer theirs, no wrap-up: they did not finish
         it) and TRANSFERRED is published with the queue and the note, and
         with the agent's released reservation. A retry (the agent's last
@@ -923,6 +924,11 @@ class Roster:
             raise InvalidRequest(
                 f"target_queue: {target_queue!r} is not a queue of workspace "
                 f"{agent.workspace!r} (its queues: {known})"
+            )
+        if not queues[target_queue]:
+            raise NotPossible(
+                f"target_queue: queue {target_queue!r} takes no transfers "
+                "(accepts_transfers: false in the routing configuration)"
             )
         released = Reservation()
         released.CopyFrom(held)

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -169,11 +169,11 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         watch_queue_max: int = 10_000,
         publish_wait_s: float = 10.0,
         requests: RequestLog | None = None,
-        queues: Callable[[str], Collection[str] | None] = lambda workspace: None,
+        queues: Callable[[str], Mapping[str, bool] | None] = lambda workspace: None,
     ) -> None:
         self.roster = roster
-        # A workspace's queue names as the router last published them (None:
-        # no snapshot seen yet), for transfers to a queue.
+        # A workspace's queues as the router last published them, each with
+        # whether it accepts transfers (None: no snapshot seen yet).
         self.queues = queues
         self.outbox = outbox_for(self.durable)
         self.metrics = metrics
