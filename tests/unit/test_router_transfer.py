@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from omniroute.v1 import agent_state_pb2, task_pb2
 from omniroute_router.config import LadderStep, Queue, QueueMatch, WorkspaceConfig
+from omniroute_router.convert import authority_from_proto
 from omniroute_router.model import AgentStatus, InquiryState
 from omniroute_router.routing import (
     Authority,
@@ -179,3 +181,20 @@ def test_a_lost_transfer_is_applied_by_reconciliation() -> None:
     # Checked again later: the transfer is settled, nothing requeued.
     assert r.reconcile("q1", Authority(held=None, ended=ended), T0 + 800) is Reconciled.AGREED
     assert offers(r, T0 + 801) == [("q1", "tom")]
+
+
+def test_agent_states_last_event_a_transfer_to_a_queue_ends_the_task() -> None:
+    event = task_pb2.TaskEvent(
+        type=task_pb2.TaskEvent.TYPE_TRANSFERRED,
+        agent_id="ana",
+        reservation_id="r-q1",
+        target_queue="tech",
+    )
+    answer = agent_state_pb2.GetReservationResponse(last_event=event)
+    assert authority_from_proto(answer) == Authority(
+        ended=TaskEnd(EndKind.TRANSFERRED, "ana", "r-q1")
+    )
+    # To an agent it ends nothing: the target's open reservation says who holds it.
+    answer.last_event.ClearField("target_queue")
+    answer.last_event.target_agent_id = "bea"
+    assert authority_from_proto(answer).ended is None
