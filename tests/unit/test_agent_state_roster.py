@@ -469,8 +469,10 @@ def test_load_stays_exact_under_any_sequence_of_operations() -> None:
                 r.decline(who, inquiry, "", now)
             elif operation == 5:
                 r.complete(who, inquiry, TaskEvent(), now)
-            elif operation == 6:
+            elif operation == 6 and rng.random() < 0.5:
                 r.transfer(who, inquiry, rng.choice(names), "", now)
+            elif operation == 6:
+                r.transfer_to_queue(who, inquiry, rng.choice(["billing", "vip"]), "", QUEUES, now)
             elif operation == 7:
                 r.set_status(who, rng.choice([AVAILABLE, AVAILABLE, AWAY, OFFLINE]), "break", who, now)  # fmt: skip
             else:
