@@ -142,7 +142,7 @@ def test_an_unknown_queue_goes_by_the_match_rules_and_says_so() -> None:
     handled(r, "q1", "ana")
     assert r.transferred_to_queue("q1", "ana", "r-q1", "gone", "note", T0 + 20)
     moved = r.inquiries["q1"]
-    assert moved.queue == "billing"
+    assert (moved.queue, moved.skills) == ("billing", {"billing": 1})  # nothing re-classified
     assert moved.history[-1] == "transferred:ana:billing:unknown_queue:gone:note"
     assert moved.left_queues == []  # back into its own queue: nothing left
     assert offers(r, T0 + 21) == [("q1", "bea")]

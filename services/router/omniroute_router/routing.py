@@ -938,9 +938,10 @@ class WorkspaceRouter:
         Unlike an escalation (a completion that asks for a higher tier, or adds
         a skill), a transfer changes the queue and what the inquiry is about:
         it needs the target queue's required skills instead of its own
-        (language, site and tier floor stay). It enters `target_queue` (unknown to this
-        configuration, e.g. removed by a reload since agent-state checked it:
-        the queue its match rules pick) on the ladder's first step, keeps its
+        (language, site and tier floor stay). It enters `target_queue` (unknown
+        to this configuration, e.g. removed by a reload since agent-state
+        checked it: the queue its match rules pick, its skills kept) on the
+        ladder's first step, keeps its
         original arrival time (its place in line, and the service-level wait
         when the queue answers it: it counts as answered again, there) and its
         history, to which the transfer and the note are added. The agent is
@@ -957,15 +958,17 @@ class WorkspaceRouter:
             return False
         self._now = max(self._now, now)
         left = inquiry.queue
-        queue = self.queues.get(target_queue) or self.queue_for(inquiry)
+        named = self.queues.get(target_queue)
+        queue = named or self.queue_for(inquiry)
         self._unindex(inquiry)  # the queue changes the priority, the index's key
         if queue.name != left and left not in inquiry.left_queues:
             inquiry.left_queues.append(left)  # overflow never sends it back
-        # The agent's judgement replaces the first classification: the skills
-        # it needs are the target queue's (language, site and tier floor stay).
-        was = self.queues.get(left)
-        inquiry.priority -= was.priority if was is not None else 0
-        inquiry.queue, inquiry.skills, inquiry.queue_skills = "", {}, {}
+        if named is not None:
+            # The agent's judgement replaces the first classification: the skills
+            # it needs are the target queue's (language, site and tier floor stay).
+            was = self.queues.get(left)
+            inquiry.priority -= was.priority if was is not None else 0
+            inquiry.queue, inquiry.skills, inquiry.queue_skills = "", {}, {}
         self._enter_queue(inquiry, queue)
         inquiry.settled_reservation = reservation_id or inquiry.reservation_id
         inquiry.state = InquiryState.WAITING
