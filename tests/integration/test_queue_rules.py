@@ -236,7 +236,7 @@ async def test_a_closed_queue_holds_chats_and_calls_until_it_opens_and_sends_ema
     assert offer.queue == "overnight"
     assert "closed:shop:after_hours:overnight" in offer.history
 
-    # The chat is held, and the call too (callbacks do not exist yet: held like hold).
+    # The chat is held, and the call too (held and offered a callback).
     url = system.router_metrics_url()
     held = 'omniroute_router_closed_arrivals_total{{policy="{}",queue="shop"}}'
 
@@ -273,7 +273,7 @@ async def test_a_closed_queue_holds_chats_and_calls_until_it_opens_and_sends_ema
     assert offer.queue == "shop"
     assert offer.history[:2] == ["closed:shop:hold", "opened:shop"]
     offer = await assignments.wait_for(lambda a: a.inquiry_id == call)
-    assert offer.history[:2] == ["closed:shop:callback_held", "opened:shop"]
+    assert offer.history[:2] == ["closed:shop:callback_offered", "opened:shop"]
     reload_with(system, routing_file, ROUTING)
 
 
