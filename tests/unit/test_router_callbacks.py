@@ -97,6 +97,7 @@ def test_an_open_offer_is_withdrawn_and_the_callback_waits_first_in_line() -> No
     r.admit(inquiry("c1", T0), T0)
     r.admit(inquiry("c2", T0 + 1), T0 + 1)
     [offer] = r.plan(T0 + 2)
+    assert (offer.inquiry_id, offer.agent_id) == ("c1", "chatty")
     r.offer_made("c1", "chatty", "r1", T0 + 2)
     assert r.callback_requested("c1", NUMBER, T0 + 3) is CallbackOutcome.REQUESTED
     [withdrawal] = r.drain_withdrawals()

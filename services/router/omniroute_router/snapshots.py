@@ -119,9 +119,9 @@ def _list_ids(
     """
     if limit <= 0:
         return
-    for name, queue in stats.items():
-        if queue.callbacks:
-            queue.callback_ids.extend(router.pending_callbacks.ids(name, limit))
+    for name, figures in stats.items():
+        if figures.callbacks:
+            figures.callback_ids.extend(router.pending_callbacks.ids(name, limit))
     for inquiry in router.held():
         queue = stats.get(inquiry.queue)
         if queue is None:
