@@ -203,3 +203,11 @@ def test_callbacks_survive_persistence_and_a_reload() -> None:
     reloaded.offer_made("c1", offer.agent_id, "r1", T0 + 4)
     # Offered: no longer counted as a callback waiting.
     assert reloaded.queue_stats(T0 + 4)["support"].callbacks == 0
+
+
+def test_a_request_naming_another_channel_changes_nothing() -> None:
+    r = router()
+    r.admit(inquiry("c1", T0), T0)
+    assert r.callback_requested("c1", NUMBER, T0 + 1, "voice") is CallbackOutcome.WRONG_CHANNEL
+    assert r.inquiries["c1"].callback == ""
+    assert r.callback_requested("c1", NUMBER, T0 + 2, "chat") is CallbackOutcome.REQUESTED

@@ -38,6 +38,7 @@ from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
+    callback_channel,
     callback_number,
     callback_proto,
     channel_value,
@@ -398,7 +399,9 @@ class Router:
             return router.workspace, "echo" if mine else "processed"
         if event.type == task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED:
             # From ingest, not agent-state: the customer asked to be called back.
-            outcome = router.callback_requested(event.inquiry_id, callback_number(event), now)
+            outcome = router.callback_requested(
+                event.inquiry_id, callback_number(event), now, callback_channel(event)
+            )
             changed = outcome is CallbackOutcome.REQUESTED
             return router.workspace, "processed" if changed else "duplicate"
         if not self._apply_task_event(router, event, now):

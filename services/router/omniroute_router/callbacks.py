@@ -40,6 +40,7 @@ class CallbackOutcome(StrEnum):
     REQUESTED = "requested"  # the inquiry is now a callback
     DUPLICATE = "duplicate"  # already a callback: nothing changed
     NOT_REALTIME = "not_realtime"  # not a voice or chat inquiry
+    WRONG_CHANNEL = "wrong_channel"  # the request named another channel than the inquiry's
     TOO_LATE = "too_late"  # an agent has it already, or it is a scheduled follow-up
     UNKNOWN = "unknown"  # not routed here (finished, or never seen)
 
@@ -48,14 +49,19 @@ class CallbackOutcome(StrEnum):
 _WAITING = frozenset({InquiryState.WAITING, InquiryState.HELD, InquiryState.OFFERED})
 
 
-def decide(inquiry: QueuedInquiry | None) -> CallbackOutcome:
-    """Whether a callback request turns `inquiry` (None: not routed here) into a callback."""
+def decide(inquiry: QueuedInquiry | None, channel: str = "") -> CallbackOutcome:
+    """Whether a callback request turns `inquiry` (None: not routed here) into a callback.
+
+    `channel`: the channel the request says the customer waits on ("": not said).
+    """
     if inquiry is None:
         return CallbackOutcome.UNKNOWN
     if inquiry.callback:
         return CallbackOutcome.DUPLICATE
     if inquiry.channel not in REALTIME:
         return CallbackOutcome.NOT_REALTIME
+    if channel and channel != inquiry.channel:
+        return CallbackOutcome.WRONG_CHANNEL
     if inquiry.state not in _WAITING:
         return CallbackOutcome.TOO_LATE
     return CallbackOutcome.REQUESTED

@@ -142,6 +142,16 @@ def callback_number(event: task_pb2.TaskEvent) -> str:
     return number
 
 
+def callback_channel(event: task_pb2.TaskEvent) -> str:
+    """The channel a callback request says the customer waits on ("": not said)."""
+    if event.channel == inquiry_pb2.CHANNEL_UNSPECIFIED:
+        return ""
+    try:
+        return channel_name(event.channel)
+    except ValueError:
+        raise InvalidEvent(f"TaskEvent.channel {event.channel} is unknown") from None
+
+
 def callback_proto(inquiry: QueuedInquiry) -> task_pb2.Callback | None:
     """The offer's callback part (the number to call), None when it is no callback."""
     if not inquiry.callback:

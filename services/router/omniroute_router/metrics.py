@@ -199,8 +199,9 @@ class RouterMetrics:
         self.callbacks = Counter(
             "omniroute_router_callbacks_total",
             "Callback requests, by outcome (requested: the inquiry became a callback; "
-            "duplicate: it was one already; not_realtime: not voice or chat; too_late: an "
-            "agent had it already; unknown: not routed here).",
+            "duplicate: it was one already; not_realtime: not voice or chat; wrong_channel: the "
+            "request named another channel; too_late: an agent had it already; unknown: not "
+            "routed here).",
             ["outcome"],
             registry=registry,
         )

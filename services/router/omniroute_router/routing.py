@@ -943,8 +943,11 @@ class WorkspaceRouter:
         self._finish(inquiry_id, now)
         return True
 
-    def callback_requested(self, inquiry_id: str, number: str, now: float) -> CallbackOutcome:
-        """The customer asked to be called back at `number` instead of waiting.
+    def callback_requested(
+        self, inquiry_id: str, number: str, now: float, channel: str = ""
+    ) -> CallbackOutcome:
+        """The customer waiting on `channel` ("": not said) asked to be called back at
+        `number` instead of waiting.
 
         The rules are callbacks.py's: a waiting voice or chat inquiry becomes an
         outbound call to `number`, keeping its place in line; an open offer of
@@ -952,7 +955,7 @@ class WorkspaceRouter:
         as before. Anything else changes nothing; the outcome says why.
         """
         inquiry = self.inquiries.get(inquiry_id)
-        outcome = callbacks.decide(inquiry)
+        outcome = callbacks.decide(inquiry, channel)
         channel = inquiry.channel if inquiry is not None else ""
         queue = inquiry.queue if inquiry is not None else ""
         self.notices.append(
