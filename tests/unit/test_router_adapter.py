@@ -460,6 +460,10 @@ async def test_a_skipped_record_at_the_end_of_a_partition_is_swept_once_nothing_
     h.clock.advance(30)
     await h.tick()
     assert [i for i, _ in h.offered()].count("last-skipped") == 1
+    # Its check with agent-state is counted as the sweep's, not as an overdue event's.
+    checks = "omniroute_router_reconciliations_total"
+    assert h.registry.get_sample_value(checks, {"trigger": "swept", "outcome": "agreed"}) == 1
+    assert h.registry.get_sample_value(checks, {"trigger": "overdue", "outcome": "agreed"}) == 0
 
 
 def test_a_worker_taking_over_survives_a_high_watermark_reported_one_short() -> None:

@@ -482,14 +482,17 @@ class Router:
     # -- reconciliation -----------------------------------------------------------
 
     async def _check_overdue(self, router: WorkspaceRouter, partition: int, now: float) -> None:
-        """Ask agent-state about offers and tasks whose next event is overdue."""
+        """Ask agent-state about offers and tasks whose next event is overdue, and swept inquiries."""
         due = router.overdue(
             now,
             self.settings.router_offer_grace_s,
             self.settings.router_task_silence_s,
             self.settings.router_checks_per_tick,
         )
-        await self._check(router, partition, due, "overdue", now)
+        swept = [inquiry_id for inquiry_id in due if router.unverified(inquiry_id)]
+        overdue = [inquiry_id for inquiry_id in due if not router.unverified(inquiry_id)]
+        await self._check(router, partition, swept, "swept", now)
+        await self._check(router, partition, overdue, "overdue", now)
 
     async def _check(
         self,

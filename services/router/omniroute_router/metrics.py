@@ -135,7 +135,8 @@ class RouterMetrics:
         )
         self.reconciliations = Counter(
             "omniroute_router_reconciliations_total",
-            "Inquiries checked with agent-state, by why (overdue, workspace, swept) and "
+            "Inquiries checked with agent-state, by why (overdue, workspace, swept, takeover, "
+            "refused) and "
             "outcome (agreed, adopted, apply_event, requeued, unknown).",
             ["trigger", "outcome"],
             registry=registry,

@@ -1002,6 +1002,10 @@ class WorkspaceRouter:
                 due.append((at, inquiry_id))
         return [inquiry_id for _, inquiry_id in heapq.nsmallest(limit, due)]
 
+    def unverified(self, inquiry_id: str) -> bool:
+        """Whether the inquiry was admitted by the sweep and awaits agent-state's word."""
+        return inquiry_id in self._unverified
+
     def reconcile(self, inquiry_id: str, authority: Authority, now: float) -> Reconciled:
         """Make the router's picture of one inquiry agree with agent-state's.
 
