@@ -718,7 +718,7 @@ async def test_a_callback_request_is_reserved_and_offered_as_a_call_with_the_num
     outcomes = {
         outcome: h.registry.get_sample_value(
             "omniroute_router_callbacks_total", {"outcome": outcome}
-        )  # fmt: skip
+        )
         for outcome in ("requested", "duplicate")
     }
     assert outcomes == {"requested": 1.0, "duplicate": 1.0}
