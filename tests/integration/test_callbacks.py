@@ -151,6 +151,10 @@ async def test_a_chat_customer_is_called_back_keeping_the_place_even_after_leavi
     assert status == 202
     place = await position(system, ws, chat, "callback")
     assert place["position"] == 1  # still first in line, ahead of the later chat
+    status, queues = call(system, f"/v1/workspaces/{ws}/queues")
+    assert [(q["name"], q["depth"], q["callbacks"]) for q in queues["queues"]] == [
+        ("support", 2, 1)
+    ]
     # The customer closes the chat window: no abandon for a callback.
     status, left = call(system, f"/v1/chat/{ws}/conversations/{conversation}/leave", {})
     assert status == 200 and left["abandoned"] is True  # published; the router decides

@@ -8,7 +8,13 @@ from omniroute.codec import timestamp
 from omniroute.v1 import queue_pb2
 from omniroute_ingest.callbacks import check_number, check_place
 from omniroute_ingest.errors import Rejected
-from omniroute_ingest.positions import PlaceState, describe, find_place, offers_callback
+from omniroute_ingest.positions import (
+    PlaceState,
+    describe,
+    find_place,
+    offers_callback,
+    queue_figures,
+)
 
 
 def snapshot() -> queue_pb2.QueueSnapshot:
@@ -83,3 +89,7 @@ def test_only_a_listed_inquiry_no_agent_has_can_be_called_back() -> None:
     assert taken.value.status == 409
     check_place(find_place(snapshot(), "plain"))
     check_place(find_place(snapshot(), "held"))
+
+
+def test_the_queue_figures_count_the_callbacks() -> None:
+    assert [(q.name, q.callbacks) for q in queue_figures(snapshot())] == [("support", 1), ("shop", 0)]  # fmt: skip

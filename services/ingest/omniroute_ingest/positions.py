@@ -70,6 +70,7 @@ class QueueFigures:
     estimated_wait_s: float | None
     offered: int
     in_progress: int
+    callbacks: int = 0
 
 
 def find_place(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Place | None:
@@ -128,6 +129,7 @@ def queue_figures(snapshot: queue_pb2.QueueSnapshot) -> list[QueueFigures]:
             estimated_wait_s=None if q.estimated_wait_s < 0 else q.estimated_wait_s,
             offered=q.offered,
             in_progress=q.in_progress,
+            callbacks=q.callbacks,
         )
         for q in snapshot.queues
     ]

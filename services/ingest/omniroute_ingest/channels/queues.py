@@ -88,6 +88,11 @@ class QueueOut(BaseModel):
     )
     offered: int
     in_progress: int
+    callbacks: int = Field(
+        0,
+        description="Customers to call back, not yet offered (those waiting also count in "
+        "depth; those held until the queue opens do not).",
+    )
 
 
 class CallbackIn(_Model):
