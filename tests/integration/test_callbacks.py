@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,6 +34,7 @@ from tests.support.system import (
     make_agent,
     metric_value,
     new_workspace,
+    reload_routing,
     running,
 )
 
@@ -277,14 +277,6 @@ async def test_the_http_api_checks_at_the_edge_and_the_router_refuses_other_chan
     assert status == 409 and late["message"].startswith("inquiry_id:")
 
 
-def reload_with(system: System, path: Path, text: str) -> None:
-    """Write the routing file and tell the router to reload it (SIGHUP)."""
-    path.write_text(text)
-    router = system.processes["router"].process
-    assert router is not None
-    router.send_signal(signal.SIGHUP)
-
-
 async def test_a_closed_queue_offers_a_callback_that_is_called_when_it_opens(
     system: System, desk: Desk, assignments: Assignments, routing_file: Path
 ) -> None:
@@ -317,7 +309,7 @@ async def test_a_closed_queue_offers_a_callback_that_is_called_when_it_opens(
     await eventually(call_gone)
 
     # The shop opens: the callback is the voice agent's call to make.
-    reload_with(system, routing_file, routing(shop_exceptions="{}"))
+    reload_routing(system, routing_file, routing(shop_exceptions="{}"))
     try:
         offer = await assignments.wait_for(lambda a: a.inquiry_id == chat)
         assert offer.agent_id == f"{ws}-caller" and offer.callback.number == "+34600000004"
@@ -327,4 +319,4 @@ async def test_a_closed_queue_offers_a_callback_that_is_called_when_it_opens(
         gone = call_inquiry_id(ws, sid)
         assert not [a for a in assignments.records if a.inquiry_id == gone]
     finally:
-        reload_with(system, routing_file, routing())
+        reload_routing(system, routing_file, routing())

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from omniroute.codec import timestamp
 from omniroute.kafka import BrokerUnavailable, EventProducer, compacted, ensure_topics
@@ -127,14 +128,8 @@ class InquiryPublisher:
         ended and the router decides. Returns the event id.
         """
         label = channel_label(channel)
-        event = task_pb2.TaskEvent(
-            event_id=new_id(),
-            type=task_pb2.TaskEvent.TYPE_ABANDONED,
-            inquiry_id=inquiry_id,
-            workspace=workspace,
-            channel=channel,  # type: ignore[arg-type]
-            occurred_at=timestamp(self._clock()),
-            reason=reason,
+        event = self._task_event(
+            task_pb2.TaskEvent.TYPE_ABANDONED, workspace, inquiry_id, channel, reason=reason
         )
         await self._write(self.settings.topic_task_events, workspace, event, label)
         self.metrics.abandoned.labels(label).inc()
@@ -161,14 +156,13 @@ class InquiryPublisher:
         known = self._accepted.get(key, self._clock())
         if known is not None:
             return known, True
-        event = task_pb2.TaskEvent(
-            event_id=new_id(),
-            type=task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED,
-            inquiry_id=inquiry_id,
-            workspace=workspace,
-            channel=channel,  # type: ignore[arg-type]
-            occurred_at=timestamp(self._clock()),
-            callback=task_pb2.Callback(number=number, origin_channel=channel),  # type: ignore[arg-type]
+        callback = task_pb2.Callback(number=number, origin_channel=channel)  # type: ignore[arg-type]
+        event = self._task_event(
+            task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED,
+            workspace,
+            inquiry_id,
+            channel,
+            callback=callback,
         )
         await self._write(self.settings.topic_task_events, workspace, event, label)
         self._accepted.put(key, event.event_id, self._clock())
@@ -178,6 +172,20 @@ class InquiryPublisher:
             extra={"inquiry_id": inquiry_id, "workspace": workspace, "channel": label},
         )
         return event.event_id, False
+
+    def _task_event(
+        self, kind: int, workspace: str, inquiry_id: str, channel: int, **fields: Any
+    ) -> task_pb2.TaskEvent:
+        """A TaskEvent ingest publishes (no agent: the customer's side), stamped now."""
+        return task_pb2.TaskEvent(
+            event_id=new_id(),
+            type=kind,  # type: ignore[arg-type]
+            inquiry_id=inquiry_id,
+            workspace=workspace,
+            channel=channel,  # type: ignore[arg-type]
+            occurred_at=timestamp(self._clock()),
+            **fields,
+        )
 
     async def publish_state(self, key: str, value: bytes, channel: str) -> None:
         """Write one record of ingest's conversation state (`topic_chat_conversations`,
