@@ -139,6 +139,13 @@ async def test_a_chat_customer_is_called_back_keeping_the_place_even_after_leavi
     await position(system, ws, later, "waiting")
 
     # Refused at the edge, naming the field; nothing published.
+    status, silent = call(system, f"/v1/chat/{ws}/conversations", {})
+    status, early = call(
+        system,
+        f"/v1/chat/{ws}/conversations/{silent['conversation_id']}/callback",
+        {"number": "+15550001111"},
+    )
+    assert status == 409 and early["message"].startswith("conversation_id:")
     path = f"/v1/chat/{ws}/conversations/{conversation}/callback"
     status, refused = call(system, path, {"number": "555-0100"})
     assert (status, refused["fields"][0]["field"]) == (422, "number")
