@@ -119,6 +119,8 @@ DETAIL_ONLY = {
     "omniroute_router_follow_ups",
     "omniroute_router_overflows",
     "omniroute_router_closed_arrivals",
+    "omniroute_router_callbacks",
+    "omniroute_ingest_callbacks",
     "omniroute_desk_streams",
     "omniroute_desk_actions",
     "omniroute_desk_unauthenticated",
