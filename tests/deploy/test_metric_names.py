@@ -120,6 +120,8 @@ DETAIL_ONLY = {
     "omniroute_router_overflows",
     "omniroute_router_transfers",
     "omniroute_router_closed_arrivals",
+    "omniroute_router_callbacks",
+    "omniroute_ingest_callbacks",
     "omniroute_desk_streams",
     "omniroute_desk_actions",
     "omniroute_desk_unauthenticated",

@@ -36,12 +36,13 @@ pytestmark = [pytest.mark.integration, embedded_tier_only]
 
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
 CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL
+VOICE = inquiry_pb2.CHANNEL_VOICE
 ADMIN = (("authorization", "Bearer admin-secret"),)
 
 # A workspace per test, so no test routes another's inquiries; the two the
 # wallboard shows have supervisor tokens.
-WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM, WS_HANDOVER = (
-    new_workspace() for _ in range(8)
+WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM, WS_CALLBACK, WS_HANDOVER = (
+    new_workspace() for _ in range(9)
 )
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
@@ -58,6 +59,7 @@ AGENTS = {  # agent id -> (workspace, desktop token)
     "lou": (WS_TEAM, "lou-token"),
     "max": (WS_HANDOVER, "max-token"),
     "nia": (WS_HANDOVER, "nia-token"),
+    "mo": (WS_CALLBACK, "mo-token"),
 }
 DESK_ENV = {
     "AGENT_STATE_TOKEN": "desk-secret",
@@ -291,6 +293,31 @@ def test_a_script_in_an_inquiry_shows_as_text_and_never_runs(
     expect(card.locator(".customer")).to_contain_text("<i>Eve</i>")
     assert card.locator("script, img, b, i").count() == 0
     assert desk.evaluate("window.__pwned") is None
+
+
+def test_a_callback_shows_as_a_call_to_make_with_the_number(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    create(admin, "mo", {VOICE: 1})
+    chat = system.post_inquiry(inquiry_body(WS_CALLBACK, "chat", subject="Call me instead"))
+    with httpx.Client(base_url=system.ingest_url, timeout=15) as ingest:
+        # Once the router lists the waiting chat, its customer asks to be called back.
+        deadline = time.monotonic() + 30
+        path = f"/v1/workspaces/{WS_CALLBACK}/inquiries/{chat}"
+        while ingest.get(f"{path}/position").status_code != 200:
+            assert time.monotonic() < deadline, "the router never listed the chat"
+            time.sleep(0.2)
+        asked = ingest.post(f"{path}/callback", json={"number": "+15550001111", "channel": "chat"})
+        assert asked.status_code == 202, asked.text
+    desk = open_desk(browser, system, "mo")
+    go_available(desk)
+    card = offer_card(desk, "Call me instead")
+    expect(card).to_be_visible(timeout=30_000)
+    expect(card.locator(".channel")).to_have_text("Call back (voice)")
+    expect(card.locator(".callback-number")).to_have_text("+15550001111")
+    expect(card.locator(".history")).to_contain_text(
+        "asked to be called back instead of waiting on chat"
+    )
 
 
 def test_an_offer_that_expires_or_is_withdrawn_disappears_with_a_notice(

@@ -31,12 +31,16 @@ from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
+from omniroute_router.callbacks import CallbackOutcome
 from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.contents import InquiryContents
 from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
+    callback_channel,
+    callback_number,
+    callback_proto,
     channel_value,
     held_from_proto,
     inquiry_from_proto,
@@ -393,6 +397,13 @@ class Router:
             inquiry = router.inquiries.get(event.inquiry_id)
             mine = inquiry is not None and inquiry.reservation_id == event.reservation_id
             return router.workspace, "echo" if mine else "processed"
+        if event.type == task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED:
+            # From ingest, not agent-state: the customer asked to be called back.
+            outcome = router.callback_requested(
+                event.inquiry_id, callback_number(event), now, callback_channel(event)
+            )
+            changed = outcome is CallbackOutcome.REQUESTED
+            return router.workspace, "processed" if changed else "duplicate"
         if not self._apply_task_event(router, event, now):
             return router.workspace, "duplicate"
         return router.workspace, "processed"
@@ -555,6 +566,7 @@ class Router:
             history=inquiry.history,
             reservation_id=reservation.reservation_id,
             offer_expires_at=reservation.expires_at,
+            callback=callback_proto(inquiry),
         )
         self.contents.attach(assignment)
         await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
@@ -835,6 +847,7 @@ class Router:
             assigned_at=timestamp(now),
             escalation_step=offer.step,
             history=inquiry.history,
+            callback=callback_proto(inquiry),
         )
         self.contents.attach(assignment)
         return assignment
@@ -888,6 +901,16 @@ class Router:
                             "queue": notice.queue,
                             "to_queue": notice.to_queue,
                             "agent_excluded": notice.reason == "excluded",
+                        },
+                    )
+                case NoticeKind.CALLBACK:
+                    self.metrics.callbacks.labels(notice.reason).inc()
+                    log.info(  # ids and the outcome only: the number is personal data
+                        "callback requested",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "outcome": notice.reason,
                         },
                     )
                 case NoticeKind.OVERFLOWED:

@@ -23,6 +23,8 @@ from enum import StrEnum
 
 from sortedcontainers import SortedList
 
+from omniroute_router import callbacks
+from omniroute_router.callbacks import CallbackIndex, CallbackOutcome
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
 from omniroute_router.controls import QueueControls
 from omniroute_router.hours import ClosedPolicy
@@ -128,6 +130,7 @@ class NoticeKind(StrEnum):
     # An agent handed it to another queue; `reason`: "excluded" (never back to
     # them) or "sole_fit" (nobody else could ever take it).
     TRANSFERRED = "transferred"
+    CALLBACK = "callback"  # a callback request; `reason`: its CallbackOutcome
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class QueueStats:
     scheduled: int = 0  # follow-ups not yet released
     offered: int = 0
     in_progress: int = 0
+    callbacks: int = 0  # callbacks not yet offered (waiting or held; callbacks.py)
 
 
 # What decides which agents fit a waiting inquiry, apart from the agents it
@@ -260,6 +264,8 @@ class WorkspaceRouter:
         self.queues = {q.name: q for q in config.queues}
         # Business hours and overflow, with the indexes they keep (controls.py).
         self.controls = QueueControls(config)
+        # Callbacks not yet offered, per queue (callbacks.py).
+        self.pending_callbacks = CallbackIndex()
         # Per queue, the ladder's `after_s` in step order, and per step how long
         # after entering the queue a later step is first reached (None: never).
         self._afters = {q.name: tuple(s.after_s for s in q.ladder) for q in config.queues}
@@ -1028,7 +1034,8 @@ class WorkspaceRouter:
             self._remember_finished(inquiry_id, now)
             self.changed_inquiries.add(inquiry_id)
             return True
-        if inquiry.state is InquiryState.ACCEPTED:
+        if inquiry.state is InquiryState.ACCEPTED or inquiry.callback:
+            # Being handled, or to be called back: the customer leaving ends nothing.
             return False
         if inquiry.state is InquiryState.OFFERED:
             self.withdrawals.append(
@@ -1037,6 +1044,42 @@ class WorkspaceRouter:
         self._notice(NoticeKind.ABANDONED, inquiry, now, wait_s=max(0.0, now - inquiry.arrived_at))
         self._finish(inquiry_id, now)
         return True
+
+    def callback_requested(
+        self, inquiry_id: str, number: str, now: float, channel: str = ""
+    ) -> CallbackOutcome:
+        """The customer waiting on `channel` ("": not said) asked to be called back at
+        `number` instead of waiting.
+
+        The rules are callbacks.py's: a waiting voice or chat inquiry becomes an
+        outbound call to `number`, keeping its place in line; an open offer of
+        it is taken back (see `withdrawals`) and it waits again, first in line
+        as before. Anything else changes nothing; the outcome says why.
+        """
+        inquiry = self.inquiries.get(inquiry_id)
+        outcome = callbacks.decide(inquiry, channel)
+        channel = inquiry.channel if inquiry is not None else ""
+        queue = inquiry.queue if inquiry is not None else ""
+        self.notices.append(
+            Notice(NoticeKind.CALLBACK, inquiry_id, queue, channel, reason=outcome.value)
+        )
+        if outcome is not CallbackOutcome.REQUESTED:
+            return outcome
+        assert inquiry is not None
+        self._now = max(self._now, now)
+        self._unindex(inquiry)  # the channel changes, which files it
+        if inquiry.state is InquiryState.OFFERED:
+            self.withdrawals.append(
+                Withdrawal(inquiry_id, inquiry.agent_id, inquiry.reservation_id, "callback")
+            )
+            inquiry.history.append(f"withdrawn:{inquiry.agent_id}")
+            inquiry.state = InquiryState.WAITING
+            inquiry.settled_reservation = inquiry.reservation_id
+            inquiry.agent_id = inquiry.reservation_id = ""
+        callbacks.make_callback(inquiry, number)
+        self._index(inquiry)
+        self.changed_inquiries.add(inquiry_id)
+        return outcome
 
     # -- reconciliation with agent-state --------------------------------------
 
@@ -1265,6 +1308,7 @@ class WorkspaceRouter:
             )
             queue.offered = counts.get(InquiryState.OFFERED, 0)
             queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
+            queue.callbacks = self.pending_callbacks.count(name)
         for name, arrivals in self._arrivals.items():
             if arrivals and name in stats:
                 stats[name].oldest_wait_s = max(0.0, now - arrivals[0][0])
@@ -1404,8 +1448,9 @@ class WorkspaceRouter:
     ) -> None:
         """Record that `inquiry` arrived while queue `closed` was closed, and what it got."""
         if policy is ClosedPolicy.CALLBACK:
-            # Callbacks do not exist yet (issue 15, item 2): held like `hold`.
-            inquiry.history.append(f"closed:{closed}:callback_held")
+            # Held like `hold`; ingest's closed answer offers the customer a
+            # callback, which keeps this place (`callback_requested`).
+            inquiry.history.append(f"closed:{closed}:callback_offered")
         elif policy is ClosedPolicy.AFTER_HOURS:
             inquiry.history.append(f"closed:{closed}:after_hours:{inquiry.queue}")
         else:
@@ -1560,6 +1605,8 @@ class WorkspaceRouter:
             if arrivals is None:  # (a SortedList is dear to make: not a default)
                 arrivals = self._arrivals[inquiry.queue] = SortedList()
             arrivals.add(filed.since)
+        if callbacks.pending(inquiry):
+            self.pending_callbacks.add(inquiry.queue, inquiry.id)
         if inquiry.verify:
             self._unverified.add(inquiry.id)
             return
@@ -1584,6 +1631,7 @@ class WorkspaceRouter:
         if filed is None:
             return
         self.controls.unindex(inquiry)
+        self.pending_callbacks.discard(filed.queue, inquiry.id)
         self._counts[filed.queue][filed.state] -= 1
         self._deferred.discard(inquiry.id)
         self._unverified.discard(inquiry.id)

@@ -325,7 +325,9 @@
     const customer = inquiry.customer || {};
     card.dataset.inquiry = reservation.inquiry_id;
     card.dataset.reservation = reservation.reservation_id;
-    card.querySelector(".channel").textContent = enumLabel(assignment.channel || reservation.channel || inquiry.channel, "CHANNEL_");
+    const callback = assignment.callback;
+    const channel = enumLabel(assignment.channel || reservation.channel || inquiry.channel, "CHANNEL_");
+    card.querySelector(".channel").textContent = callback ? `Call back (${channel})` : channel;
     card.querySelector(".subject").textContent = assignment.inquiry ? subjectOf(assignment) : `Inquiry ${reservation.inquiry_id}`;
     const who = [customer.name || "Unknown customer"];
     if (customer.contact_address) who.push(customer.contact_address);
@@ -337,6 +339,12 @@
       facts.appendChild(el("dt", {}, term));
       return facts.appendChild(el("dd", {}, value));
     };
+    if (callback) {
+      // An outbound call to make: the customer asked to be called back instead of waiting.
+      const call = add("Call back on", callback.number);
+      if (call) call.classList.add("callback-number");
+      add("Waited on", enumLabel(callback.origin_channel, "CHANNEL_"));
+    }
     add("Language", inquiry.language || customer.language);
     add("Priority", String(inquiry.priority || 0));
     add("Queue", assignment.queue);
@@ -374,6 +382,7 @@
       case "offer_timeout": return `Not answered in time by ${who}.`;
       case "withdrawn": return `Taken back from ${who}.`;
       case "follow_up": return `Follow-up scheduled by ${who}, now due.`;
+      case "callback_requested": return `The customer asked to be called back instead of waiting on ${who}.`;
       case "escalated": {
         const tier = (rest[0] || "").replace("tier", "tier ");
         const why = rest.slice(1).join(":");
