@@ -6,6 +6,7 @@ dead-letter record, so a consumer never crashes on a bad payload.
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -15,6 +16,14 @@ M = TypeVar("M", bound=Message)
 
 #: Longest site (store, branch, desk id) of an in-person inquiry or of an agent.
 MAX_SITE_LENGTH = 200
+#: A phone number in E.164 (a callback's number): "+", then a country code that
+#: does not start with 0, 8 to 15 digits in all.
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def is_e164(number: str) -> bool:
+    """Whether `number` is a phone number in E.164 form, e.g. "+15550001111"."""
+    return E164.fullmatch(number) is not None
 
 
 class InvalidEvent(ValueError):

@@ -36,12 +36,13 @@ pytestmark = [pytest.mark.integration, embedded_tier_only]
 
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "services" / "desk" / "screenshots"
 CHAT, SMS, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_SMS, inquiry_pb2.CHANNEL_EMAIL
+VOICE = inquiry_pb2.CHANNEL_VOICE
 ADMIN = (("authorization", "Bearer admin-secret"),)
 
 # A workspace per test, so no test routes another's inquiries; the two the
 # wallboard shows have supervisor tokens.
-WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM = (
-    new_workspace() for _ in range(7)
+WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM, WS_CALLBACK, WS_HANDOVER = (
+    new_workspace() for _ in range(9)
 )
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
@@ -56,6 +57,9 @@ AGENTS = {  # agent id -> (workspace, desktop token)
     "jo": (WS_RESTART, "jo-token"),
     "kim": (WS_TEAM, "kim-token"),
     "lou": (WS_TEAM, "lou-token"),
+    "max": (WS_HANDOVER, "max-token"),
+    "nia": (WS_HANDOVER, "nia-token"),
+    "mo": (WS_CALLBACK, "mo-token"),
 }
 DESK_ENV = {
     "AGENT_STATE_TOKEN": "desk-secret",
@@ -75,6 +79,14 @@ workspaces:
       - name: billing
         match: {{skills: [billing]}}
       - name: general
+  {WS_HANDOVER}:
+    queues:
+      - name: front
+        match: {{skills: [billing]}}
+      - name: vip
+        match: {{segments: [vip]}}
+        accepts_transfers: false
+      - name: back
 """
 
 
@@ -283,6 +295,31 @@ def test_a_script_in_an_inquiry_shows_as_text_and_never_runs(
     assert desk.evaluate("window.__pwned") is None
 
 
+def test_a_callback_shows_as_a_call_to_make_with_the_number(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    create(admin, "mo", {VOICE: 1})
+    chat = system.post_inquiry(inquiry_body(WS_CALLBACK, "chat", subject="Call me instead"))
+    with httpx.Client(base_url=system.ingest_url, timeout=15) as ingest:
+        # Once the router lists the waiting chat, its customer asks to be called back.
+        deadline = time.monotonic() + 30
+        path = f"/v1/workspaces/{WS_CALLBACK}/inquiries/{chat}"
+        while ingest.get(f"{path}/position").status_code != 200:
+            assert time.monotonic() < deadline, "the router never listed the chat"
+            time.sleep(0.2)
+        asked = ingest.post(f"{path}/callback", json={"number": "+15550001111", "channel": "chat"})
+        assert asked.status_code == 202, asked.text
+    desk = open_desk(browser, system, "mo")
+    go_available(desk)
+    card = offer_card(desk, "Call me instead")
+    expect(card).to_be_visible(timeout=30_000)
+    expect(card.locator(".channel")).to_have_text("Call back (voice)")
+    expect(card.locator(".callback-number")).to_have_text("+15550001111")
+    expect(card.locator(".history")).to_contain_text(
+        "asked to be called back instead of waiting on chat"
+    )
+
+
 def test_an_offer_that_expires_or_is_withdrawn_disappears_with_a_notice(
     system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
 ) -> None:
@@ -410,6 +447,34 @@ def test_an_agent_holds_several_tasks_and_follows_up_escalates_and_transfers_the
     expect(moved.locator(".body")).to_have_text("About: Hand me over")
     held = admin.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="lou"), metadata=ADMIN)
     assert [r.accepted for r in held.reservations] == [True]
+
+
+def test_an_agent_transfers_a_task_to_a_queue_with_a_note_the_next_agent_reads(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    create(admin, "max", {CHAT: 1}, {"billing": 3})
+    create(admin, "nia", {CHAT: 1})  # no billing: only the back office queue fits her
+    max_desk, nia_desk = open_desk(browser, system, "max"), open_desk(browser, system, "nia")
+    go_available(max_desk)
+    go_available(nia_desk)
+    body = inquiry_body(WS_HANDOVER, "chat", subject="Wrong team", requiredSkills=[{"name": "billing"}])  # fmt: skip
+    system.post_inquiry(body)
+    offer_card(max_desk, "Wrong team").locator("button.accept").click()
+    task = max_desk.locator("#tasks .card", has=max_desk.locator(".subject", has_text="Wrong team"))
+    target = task.locator("select.transfer-to")
+    target.focus()  # loads the colleagues and the queues that accept transfers
+    expect(target.locator("option[data-queue=back]")).to_have_count(1, timeout=20_000)
+    assert target.locator("option[data-queue=vip]").count() == 0
+    target.select_option("queue:back")
+    task.locator(".transfer-note").fill("asked about a parcel, not a bill")
+    task.locator("button.transfer").click()
+    expect(max_desk.locator("#notices")).to_contain_text("“Wrong team” transferred to queue back")
+    expect(max_desk.locator("#tasks .card")).to_have_count(0, timeout=20_000)
+    offer = offer_card(nia_desk, "Wrong team")
+    expect(offer).to_have_count(1, timeout=30_000)
+    expect(offer.locator(".history li").last).to_have_text(
+        "Transferred by max to queue back: asked about a parcel, not a bill."
+    )
 
 
 def test_the_desk_reconnects_after_the_desk_and_agent_state_restart(

@@ -4,7 +4,6 @@ and overflow, through ingest, the broker, the router and agent-state as processe
 from __future__ import annotations
 
 import json
-import signal
 import urllib.parse
 import urllib.request
 import uuid
@@ -30,6 +29,7 @@ from tests.support.system import (
     make_agent,
     metric_value,
     new_workspace,
+    reload_routing,
     running,
 )
 
@@ -159,14 +159,6 @@ async def test_a_walk_in_goes_only_to_an_agent_of_its_site(
     assert [a.agent_id for a in assignments.records if a.inquiry_id == bilbao_visit] == [bilbao.id]
 
 
-def reload_with(system: System, path: Path, text: str) -> None:
-    """Write the routing file and tell the router to reload it (SIGHUP)."""
-    path.write_text(text)
-    router = system.processes["router"].process
-    assert router is not None
-    router.send_signal(signal.SIGHUP)
-
-
 def reloads(system: System, result: str) -> float:
     url = system.router_metrics_url()
     return metric_value(url, f'omniroute_router_config_reloads_total{{result="{result}"}}') or 0.0
@@ -194,7 +186,7 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     # An invalid file: refused, with its file, line and field in the log; nothing changes.
     refused_before = reloads(system, "refused")
-    reload_with(system, routing_file, ROUTING + "      strategy: fastest\n")
+    reload_routing(system, routing_file, ROUTING + "      strategy: fastest\n")
 
     async def refused() -> None:
         assert reloads(system, "refused") == refused_before + 1
@@ -210,12 +202,12 @@ async def test_sighup_refuses_an_invalid_file_and_applies_a_valid_one(
 
     # A valid file without the queue: its inquiry moves to the queue that takes it now.
     applied_before = reloads(system, "applied")
-    reload_with(system, routing_file, routing(default="    - name: general\n"))
+    reload_routing(system, routing_file, routing(default="    - name: general\n"))
     offer = await assignments.wait_for(lambda a: a.inquiry_id == held)
     assert offer.queue == "general" and offer.agent_id == f"{ws}-rep"
     assert "requeued:supervisors:general:reconfigured" in offer.history
     assert reloads(system, "applied") == applied_before + 1
-    reload_with(system, routing_file, ROUTING)
+    reload_routing(system, routing_file, ROUTING)
 
     async def restored() -> None:
         assert reloads(system, "applied") == applied_before + 2
@@ -236,7 +228,7 @@ async def test_a_closed_queue_holds_chats_and_calls_until_it_opens_and_sends_ema
     assert offer.queue == "overnight"
     assert "closed:shop:after_hours:overnight" in offer.history
 
-    # The chat is held, and the call too (callbacks do not exist yet: held like hold).
+    # The chat is held, and the call too (held and offered a callback).
     url = system.router_metrics_url()
     held = 'omniroute_router_closed_arrivals_total{{policy="{}",queue="shop"}}'
 
@@ -268,13 +260,13 @@ async def test_a_closed_queue_holds_chats_and_calls_until_it_opens_and_sends_ema
     }  # fmt: skip
 
     # The shop opens (no more closed days): the chat and the call are offered.
-    reload_with(system, routing_file, routing(shop_exceptions="{}"))
+    reload_routing(system, routing_file, routing(shop_exceptions="{}"))
     offer = await assignments.wait_for(lambda a: a.inquiry_id == chat)
     assert offer.queue == "shop"
     assert offer.history[:2] == ["closed:shop:hold", "opened:shop"]
     offer = await assignments.wait_for(lambda a: a.inquiry_id == call)
-    assert offer.history[:2] == ["closed:shop:callback_held", "opened:shop"]
-    reload_with(system, routing_file, ROUTING)
+    assert offer.history[:2] == ["closed:shop:callback_offered", "opened:shop"]
+    reload_routing(system, routing_file, ROUTING)
 
 
 async def test_overflow_moves_a_waiting_inquiry_to_the_next_queue_and_counts_it(

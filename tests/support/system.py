@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -251,6 +252,14 @@ def http_ok(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def reload_routing(system: System, path: Path, text: str) -> None:
+    """Write the routing file and tell the system's router to reload it (SIGHUP)."""
+    path.write_text(text)
+    router = system.processes["router"].process
+    assert router is not None
+    router.send_signal(signal.SIGHUP)
 
 
 def new_workspace() -> str:

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from omniroute.codec import encode, timestamp
-from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router import app as app_module
 from omniroute_router.__main__ import partition_mismatches
 from omniroute_router.app import Router, create_app
@@ -460,6 +460,10 @@ async def test_a_skipped_record_at_the_end_of_a_partition_is_swept_once_nothing_
     h.clock.advance(30)
     await h.tick()
     assert [i for i, _ in h.offered()].count("last-skipped") == 1
+    # Its check with agent-state is counted as the sweep's, not as an overdue event's.
+    checks = "omniroute_router_reconciliations_total"
+    assert h.registry.get_sample_value(checks, {"trigger": "swept", "outcome": "agreed"}) == 1
+    assert h.registry.get_sample_value(checks, {"trigger": "overdue", "outcome": "agreed"}) == 0
 
 
 def test_a_worker_taking_over_survives_a_high_watermark_reported_one_short() -> None:
@@ -692,3 +696,48 @@ async def test_an_inquiry_published_before_the_takeover_gets_agent_states_word_f
     await h.inquiry("new")
     assert h.agent_state.asked == ["done", "later", "fresh"]
     assert h.offered() == [("fresh", "a1"), ("new", "a1")]
+
+
+CALLBACK = task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED
+
+
+async def test_a_callback_request_is_reserved_and_offered_as_a_call_with_the_number(
+    h: Harness,
+) -> None:
+    await h.inquiry("q1")  # a chat; nobody logged in
+    number = task_pb2.Callback(number="+15550001111", origin_channel=inquiry_pb2.CHANNEL_CHAT)
+    # Not E.164: dead-lettered, the reason naming the field, never the number.
+    await h.task(CALLBACK, "q1", "", callback=task_pb2.Callback(number="call me at home"))
+    [(_, letter)] = h.router.dead_letters.sent
+    reason = dead_letter_pb2.DeadLetter.FromString(letter).reason
+    assert "TaskEvent.callback.number" in reason and "call me" not in reason
+    await h.task(CALLBACK, "q1", "", channel=inquiry_pb2.CHANNEL_CHAT, callback=number)
+    await h.task(CALLBACK, "q1", "", channel=inquiry_pb2.CHANNEL_CHAT, callback=number)  # a retry
+    await h.task(ABANDONED, "q1", "")  # the customer closed the chat: it stays
+    assert h.state("q1") is InquiryState.WAITING
+    outcomes = {
+        outcome: h.registry.get_sample_value(
+            "omniroute_router_callbacks_total", {"outcome": outcome}
+        )
+        for outcome in ("requested", "duplicate")
+    }
+    assert outcomes == {"requested": 1.0, "duplicate": 1.0}
+
+    voice = agent_pb2.ChannelCapacity(channel=inquiry_pb2.CHANNEL_VOICE, capacity=1)
+    caller = agent_pb2.Agent(
+        id="caller",
+        workspace=WS,
+        tier=1,  # type: ignore[arg-type]
+        status=agent_pb2.AGENT_STATUS_AVAILABLE,
+        capacities=[voice],
+        version=1,
+    )
+    h.agent_state.agents["caller"] = caller
+    await h.feed(h.message("agent-events", encode(agent_pb2.AgentEvent(agent=caller))))
+    [(reserved, _)] = h.agent_state.reserved
+    assert (reserved.agent_id, reserved.channel) == ("caller", inquiry_pb2.CHANNEL_VOICE)
+    [(_, value)] = h.assignments.sent
+    offer = task_pb2.Assignment.FromString(value)
+    assert (offer.inquiry_id, offer.agent_id, offer.channel) == ("q1", "caller", inquiry_pb2.CHANNEL_VOICE)  # fmt: skip
+    assert offer.callback == number
+    assert "callback_requested:chat" in offer.history

@@ -99,8 +99,8 @@ def test_the_policy_is_per_channel_after_hours_goes_to_the_other_queue() -> None
     chat, voice, email = (r.inquiries[i] for i in ("chat", "voice", "email"))
     assert (chat.state, chat.queue) == (InquiryState.WAITING, "night")
     assert chat.history == ["closed:day:after_hours:night"]
-    # Callbacks do not exist yet: held like `hold`, and the history says so.
-    assert (voice.state, voice.history) == (InquiryState.HELD, ["closed:day:callback_held"])
+    # Held like `hold`; ingest's closed answer offers the caller a callback.
+    assert (voice.state, voice.history) == (InquiryState.HELD, ["closed:day:callback_offered"])
     assert (email.state, email.history) == (InquiryState.HELD, ["closed:day:hold"])
     assert sorted((n.queue, n.reason) for n in r.drain_notices()) == [
         ("day", "after_hours_queue"), ("day", "callback"), ("day", "hold"),

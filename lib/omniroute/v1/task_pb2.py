@@ -27,25 +27,27 @@ from omniroute.v1 import agent_pb2 as omniroute_dot_v1_dot_agent__pb2
 from omniroute.v1 import inquiry_pb2 as omniroute_dot_v1_dot_inquiry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17omniroute/v1/task.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\"\x80\x03\n\nAssignment\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12 \n\x04tier\x18\x04 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x34\n\x10offer_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\x0ereservation_id\x18\x08 \x01(\t\x12&\n\x07\x63hannel\x18\t \x01(\x0e\x32\x15.omniroute.v1.Channel\x12/\n\x0b\x61ssigned_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07inquiry\x18\x0b \x01(\x0b\x32\x15.omniroute.v1.Inquiry\x12\x17\n\x0f\x65scalation_step\x18\x0c \x01(\x05\x12\x0f\n\x07history\x18\r \x03(\t\"D\n\x08\x46ollowUp\x12*\n\x06\x64ue_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x02 \x01(\t\"q\n\nEscalation\x12\'\n\x0btarget_tier\x18\x01 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\x14\n\x0ctarget_skill\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0ctarget_queue\x18\x04 \x01(\t\"\xe4\x04\n\tTaskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.omniroute.v1.TaskEvent.Type\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x16\n\x0ereservation_id\x18\x06 \x01(\t\x12&\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12,\n\nresolution\x18\n \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x0b \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x0c \x01(\x0b\x32\x18.omniroute.v1.Escalation\x12\x17\n\x0ftarget_agent_id\x18\r \x01(\t\"\xbe\x01\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTYPE_OFFERED\x10\x01\x12\x11\n\rTYPE_ACCEPTED\x10\x02\x12\x11\n\rTYPE_DECLINED\x10\x03\x12\x16\n\x12TYPE_OFFER_TIMEOUT\x10\x04\x12\x12\n\x0eTYPE_COMPLETED\x10\x05\x12\x12\n\x0eTYPE_ABANDONED\x10\x06\x12\x12\n\x0eTYPE_WITHDRAWN\x10\x07\x12\x14\n\x10TYPE_TRANSFERRED\x10\x08\"\xa5\x01\n\x13\x43onversationMessage\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12&\n\x07message\x18\x04 \x01(\x0b\x32\x15.omniroute.v1.Inquiry\x12-\n\tjoined_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*u\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_RESOLVED\x10\x01\x12\x18\n\x14RESOLUTION_FOLLOW_UP\x10\x02\x12\x18\n\x14RESOLUTION_ESCALATED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17omniroute/v1/task.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1aomniroute/v1/inquiry.proto\"\xaa\x03\n\nAssignment\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12 \n\x04tier\x18\x04 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x34\n\x10offer_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\x0ereservation_id\x18\x08 \x01(\t\x12&\n\x07\x63hannel\x18\t \x01(\x0e\x32\x15.omniroute.v1.Channel\x12/\n\x0b\x61ssigned_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07inquiry\x18\x0b \x01(\x0b\x32\x15.omniroute.v1.Inquiry\x12\x17\n\x0f\x65scalation_step\x18\x0c \x01(\x05\x12\x0f\n\x07history\x18\r \x03(\t\x12(\n\x08\x63\x61llback\x18\x0e \x01(\x0b\x32\x16.omniroute.v1.Callback\"I\n\x08\x43\x61llback\x12\x0e\n\x06number\x18\x01 \x01(\t\x12-\n\x0eorigin_channel\x18\x02 \x01(\x0e\x32\x15.omniroute.v1.Channel\"D\n\x08\x46ollowUp\x12*\n\x06\x64ue_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x02 \x01(\t\"q\n\nEscalation\x12\'\n\x0btarget_tier\x18\x01 \x01(\x0e\x32\x12.omniroute.v1.Tier\x12\x14\n\x0ctarget_skill\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0ctarget_queue\x18\x04 \x01(\t\"\xcf\x05\n\tTaskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.omniroute.v1.TaskEvent.Type\x12\x12\n\ninquiry_id\x18\x03 \x01(\t\x12\x11\n\tworkspace\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x16\n\x0ereservation_id\x18\x06 \x01(\t\x12&\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x15.omniroute.v1.Channel\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12,\n\nresolution\x18\n \x01(\x0e\x32\x18.omniroute.v1.Resolution\x12)\n\tfollow_up\x18\x0b \x01(\x0b\x32\x16.omniroute.v1.FollowUp\x12,\n\nescalation\x18\x0c \x01(\x0b\x32\x18.omniroute.v1.Escalation\x12\x17\n\x0ftarget_agent_id\x18\r \x01(\t\x12\x14\n\x0ctarget_queue\x18\x0e \x01(\t\x12\x0c\n\x04note\x18\x0f \x01(\t\x12(\n\x08\x63\x61llback\x18\x10 \x01(\x0b\x32\x16.omniroute.v1.Callback\"\xdb\x01\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTYPE_OFFERED\x10\x01\x12\x11\n\rTYPE_ACCEPTED\x10\x02\x12\x11\n\rTYPE_DECLINED\x10\x03\x12\x16\n\x12TYPE_OFFER_TIMEOUT\x10\x04\x12\x12\n\x0eTYPE_COMPLETED\x10\x05\x12\x12\n\x0eTYPE_ABANDONED\x10\x06\x12\x12\n\x0eTYPE_WITHDRAWN\x10\x07\x12\x14\n\x10TYPE_TRANSFERRED\x10\x08\x12\x1b\n\x17TYPE_CALLBACK_REQUESTED\x10\t\"\xa5\x01\n\x13\x43onversationMessage\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ninquiry_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12&\n\x07message\x18\x04 \x01(\x0b\x32\x15.omniroute.v1.Inquiry\x12-\n\tjoined_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*u\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_RESOLVED\x10\x01\x12\x18\n\x14RESOLUTION_FOLLOW_UP\x10\x02\x12\x18\n\x14RESOLUTION_ESCALATED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omniroute.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOLUTION']._serialized_start=1483
-  _globals['_RESOLUTION']._serialized_end=1600
+  _globals['_RESOLUTION']._serialized_start=1707
+  _globals['_RESOLUTION']._serialized_end=1824
   _globals['_ASSIGNMENT']._serialized_start=129
-  _globals['_ASSIGNMENT']._serialized_end=513
-  _globals['_FOLLOWUP']._serialized_start=515
-  _globals['_FOLLOWUP']._serialized_end=583
-  _globals['_ESCALATION']._serialized_start=585
-  _globals['_ESCALATION']._serialized_end=698
-  _globals['_TASKEVENT']._serialized_start=701
-  _globals['_TASKEVENT']._serialized_end=1313
-  _globals['_TASKEVENT_TYPE']._serialized_start=1123
-  _globals['_TASKEVENT_TYPE']._serialized_end=1313
-  _globals['_CONVERSATIONMESSAGE']._serialized_start=1316
-  _globals['_CONVERSATIONMESSAGE']._serialized_end=1481
+  _globals['_ASSIGNMENT']._serialized_end=555
+  _globals['_CALLBACK']._serialized_start=557
+  _globals['_CALLBACK']._serialized_end=630
+  _globals['_FOLLOWUP']._serialized_start=632
+  _globals['_FOLLOWUP']._serialized_end=700
+  _globals['_ESCALATION']._serialized_start=702
+  _globals['_ESCALATION']._serialized_end=815
+  _globals['_TASKEVENT']._serialized_start=818
+  _globals['_TASKEVENT']._serialized_end=1537
+  _globals['_TASKEVENT_TYPE']._serialized_start=1318
+  _globals['_TASKEVENT_TYPE']._serialized_end=1537
+  _globals['_CONVERSATIONMESSAGE']._serialized_start=1540
+  _globals['_CONVERSATIONMESSAGE']._serialized_end=1705
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ RESOLUTION_FOLLOW_UP: Resolution
 RESOLUTION_ESCALATED: Resolution
 
 class Assignment(_message.Message):
-    __slots__ = ("inquiry_id", "workspace", "agent_id", "tier", "queue", "offer_expires_at", "attempt", "reservation_id", "channel", "assigned_at", "inquiry", "escalation_step", "history")
+    __slots__ = ("inquiry_id", "workspace", "agent_id", "tier", "queue", "offer_expires_at", "attempt", "reservation_id", "channel", "assigned_at", "inquiry", "escalation_step", "history", "callback")
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class Assignment(_message.Message):
     INQUIRY_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_STEP_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
     inquiry_id: str
     workspace: str
     agent_id: str
@@ -51,7 +52,16 @@ class Assignment(_message.Message):
     inquiry: _inquiry_pb2.Inquiry
     escalation_step: int
     history: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., queue: _Optional[str] = ..., offer_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inquiry: _Optional[_Union[_inquiry_pb2.Inquiry, _Mapping]] = ..., escalation_step: _Optional[int] = ..., history: _Optional[_Iterable[str]] = ...) -> None: ...
+    callback: Callback
+    def __init__(self, inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., queue: _Optional[str] = ..., offer_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inquiry: _Optional[_Union[_inquiry_pb2.Inquiry, _Mapping]] = ..., escalation_step: _Optional[int] = ..., history: _Optional[_Iterable[str]] = ..., callback: _Optional[_Union[Callback, _Mapping]] = ...) -> None: ...
+
+class Callback(_message.Message):
+    __slots__ = ("number", "origin_channel")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    origin_channel: _inquiry_pb2.Channel
+    def __init__(self, number: _Optional[str] = ..., origin_channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ...) -> None: ...
 
 class FollowUp(_message.Message):
     __slots__ = ("due_at", "note")
@@ -74,7 +84,7 @@ class Escalation(_message.Message):
     def __init__(self, target_tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., target_skill: _Optional[str] = ..., reason: _Optional[str] = ..., target_queue: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("event_id", "type", "inquiry_id", "workspace", "agent_id", "reservation_id", "channel", "occurred_at", "reason", "resolution", "follow_up", "escalation", "target_agent_id")
+    __slots__ = ("event_id", "type", "inquiry_id", "workspace", "agent_id", "reservation_id", "channel", "occurred_at", "reason", "resolution", "follow_up", "escalation", "target_agent_id", "target_queue", "note", "callback")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[TaskEvent.Type]
@@ -86,6 +96,7 @@ class TaskEvent(_message.Message):
         TYPE_ABANDONED: _ClassVar[TaskEvent.Type]
         TYPE_WITHDRAWN: _ClassVar[TaskEvent.Type]
         TYPE_TRANSFERRED: _ClassVar[TaskEvent.Type]
+        TYPE_CALLBACK_REQUESTED: _ClassVar[TaskEvent.Type]
     TYPE_UNSPECIFIED: TaskEvent.Type
     TYPE_OFFERED: TaskEvent.Type
     TYPE_ACCEPTED: TaskEvent.Type
@@ -95,6 +106,7 @@ class TaskEvent(_message.Message):
     TYPE_ABANDONED: TaskEvent.Type
     TYPE_WITHDRAWN: TaskEvent.Type
     TYPE_TRANSFERRED: TaskEvent.Type
+    TYPE_CALLBACK_REQUESTED: TaskEvent.Type
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +120,9 @@ class TaskEvent(_message.Message):
     FOLLOW_UP_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
     TARGET_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: TaskEvent.Type
     inquiry_id: str
@@ -121,7 +136,10 @@ class TaskEvent(_message.Message):
     follow_up: FollowUp
     escalation: Escalation
     target_agent_id: str
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[TaskEvent.Type, str]] = ..., inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., follow_up: _Optional[_Union[FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., target_agent_id: _Optional[str] = ...) -> None: ...
+    target_queue: str
+    note: str
+    callback: Callback
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[TaskEvent.Type, str]] = ..., inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., follow_up: _Optional[_Union[FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., target_agent_id: _Optional[str] = ..., target_queue: _Optional[str] = ..., note: _Optional[str] = ..., callback: _Optional[_Union[Callback, _Mapping]] = ...) -> None: ...
 
 class ConversationMessage(_message.Message):
     __slots__ = ("workspace", "inquiry_id", "agent_id", "message", "joined_at")

@@ -26,6 +26,7 @@ class Closed:
     queue: str
     opens_at: float | None  # None: no opening in sight
     timezone: str
+    callback_channels: tuple[str, ...] = ()  # channels offered a callback meanwhile
 
 
 def held(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Closed | None:
@@ -33,7 +34,7 @@ def held(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Closed | None:
     for queue in snapshot.queues:
         if inquiry_id in queue.held_ids:
             opens_at = seconds(queue.opens_at) if queue.HasField("opens_at") else None
-            return Closed(queue.name, opens_at, queue.timezone)
+            return Closed(queue.name, opens_at, queue.timezone, tuple(queue.callback_channels))
     return None
 
 

@@ -67,6 +67,13 @@ class IngestMetrics:
             ["channel"],
             registry=registry,
         )
+        self.callbacks = Counter(
+            "omniroute_ingest_callbacks_total",
+            "Callback requests published (the customer asked to be called back instead of "
+            "waiting), by the channel waited on; recognised retries not counted.",
+            ["channel"],
+            registry=registry,
+        )
         self.publish_seconds = Histogram(
             "omniroute_ingest_publish_seconds",
             "Time from writing an event to the broker's acknowledgement.",
@@ -86,6 +93,7 @@ class IngestMetrics:
                 self.accepted,
                 self.duplicates,
                 self.abandoned,
+                self.callbacks,
                 self.publish_seconds,
                 self.broker_errors,
             ):

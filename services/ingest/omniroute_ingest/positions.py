@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from omniroute.codec import seconds
@@ -34,6 +34,9 @@ class PlaceState(StrEnum):
     OFFERED = "offered"  # offered to an agent, who has not answered yet
     IN_PROGRESS = "in_progress"  # an agent accepted it
     HELD = "held"  # its queue is closed: it waits, not offered, until the queue opens
+    # The customer asked to be called back: it keeps its place (a position while it
+    # waits; `opens_at` while held until its queue opens) until an agent calls.
+    CALLBACK = "callback"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Place:
     # the hours' timezone to say it in.
     opens_at: float | None = None
     timezone: str = ""
+    # The channels (e.g. "voice") its queue offers a callback while closed (held only).
+    callback_channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,20 @@ class QueueFigures:
     estimated_wait_s: float | None
     offered: int
     in_progress: int
+    callbacks: int = 0
 
 
 def find_place(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Place | None:
     """The inquiry's place in `snapshot`; None when it is not listed."""
+    place = _find_place(snapshot, inquiry_id)
+    if place is None or place.state not in (PlaceState.WAITING, PlaceState.HELD):
+        return place
+    if any(inquiry_id in queue.callback_ids for queue in snapshot.queues):
+        return replace(place, state=PlaceState.CALLBACK)
+    return place
+
+
+def _find_place(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Place | None:
     for queue in snapshot.queues:
         for index, listed in enumerate(queue.waiting_ids):
             if listed == inquiry_id:
@@ -81,7 +96,14 @@ def find_place(snapshot: queue_pb2.QueueSnapshot, inquiry_id: str) -> Place | No
     closed = held(snapshot, inquiry_id)
     if closed is not None:
         return Place(
-            inquiry_id, PlaceState.HELD, closed.queue, None, None, closed.opens_at, closed.timezone
+            inquiry_id,
+            PlaceState.HELD,
+            closed.queue,
+            None,
+            None,
+            closed.opens_at,
+            closed.timezone,
+            closed.callback_channels,
         )
     return None
 
@@ -107,6 +129,7 @@ def queue_figures(snapshot: queue_pb2.QueueSnapshot) -> list[QueueFigures]:
             estimated_wait_s=None if q.estimated_wait_s < 0 else q.estimated_wait_s,
             offered=q.offered,
             in_progress=q.in_progress,
+            callbacks=q.callbacks,
         )
         for q in snapshot.queues
     ]
@@ -121,6 +144,8 @@ def describe(place: Place | None) -> str:
     """What to tell the customer (IVR speech, chat system message)."""
     if place is None:
         return "Thank you for waiting. An agent will be with you as soon as possible."
+    if place.state is PlaceState.CALLBACK:
+        return describe_callback(place.position)
     if place.state is PlaceState.HELD:
         return describe_closed(Closed(place.queue, place.opens_at, place.timezone))
     if place.state is not PlaceState.WAITING:
@@ -129,6 +154,20 @@ def describe(place: Place | None) -> str:
     if place.estimated_wait_s is None:
         return f"{ahead} An agent will be with you as soon as possible."
     return f"{ahead} The estimated wait is {_minutes(place.estimated_wait_s)}."
+
+
+def describe_callback(position: int | None) -> str:
+    """What to tell a customer who asked to be called back."""
+    where = f" You are number {position} in line." if position else ""
+    return f"We will call you back; you keep your place in line.{where}"
+
+
+def offers_callback(place: Place | None, channel: str) -> bool:
+    """Whether the answer offers the customer on `channel` a callback up front: held
+    in a closed queue whose policy for the channel is `callback`."""
+    return (
+        place is not None and place.state is PlaceState.HELD and channel in place.callback_channels
+    )
 
 
 class QueueView:

@@ -1,4 +1,4 @@
-"""Writing inquiries and abandon events to Kafka; success only once the broker acknowledged.
+"""Writing inquiries, abandons and callback requests to Kafka; success only once acknowledged.
 
 `InquiryPublisher` is a thin wrapper over the shared `EventProducer`: it
 counts and times every write per channel, recognises retries (Idempotency-Key
@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from omniroute.codec import timestamp
 from omniroute.kafka import BrokerUnavailable, EventProducer, compacted, ensure_topics
@@ -127,14 +128,8 @@ class InquiryPublisher:
         ended and the router decides. Returns the event id.
         """
         label = channel_label(channel)
-        event = task_pb2.TaskEvent(
-            event_id=new_id(),
-            type=task_pb2.TaskEvent.TYPE_ABANDONED,
-            inquiry_id=inquiry_id,
-            workspace=workspace,
-            channel=channel,  # type: ignore[arg-type]
-            occurred_at=timestamp(self._clock()),
-            reason=reason,
+        event = self._task_event(
+            task_pb2.TaskEvent.TYPE_ABANDONED, workspace, inquiry_id, channel, reason=reason
         )
         await self._write(self.settings.topic_task_events, workspace, event, label)
         self.metrics.abandoned.labels(label).inc()
@@ -143,6 +138,54 @@ class InquiryPublisher:
             extra={"inquiry_id": inquiry_id, "workspace": workspace, "channel": label},
         )
         return event.event_id
+
+    async def publish_callback(
+        self, workspace: str, inquiry_id: str, channel: int, number: str
+    ) -> tuple[str, bool]:
+        """Tell the router the customer asks to be called back at `number` (TaskEvent
+        TYPE_CALLBACK_REQUESTED); (the event id, whether a retry recognised).
+
+        A retry for the same inquiry within the idempotency TTL is not written
+        again (the first request's event id comes back, the first number stands);
+        one that gets past this process (another replica, a restart) is
+        recognised by the router, which changes nothing for an inquiry that is
+        a callback already. `number` is personal data: never logged.
+        """
+        label = channel_label(channel)
+        key = f"{workspace}\x1fcallback\x1f{inquiry_id}"
+        known = self._accepted.get(key, self._clock())
+        if known is not None:
+            return known, True
+        callback = task_pb2.Callback(number=number, origin_channel=channel)  # type: ignore[arg-type]
+        event = self._task_event(
+            task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED,
+            workspace,
+            inquiry_id,
+            channel,
+            callback=callback,
+        )
+        await self._write(self.settings.topic_task_events, workspace, event, label)
+        self._accepted.put(key, event.event_id, self._clock())
+        self.metrics.callbacks.labels(label).inc()
+        log.info(
+            "callback request published",
+            extra={"inquiry_id": inquiry_id, "workspace": workspace, "channel": label},
+        )
+        return event.event_id, False
+
+    def _task_event(
+        self, kind: int, workspace: str, inquiry_id: str, channel: int, **fields: Any
+    ) -> task_pb2.TaskEvent:
+        """A TaskEvent ingest publishes (no agent: the customer's side), stamped now."""
+        return task_pb2.TaskEvent(
+            event_id=new_id(),
+            type=kind,  # type: ignore[arg-type]
+            inquiry_id=inquiry_id,
+            workspace=workspace,
+            channel=channel,  # type: ignore[arg-type]
+            occurred_at=timestamp(self._clock()),
+            **fields,
+        )
 
     async def publish_state(self, key: str, value: bytes, channel: str) -> None:
         """Write one record of ingest's conversation state (`topic_chat_conversations`,

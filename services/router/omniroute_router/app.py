@@ -31,12 +31,16 @@ from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
+from omniroute_router.callbacks import CallbackOutcome
 from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.contents import InquiryContents
 from omniroute_router.conversations import Conversations
 from omniroute_router.convert import (
     agent_from_proto,
     authority_from_proto,
+    callback_channel,
+    callback_number,
+    callback_proto,
     channel_value,
     held_from_proto,
     inquiry_from_proto,
@@ -393,6 +397,13 @@ class Router:
             inquiry = router.inquiries.get(event.inquiry_id)
             mine = inquiry is not None and inquiry.reservation_id == event.reservation_id
             return router.workspace, "echo" if mine else "processed"
+        if event.type == task_pb2.TaskEvent.TYPE_CALLBACK_REQUESTED:
+            # From ingest, not agent-state: the customer asked to be called back.
+            outcome = router.callback_requested(
+                event.inquiry_id, callback_number(event), now, callback_channel(event)
+            )
+            changed = outcome is CallbackOutcome.REQUESTED
+            return router.workspace, "processed" if changed else "duplicate"
         if not self._apply_task_event(router, event, now):
             return router.workspace, "duplicate"
         return router.workspace, "processed"
@@ -417,6 +428,15 @@ class Router:
             return self._on_completed(router, event, now)
         if kind == task_pb2.TaskEvent.TYPE_ABANDONED:
             return router.abandoned(event.inquiry_id, now)
+        if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED and event.target_queue:
+            return router.transferred_to_queue(
+                event.inquiry_id,
+                event.agent_id,
+                event.reservation_id,
+                event.target_queue,
+                event.note,
+                now,
+            )
         if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
             return router.transferred(event.inquiry_id, event.target_agent_id)
         return False
@@ -471,14 +491,17 @@ class Router:
     # -- reconciliation -----------------------------------------------------------
 
     async def _check_overdue(self, router: WorkspaceRouter, partition: int, now: float) -> None:
-        """Ask agent-state about offers and tasks whose next event is overdue."""
+        """Ask agent-state about offers and tasks whose next event is overdue, and swept inquiries."""
         due = router.overdue(
             now,
             self.settings.router_offer_grace_s,
             self.settings.router_task_silence_s,
             self.settings.router_checks_per_tick,
         )
-        await self._check(router, partition, due, "overdue", now)
+        swept = [inquiry_id for inquiry_id in due if router.unverified(inquiry_id)]
+        overdue = [inquiry_id for inquiry_id in due if not router.unverified(inquiry_id)]
+        await self._check(router, partition, swept, "swept", now)
+        await self._check(router, partition, overdue, "overdue", now)
 
     async def _check(
         self,
@@ -543,6 +566,7 @@ class Router:
             history=inquiry.history,
             reservation_id=reservation.reservation_id,
             offer_expires_at=reservation.expires_at,
+            callback=callback_proto(inquiry),
         )
         self.contents.attach(assignment)
         await self.assignments.send(key=router.workspace.encode(), value=encode(assignment))
@@ -823,6 +847,7 @@ class Router:
             assigned_at=timestamp(now),
             escalation_step=offer.step,
             history=inquiry.history,
+            callback=callback_proto(inquiry),
         )
         self.contents.attach(assignment)
         return assignment
@@ -864,6 +889,28 @@ class Router:
                             "inquiry_id": notice.inquiry_id,
                             "queue": notice.queue,
                             "policy": notice.reason,
+                        },
+                    )
+                case NoticeKind.TRANSFERRED:
+                    # The agent's note is in the inquiry's history only: never logged.
+                    self.metrics.transfers.labels(notice.queue, notice.to_queue).inc()
+                    log.info(
+                        "inquiry transferred to a queue",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "to_queue": notice.to_queue,
+                            "agent_excluded": notice.reason == "excluded",
+                        },
+                    )
+                case NoticeKind.CALLBACK:
+                    self.metrics.callbacks.labels(notice.reason).inc()
+                    log.info(  # ids and the outcome only: the number is personal data
+                        "callback requested",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "outcome": notice.reason,
                         },
                     )
                 case NoticeKind.OVERFLOWED:

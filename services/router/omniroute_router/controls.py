@@ -95,7 +95,7 @@ class QueueControls:
         An open queue takes it. A closed one applies its policy for the
         channel: `after_hours_queue` sends it on (whose own hours then apply,
         never in a circle), `hold` and `callback` hold it until the queue
-        opens (callbacks do not exist yet: held like `hold`).
+        opens (with `callback`, ingest's answer offers the customer a callback).
         """
         first: ClosedPolicy | None = None
         closed = ""

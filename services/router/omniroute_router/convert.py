@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omniroute.client import MAX_REQUIRED_SKILLS
-from omniroute.codec import MAX_SITE_LENGTH, InvalidEvent, seconds
+from omniroute.codec import MAX_SITE_LENGTH, InvalidEvent, is_e164, seconds
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
 from omniroute_router.routing import Authority, EndKind, Held, TaskEnd
@@ -133,6 +133,35 @@ _ENDS = {
 }
 
 
+def callback_number(event: task_pb2.TaskEvent) -> str:
+    """The number to call of a CALLBACK_REQUESTED event; raises `InvalidEvent` when unusable."""
+    number = event.callback.number
+    if not is_e164(number):
+        # The number itself is personal data: never in the reason (a dead letter, a log).
+        raise InvalidEvent("TaskEvent.callback.number must be a phone number in E.164 form")
+    return number
+
+
+def callback_channel(event: task_pb2.TaskEvent) -> str:
+    """The channel a callback request says the customer waits on ("": not said)."""
+    if event.channel == inquiry_pb2.CHANNEL_UNSPECIFIED:
+        return ""
+    try:
+        return channel_name(event.channel)
+    except ValueError:
+        raise InvalidEvent(f"TaskEvent.channel {event.channel} is unknown") from None
+
+
+def callback_proto(inquiry: QueuedInquiry) -> task_pb2.Callback | None:
+    """The offer's callback part (the number to call), None when it is no callback."""
+    if not inquiry.callback:
+        return None
+    return task_pb2.Callback(
+        number=inquiry.callback,
+        origin_channel=channel_value(inquiry.origin_channel or inquiry.channel),  # type: ignore[arg-type]
+    )
+
+
 def authority_from_proto(response: agent_state_pb2.GetReservationResponse) -> Authority:
     """What agent-state knows of one inquiry (GetReservation), for `reconcile`."""
     held = None
@@ -142,4 +171,8 @@ def authority_from_proto(response: agent_state_pb2.GetReservationResponse) -> Au
     event = response.last_event
     if response.HasField("last_event") and event.type in _ENDS:
         ended = TaskEnd(_ENDS[event.type], event.agent_id, event.reservation_id)
+    elif event.type == task_pb2.TaskEvent.TYPE_TRANSFERRED and event.target_queue:
+        # TRANSFERRED to a queue ended the agent's task (one to an agent did
+        # not: the target holds it, the open reservation says so).
+        ended = TaskEnd(EndKind.TRANSFERRED, event.agent_id, event.reservation_id)
     return Authority(held=held, ended=ended)

@@ -42,8 +42,9 @@ class ClosedPolicy(StrEnum):
 
     HOLD = "hold"  # waits, not offered, until the queue opens (SLA clock starts then)
     AFTER_HOURS = "after_hours_queue"  # goes to the queue's after-hours queue instead
-    # Accepted in the configuration; routed as HOLD (with a note in the
-    # inquiry's history) until callbacks (issue 15, item 2) exist.
+    # Held like HOLD, and voice and chat customers are offered a callback in
+    # ingest's closed answer; one taken keeps the place (callbacks.py). Other
+    # channels cannot be called back: just held.
     CALLBACK = "callback"
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from omniroute.metrics import LATENCY_BUCKETS
+from omniroute_router.callbacks import CallbackOutcome
 from omniroute_router.config import CHANNELS, WorkspaceConfig
 
 # Waits in queue run from seconds (voice) to hours (email, letters).
@@ -134,7 +135,8 @@ class RouterMetrics:
         )
         self.reconciliations = Counter(
             "omniroute_router_reconciliations_total",
-            "Inquiries checked with agent-state, by why (overdue, workspace, swept) and "
+            "Inquiries checked with agent-state, by why (overdue, workspace, swept, takeover, "
+            "refused) and "
             "outcome (agreed, adopted, apply_event, requeued, unknown).",
             ["trigger", "outcome"],
             registry=registry,
@@ -152,7 +154,8 @@ class RouterMetrics:
         )
         self.withdrawals = Counter(
             "omniroute_router_withdrawals_total",
-            "Open offers the router withdrew at agent-state, by reason (abandoned, finished).",
+            "Open offers the router withdrew at agent-state, by reason (abandoned, finished, "
+            "callback: the customer asked to be called back while it was offered).",
             ["reason"],
             registry=registry,
         )
@@ -187,11 +190,27 @@ class RouterMetrics:
             ["queue", "to_queue", "trigger"],
             registry=registry,
         )
+        self.transfers = Counter(
+            "omniroute_router_transfers_total",
+            "Tasks agents handed to a queue (TransferTask with target_queue), by the queue "
+            "left and the queue entered.",
+            ["queue", "to_queue"],
+            registry=registry,
+        )
         self.closed_arrivals = Counter(
             "omniroute_router_closed_arrivals_total",
             "Inquiries that arrived while their queue was closed, by queue and what they got "
-            "(hold, after_hours_queue, callback: held until callbacks exist).",
+            "(hold, after_hours_queue, callback: held and offered a callback).",
             ["queue", "policy"],
+            registry=registry,
+        )
+        self.callbacks = Counter(
+            "omniroute_router_callbacks_total",
+            "Callback requests, by outcome (requested: the inquiry became a callback; "
+            "duplicate: it was one already; not_realtime: not voice or chat; wrong_channel: the "
+            "request named another channel; too_late: an agent had it already; unknown: not "
+            "routed here).",
+            ["outcome"],
             registry=registry,
         )
         # Series exist from the start, so dashboards and alerts see zeros, not gaps.
@@ -208,8 +227,10 @@ class RouterMetrics:
         for trigger in RECONCILE_TRIGGERS:
             for outcome in RECONCILE_OUTCOMES:
                 self.reconciliations.labels(trigger, outcome)
-        for reason in ("abandoned", "finished"):
+        for reason in ("abandoned", "finished", "callback"):
             self.withdrawals.labels(reason)
+        for callback in CallbackOutcome:
+            self.callbacks.labels(callback.value)
         for result in ("applied", "refused"):
             self.config_reloads.labels(result)
 

@@ -153,6 +153,10 @@ class QueuedInquiry:
     # Admitted by the sweep (it never came through the stream): agent-state is
     # asked what it knows before it may be offered, so a finished one is not.
     verify: bool = False
+    # A callback (callbacks.py): the number to call (E.164; personal data, never
+    # logged) and the channel the customer waited on; `channel` is then "voice".
+    callback: str = ""
+    origin_channel: str = ""
     history: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,14 +6,14 @@ by workspace: per queue the inquiries waiting, the oldest wait, offers open,
 tasks in progress, follow-ups scheduled, and today's service level (answered,
 and answered within the channel's target); for a queue with business hours,
 whether it is closed, its next opening or closing (and timezone), and the
-inquiries held until it opens. Today's counts live in a Faust
+inquiries held until it opens (and the channels offered a callback then). Today's counts live in a Faust
 table, so they survive a restart and move with the workspace's partition.
 Days are UTC days.
 
 For ingest's answers to customers ("you are number 3, about 2 minutes"), each
 queue also carries its waiting ids in the order the router offers them, the
 ids offered and in progress (each list at most `positions_limit` long), its
-service rate while inquiries waited (told the depth every tick) and the
+callbacks not yet offered (count and ids), its service rate while inquiries waited (told the depth every tick) and the
 estimated wait of a newcomer (`omniroute.waits`). The rates are measured in memory by the owner of the
 workspace: after a restart or a move they start again, and the estimate is
 unknown (-1) until the queue's first answer.
@@ -33,6 +33,8 @@ from typing import Any
 from omniroute.codec import encode, timestamp
 from omniroute.v1 import queue_pb2
 from omniroute.waits import ServiceRate, estimated_wait
+from omniroute_router.callbacks import REALTIME
+from omniroute_router.hours import ClosedPolicy
 from omniroute_router.model import InquiryState
 from omniroute_router.routing import WorkspaceRouter
 
@@ -73,6 +75,8 @@ def build_snapshot(
             scheduled=figures.scheduled,
             offered=figures.offered,
             in_progress=figures.in_progress,
+            refuses_transfers=not router.queues[name].accepts_transfers,
+            callbacks=figures.callbacks,
         )
         for name, figures in router.queue_stats(now).items()
     }
@@ -116,6 +120,9 @@ def _list_ids(
     """
     if limit <= 0:
         return
+    for name, figures in stats.items():
+        if figures.callbacks:
+            figures.callback_ids.extend(router.pending_callbacks.ids(name, limit))
     for inquiry in router.held():
         queue = stats.get(inquiry.queue)
         if queue is None:
@@ -149,6 +156,12 @@ def _hours(router: WorkspaceRouter, stats: dict[str, queue_pb2.QueueStats], now:
         if not math.isinf(state.until):
             (figures.closes_at if state.open else figures.opens_at).CopyFrom(timestamp(state.until))
         figures.held_ids.extend(itertools.islice(router.controls.held_in(name), HELD_IDS_LIMIT))
+        # The real-time channels whose customers are offered a callback while closed.
+        figures.callback_channels.extend(
+            channel
+            for channel in sorted(REALTIME)
+            if queue.hours.policy(channel) is ClosedPolicy.CALLBACK
+        )
 
 
 class QueueSnapshots:

@@ -13,6 +13,12 @@
   snapshot, waiting up to `INGEST_POSITION_WAIT_S` for the one that lists
   it); `GET /v1/workspaces/{workspace}/inquiries/{inquiry_id}/position`
   gives the current figures later.
+- `POST .../conversations/{id}/callback` (`{"number": "+15550001111"}`): the
+  customer asks to be called back instead of waiting (the chat widget's
+  action): the inquiry keeps its place in line and is offered to an agent as
+  an outbound call; leaving afterwards is no abandon. The answer that
+  publishes the inquiry says `callback_offered` when its queue is closed and
+  offers chat customers a callback (`when_closed` policy `callback`).
 - `POST .../conversations/{id}/leave`: the customer left before the
   conversation ended: a TaskEvent TYPE_ABANDONED. Ingest cannot know whether
   the router has already assigned it; it publishes and the router decides.
@@ -34,12 +40,14 @@ from pydantic import BaseModel, Field
 from omniroute.codec import timestamp
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.callbacks import check_number
 from omniroute_ingest.channels.chat_state import ChatStore, Conversation, Conversations, StartIn
 from omniroute_ingest.channels.common import Intake
+from omniroute_ingest.channels.queues import request_callback
 from omniroute_ingest.channels.rest import ERRORS
 from omniroute_ingest.errors import Rejected
 from omniroute_ingest.ids import new_id, stable_id
-from omniroute_ingest.positions import Place, describe
+from omniroute_ingest.positions import Place, describe, describe_callback, offers_callback
 from omniroute_ingest.schemas import Workspace, _Model
 
 __all__ = ["Conversation", "Conversations", "StartIn", "chat_inquiry", "router"]
@@ -51,6 +59,12 @@ class MessageIn(_Model):
     """A customer message in a conversation."""
 
     text: Text
+
+
+class CallbackIn(_Model):
+    """The number to call the customer back at (personal data: never logged)."""
+
+    number: Annotated[str, Field(max_length=40, description="E.164, e.g. +15550001111.")]
 
 
 class LeaveIn(_Model):
@@ -76,6 +90,12 @@ class ConversationOut(BaseModel):
     system_message: str = Field(
         default="", description="What to show the customer: place in line and estimated wait."
     )
+    callback_offered: bool = Field(
+        default=False,
+        description="The queue is closed and offers a callback (show the customer the "
+        "callback action: POST .../callback).",
+    )
+    callback: bool = Field(default=False, description="This answer published a callback request.")
 
 
 def chat_inquiry(
@@ -136,6 +156,9 @@ def router(intake: Intake, store: ChatStore) -> APIRouter:
 
     def with_message(answer: ConversationOut, place: Place | None) -> ConversationOut:
         answer.system_message = describe(place)
+        if offers_callback(place, "chat"):
+            answer.callback_offered = True
+            answer.system_message += " You can ask to be called back when we open instead."
         return answer
 
     @api.post(
@@ -186,6 +209,35 @@ def router(intake: Intake, store: ChatStore) -> APIRouter:
         c.messages += 1
         await save(conversation_id, c)
         return with_message(out(conversation_id, c, place), place)
+
+    @api.post(
+        "/v1/chat/{workspace}/conversations/{conversation_id}/callback",
+        status_code=202,
+        response_model=ConversationOut,
+        responses={
+            **ERRORS,
+            404: {"description": "No such conversation, or the router lists its inquiry no more."},
+            409: {"description": "Nothing to call back (no message yet, ended, or being handled)."},
+        },
+        summary="The customer asks to be called back instead of waiting",
+    )
+    async def callback(
+        workspace: Workspace, conversation_id: str, body: CallbackIn, request: Request
+    ) -> ConversationOut:
+        """The inquiry keeps its place and reaches an agent as a call to `number`."""
+        intake.authorize(request, "chat", workspace)
+        number = check_number(body.number, "number")
+        c = await store.get(workspace, conversation_id)
+        if c.ended or not c.published:
+            state = "has ended" if c.ended else "has no message yet"
+            raise Rejected(409, "invalid", f"conversation_id: the conversation {state}")
+        place, _ = await request_callback(
+            intake, workspace, c.inquiry_id, inquiry_pb2.CHANNEL_CHAT, number
+        )
+        answer = out(conversation_id, c)
+        answer.callback = True
+        answer.system_message = describe_callback(place.position)
+        return answer
 
     @api.post(
         "/v1/chat/{workspace}/conversations/{conversation_id}/leave",

@@ -135,6 +135,15 @@ class Intake:
         except BrokerUnavailable:
             raise self.unavailable(channel_label(inquiry.channel)) from None
 
+    async def callback(
+        self, workspace: str, inquiry_id: str, channel: int, number: str
+    ) -> tuple[str, bool]:
+        """Publish a callback request; raises `Rejected(503)` when the broker fails."""
+        try:
+            return await self.publisher.publish_callback(workspace, inquiry_id, channel, number)
+        except BrokerUnavailable:
+            raise self.unavailable(channel_label(channel)) from None
+
     async def abandon(self, workspace: str, inquiry_id: str, channel: int, reason: str) -> str:
         """Publish an abandon event; raises `Rejected(503)` when the broker fails."""
         try:

@@ -10,6 +10,13 @@
   names a `waitUrl` the provider calls while the caller waits.
 - `POST /v1/voice/{workspace}/calls/{CallSid}/wait`: the hold loop's TwiML,
   the caller's current place and wait, then a pause.
+- Callbacks: while the caller holds (and in the arrival answer when the
+  queue is closed and its `when_closed` policy for voice is `callback`), the
+  TwiML offers a callback with a `<Gather>`: pressing 1 posts to
+  `POST /v1/voice/{workspace}/calls/{CallSid}/callback`, which asks the
+  router to call back the caller's number (`From`, E.164) instead, keeping
+  the call's place in line, and hangs up; the call ending then is no
+  abandon (the router keeps the callback). Another digit goes back to the hold loop.
 - `POST /v1/voice/{workspace}/calls/status`: CallSid, CallStatus and
   QueueResult. A call that ended (completed, canceled, busy, no-answer,
   failed) without being bridged to an agent becomes a TaskEvent
@@ -28,12 +35,20 @@ from pydantic import BaseModel
 
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2
+from omniroute_ingest.callbacks import CALLBACK_DIGIT, check_number
 from omniroute_ingest.channels.common import Intake
+from omniroute_ingest.channels.queues import request_callback
 from omniroute_ingest.channels.rest import SIGNED_ERRORS
 from omniroute_ingest.channels.webhooks import require, signed_form
 from omniroute_ingest.errors import invalid
 from omniroute_ingest.ids import stable_id
-from omniroute_ingest.positions import describe
+from omniroute_ingest.positions import (
+    Place,
+    PlaceState,
+    describe,
+    describe_callback,
+    offers_callback,
+)
 from omniroute_ingest.schemas import Workspace
 
 CallSid = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -65,6 +80,24 @@ def voice_inquiry(fields: dict[str, str], workspace: str, now: float) -> inquiry
         external_id=fields["CallSid"],
         attributes={"voice.called": fields.get("To", "")[:100]},
     )
+
+
+def _urls(workspace: str, call_sid: str) -> tuple[str, str]:
+    """The call's hold loop (waitUrl) and callback (the Gather's action) URLs."""
+    base = f"/v1/voice/{quote(workspace)}/calls/{quote(call_sid, safe='')}"
+    return f"{base}/wait", f"{base}/callback"
+
+
+def _offer_callback(callback_url: str, said: str, prompt: str) -> str:
+    """`said`, then `prompt` to press the callback digit, as one interruptible Gather."""
+    return (
+        f'<Gather numDigits="1" timeout="3" action={quoteattr(callback_url)} method="POST">'
+        f"<Say>{escape(said)} {escape(prompt)}</Say></Gather>"
+    )
+
+
+def _may_call_back(place: Place | None) -> bool:
+    return place is not None and place.state in (PlaceState.WAITING, PlaceState.HELD)
 
 
 class CallEndedOut(BaseModel):
@@ -99,10 +132,18 @@ def router(intake: Intake) -> APIRouter:
         place = await intake.view.wait_place(
             workspace, accepted.id, intake.settings.ingest_position_wait_s
         )
-        wait_url = f"/v1/voice/{quote(workspace)}/calls/{quote(fields['CallSid'], safe='')}/wait"
+        wait_url, callback_url = _urls(workspace, fields["CallSid"])
+        said = f"<Say>{escape(describe(place))}</Say>"
+        if offers_callback(place, "voice"):
+            # Closed, and the queue's policy for voice is `callback`: offered up front.
+            said = _offer_callback(
+                callback_url,
+                describe(place),
+                f"To be called back when we open instead, press {CALLBACK_DIGIT}.",
+            )
         twiml = (
             '<?xml version="1.0" encoding="UTF-8"?><Response>'
-            f"<Say>{escape(describe(place))}</Say>"
+            f"{said}"
             f"<Enqueue waitUrl={quoteattr(wait_url)}>{escape(workspace)}</Enqueue></Response>"
         )
         return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": accepted.id})
@@ -118,9 +159,49 @@ def router(intake: Intake) -> APIRouter:
         await signed_form(request, intake, "voice")
         inquiry_id = call_inquiry_id(workspace, call_sid)
         place = await intake.view.wait_place(workspace, inquiry_id, 0)
+        said = f"<Say>{escape(describe(place))}</Say>"
+        if _may_call_back(place):
+            said = _offer_callback(
+                _urls(workspace, call_sid)[1],
+                describe(place),
+                f"To be called back instead of waiting, keeping your place, press {CALLBACK_DIGIT}.",
+            )
         twiml = (
             '<?xml version="1.0" encoding="UTF-8"?><Response>'
-            f'<Say>{escape(describe(place))}</Say><Pause length="{HOLD_S}"/></Response>'
+            f'{said}<Pause length="{HOLD_S}"/></Response>'
+        )
+        return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": inquiry_id})
+
+    @api.post(
+        "/v1/voice/{workspace}/calls/{call_sid}/callback",
+        responses={
+            **SIGNED_ERRORS,
+            404: {"description": "The router lists no such call waiting."},
+            409: {"description": "An agent already has the call."},
+        },
+        response_class=Response,
+        summary="The caller's IVR choice to be called back (the hold loop's Gather action)",
+    )
+    async def call_back(workspace: Workspace, call_sid: CallSid, request: Request) -> Response:
+        """Digit 1: the router calls the caller back (`From`) instead; the call hangs up."""
+        fields = await signed_form(request, intake, "voice")
+        inquiry_id = call_inquiry_id(workspace, call_sid)
+        if fields.get("Digits", "").strip() != CALLBACK_DIGIT:
+            wait_url = _urls(workspace, call_sid)[0]
+            twiml = (
+                '<?xml version="1.0" encoding="UTF-8"?><Response>'
+                f'<Redirect method="POST">{escape(wait_url)}</Redirect></Response>'
+            )
+            return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": inquiry_id})
+        require(fields, "From")
+        number = check_number(fields["From"], "From")
+        place, _ = await request_callback(
+            intake, workspace, inquiry_id, inquiry_pb2.CHANNEL_VOICE, number
+        )
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?><Response>'
+            f"<Say>{escape(describe_callback(place.position))} We will call the number you are "
+            "calling from. Goodbye.</Say><Hangup/></Response>"
         )
         return Response(twiml, media_type="text/xml", headers={"X-Inquiry-Id": inquiry_id})
 
