@@ -7,8 +7,8 @@ import base64
 import pytest
 from prometheus_client import CollectorRegistry
 
-from omniroute.v1 import inquiry_pb2, task_pb2
-from omniroute_agent_state.messages import DeliveredMessages
+from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.content import DeskContent
 from omniroute_ingest.channels.chat_state import Conversation, Conversations, StartIn
 from omniroute_router.config import ConfigError, WorkspaceConfig, parse
 from omniroute_router.contents import InquiryContents
@@ -94,14 +94,19 @@ def conversation_message(message_id: str) -> task_pb2.ConversationMessage:
 
 
 def test_delivered_messages_are_kept_while_the_reservation_is_held() -> None:
-    kept = DeliveredMessages(per_reservation=2)
-    assert kept.add("ann", "r1", {"r1"}, conversation_message("a"))
-    assert not kept.add("ann", "r1", {"r1"}, conversation_message("a"))  # the same message
-    kept.add("ann", "r1", {"r1"}, conversation_message("b"))
-    kept.add("ann", "r1", {"r1"}, conversation_message("c"))  # beyond the bound: a goes
-    assert [m.message.id for _, m in kept.held_by("ann", {"r1"})] == ["b", "c"]
-    assert kept.held_by("ann", {"r2"}) == []  # r1 was let go
-    assert kept.held_by("ann", {"r1"}) == []
+    kept = DeskContent(per_reservation=2)
+    assert kept.deliver("ann", "r1", conversation_message("a"))
+    assert not kept.deliver("ann", "r1", conversation_message("a"))  # the same message
+    kept.deliver("ann", "r1", conversation_message("b"))
+    dropped = kept.deliver("ann", "r1", conversation_message("c"))  # beyond the bound: a goes
+    assert [r.key for r in dropped if r.value is None] == ["held/r1/messages/a"]
+    assert [m.message.id for m in kept.messages("r1")] == ["b", "c"]
+    held_elsewhere = agent_pb2.Agent(id="ann", reservations=[{"reservation_id": "r2"}])
+    assert [r.key for r in kept.prune("ann", held_elsewhere)] == [
+        "held/r1/messages/b",
+        "held/r1/messages/c",
+    ]  # r1 was let go: its messages get tombstones
+    assert kept.messages("r1") == []
 
 
 def test_a_chat_conversation_record_round_trips_and_never_goes_back_a_version() -> None:

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from omniroute.codec import MAX_SITE_LENGTH, seconds, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.content import ContentRecord
 
 Agent = agent_pb2.Agent
 Reservation = agent_pb2.Reservation
@@ -134,6 +135,8 @@ class Changes:
     agent_events: list[AgentEvent] = field(default_factory=list)
     task_events: list[TaskEvent] = field(default_factory=list)
     fences: list[RouterFence] = field(default_factory=list)  # new highest generations
+    # What desks are shown for held reservations, and tombstones (content.py).
+    contents: list[ContentRecord] = field(default_factory=list)
 
     def then(self, more: Changes) -> Changes:
         """These changes followed by `more` (in publishing order)."""
@@ -141,6 +144,7 @@ class Changes:
             self.agent_events + more.agent_events,
             self.task_events + more.task_events,
             self.fences + more.fences,
+            self.contents + more.contents,
         )
 
     def add(self, more: Changes) -> None:
@@ -148,9 +152,10 @@ class Changes:
         self.agent_events.extend(more.agent_events)
         self.task_events.extend(more.task_events)
         self.fences.extend(more.fences)
+        self.contents.extend(more.contents)
 
     def __bool__(self) -> bool:
-        return bool(self.agent_events or self.task_events or self.fences)
+        return bool(self.agent_events or self.task_events or self.fences or self.contents)
 
 
 @dataclass
