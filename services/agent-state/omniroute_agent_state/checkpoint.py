@@ -90,7 +90,7 @@ def chunks(
 
     def room(item_size: int) -> checkpoint_pb2.CheckpointChunk:
         nonlocal size
-        if not made or (size and size + item_size > budget):
+        if not made or size + item_size > budget:
             made.append(
                 checkpoint_pb2.CheckpointChunk(
                     checkpoint_id=checkpoint_id,
