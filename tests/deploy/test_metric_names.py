@@ -118,6 +118,7 @@ DETAIL_ONLY = {
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",
     "omniroute_router_overflows",
+    "omniroute_router_transfers",
     "omniroute_router_closed_arrivals",
     "omniroute_router_callbacks",
     "omniroute_ingest_callbacks",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from prometheus_client import generate_latest
 
+from omniroute.codec import timestamp
 from omniroute.embedded import Broker
-from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute.kafka import EventProducer
+from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, queue_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
     agent_state_env,
@@ -208,6 +211,59 @@ async def test_transfer_and_escalation_are_published(
     assert completed.agent_id == "fay"
     assert completed.escalation.target_skill == "retention"
     assert completed.escalation.target_tier == agent_pb2.TIER_SPECIALIST
+
+
+async def test_a_transfer_to_a_queue_is_checked_against_the_routers_queues(
+    service: Running, task_events: TopicTail[task_pb2.TaskEvent]
+) -> None:
+    ws = new_workspace()
+    await available_agent(service.stub, ws, "ida", {CHAT: 1})
+    await service.stub.ReserveAgent(reserve(ws, "ida", "chat-7"))
+    await service.stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ida", inquiry_id="chat-7"))
+    request = agent_state_pb2.TransferTaskRequest(
+        agent_id="ida", inquiry_id="chat-7", target_queue="tech", note="the note"
+    )
+    # No snapshot of the workspace seen yet: agent-state cannot tell, so it refuses (retryable).
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await service.stub.TransferTask(request)
+    assert unknown.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "target_queue" in (unknown.value.details() or "")
+    # The router publishes the workspace's queues (the real one does it every tick).
+    snapshot = queue_pb2.QueueSnapshot(
+        workspace=ws,
+        taken_at=timestamp(time.time()),
+        queues=[queue_pb2.QueueStats(name="billing"), queue_pb2.QueueStats(name="tech")],
+    )
+    producer = EventProducer(service.settings, "test-router")
+    await producer.start()
+
+    async def transferred() -> agent_state_pb2.TransferTaskResponse | None:
+        snapshot.taken_at.CopyFrom(timestamp(time.time()))
+        await producer.publish(service.settings.topic_queue_snapshots, ws, snapshot)
+        try:
+            return await service.stub.TransferTask(request)
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            return None
+
+    try:
+        answer = await eventually(transferred)
+        wrong = agent_state_pb2.TransferTaskRequest(
+            agent_id="ida", inquiry_id="chat-7", target_queue="sales"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.stub.TransferTask(wrong)
+    finally:
+        await producer.stop()
+    assert load_of(answer.agent, CHAT) == 0
+    # A transfer made is remembered: another queue is not this call's retry, and ida
+    # holds the task no more.
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    event = await task_events.wait_for(
+        lambda e: e.type == TaskEvent.TYPE_TRANSFERRED and e.inquiry_id == "chat-7"
+    )
+    assert (event.agent_id, event.target_queue, event.note) == ("ida", "tech", "the note")
+    assert not event.target_agent_id
 
 
 async def test_list_agents_filters(service: Running) -> None:

@@ -41,8 +41,8 @@ ADMIN = (("authorization", "Bearer admin-secret"),)
 
 # A workspace per test, so no test routes another's inquiries; the two the
 # wallboard shows have supervisor tokens.
-WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM, WS_CALLBACK = (
-    new_workspace() for _ in range(8)
+WS_FLOW, WS_SCRIPT, WS_EXPIRY, WS_GUARD, WS_OTHER, WS_RESTART, WS_TEAM, WS_CALLBACK, WS_HANDOVER = (
+    new_workspace() for _ in range(9)
 )
 SUPERVISORS = {"sup-flow": WS_FLOW, "sup-other": WS_OTHER}
 AGENTS = {  # agent id -> (workspace, desktop token)
@@ -57,6 +57,8 @@ AGENTS = {  # agent id -> (workspace, desktop token)
     "jo": (WS_RESTART, "jo-token"),
     "kim": (WS_TEAM, "kim-token"),
     "lou": (WS_TEAM, "lou-token"),
+    "max": (WS_HANDOVER, "max-token"),
+    "nia": (WS_HANDOVER, "nia-token"),
     "mo": (WS_CALLBACK, "mo-token"),
 }
 DESK_ENV = {
@@ -77,6 +79,14 @@ workspaces:
       - name: billing
         match: {{skills: [billing]}}
       - name: general
+  {WS_HANDOVER}:
+    queues:
+      - name: front
+        match: {{skills: [billing]}}
+      - name: vip
+        match: {{segments: [vip]}}
+        accepts_transfers: false
+      - name: back
 """
 
 
@@ -437,6 +447,34 @@ def test_an_agent_holds_several_tasks_and_follows_up_escalates_and_transfers_the
     expect(moved.locator(".body")).to_have_text("About: Hand me over")
     held = admin.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="lou"), metadata=ADMIN)
     assert [r.accepted for r in held.reservations] == [True]
+
+
+def test_an_agent_transfers_a_task_to_a_queue_with_a_note_the_next_agent_reads(
+    system: System, browser: Browser, admin: agent_state_pb2_grpc.AgentStateStub
+) -> None:
+    create(admin, "max", {CHAT: 1}, {"billing": 3})
+    create(admin, "nia", {CHAT: 1})  # no billing: only the back office queue fits her
+    max_desk, nia_desk = open_desk(browser, system, "max"), open_desk(browser, system, "nia")
+    go_available(max_desk)
+    go_available(nia_desk)
+    body = inquiry_body(WS_HANDOVER, "chat", subject="Wrong team", requiredSkills=[{"name": "billing"}])  # fmt: skip
+    system.post_inquiry(body)
+    offer_card(max_desk, "Wrong team").locator("button.accept").click()
+    task = max_desk.locator("#tasks .card", has=max_desk.locator(".subject", has_text="Wrong team"))
+    target = task.locator("select.transfer-to")
+    target.focus()  # loads the colleagues and the queues that accept transfers
+    expect(target.locator("option[data-queue=back]")).to_have_count(1, timeout=20_000)
+    assert target.locator("option[data-queue=vip]").count() == 0
+    target.select_option("queue:back")
+    task.locator(".transfer-note").fill("asked about a parcel, not a bill")
+    task.locator("button.transfer").click()
+    expect(max_desk.locator("#notices")).to_contain_text("“Wrong team” transferred to queue back")
+    expect(max_desk.locator("#tasks .card")).to_have_count(0, timeout=20_000)
+    offer = offer_card(nia_desk, "Wrong team")
+    expect(offer).to_have_count(1, timeout=30_000)
+    expect(offer.locator(".history li").last).to_have_text(
+        "Transferred by max to queue back: asked about a parcel, not a bill."
+    )
 
 
 def test_the_desk_reconnects_after_the_desk_and_agent_state_restart(

@@ -8,6 +8,7 @@ import pytest
 
 from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
 from omniroute_agent_state.roster import (
+    Changes,
     Finished,
     InvalidRequest,
     NotPossible,
@@ -373,6 +374,55 @@ def test_transfer_moves_an_accepted_task_to_an_agent_with_room() -> None:
     assert load(r, "bob", CHAT) == 0
 
 
+QUEUES = {"billing": True, "tech": True, "vip": False}
+
+
+def test_transfer_to_a_queue_frees_the_slot_and_publishes_the_queue_and_note() -> None:
+    r = roster(wrap_up_by_channel={"chat": 30})
+    ready(r, agent("ann", chat=2))
+    r.reserve("ann", "a", CHAT, "ws", T0)
+    with pytest.raises(NotPossible, match="accept it first"):
+        r.transfer_to_queue("ann", "a", "tech", "", QUEUES, T0)
+    offered = r.get("ann").reservations[0].reservation_id
+    r.accept("ann", "a", T0)
+    changes = r.transfer_to_queue("ann", "a", "tech", "modem resets", QUEUES, T0 + 5)
+    assert load(r, "ann", CHAT) == 0 and not r.get("ann").reservations
+    assert r.get("ann").status == AVAILABLE  # not finished by them: no wrap-up
+    assert ("ws", "a") not in r.holder
+    (event,) = changes.task_events
+    assert (event.type, event.agent_id, event.reservation_id) == (
+        TaskEvent.TYPE_TRANSFERRED,
+        "ann",
+        offered,
+    )
+    assert (event.target_queue, event.note, event.target_agent_id) == ("tech", "modem resets", "")
+    assert r.last_event("ws", "a") == event
+    # A retry changes nothing; the inquiry can be reserved again (it is not resolved).
+    assert r.transfer_to_queue("ann", "a", "tech", "modem resets", QUEUES, T0 + 6) == Changes()
+    ready(r, agent("bob", chat=1))
+    assert not r.reserve("bob", "a", CHAT, "ws", T0 + 7)[2]
+
+
+def test_transfer_to_a_queue_is_validated() -> None:
+    r = roster()
+    ready(r, agent("ann", chat=2))
+    r.reserve("ann", "a", CHAT, "ws", T0)
+    r.accept("ann", "a", T0)
+    with pytest.raises(InvalidRequest, match="target_queue: 'nope' is not a queue of workspace"):
+        r.transfer_to_queue("ann", "a", "nope", "", QUEUES, T0)
+    with pytest.raises(NotPossible, match="target_queue: queue 'vip' takes no transfers"):
+        r.transfer_to_queue("ann", "a", "vip", "", QUEUES, T0)
+    with pytest.raises(InvalidRequest, match="target_queue is required"):
+        r.transfer_to_queue("ann", "a", "", "", QUEUES, T0)
+    with pytest.raises(InvalidRequest, match="target_queue is longer"):
+        r.transfer_to_queue("ann", "a", "x" * 201, "", QUEUES, T0)
+    with pytest.raises(InvalidRequest, match="note is longer"):
+        r.transfer_to_queue("ann", "a", "tech", "x" * 2001, QUEUES, T0)
+    with pytest.raises(NotPossible, match="holds no offer or task"):
+        r.transfer_to_queue("ann", "other", "tech", "", QUEUES, T0)
+    assert load(r, "ann", CHAT) == 1  # nothing refused changed anything
+
+
 def test_list_filters_by_skill_language_tier_and_free_channel() -> None:
     r = roster()
     ready(r, agent("ann", chat=1))
@@ -419,8 +469,10 @@ def test_load_stays_exact_under_any_sequence_of_operations() -> None:
                 r.decline(who, inquiry, "", now)
             elif operation == 5:
                 r.complete(who, inquiry, TaskEvent(), now)
-            elif operation == 6:
+            elif operation == 6 and rng.random() < 0.5:
                 r.transfer(who, inquiry, rng.choice(names), "", now)
+            elif operation == 6:
+                r.transfer_to_queue(who, inquiry, rng.choice(["billing", "vip"]), "", QUEUES, now)
             elif operation == 7:
                 r.set_status(who, rng.choice([AVAILABLE, AVAILABLE, AWAY, OFFLINE]), "break", who, now)  # fmt: skip
             else:

@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2, queue_pb2, task_pb2
-from omniroute_desk.app import Completion, StatusChange, bearer_token, event, workspace_of
+from omniroute_desk.app import (
+    Completion,
+    StatusChange,
+    Transfer,
+    bearer_token,
+    event,
+    workspace_of,
+)
 from omniroute_desk.feed import AssignmentIndex, SnapshotBoard
 from omniroute_desk.settings import DeskSettings
 
@@ -35,6 +42,16 @@ def test_each_outcome_requires_its_details() -> None:
         Completion(outcome="resolved", request_id="")  # type: ignore[arg-type]
     done = Completion(outcome="follow_up", follow_up_at="2026-11-24T09:00:00Z", request_id="r1")  # type: ignore[arg-type]
     assert done.follow_up_at is not None and done.follow_up_at.tzinfo is not None
+
+
+def test_a_transfer_names_a_colleague_or_a_queue() -> None:
+    for neither_or_both in ({}, {"target_agent_id": "lou", "target_queue": "tech"}):
+        with pytest.raises(ValidationError, match="target_agent_id or target_queue is required"):
+            Transfer(request_id="r1", **neither_or_both)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="note"):
+        Transfer(target_queue="tech", note="x" * 2001, request_id="r1")
+    to_queue = Transfer(target_queue="tech", note="modem resets", request_id="r1")
+    assert (to_queue.target_agent_id, to_queue.target_queue) == ("", "tech")
 
 
 def test_a_supervisor_token_names_exactly_one_workspace() -> None:

@@ -147,6 +147,16 @@ def test_hours_and_overflow_are_read() -> None:
     assert acme.queues[1].hours is None and acme.queues[1].overflow == ()
 
 
+def test_queues_accept_transfers_unless_they_say_not() -> None:
+    parsed = config.parse(_rules("        accepts_transfers: false\n"), "cfg.yaml")
+    workspace = parsed.for_workspace("acme")
+    assert workspace is not None
+    assert [(q.name, q.accepts_transfers) for q in workspace.queues] == [
+        ("q", False),
+        ("night", True),
+    ]
+
+
 def test_a_weekday_range_wraps_over_the_week() -> None:
     text = "workspaces:\n  a:\n    queues:\n      - name: q\n        hours:\n          timezone: UTC\n          weekly: {fri-mon: '00:00-24:00'}\n"  # fmt: skip
     queue = config.parse(text).workspaces["a"].queues[0]
@@ -243,6 +253,10 @@ def _rules(hours: str = "", overflow: str = "") -> str:
                 overflow="        overflow:\n          - {to: night, after_wait_s: 1, depth_above: 3}\n"
             ),
             "cfg.yaml:6: workspaces.acme.queues[0].overflow[0]: expected exactly one of",
+        ),
+        (
+            _rules("        accepts_transfers: maybe\n"),
+            "cfg.yaml:5: workspaces.acme.queues[0].accepts_transfers: expected true or false",
         ),
         (
             _rules(overflow="        overflow:\n          - {to: night, depth_above: -1}\n"),

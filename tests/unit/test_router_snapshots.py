@@ -39,6 +39,17 @@ def test_a_snapshot_counts_each_queue_by_state_and_the_oldest_wait() -> None:
     assert rest.answered_today == 0
 
 
+def test_a_snapshot_says_which_queues_refuse_transfers() -> None:
+    config = WorkspaceConfig(
+        queues=(Queue(name="vip", accepts_transfers=False), Queue(name="rest"))
+    )
+    snapshot = build_snapshot(router(config), {}, T0)
+    assert [(q.name, q.refuses_transfers) for q in snapshot.queues] == [
+        ("vip", True),
+        ("rest", False),
+    ]
+
+
 def test_answers_are_counted_per_queue_and_utc_day() -> None:
     snapshots = QueueSnapshots(table={})
     day_one = 1_700_000_000.0  # 2023-11-14 22:13 UTC

@@ -38,18 +38,22 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, session_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TransferTaskRequest(_message.Message):
-    __slots__ = ("agent_id", "inquiry_id", "target_agent_id", "reason", "request_id")
+    __slots__ = ("agent_id", "inquiry_id", "target_agent_id", "reason", "request_id", "target_queue", "note")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     inquiry_id: str
     target_agent_id: str
     reason: str
     request_id: str
-    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., target_agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    target_queue: str
+    note: str
+    def __init__(self, agent_id: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., target_agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., target_queue: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class TransferTaskResponse(_message.Message):
     __slots__ = ("reservation", "agent", "target")

@@ -254,6 +254,14 @@ class AgentStateServicer:
         """Hand an accepted task to another AVAILABLE agent with a free slot on its
         channel (compare-and-set, like ReserveAgent); the target holds it as
         accepted. Publishes TaskEvent TRANSFERRED with target_agent_id.
+        Or, with target_queue instead, hand it to a queue of the workspace with a
+        note: the agent's slot is freed and the router routes the inquiry again
+        in that queue (original arrival time and history kept; never back to the
+        same agent unless no other agent could ever take it). Publishes TaskEvent
+        TRANSFERRED with target_queue and note. The queue must be one the router
+        lists for the workspace on `queue-snapshots` (INVALID_ARGUMENT naming
+        target_queue otherwise; UNAVAILABLE while no snapshot of the workspace
+        has been seen since agent-state started).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/queue.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x04\n\nQueueStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x15\n\roldest_wait_s\x18\x03 \x01(\x01\x12\x0f\n\x07offered\x18\x04 \x01(\x05\x12\x13\n\x0bin_progress\x18\x05 \x01(\x05\x12\x11\n\tscheduled\x18\x06 \x01(\x05\x12\x16\n\x0e\x61nswered_today\x18\x07 \x01(\x03\x12$\n\x1c\x61nswered_within_target_today\x18\x08 \x01(\x03\x12%\n\x1d\x61nswered_without_target_today\x18\t \x01(\x03\x12\x1a\n\x12service_rate_per_s\x18\x14 \x01(\x01\x12\x18\n\x10\x65stimated_wait_s\x18\x15 \x01(\x01\x12\x13\n\x0bwaiting_ids\x18\x16 \x03(\t\x12\x13\n\x0boffered_ids\x18\x17 \x03(\t\x12\x17\n\x0fin_progress_ids\x18\x18 \x03(\t\x12\x0e\n\x06\x63losed\x18\x1e \x01(\x08\x12,\n\x08opens_at\x18\x1f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18! \x01(\t\x12\x10\n\x08held_ids\x18\" \x03(\t\x12\x11\n\tcallbacks\x18# \x01(\x05\x12\x14\n\x0c\x63\x61llback_ids\x18$ \x03(\t\x12\x19\n\x11\x63\x61llback_channels\x18% \x03(\t\"\x87\x01\n\rQueueSnapshot\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12,\n\x08taken_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12(\n\x06queues\x18\x04 \x03(\x0b\x32\x18.omniroute.v1.QueueStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/queue.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n\nQueueStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x15\n\roldest_wait_s\x18\x03 \x01(\x01\x12\x0f\n\x07offered\x18\x04 \x01(\x05\x12\x13\n\x0bin_progress\x18\x05 \x01(\x05\x12\x11\n\tscheduled\x18\x06 \x01(\x05\x12\x16\n\x0e\x61nswered_today\x18\x07 \x01(\x03\x12$\n\x1c\x61nswered_within_target_today\x18\x08 \x01(\x03\x12%\n\x1d\x61nswered_without_target_today\x18\t \x01(\x03\x12\x1a\n\x12service_rate_per_s\x18\x14 \x01(\x01\x12\x18\n\x10\x65stimated_wait_s\x18\x15 \x01(\x01\x12\x13\n\x0bwaiting_ids\x18\x16 \x03(\t\x12\x13\n\x0boffered_ids\x18\x17 \x03(\t\x12\x17\n\x0fin_progress_ids\x18\x18 \x03(\t\x12\x0e\n\x06\x63losed\x18\x1e \x01(\x08\x12,\n\x08opens_at\x18\x1f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18! \x01(\t\x12\x10\n\x08held_ids\x18\" \x03(\t\x12\x11\n\tcallbacks\x18# \x01(\x05\x12\x14\n\x0c\x63\x61llback_ids\x18$ \x03(\t\x12\x19\n\x11\x63\x61llback_channels\x18% \x03(\t\x12\x19\n\x11refuses_transfers\x18& \x01(\x08\"\x87\x01\n\rQueueSnapshot\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12,\n\x08taken_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12(\n\x06queues\x18\x04 \x03(\x0b\x32\x18.omniroute.v1.QueueStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omniroute.v1.queue_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUEUESTATS']._serialized_start=76
-  _globals['_QUEUESTATS']._serialized_end=634
-  _globals['_QUEUESNAPSHOT']._serialized_start=637
-  _globals['_QUEUESNAPSHOT']._serialized_end=772
+  _globals['_QUEUESTATS']._serialized_end=661
+  _globals['_QUEUESNAPSHOT']._serialized_start=664
+  _globals['_QUEUESNAPSHOT']._serialized_end=799
 # @@protoc_insertion_point(module_scope)

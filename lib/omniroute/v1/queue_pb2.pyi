@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueueStats(_message.Message):
-    __slots__ = ("name", "waiting", "oldest_wait_s", "offered", "in_progress", "scheduled", "answered_today", "answered_within_target_today", "answered_without_target_today", "service_rate_per_s", "estimated_wait_s", "waiting_ids", "offered_ids", "in_progress_ids", "closed", "opens_at", "closes_at", "timezone", "held_ids", "callbacks", "callback_ids", "callback_channels")
+    __slots__ = ("name", "waiting", "oldest_wait_s", "offered", "in_progress", "scheduled", "answered_today", "answered_within_target_today", "answered_without_target_today", "service_rate_per_s", "estimated_wait_s", "waiting_ids", "offered_ids", "in_progress_ids", "closed", "opens_at", "closes_at", "timezone", "held_ids", "callbacks", "callback_ids", "callback_channels", "refuses_transfers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     OLDEST_WAIT_S_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class QueueStats(_message.Message):
     CALLBACKS_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_IDS_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    REFUSES_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     waiting: int
     oldest_wait_s: float
@@ -55,7 +56,8 @@ class QueueStats(_message.Message):
     callbacks: int
     callback_ids: _containers.RepeatedScalarFieldContainer[str]
     callback_channels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_s: _Optional[float] = ..., offered: _Optional[int] = ..., in_progress: _Optional[int] = ..., scheduled: _Optional[int] = ..., answered_today: _Optional[int] = ..., answered_within_target_today: _Optional[int] = ..., answered_without_target_today: _Optional[int] = ..., service_rate_per_s: _Optional[float] = ..., estimated_wait_s: _Optional[float] = ..., waiting_ids: _Optional[_Iterable[str]] = ..., offered_ids: _Optional[_Iterable[str]] = ..., in_progress_ids: _Optional[_Iterable[str]] = ..., closed: _Optional[bool] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., held_ids: _Optional[_Iterable[str]] = ..., callbacks: _Optional[int] = ..., callback_ids: _Optional[_Iterable[str]] = ..., callback_channels: _Optional[_Iterable[str]] = ...) -> None: ...
+    refuses_transfers: bool
+    def __init__(self, name: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_s: _Optional[float] = ..., offered: _Optional[int] = ..., in_progress: _Optional[int] = ..., scheduled: _Optional[int] = ..., answered_today: _Optional[int] = ..., answered_within_target_today: _Optional[int] = ..., answered_without_target_today: _Optional[int] = ..., service_rate_per_s: _Optional[float] = ..., estimated_wait_s: _Optional[float] = ..., waiting_ids: _Optional[_Iterable[str]] = ..., offered_ids: _Optional[_Iterable[str]] = ..., in_progress_ids: _Optional[_Iterable[str]] = ..., closed: _Optional[bool] = ..., opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., held_ids: _Optional[_Iterable[str]] = ..., callbacks: _Optional[int] = ..., callback_ids: _Optional[_Iterable[str]] = ..., callback_channels: _Optional[_Iterable[str]] = ..., refuses_transfers: _Optional[bool] = ...) -> None: ...
 
 class QueueSnapshot(_message.Message):
     __slots__ = ("workspace", "taken_at", "day", "queues")

@@ -84,7 +84,7 @@ class Escalation(_message.Message):
     def __init__(self, target_tier: _Optional[_Union[_agent_pb2.Tier, str]] = ..., target_skill: _Optional[str] = ..., reason: _Optional[str] = ..., target_queue: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("event_id", "type", "inquiry_id", "workspace", "agent_id", "reservation_id", "channel", "occurred_at", "reason", "resolution", "follow_up", "escalation", "target_agent_id", "callback")
+    __slots__ = ("event_id", "type", "inquiry_id", "workspace", "agent_id", "reservation_id", "channel", "occurred_at", "reason", "resolution", "follow_up", "escalation", "target_agent_id", "target_queue", "note", "callback")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[TaskEvent.Type]
@@ -120,6 +120,8 @@ class TaskEvent(_message.Message):
     FOLLOW_UP_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
     TARGET_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: TaskEvent.Type
@@ -134,8 +136,10 @@ class TaskEvent(_message.Message):
     follow_up: FollowUp
     escalation: Escalation
     target_agent_id: str
+    target_queue: str
+    note: str
     callback: Callback
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[TaskEvent.Type, str]] = ..., inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., follow_up: _Optional[_Union[FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., target_agent_id: _Optional[str] = ..., callback: _Optional[_Union[Callback, _Mapping]] = ...) -> None: ...
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[TaskEvent.Type, str]] = ..., inquiry_id: _Optional[str] = ..., workspace: _Optional[str] = ..., agent_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., channel: _Optional[_Union[_inquiry_pb2.Channel, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., follow_up: _Optional[_Union[FollowUp, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., target_agent_id: _Optional[str] = ..., target_queue: _Optional[str] = ..., note: _Optional[str] = ..., callback: _Optional[_Union[Callback, _Mapping]] = ...) -> None: ...
 
 class ConversationMessage(_message.Message):
     __slots__ = ("workspace", "inquiry_id", "agent_id", "message", "joined_at")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from omniroute.feeds import SnapshotBoard, SnapshotReader
 from omniroute.kafka import EventProducer
 from omniroute.metrics import WorkspaceLabel
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
@@ -44,6 +46,7 @@ class AgentStateServer:
     port: int
     checkpointer: Checkpointer
     checkpoints: asyncio.Task[None]
+    snapshots: SnapshotReader
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking calls, let in-flight ones finish, send what is left, stop the producer."""
@@ -51,6 +54,7 @@ class AgentStateServer:
         self.expiry.cancel()
         self.checkpoints.cancel()
         await asyncio.gather(self.checkpoints, return_exceptions=True)
+        await self.snapshots.stop()
         await self.server.stop(grace_s)
         if not await self.servicer.outbox.drain(grace_s):
             log.error(
@@ -126,6 +130,11 @@ async def create_server(
             on_round=metrics.write_round_records.observe,
         )
 
+    # The router's queues of each workspace (for transfers to a queue), from
+    # its snapshots: what it routes by, also after a reload.
+    board = SnapshotBoard()
+    snapshots = SnapshotReader(settings, board, client_id="omniroute-agent-state-queues")
+    snapshots.start()
     servicer = AgentStateServicer(
         roster,
         outbox_for,
@@ -133,6 +142,7 @@ async def create_server(
         authenticator,
         watch_queue_max=settings.watch_queue_max,
         publish_wait_s=settings.publish_wait_s,
+        queues=functools.partial(queue_names, board),
     )
     metrics.watch_outbox(servicer.outbox)
     # What the desks are shown for the reservations still held; the rest is forgotten.
@@ -193,8 +203,25 @@ async def create_server(
         checkpointer.run_forever(settings.checkpoint_check_s, settings.publish_wait_s, checkpointed)
     )
     return AgentStateServer(
-        server, servicer, producer, health_servicer, expiry, port, checkpointer, checkpoints
+        server,
+        servicer,
+        producer,
+        health_servicer,
+        expiry,
+        port,
+        checkpointer,
+        checkpoints,
+        snapshots,
     )
+
+
+def queue_names(board: SnapshotBoard, workspace: str) -> Mapping[str, bool] | None:
+    """The workspace's queues in the router's latest snapshot, each with whether it
+    accepts transfers; None when no snapshot of the workspace was seen."""
+    snapshot = board.latest.get(workspace)
+    if snapshot is None:
+        return None
+    return {queue.name: not queue.refuses_transfers for queue in snapshot.queues}
 
 
 async def publish_repair(

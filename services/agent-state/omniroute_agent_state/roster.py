@@ -18,7 +18,7 @@ same inquiry id without ever seeing each other's reservation.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -75,6 +75,9 @@ class Fenced(RosterError):
 # Versions above this are refused on restore: a forged or corrupt record must
 # not make the next change overflow the int64 field (and stop expiry for all).
 MAX_VERSION = 2**53
+# Longest queue name and transfer note accepted (TransferTaskRequest).
+MAX_QUEUE_NAME = 200
+MAX_TRANSFER_NOTE = 2000
 
 # (workspace, inquiry id): the scope of every inquiry-scoped key.
 InquiryKey = tuple[str, str]
@@ -887,6 +890,60 @@ class Roster:
         event.target_agent_id = target_id
         changes.task_events.append(event)
         return moved, changes
+
+    def transfer_to_queue(
+        self,
+        agent_id: str,
+        inquiry_id: str,
+        target_queue: str,
+        note: str,
+        queues: Mapping[str, bool],
+        now: float,
+        mono: float | None = None,
+    ) -> Changes:
+        """Hand an accepted task to a queue of the workspace: the router routes it again.
+
+        `queues` are the workspace's queues (the router's, from its latest
+        snapshot), each with whether it accepts transfers: `target_queue`
+        must be one that does. The agent's slot is
+        freed (the task is no longer theirs, no wrap-up: they did not finish
+        it) and TRANSFERRED is published with the queue and the note, and
+        with the agent's released reservation. A retry (the agent's last
+        event of the inquiry is this transfer to the same queue) changes
+        nothing.
+        """
+        mono = now if mono is None else mono
+        _require(target_queue, "target_queue")
+        if len(target_queue) > MAX_QUEUE_NAME:
+            raise InvalidRequest(f"target_queue is longer than {MAX_QUEUE_NAME} characters")
+        if len(note) > MAX_TRANSFER_NOTE:
+            raise InvalidRequest(f"note is longer than {MAX_TRANSFER_NOTE} characters")
+        last = self._already(agent_id, inquiry_id, TaskEvent.TYPE_TRANSFERRED)
+        if last is not None and last.target_queue == target_queue:
+            return Changes()
+        agent, held = self._reservation(agent_id, inquiry_id)
+        if not held.accepted:
+            raise NotPossible(f"inquiry {inquiry_id!r} is only offered; accept it first")
+        if target_queue not in queues:
+            known = ", ".join(sorted(queues)[:20])
+            raise InvalidRequest(
+                f"target_queue: {target_queue!r} is not a queue of workspace "
+                f"{agent.workspace!r} (its queues: {known})"
+            )
+        if not queues[target_queue]:
+            raise NotPossible(
+                f"target_queue: queue {target_queue!r} takes no transfers "
+                "(accepts_transfers: false in the routing configuration)"
+            )
+        released = Reservation()
+        released.CopyFrom(held)
+        self._release(agent, held)
+        changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "transferred", now)
+        event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, released, now, mono)
+        event.target_queue = target_queue
+        event.note = note
+        changes.task_events.append(event)
+        return changes
 
     # -- recovery -------------------------------------------------------------
 

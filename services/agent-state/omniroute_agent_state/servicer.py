@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -74,12 +74,16 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
 ]
 
 
+class QueuesUnknown(Exception):
+    """A transfer to a queue before the router's queues of the workspace were seen."""
+
+
 def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The gRPC status and message a refused or failed call answers with."""
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code, str(exc)
-    if isinstance(exc, BrokerUnavailable):
+    if isinstance(exc, BrokerUnavailable | QueuesUnknown):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
 
@@ -165,8 +169,12 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         watch_queue_max: int = 10_000,
         publish_wait_s: float = 10.0,
         requests: RequestLog | None = None,
+        queues: Callable[[str], Mapping[str, bool] | None] = lambda workspace: None,
     ) -> None:
         self.roster = roster
+        # A workspace's queues as the router last published them, each with
+        # whether it accepts transfers (None: no snapshot seen yet).
+        self.queues = queues
         self.outbox = outbox_for(self.durable)
         self.metrics = metrics
         self.auth = authenticator or Authenticator({}, {})
@@ -595,6 +603,8 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self, request: agent_state_pb2.TransferTaskRequest, context: Any
     ) -> agent_state_pb2.TransferTaskResponse:
         self.caller(context, "TransferTask", request.agent_id)
+        if request.target_queue or request.note:
+            return await self._transfer_to_queue(request, context)
 
         def apply(now: float, mono: float) -> tuple[agent_state_pb2.TransferTaskResponse, Changes]:
             source = self.roster.agents.get(request.agent_id)
@@ -622,6 +632,38 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                 target=self.roster.get(request.target_agent_id),
             )
             return answer, changes
+
+        return await self.commit("TransferTask", request, context, apply)
+
+    async def _transfer_to_queue(
+        self, request: agent_state_pb2.TransferTaskRequest, context: Any
+    ) -> agent_state_pb2.TransferTaskResponse:
+        """TransferTask with target_queue: validated against the router's queues of the workspace."""
+        if request.target_agent_id:
+            raise InvalidRequest("target_agent_id and target_queue: give one, not both")
+        if not request.target_queue:
+            raise InvalidRequest("target_queue is required with a note")
+        workspace = self.roster.get(request.agent_id).workspace
+        queues = self.queues(workspace)
+        if queues is None:
+            raise QueuesUnknown(
+                f"target_queue: the queues of workspace {workspace!r} are not known yet "
+                "(the router publishes them on queue-snapshots every tick); retry"
+            )
+
+        def apply(now: float, mono: float) -> tuple[agent_state_pb2.TransferTaskResponse, Changes]:
+            changes = self.roster.transfer_to_queue(
+                request.agent_id,
+                request.inquiry_id,
+                request.target_queue,
+                request.note,
+                queues,
+                now,
+                mono,
+            )
+            return agent_state_pb2.TransferTaskResponse(
+                agent=self.roster.get(request.agent_id)
+            ), changes
 
         return await self.commit("TransferTask", request, context, apply)
 

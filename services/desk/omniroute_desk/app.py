@@ -159,9 +159,19 @@ class Completion(BaseModel):
 
 
 class Transfer(BaseModel):
-    target_agent_id: str = Field(min_length=1, max_length=128)
+    """To a colleague (`target_agent_id`), or to a queue with a note (`target_queue`)."""
+
+    target_agent_id: str = Field("", max_length=128)
+    target_queue: str = Field("", max_length=200)
+    note: str = Field("", max_length=2000)
     reason: str = Field("", max_length=200)
     request_id: RequestId
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Transfer:
+        if bool(self.target_agent_id) == bool(self.target_queue):
+            raise ValueError("target_agent_id or target_queue is required (one of them)")
+        return self
 
 
 # -- JSON for the browser ---------------------------------------------------------------
@@ -355,6 +365,8 @@ def create_app(
             agent_id=agent_id,
             inquiry_id=inquiry_id,
             target_agent_id=body.target_agent_id,
+            target_queue=body.target_queue,
+            note=body.note,
             reason=body.reason,
             request_id=body.request_id,
         )
@@ -386,7 +398,8 @@ def create_app(
 
     @app.get("/api/agents/{agent_id}/colleagues", tags=["agent"])
     async def colleagues(agent_id: Id, token: Token) -> dict[str, Any]:
-        """Available agents of the agent's workspace: the transfer targets."""
+        """The transfer targets: available agents of the agent's workspace, and the
+        workspace's queues that accept transfers (from the router's latest snapshot)."""
         agent = await call("get_agent", agent_state.get_agent(agent_id, token))
         try:
             others = await agent_state.list_agents(
@@ -394,12 +407,15 @@ def create_app(
             )
         except grpc.aio.AioRpcError as exc:
             raise desk_error(exc) from None
+        snapshot = board.latest.get(agent.workspace)
+        queues = [] if snapshot is None else snapshot.queues
         return {
             "agents": [
                 {"id": a.id, "name": a.name or a.id, "tier": int(a.tier)}
                 for a in others
                 if a.id != agent_id
-            ]
+            ],
+            "queues": [q.name for q in queues if not q.refuses_transfers],
         }
 
     @app.get("/api/agents/{agent_id}/events", tags=["agent"])

@@ -428,6 +428,15 @@ class Router:
             return self._on_completed(router, event, now)
         if kind == task_pb2.TaskEvent.TYPE_ABANDONED:
             return router.abandoned(event.inquiry_id, now)
+        if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED and event.target_queue:
+            return router.transferred_to_queue(
+                event.inquiry_id,
+                event.agent_id,
+                event.reservation_id,
+                event.target_queue,
+                event.note,
+                now,
+            )
         if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
             return router.transferred(event.inquiry_id, event.target_agent_id)
         return False
@@ -882,6 +891,18 @@ class Router:
                             "inquiry_id": notice.inquiry_id,
                             "queue": notice.queue,
                             "policy": notice.reason,
+                        },
+                    )
+                case NoticeKind.TRANSFERRED:
+                    # The agent's note is in the inquiry's history only: never logged.
+                    self.metrics.transfers.labels(notice.queue, notice.to_queue).inc()
+                    log.info(
+                        "inquiry transferred to a queue",
+                        extra={
+                            "inquiry_id": notice.inquiry_id,
+                            "queue": notice.queue,
+                            "to_queue": notice.to_queue,
+                            "agent_excluded": notice.reason == "excluded",
                         },
                     )
                 case NoticeKind.CALLBACK:

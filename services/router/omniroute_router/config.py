@@ -76,6 +76,8 @@ class Queue:
     ladder: tuple[LadderStep, ...] = (LadderStep(after_s=0, tiers=frozenset({1, 2, 3})),)
     hours: Hours | None = None  # None: always open
     overflow: tuple[OverflowRule, ...] = ()
+    # Whether agents may transfer tasks to this queue (TransferTask target_queue).
+    accepts_transfers: bool = True
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,7 @@ class Validator:
                 "ladder",
                 "hours",
                 "overflow",
+                "accepts_transfers",
             },
         )
         if not isinstance(q.get("name"), str) or not q["name"]:
@@ -348,6 +351,12 @@ class Validator:
         kwargs: dict[str, Any] = {"name": q["name"]}
         if "priority" in q:
             kwargs["priority"] = self.integer(q, "priority", f"{path}.priority", -10, 10)
+        if "accepts_transfers" in q:
+            if not isinstance(q["accepts_transfers"], bool):
+                raise self.fail(
+                    q, "accepts_transfers", f"{path}.accepts_transfers", "expected true or false"
+                )
+            kwargs["accepts_transfers"] = q["accepts_transfers"]
         if "strategy" in q:
             if q["strategy"] not in STRATEGIES:
                 raise self.fail(

@@ -171,4 +171,8 @@ def authority_from_proto(response: agent_state_pb2.GetReservationResponse) -> Au
     event = response.last_event
     if response.HasField("last_event") and event.type in _ENDS:
         ended = TaskEnd(_ENDS[event.type], event.agent_id, event.reservation_id)
+    elif event.type == task_pb2.TaskEvent.TYPE_TRANSFERRED and event.target_queue:
+        # TRANSFERRED to a queue ended the agent's task (one to an agent did
+        # not: the target holds it, the open reservation says so).
+        ended = TaskEnd(EndKind.TRANSFERRED, event.agent_id, event.reservation_id)
     return Authority(held=held, ended=ended)

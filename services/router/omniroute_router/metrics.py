@@ -198,6 +198,13 @@ class RouterMetrics:
             ["queue", "to_queue", "trigger"],
             registry=registry,
         )
+        self.transfers = Counter(
+            "omniroute_router_transfers_total",
+            "Tasks agents handed to a queue (TransferTask with target_queue), by the queue "
+            "left and the queue entered.",
+            ["queue", "to_queue"],
+            registry=registry,
+        )
         self.closed_arrivals = Counter(
             "omniroute_router_closed_arrivals_total",
             "Inquiries that arrived while their queue was closed, by queue and what they got "

@@ -81,6 +81,7 @@ class EndKind(StrEnum):
     COMPLETED = "completed"
     ABANDONED = "abandoned"
     OFFER_FAILED = "offer_failed"  # declined, timed out or withdrawn
+    TRANSFERRED = "transferred"  # the task handed to a queue (routed again)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class NoticeKind(StrEnum):
     ANSWERED = "answered"  # the first offer accepted; `wait_s` is the wait to answer
     CLOSED_ARRIVAL = "closed_arrival"  # arrived while its queue was closed; `reason`: the policy
     OVERFLOWED = "overflowed"  # moved by an overflow rule; `reason`: the trigger
+    # An agent handed it to another queue; `reason`: "excluded" (never back to
+    # them) or "sole_fit" (nobody else could ever take it).
+    TRANSFERRED = "transferred"
     CALLBACK = "callback"  # a callback request; `reason`: its CallbackOutcome
 
 
@@ -133,14 +137,15 @@ class NoticeKind(StrEnum):
 class Notice:
     """Something worth counting or logging that the core decided."""
 
-    kind: NoticeKind  # closed_arrival: reason is the policy; overflowed: the trigger
+    # closed_arrival: reason is the policy; overflowed: the trigger; transferred: see the kind
+    kind: NoticeKind
     inquiry_id: str
     queue: str
     channel: str
     step: int = 0
     reason: str = ""
     wait_s: float = 0.0
-    to_queue: str = ""  # overflowed: the queue entered
+    to_queue: str = ""  # overflowed, transferred: the queue entered
 
 
 @dataclass(frozen=True)
@@ -698,9 +703,20 @@ class WorkspaceRouter:
         """Whether `agent` may be offered `inquiry` under ladder step `step`."""
         if not agent.free_on(inquiry.channel):
             return False
-        if agent.tier not in self._tiers(inquiry, step):
-            return False
         if inquiry.excluded.get(agent.id, 0.0) > now:
+            return False
+        if not self._fits_profile(agent, inquiry, step):
+            return False
+        return not (
+            inquiry.preferred_agent
+            and now < inquiry.prefer_until
+            and agent.id != inquiry.preferred_agent
+        )
+
+    def _fits_profile(self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep) -> bool:
+        """Whether the agent's profile fits the inquiry under `step` (tier, language,
+        site, skills), whatever its presence and load."""
+        if agent.tier not in self._tiers(inquiry, step):
             return False
         if not agent.speaks(inquiry.language):
             return False
@@ -710,11 +726,7 @@ class WorkspaceRouter:
             needed = minimum if step.min_proficiency is None else min(minimum, step.min_proficiency)
             if agent.skills.get(skill, 0) < max(needed, 1):
                 return False
-        return not (
-            inquiry.preferred_agent
-            and now < inquiry.prefer_until
-            and agent.id != inquiry.preferred_agent
-        )
+        return True
 
     def step_index(self, inquiry: QueuedInquiry, now: float) -> int:
         """Which ladder step an inquiry is on: by time waited, or further after failed offers."""
@@ -918,6 +930,96 @@ class WorkspaceRouter:
         self.changed_inquiries.add(inquiry_id)
         return True
 
+    def transferred_to_queue(
+        self,
+        inquiry_id: str,
+        agent_id: str,
+        reservation_id: str,
+        target_queue: str,
+        note: str,
+        now: float,
+    ) -> bool:
+        """The agent handed its task to `target_queue` with a note: route it again there.
+
+        Unlike an escalation (a completion that asks for a higher tier, or adds
+        a skill), a transfer changes the queue and what the inquiry is about:
+        it needs the target queue's required skills instead of its own
+        (language, site and tier floor stay). It enters `target_queue` (unknown
+        to this configuration, e.g. removed by a reload since agent-state
+        checked it: the queue its match rules pick, its skills kept) on the
+        ladder's first step, keeps its
+        original arrival time (its place in line, and the service-level wait
+        when the queue answers it: it counts as answered again, there) and its
+        history, to which the transfer and the note are added. The agent is
+        never offered it again unless nobody else could ever take it
+        (`_only_one_fits`). False when the agent does not hold it here (a
+        re-delivery).
+        """
+        inquiry = self.inquiries.get(inquiry_id)
+        if (
+            inquiry is None
+            or inquiry.agent_id != agent_id
+            or inquiry.state not in (InquiryState.OFFERED, InquiryState.ACCEPTED)
+        ):
+            return False
+        self._now = max(self._now, now)
+        left = inquiry.queue
+        named = self.queues.get(target_queue)
+        queue = named or self.queue_for(inquiry)
+        self._unindex(inquiry)  # the queue changes the priority, the index's key
+        if queue.name != left and left not in inquiry.left_queues:
+            inquiry.left_queues.append(left)  # overflow never sends it back
+        if named is not None:
+            # The agent's judgement replaces the first classification: the skills
+            # it needs are the target queue's (language, site and tier floor stay).
+            was = self.queues.get(left)
+            inquiry.priority -= was.priority if was is not None else 0
+            inquiry.queue, inquiry.skills, inquiry.queue_skills = "", {}, {}
+        self._enter_queue(inquiry, queue)
+        inquiry.settled_reservation = reservation_id or inquiry.reservation_id
+        inquiry.state = InquiryState.WAITING
+        inquiry.agent_id = inquiry.reservation_id = ""
+        inquiry.queued_at = now  # the ladder's clock: the new queue's first step
+        inquiry.forced_step = inquiry.failed_offers = inquiry.step = 0
+        inquiry.preferred_agent = ""
+        inquiry.prefer_until = 0.0
+        inquiry.answered = False  # the new queue's answer is counted, from the arrival
+        sole = self._only_one_fits(inquiry, queue, agent_id)
+        if not sole:
+            inquiry.excluded[agent_id] = FOREVER
+        unknown = "" if queue.name == target_queue else f":unknown_queue:{target_queue}"
+        inquiry.history.append(f"transferred:{agent_id}:{queue.name}{unknown}:{note}")
+        self._index(inquiry)
+        self.changed_inquiries.add(inquiry_id)
+        self.notices.append(
+            Notice(
+                NoticeKind.TRANSFERRED,
+                inquiry.id,
+                left,
+                inquiry.channel,
+                reason="sole_fit" if sole else "excluded",
+                wait_s=max(0.0, now - inquiry.arrived_at),
+                to_queue=queue.name,
+            )
+        )
+        return True
+
+    def _only_one_fits(self, inquiry: QueuedInquiry, queue: Queue, agent_id: str) -> bool:
+        """Whether no agent but `agent_id` could ever take the inquiry in `queue`.
+
+        "Could ever": another agent of the workspace the router knows (in any
+        presence and load: an agent offline now may log in) whose profile fits
+        the inquiry at some step of the queue's ladder, and who is not kept
+        from it for good (an agent it was escalated away from). Costs the
+        roster, not the queue.
+        """
+        for other in self.agents.values():
+            if other.id == agent_id or inquiry.excluded.get(other.id, 0.0) == FOREVER:
+                continue
+            if any(self._fits_profile(other, inquiry, step) for step in queue.ladder):
+                return False
+        return True
+
     def abandoned(self, inquiry_id: str, now: float) -> bool:
         """The customer left. A queued inquiry is dropped; one being handled is kept.
 
@@ -1010,7 +1112,7 @@ class WorkspaceRouter:
         """Make the router's picture of one inquiry agree with agent-state's.
 
         A last event that ended the task and was never applied here (a lost
-        COMPLETED or ABANDONED) gives APPLY_EVENT: the adapter applies it like
+        COMPLETED, ABANDONED or TRANSFERRED to a queue) gives APPLY_EVENT: the adapter applies it like
         a consumed one (for a completion the inquiry is first held by its
         agent, so its follow-up or escalation is not lost). Otherwise agent-
         state's open reservation is taken as the truth, and when it holds none,

@@ -75,6 +75,7 @@ def build_snapshot(
             scheduled=figures.scheduled,
             offered=figures.offered,
             in_progress=figures.in_progress,
+            refuses_transfers=not router.queues[name].accepts_transfers,
             callbacks=figures.callbacks,
         )
         for name, figures in router.queue_stats(now).items()

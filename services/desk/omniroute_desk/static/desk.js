@@ -388,6 +388,11 @@
         const why = rest.slice(1).join(":");
         return `Escalated by ${who}${tier ? ` to ${tier}` : ""}${why ? `: ${why}` : ""}.`;
       }
+      case "transferred": { // transferred:<agent>:<queue>[:unknown_queue:<asked>]:<note>
+        const queue = rest[0] || "";
+        const note = (rest[1] === "unknown_queue" ? rest.slice(3) : rest.slice(1)).join(":");
+        return `Transferred by ${who} to queue ${queue}${note ? `: ${note}` : ""}.`;
+      }
       default: return String(entry);
     }
   }
@@ -444,20 +449,27 @@
       finish(card, inquiryId, { outcome: "escalated", escalate_to: tier.value, escalation_reason: escalateReason.value }, "complete", `“${subject}” escalated.`),
     );
 
+    // A colleague (option value: the agent id) or a queue (data-queue), with a
+    // note for whoever takes it next (a queue transfer keeps it in the history).
     const target = el("select", { class: "transfer-to", title: "Transfer to" });
     target.appendChild(el("option", { value: "" }, "Transfer to…"));
     target.addEventListener("focus", () => loadColleagues(target));
+    const transferNote = el("input", { type: "text", class: "transfer-note", placeholder: "Note for the next agent", maxLength: 2000 });
     const transfer = el("button", { type: "button", class: "transfer" }, "Transfer");
     transfer.addEventListener("click", () => {
-      if (!target.value) return setError(card, "target_agent_id: choose a colleague");
-      finish(card, inquiryId, { target_agent_id: target.value, reason: "transfer" }, "transfer", `“${subject}” transferred.`);
+      if (!target.value) return setError(card, "target_agent_id: choose a colleague or a queue");
+      const queue = target.selectedOptions[0].dataset.queue;
+      const body = queue
+        ? { target_queue: queue, note: transferNote.value }
+        : { target_agent_id: target.value, reason: "transfer" };
+      finish(card, inquiryId, body, "transfer", `“${subject}” transferred${queue ? ` to queue ${queue}` : ""}.`);
     });
 
     const row = (...nodes) => actions.appendChild(el("div", { class: "row" })).append(...nodes);
     row(resolve);
     row(followAt, followNote, follow);
     row(tier, escalateReason, escalate);
-    row(target, transfer);
+    row(target, transferNote, transfer);
     return card;
   }
 
@@ -482,9 +494,14 @@
     try {
       const reply = await api("GET", path("/colleagues"), session.token);
       const chosen = select.value;
-      while (select.options.length > 1) select.remove(1);
+      while (select.children.length > 1) select.lastElementChild.remove();
+      const people = select.appendChild(el("optgroup", { label: "Colleagues" }));
       for (const colleague of reply.agents) {
-        select.appendChild(el("option", { value: colleague.id }, `${colleague.name} (tier ${colleague.tier})`));
+        people.appendChild(el("option", { value: colleague.id }, `${colleague.name} (tier ${colleague.tier})`));
+      }
+      const queues = select.appendChild(el("optgroup", { label: "Queues" }));
+      for (const name of reply.queues || []) {
+        queues.appendChild(el("option", { value: `queue:${name}`, "data-queue": name }, `Queue ${name}`));
       }
       select.value = chosen;
     } catch (e) {
