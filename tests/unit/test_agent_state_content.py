@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from omniroute.v1 import agent_pb2, checkpoint_pb2, inquiry_pb2, task_pb2
 from omniroute_agent_state.checkpoint import chunks
 from omniroute_agent_state.content import DeskContent, assignment_key, message_key
+from omniroute_agent_state.roster import InvalidRequest
+from tests.unit.test_agent_state_roster import T0, agent, roster
 
 
 def assignment(inquiry_id: str, body: str = "My order never came") -> task_pb2.Assignment:
@@ -83,3 +87,9 @@ def test_a_checkpoint_carries_the_content_and_a_large_one_gets_a_chunk_of_its_ow
     carried = [c for p in parts for c in p.contents]
     assert [c.reservation_id for c in carried] == ["big", "small"]
     assert all(isinstance(c, checkpoint_pb2.HeldContent) for c in carried)
+
+
+def test_an_agent_id_may_not_take_a_key_agent_state_keeps_for_itself() -> None:
+    for reserved in ("held/r1", "fence/router/0"):
+        with pytest.raises(InvalidRequest, match=r"agent\.id"):
+            roster().upsert(agent(reserved, chat=1), "admin", T0)

@@ -39,12 +39,10 @@ from omniroute_agent_state.checkpoint import (
     read_checkpoint,
 )
 from omniroute_agent_state.content import HELD_KEY_PREFIX, key_of
-from omniroute_agent_state.roster import Changes
+from omniroute_agent_state.roster import FENCE_KEY_PREFIX, Changes
 from omniroute_agent_state.settings import AgentStateSettings
 
 log = logging.getLogger("omniroute.agent_state")
-
-FENCE_KEY_PREFIX = "fence/"
 
 
 @dataclass(frozen=True)
