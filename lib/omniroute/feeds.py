@@ -3,7 +3,9 @@
 `TopicFollower` reads one topic in the background without a consumer group
 (every replica of a service reads everything, so each holds the same
 picture, rebuilt from Kafka after a restart), from a position the subclass
-chooses, reconnecting on trouble. `SnapshotReader` follows `queue-snapshots`
+chooses, reconnecting on trouble; `stop()` returns once the reader has ended,
+also when the Kafka client lost the cancellation (it cancels again, and a
+stopping reader never reconnects). `SnapshotReader` follows `queue-snapshots`
 from the end into a `SnapshotBoard`: the router publishes a `QueueSnapshot`
 per workspace per tick, so a fresh one arrives within a tick; the board keeps
 the latest per workspace and wakes whoever waits for the next. The desk's
