@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omniroute_router.config import LadderStep, PriorityRule, Queue, QueueMatch, WorkspaceConfig
+from omniroute_router.decisions import Authority
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
-from omniroute_router.routing import REMEMBER_FINISHED_S, Authority, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 
 T0 = 1_000_000.0
 SKILLS = ("billing", "technical", "sales")
