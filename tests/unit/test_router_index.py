@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from omniroute_router.config import LadderStep, PriorityRule, Queue, QueueMatch, WorkspaceConfig
 from omniroute_router.decisions import Authority
+from omniroute_router.matching import eligible
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
 from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 
@@ -120,7 +121,7 @@ def reference_plan(
         fits = [
             a
             for a in free.values()
-            if r.eligible(a, inquiry, step, now) and free_after(a, inquiry.channel, planned)
+            if eligible(a, inquiry, step, now) and free_after(a, inquiry.channel, planned)
         ]
         if not fits:
             continue
