@@ -103,7 +103,7 @@ class WorkspaceRouter:
         """The agents with a free slot, by id."""
         return self._free.agents
 
-    # -- inputs -------------------------------------------------------------
+    # -- inputs ------------------------------------------------------------
 
     def admit(self, inquiry: QueuedInquiry, now: float, verify: bool = False) -> bool:
         """Queue a new inquiry. False when it is a duplicate (already known by id).
@@ -153,6 +153,19 @@ class WorkspaceRouter:
         if self.agents.pop(agent_id, None) is not None:
             self.changed_agents.add(agent_id)
 
+    def absorbed(self, inquiry_id: str, now: float) -> None:
+        """An inquiry that joined another instead of queuing (a customer's new message
+        on a conversation with an open inquiry): it counts as finished, so a
+        redelivery or the sweep never queues it."""
+        self.finished[inquiry_id] = now
+        self.changed_inquiries.add(inquiry_id)
+
+    def is_new(self, inquiry_id: str) -> bool:
+        """Neither routed now nor finished: the sweep admits such an inquiry."""
+        return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+
+    # -- restoring: a worker taking the workspace over, a reload -----------
+
     def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
         """Put back an inquiry from persisted state (no checks, no change recorded).
 
@@ -171,6 +184,14 @@ class WorkspaceRouter:
         """Put back an agent from persisted state (no version check, no change recorded)."""
         self.agents[agent.id] = agent
         self._set_free(agent.id, agent if has_any_free_slot(agent) else None)
+
+    def restore_finished(self, inquiry_id: str, at: float) -> None:
+        """Put back a finished id from persisted state."""
+        self._remember_finished(inquiry_id, at)
+
+    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
+        """Put back a thread's last agent from persisted state."""
+        self._remember_thread(thread, agent_id, at)
 
     def reconfigured(self, config: WorkspaceConfig, now: float) -> WorkspaceRouter:
         """The workspace under a new configuration (a reload): a new core with this state.
@@ -215,7 +236,7 @@ class WorkspaceRouter:
         fresh.withdrawals = self.withdrawals + fresh.withdrawals
         return fresh
 
-    # -- deciding -----------------------------------------------------------
+    # -- deciding ----------------------------------------------------------
 
     def plan(
         self,
@@ -309,7 +330,7 @@ class WorkspaceRouter:
         skip: Collection[str] = (),
     ) -> list[Offer]:
         """Every waiting inquiry in order (but those in `skip`) against `free`,
-        through the indexes; the offers are added to `offers`, their capacity
+        through the index's walk (waiting.py); the offers are added to `offers`, their capacity
         to `planned_load` (both may hold a first pass's), and returned.
 
         Only the kinds some free agent fits are walked (and the inquiries
@@ -387,7 +408,7 @@ class WorkspaceRouter:
         """Which ladder step an inquiry is on: by time waited, or further after failed offers."""
         return self._step(inquiry, now)[0]
 
-    # -- outcomes of offers -------------------------------------------------
+    # -- outcomes of offers ------------------------------------------------
 
     def offer_made(
         self,
@@ -736,7 +757,47 @@ class WorkspaceRouter:
         self.changed_inquiries.add(inquiry_id)
         return outcome
 
-    # -- reconciliation with agent-state --------------------------------------
+    # -- what time alone brings --------------------------------------------
+
+    def housekeeping(self, now: float) -> None:
+        """Work that time alone brings: ladder steps reached, old memories dropped.
+
+        Called about once a second; moving up the ladder is counted here even
+        when no agent is free to be matched. Held inquiries whose queue opened
+        join its line, and the overflow rules move who they must. Costs what
+        fell due, not the queue.
+        """
+        self._waiting.advance(now)
+        self._release_held(now)
+        self._overflow(now)
+        for inquiry_id in self._waiting.take_stepped():
+            inquiry = self.inquiries.get(inquiry_id)
+            if inquiry is None or inquiry.verify or inquiry.state is not InquiryState.WAITING:
+                continue
+            index = self.step_index(inquiry, now)
+            if index > inquiry.step:
+                inquiry.step = index
+                self.changed_inquiries.add(inquiry_id)
+                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
+        self.forget_old(now)
+
+    def forget_old(self, now: float) -> None:
+        """Drop finished ids and thread memories past their retention, oldest first."""
+        order = self._finished_order
+        while order and now - order[0][0] > REMEMBER_FINISHED_S:
+            at, inquiry_id = heapq.heappop(order)
+            if self.finished.get(inquiry_id) == at:
+                del self.finished[inquiry_id]
+                self.changed_inquiries.add(inquiry_id)
+        order = self._thread_order
+        while order and now - order[0][0] > REMEMBER_THREAD_S:
+            at, thread = heapq.heappop(order)
+            last = self.threads.get(thread)
+            if last is not None and last[1] == at:
+                del self.threads[thread]
+                self.changed_threads.add(thread)
+
+    # -- reconciliation with agent-state -----------------------------------
 
     def overdue(
         self, now: float, offer_grace_s: float, task_silence_s: float, limit: int
@@ -857,24 +918,16 @@ class WorkspaceRouter:
                 )
         return sorted(check)
 
-    def is_new(self, inquiry_id: str) -> bool:
-        """Neither routed now nor finished: the sweep admits such an inquiry."""
-        return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+    # -- what the adapter takes --------------------------------------------
 
-    def absorbed(self, inquiry_id: str, now: float) -> None:
-        """An inquiry that joined another instead of queuing (a customer's new message
-        on a conversation with an open inquiry): it counts as finished, so a
-        redelivery or the sweep never queues it."""
-        self.finished[inquiry_id] = now
-        self.changed_inquiries.add(inquiry_id)
-
-    def restore_finished(self, inquiry_id: str, at: float) -> None:
-        """Put back a finished id from persisted state."""
-        self._remember_finished(inquiry_id, at)
-
-    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
-        """Put back a thread's last agent from persisted state."""
-        self._remember_thread(thread, agent_id, at)
+    def take_step(self) -> Step:
+        """What the core decided since the last call: the adapter writes, withdraws,
+        counts and logs it; the core forgets it (it is handed over once)."""
+        return Step(
+            self.drain_changes(),
+            tuple(self.drain_withdrawals()),
+            tuple(self.drain_notices()),
+        )
 
     def drain_changes(self) -> Changes:
         """What changed since the last call, for the adapter to persist."""
@@ -888,57 +941,15 @@ class WorkspaceRouter:
         self.changed_threads.clear()
         return changes
 
-    def take_step(self) -> Step:
-        """What the core decided since the last call: the adapter writes, withdraws,
-        counts and logs it; the core forgets it (it is handed over once)."""
-        return Step(
-            self.drain_changes(),
-            tuple(self.drain_withdrawals()),
-            tuple(self.drain_notices()),
-        )
-
     def drain_withdrawals(self) -> list[Withdrawal]:
         """The offers to withdraw since the last call."""
         withdrawals, self.withdrawals = self.withdrawals, []
         return withdrawals
 
-    def housekeeping(self, now: float) -> None:
-        """Work that time alone brings: ladder steps reached, old memories dropped.
-
-        Called about once a second; moving up the ladder is counted here even
-        when no agent is free to be matched. Held inquiries whose queue opened
-        join its line, and the overflow rules move who they must. Costs what
-        fell due, not the queue.
-        """
-        self._waiting.advance(now)
-        self._release_held(now)
-        self._overflow(now)
-        for inquiry_id in self._waiting.take_stepped():
-            inquiry = self.inquiries.get(inquiry_id)
-            if inquiry is None or inquiry.verify or inquiry.state is not InquiryState.WAITING:
-                continue
-            index = self.step_index(inquiry, now)
-            if index > inquiry.step:
-                inquiry.step = index
-                self.changed_inquiries.add(inquiry_id)
-                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
-        self.forget_old(now)
-
-    def forget_old(self, now: float) -> None:
-        """Drop finished ids and thread memories past their retention, oldest first."""
-        order = self._finished_order
-        while order and now - order[0][0] > REMEMBER_FINISHED_S:
-            at, inquiry_id = heapq.heappop(order)
-            if self.finished.get(inquiry_id) == at:
-                del self.finished[inquiry_id]
-                self.changed_inquiries.add(inquiry_id)
-        order = self._thread_order
-        while order and now - order[0][0] > REMEMBER_THREAD_S:
-            at, thread = heapq.heappop(order)
-            last = self.threads.get(thread)
-            if last is not None and last[1] == at:
-                del self.threads[thread]
-                self.changed_threads.add(thread)
+    def drain_notices(self) -> list[Notice]:
+        """The notices since the last call (for metrics and logs)."""
+        notices, self.notices = self.notices, []
+        return notices
 
     def held(self) -> Iterator[QueuedInquiry]:
         """The inquiries offered or accepted: as many as the agents hold, not the queue."""
@@ -955,12 +966,7 @@ class WorkspaceRouter:
             queue.callbacks = self.pending_callbacks.count(name)
         return stats
 
-    def drain_notices(self) -> list[Notice]:
-        """The notices since the last call (for metrics and logs)."""
-        notices, self.notices = self.notices, []
-        return notices
-
-    # -- helpers ------------------------------------------------------------
+    # -- queues: which one, entering, moving -------------------------------
 
     def queue_for(self, inquiry: QueuedInquiry) -> Queue:
         """The first queue whose match takes the inquiry; the last queue takes the rest."""
@@ -987,15 +993,28 @@ class WorkspaceRouter:
                 boost += rule.boost
         return boost
 
-    def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
-        index = self._waiting.step(inquiry, now)
-        return index, self.queues[inquiry.queue].ladder[index]
-
-    def _release_due_follow_ups(self, now: float) -> None:
-        for inquiry in self._waiting.due_follow_ups(now):
-            self._set_state(inquiry, InquiryState.WAITING)
-            self.changed_inquiries.add(inquiry.id)
-            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
+    def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
+        """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
+        if inquiry.queue == queue.name:
+            return
+        left = self.queues.get(inquiry.queue)
+        if left is not None:
+            inquiry.priority -= left.priority
+        # The skills the queue left raised go back to what the inquiry asked for
+        # (an overflow to a general queue must not keep the expert queue's skills).
+        for skill, before in inquiry.queue_skills.items():
+            if before:
+                inquiry.skills[skill] = before
+            else:
+                inquiry.skills.pop(skill, None)
+        inquiry.queue_skills = {}
+        inquiry.queue = queue.name
+        for skill, minimum in queue.required_skills:
+            had = inquiry.skills.get(skill, 0)
+            if minimum > had:
+                inquiry.queue_skills[skill] = had
+                inquiry.skills[skill] = minimum
+        inquiry.priority += queue.priority
 
     def _closed_arrival(
         self, inquiry: QueuedInquiry, closed: str, policy: ClosedPolicy, now: float
@@ -1056,28 +1075,17 @@ class WorkspaceRouter:
                 )
             )
 
-    def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
-        """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
-        if inquiry.queue == queue.name:
-            return
-        left = self.queues.get(inquiry.queue)
-        if left is not None:
-            inquiry.priority -= left.priority
-        # The skills the queue left raised go back to what the inquiry asked for
-        # (an overflow to a general queue must not keep the expert queue's skills).
-        for skill, before in inquiry.queue_skills.items():
-            if before:
-                inquiry.skills[skill] = before
-            else:
-                inquiry.skills.pop(skill, None)
-        inquiry.queue_skills = {}
-        inquiry.queue = queue.name
-        for skill, minimum in queue.required_skills:
-            had = inquiry.skills.get(skill, 0)
-            if minimum > had:
-                inquiry.queue_skills[skill] = had
-                inquiry.skills[skill] = minimum
-        inquiry.priority += queue.priority
+    def _release_due_follow_ups(self, now: float) -> None:
+        for inquiry in self._waiting.due_follow_ups(now):
+            self._set_state(inquiry, InquiryState.WAITING)
+            self.changed_inquiries.add(inquiry.id)
+            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
+        index = self._waiting.step(inquiry, now)
+        return index, self.queues[inquiry.queue].ladder[index]
 
     def _hold(
         self, inquiry: QueuedInquiry, agent_id: str, reservation_id: str, state: InquiryState
