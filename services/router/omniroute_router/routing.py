@@ -157,7 +157,7 @@ class WorkspaceRouter:
         """An inquiry that joined another instead of queuing (a customer's new message
         on a conversation with an open inquiry): it counts as finished, so a
         redelivery or the sweep never queues it."""
-        self.finished[inquiry_id] = now
+        self._remember_finished(inquiry_id, now)
         self.changed_inquiries.add(inquiry_id)
 
     def is_new(self, inquiry_id: str) -> bool:
