@@ -212,6 +212,10 @@ class Demo:
         name = self.names[agent_id]
         stream = stub.WatchOffers(agent_state_pb2.WatchOffersRequest(agent_id=agent_id))
         async for offer in stream:
+            if offer.status != agent_state_pb2.Offer.STATUS_OPEN:
+                continue  # a withdrawal, a time-out or a customer's message: nothing to start
+            if offer.reservation.accepted:
+                continue  # a task this desk already works on, sent again on (re)connecting
             a = offer.assignment
             inquiry_id = offer.reservation.inquiry_id or a.inquiry_id
             self.tally.offers += 1

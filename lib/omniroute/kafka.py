@@ -110,15 +110,16 @@ class EventProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def publish(self, topic: str, key: str, event: Message | bytes) -> tuple[int, int]:
+    async def publish(self, topic: str, key: str, event: Message | bytes | None) -> tuple[int, int]:
         """Write one event and wait for the acknowledgement.
 
+        `None` writes a tombstone (a compacted topic then forgets the key).
         Returns (partition, offset). Raises `BrokerUnavailable` when the broker
         does not acknowledge in time.
         """
         if self._producer is None:
             raise RuntimeError("EventProducer.publish before start()")
-        value = event if isinstance(event, bytes) else encode(event)
+        value = event if event is None or isinstance(event, bytes) else encode(event)
         try:
             metadata = await asyncio.wait_for(
                 self._producer.send_and_wait(topic, value=value, key=key.encode()),

@@ -115,6 +115,7 @@ DETAIL_ONLY = {
     "omniroute_router_events",
     "omniroute_router_batch_events",
     "omniroute_router_conversation_messages",
+    "omniroute_router_message_redeliveries",
     "omniroute_router_offers_open",
     "omniroute_router_follow_ups",
     "omniroute_router_overflows",

@@ -7,17 +7,17 @@ import base64
 import pytest
 from prometheus_client import CollectorRegistry
 
-from omniroute.v1 import inquiry_pb2, task_pb2
-from omniroute_agent_state.messages import DeliveredMessages
+from omniroute.v1 import agent_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.content import DeskContent
 from omniroute_ingest.channels.chat_state import Conversation, Conversations, StartIn
 from omniroute_router.config import ConfigError, WorkspaceConfig, parse
 from omniroute_router.contents import InquiryContents
 from omniroute_router.conversations import Conversations as RouterConversations
-from omniroute_router.conversations import Join, ThreadIndex
+from omniroute_router.conversations import Join, Redelivery, ThreadIndex, redelivery
 from omniroute_router.convert import inquiry_from_proto
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import QueuedInquiry
-from omniroute_router.reservations import ReservationRefused
+from omniroute_router.reservations import AgentStateUnavailable, ReservationRefused
 from omniroute_router.routing import WorkspaceRouter
 
 NOW = 1_800_000_000.0
@@ -94,14 +94,19 @@ def conversation_message(message_id: str) -> task_pb2.ConversationMessage:
 
 
 def test_delivered_messages_are_kept_while_the_reservation_is_held() -> None:
-    kept = DeliveredMessages(per_reservation=2)
-    assert kept.add("ann", "r1", {"r1"}, conversation_message("a"))
-    assert not kept.add("ann", "r1", {"r1"}, conversation_message("a"))  # the same message
-    kept.add("ann", "r1", {"r1"}, conversation_message("b"))
-    kept.add("ann", "r1", {"r1"}, conversation_message("c"))  # beyond the bound: a goes
-    assert [m.message.id for _, m in kept.held_by("ann", {"r1"})] == ["b", "c"]
-    assert kept.held_by("ann", {"r2"}) == []  # r1 was let go
-    assert kept.held_by("ann", {"r1"}) == []
+    kept = DeskContent(per_reservation=2)
+    assert kept.deliver("ann", "r1", conversation_message("a"))
+    assert not kept.deliver("ann", "r1", conversation_message("a"))  # the same message
+    kept.deliver("ann", "r1", conversation_message("b"))
+    dropped = kept.deliver("ann", "r1", conversation_message("c"))  # beyond the bound: a goes
+    assert [r.key for r in dropped if r.value is None] == ["held/r1/messages/a"]
+    assert [m.message.id for m in kept.messages("r1")] == ["b", "c"]
+    held_elsewhere = agent_pb2.Agent(id="ann", reservations=[{"reservation_id": "r2"}])
+    assert [r.key for r in kept.prune("ann", held_elsewhere)] == [
+        "held/r1/messages/b",
+        "held/r1/messages/c",
+    ]  # r1 was let go: its messages get tombstones
+    assert kept.messages("r1") == []
 
 
 def test_a_chat_conversation_record_round_trips_and_never_goes_back_a_version() -> None:
@@ -131,9 +136,12 @@ class FakeAgentState:
 
     def __init__(self, held: bool) -> None:
         self.held = held
+        self.reachable = True
         self.delivered: list[task_pb2.ConversationMessage] = []
 
     async def deliver_message(self, message: task_pb2.ConversationMessage) -> object:
+        if not self.reachable:
+            raise AgentStateUnavailable("agent-state unavailable")
         if not self.held:
             raise ReservationRefused("ann holds no reservation of the inquiry")
         self.delivered.append(message)
@@ -160,3 +168,77 @@ async def test_a_message_for_an_inquiry_the_agent_let_go_becomes_a_new_inquiry()
         assert joined is held
         assert core.is_new("m2") is not held  # not absorbed: the caller queues it
         assert [m.message.id for m in agent_state.delivered] == (["m2"] if held else [])
+
+
+def test_a_message_is_redelivered_only_while_its_agent_holds_the_inquiry() -> None:
+    core = WorkspaceRouter("acme", CONFIG)
+    assert core.admit(message("m1"), NOW)
+    to_ann = task_pb2.ConversationMessage(workspace="acme", inquiry_id="m1", agent_id="ann")
+    assert redelivery(core, to_ann) is Redelivery.DROPPED  # waiting: the next offer shows it
+    core.offer_made("m1", "ann", "r1", NOW)
+    assert redelivery(core, to_ann) is Redelivery.RETRY
+    core.accepted("m1", "ann", NOW)
+    assert redelivery(core, to_ann) is Redelivery.RETRY
+    to_bob = task_pb2.ConversationMessage(workspace="acme", inquiry_id="m1", agent_id="bob")
+    assert redelivery(core, to_bob) is Redelivery.DROPPED  # held by another agent now
+    core.resolved("m1", "ann", NOW + 5)
+    assert redelivery(core, to_ann) is Redelivery.DROPPED
+
+
+async def test_a_failed_delivery_is_kept_and_retried_also_by_the_next_owner() -> None:
+    core = WorkspaceRouter("acme", CONFIG)
+    agent_state = FakeAgentState(held=True)
+    contents = InquiryContents()
+    conversations = RouterConversations(
+        agent_state,  # type: ignore[arg-type]
+        contents,
+        RouterMetrics(CollectorRegistry()),
+    )
+    first = message("m1")
+    assert core.admit(first, NOW)
+    conversations.opened(core, first, NOW)
+    core.offer_made("m1", "ann", "r1", NOW)
+    agent_state.reachable = False
+    for message_id in ("m2", "m3"):
+        proto = inquiry_pb2.Inquiry(id=message_id, workspace="acme", thread_id="sms-t1")
+        assert await conversations.join(core, proto, message(message_id), NOW + 5)
+    assert [m.message.id for m in contents.undelivered("acme", "m1")] == ["m2", "m3"]
+    await conversations.redeliver(core, limit=10)  # still unreachable: kept, in order
+    assert [m.message.id for m in contents.undelivered("acme", "m1")] == ["m2", "m3"]
+
+    # The worker dies; the next owner rebuilds the workspace from the tables.
+    restored = WorkspaceRouter("acme", CONFIG)
+    for inquiry in core.inquiries.values():
+        restored.restore_inquiry(inquiry)
+    successor = RouterConversations(
+        agent_state,  # type: ignore[arg-type]
+        InquiryContents(contents.table),
+        RouterMetrics(CollectorRegistry()),
+    )
+    agent_state.reachable = True
+    await successor.redeliver(restored, limit=10)
+    assert [m.message.id for m in agent_state.delivered] == ["m2", "m3"]
+    assert contents.undelivered("acme", "m1") == []
+    assert "acme/m1#undelivered" not in contents.table
+
+
+async def test_a_failed_delivery_is_dropped_once_the_agent_lets_the_inquiry_go() -> None:
+    core = WorkspaceRouter("acme", CONFIG)
+    agent_state = FakeAgentState(held=True)
+    contents = InquiryContents()
+    conversations = RouterConversations(
+        agent_state,  # type: ignore[arg-type]
+        contents,
+        RouterMetrics(CollectorRegistry()),
+    )
+    assert core.admit(message("m1"), NOW)
+    conversations.opened(core, message("m1"), NOW)
+    core.offer_made("m1", "ann", "r1", NOW)
+    agent_state.reachable = False
+    proto = inquiry_pb2.Inquiry(id="m2", workspace="acme", thread_id="sms-t1")
+    assert await conversations.join(core, proto, message("m2"), NOW + 5)
+    core.offer_failed("m1", "ann", "r1", "declined", NOW + 6)  # back in the queue
+    agent_state.reachable = True
+    await conversations.redeliver(core, limit=10)
+    assert agent_state.delivered == []
+    assert contents.undelivered("acme", "m1") == []

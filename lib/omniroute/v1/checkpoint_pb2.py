@@ -28,7 +28,7 @@ from omniroute.v1 import agent_state_pb2 as omniroute_dot_v1_dot_agent__state__p
 from omniroute.v1 import task_pb2 as omniroute_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/checkpoint.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1eomniroute/v1/agent_state.proto\x1a\x17omniroute/v1/task.proto\"\x82\x01\n\x10\x43heckpointRecord\x12.\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1d.omniroute.v1.CheckpointChunkH\x00\x12\x34\n\x08manifest\x18\x02 \x01(\x0b\x32 .omniroute.v1.CheckpointManifestH\x00\x42\x08\n\x06record\"\xd7\x01\n\x0f\x43heckpointChunk\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12#\n\x06\x61gents\x18\x03 \x03(\x0b\x32\x13.omniroute.v1.Agent\x12)\n\x06\x66\x65nces\x18\x04 \x03(\x0b\x32\x19.omniroute.v1.RouterFence\x12,\n\x0btask_events\x18\x05 \x03(\x0b\x32\x17.omniroute.v1.TaskEvent\x12 \n\x18previous_manifest_offset\x18\x06 \x01(\x03\"A\n\rCoveredOffset\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\xc2\x01\n\x12\x43heckpointManifest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x02 \x01(\x05\x12\x1a\n\x12\x66irst_chunk_offset\x18\x03 \x01(\x03\x12+\n\x06\x63overs\x18\x04 \x03(\x0b\x32\x1b.omniroute.v1.CoveredOffset\x12,\n\x08taken_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61gents\x18\x06 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/checkpoint.proto\x12\x0comniroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18omniroute/v1/agent.proto\x1a\x1eomniroute/v1/agent_state.proto\x1a\x17omniroute/v1/task.proto\"\x82\x01\n\x10\x43heckpointRecord\x12.\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1d.omniroute.v1.CheckpointChunkH\x00\x12\x34\n\x08manifest\x18\x02 \x01(\x0b\x32 .omniroute.v1.CheckpointManifestH\x00\x42\x08\n\x06record\"\x84\x02\n\x0f\x43heckpointChunk\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12#\n\x06\x61gents\x18\x03 \x03(\x0b\x32\x13.omniroute.v1.Agent\x12)\n\x06\x66\x65nces\x18\x04 \x03(\x0b\x32\x19.omniroute.v1.RouterFence\x12,\n\x0btask_events\x18\x05 \x03(\x0b\x32\x17.omniroute.v1.TaskEvent\x12 \n\x18previous_manifest_offset\x18\x06 \x01(\x03\x12+\n\x08\x63ontents\x18\x07 \x03(\x0b\x32\x19.omniroute.v1.HeldContent\"A\n\rCoveredOffset\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"\xc2\x01\n\x12\x43heckpointManifest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x02 \x01(\x05\x12\x1a\n\x12\x66irst_chunk_offset\x18\x03 \x01(\x03\x12+\n\x06\x63overs\x18\x04 \x03(\x0b\x32\x1b.omniroute.v1.CoveredOffset\x12,\n\x08taken_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61gents\x18\x06 \x01(\x05\"\xa8\x01\n\x0bHeldContent\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12.\n\nassignment\x18\x03 \x01(\x0b\x32\x18.omniroute.v1.AssignmentH\x00\x12\x34\n\x07message\x18\x04 \x01(\x0b\x32!.omniroute.v1.ConversationMessageH\x00\x42\t\n\x07\x63ontentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINTRECORD']._serialized_start=164
   _globals['_CHECKPOINTRECORD']._serialized_end=294
   _globals['_CHECKPOINTCHUNK']._serialized_start=297
-  _globals['_CHECKPOINTCHUNK']._serialized_end=512
-  _globals['_COVEREDOFFSET']._serialized_start=514
-  _globals['_COVEREDOFFSET']._serialized_end=579
-  _globals['_CHECKPOINTMANIFEST']._serialized_start=582
-  _globals['_CHECKPOINTMANIFEST']._serialized_end=776
+  _globals['_CHECKPOINTCHUNK']._serialized_end=557
+  _globals['_COVEREDOFFSET']._serialized_start=559
+  _globals['_COVEREDOFFSET']._serialized_end=624
+  _globals['_CHECKPOINTMANIFEST']._serialized_start=627
+  _globals['_CHECKPOINTMANIFEST']._serialized_end=821
+  _globals['_HELDCONTENT']._serialized_start=824
+  _globals['_HELDCONTENT']._serialized_end=992
 # @@protoc_insertion_point(module_scope)

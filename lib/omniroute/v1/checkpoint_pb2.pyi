@@ -21,20 +21,22 @@ class CheckpointRecord(_message.Message):
     def __init__(self, chunk: _Optional[_Union[CheckpointChunk, _Mapping]] = ..., manifest: _Optional[_Union[CheckpointManifest, _Mapping]] = ...) -> None: ...
 
 class CheckpointChunk(_message.Message):
-    __slots__ = ("checkpoint_id", "index", "agents", "fences", "task_events", "previous_manifest_offset")
+    __slots__ = ("checkpoint_id", "index", "agents", "fences", "task_events", "previous_manifest_offset", "contents")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     FENCES_FIELD_NUMBER: _ClassVar[int]
     TASK_EVENTS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_MANIFEST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CONTENTS_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     index: int
     agents: _containers.RepeatedCompositeFieldContainer[_agent_pb2.Agent]
     fences: _containers.RepeatedCompositeFieldContainer[_agent_state_pb2.RouterFence]
     task_events: _containers.RepeatedCompositeFieldContainer[_task_pb2.TaskEvent]
     previous_manifest_offset: int
-    def __init__(self, checkpoint_id: _Optional[str] = ..., index: _Optional[int] = ..., agents: _Optional[_Iterable[_Union[_agent_pb2.Agent, _Mapping]]] = ..., fences: _Optional[_Iterable[_Union[_agent_state_pb2.RouterFence, _Mapping]]] = ..., task_events: _Optional[_Iterable[_Union[_task_pb2.TaskEvent, _Mapping]]] = ..., previous_manifest_offset: _Optional[int] = ...) -> None: ...
+    contents: _containers.RepeatedCompositeFieldContainer[HeldContent]
+    def __init__(self, checkpoint_id: _Optional[str] = ..., index: _Optional[int] = ..., agents: _Optional[_Iterable[_Union[_agent_pb2.Agent, _Mapping]]] = ..., fences: _Optional[_Iterable[_Union[_agent_state_pb2.RouterFence, _Mapping]]] = ..., task_events: _Optional[_Iterable[_Union[_task_pb2.TaskEvent, _Mapping]]] = ..., previous_manifest_offset: _Optional[int] = ..., contents: _Optional[_Iterable[_Union[HeldContent, _Mapping]]] = ...) -> None: ...
 
 class CoveredOffset(_message.Message):
     __slots__ = ("topic", "partition", "offset")
@@ -61,3 +63,15 @@ class CheckpointManifest(_message.Message):
     taken_at: _timestamp_pb2.Timestamp
     agents: int
     def __init__(self, checkpoint_id: _Optional[str] = ..., chunks: _Optional[int] = ..., first_chunk_offset: _Optional[int] = ..., covers: _Optional[_Iterable[_Union[CoveredOffset, _Mapping]]] = ..., taken_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agents: _Optional[int] = ...) -> None: ...
+
+class HeldContent(_message.Message):
+    __slots__ = ("reservation_id", "agent_id", "assignment", "message")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    agent_id: str
+    assignment: _task_pb2.Assignment
+    message: _task_pb2.ConversationMessage
+    def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., message: _Optional[_Union[_task_pb2.ConversationMessage, _Mapping]] = ...) -> None: ...

@@ -108,6 +108,7 @@ async def create_server(
             "from_checkpoint": recovered.checkpoint is not None,
             "seconds": round(time.monotonic() - started, 3),
             "open_reservations": len(roster.holder),
+            "held_contents": len(recovered.contents),
             "fences": len(roster.fences),
             "recent_inquiries": len(roster.last_events),
             "authentication": authenticator_enabled(settings),
@@ -144,6 +145,10 @@ async def create_server(
         queues=functools.partial(queue_names, board),
     )
     metrics.watch_outbox(servicer.outbox)
+    # What the desks are shown for the reservations still held; the rest is forgotten.
+    forgotten = servicer.content.restore(recovered.contents.values(), roster.agents)
+    if forgotten:
+        servicer.outbox.put(Changes(contents=forgotten))
     await publish_repair(servicer, recovered.task_events, metrics, settings.publish_wait_s)
     server = grpc.aio.server()
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
@@ -188,6 +193,7 @@ async def create_server(
             recovered.checkpoint.manifest_offset if recovered.checkpoint is not None else -1
         ),
         records_behind=recovered.tail_records,
+        content=servicer.content,
     )
 
     def checkpointed(written: bool) -> None:

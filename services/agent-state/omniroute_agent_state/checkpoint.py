@@ -4,8 +4,8 @@ Without them a restart reads agent-snapshots, agent-events and task-events
 from the beginning: on Apache Kafka the snapshot topic is compacted but the
 event topics are bounded only by their retention, and the embedded broker
 never compacts at all, so the reading grows with the history. A checkpoint
-is every agent record, router fence and kept task event (`Roster.kept_events`),
-with, per partition of those three topics, the offset before which every
+is every agent record, router fence, kept task event (`Roster.kept_events`)
+and what the desks are shown for each reservation held (content.py), with, per partition of those three topics, the offset before which every
 record is reflected in it. A restart reads the latest complete checkpoint and
 each topic only from those offsets: its time depends on the number of agents
 and on the records since the checkpoint, which the next checkpoint bounds.
@@ -16,7 +16,9 @@ one key so on one partition:
 1. at one instant (nothing awaits in between) the covered offsets are
    noted (what the journal has had acknowledged, or read back at start: every
    record before them was made before now, so it is in the roster) and the
-   roster is copied into chunks (records below ~256 KB);
+   roster is copied into chunks (records below ~256 KB; one assignment or
+   message larger than that gets a chunk of its own: it was published as one
+   record already, so its chunk fits the broker's record limit too);
 2. it waits until every change made before that instant is durable, so a
    checkpoint never holds what the topics might lack (the recovery repair
    trusts the task events it carries);
@@ -44,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from omniroute.codec import InvalidEvent, decode, timestamp
 from omniroute.kafka import BrokerUnavailable, EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, checkpoint_pb2, task_pb2
+from omniroute_agent_state.content import DeskContent
 from omniroute_agent_state.roster import Roster
 from omniroute_agent_state.settings import AgentStateSettings
 
@@ -66,6 +69,7 @@ class Checkpoint:
     agents: list[agent_pb2.Agent] = field(default_factory=list)
     fences: list[agent_state_pb2.RouterFence] = field(default_factory=list)
     task_events: list[task_pb2.TaskEvent] = field(default_factory=list)
+    contents: list[checkpoint_pb2.HeldContent] = field(default_factory=list)
     covers: dict[TopicOffset, int] = field(default_factory=dict)
     manifest_offset: int = -1
     records_read: int = 0
@@ -78,6 +82,7 @@ def chunks(
     task_events: Sequence[task_pb2.TaskEvent],
     previous_manifest_offset: int,
     budget: int = CHUNK_BYTES,
+    contents: Sequence[checkpoint_pb2.HeldContent] = (),
 ) -> list[checkpoint_pb2.CheckpointChunk]:
     """The state cut into chunks of about `budget` bytes, copies taken now (plain Python)."""
     made: list[checkpoint_pb2.CheckpointChunk] = []
@@ -103,6 +108,8 @@ def chunks(
         room(fence.ByteSize()).fences.append(fence)
     for event in task_events:
         room(event.ByteSize()).task_events.append(event)
+    for content in contents:
+        room(content.ByteSize()).contents.append(content)
     if not made:  # an empty roster is a checkpoint too
         room(0)
     return made
@@ -120,12 +127,14 @@ class Checkpointer:
         roster: Roster,
         previous_manifest_offset: int = -1,
         records_behind: int = 0,
+        content: DeskContent | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.journal = journal
         self.outbox = outbox
         self.roster = roster
+        self.content = content or DeskContent()
         self.previous_manifest_offset = previous_manifest_offset
         # Records a restart would read after the last checkpoint: those read at
         # start (without a checkpoint: all of them) and those written since.
@@ -164,6 +173,7 @@ class Checkpointer:
             ],
             self.roster.kept_events(),
             self.previous_manifest_offset,
+            contents=self.content.records(),
         )
         agents = len(self.roster.agents)
         await self.outbox.wait(seq, wait_s)  # nothing in it is missing from the topics
@@ -289,6 +299,7 @@ async def read_checkpoint(settings: AgentStateSettings, timeout_s: float) -> Che
             found_checkpoint.agents.extend(parts[index].agents)
             found_checkpoint.fences.extend(parts[index].fences)
             found_checkpoint.task_events.extend(parts[index].task_events)
+            found_checkpoint.contents.extend(parts[index].contents)
         found_checkpoint.records_read = read
         return found_checkpoint
     finally:

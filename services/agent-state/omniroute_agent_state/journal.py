@@ -9,6 +9,9 @@
   highest version of each agent, so no agent, status, load or open offer is lost.
   Under keys `fence/<group>/<partition>` it also holds `RouterFence` records:
   the highest router generation seen per partition, so fencing survives a restart.
+  Under keys `held/<reservation id>...` it holds `HeldContent` records: what
+  the desks are shown for each reservation held (content.py), with a
+  tombstone when the reservation ends.
 
 Writes go through the `Outbox` (outbox.py), which re-sends them until the
 broker acknowledges them.
@@ -28,19 +31,18 @@ from google.protobuf.message import Message
 
 from omniroute.codec import InvalidEvent, decode
 from omniroute.kafka import EventProducer, compacted, ensure_topics
-from omniroute.v1 import agent_pb2, agent_state_pb2, task_pb2
+from omniroute.v1 import agent_pb2, agent_state_pb2, checkpoint_pb2, task_pb2
 from omniroute_agent_state.checkpoint import (
     Checkpoint,
     TopicOffset,
     partitions_of,
     read_checkpoint,
 )
-from omniroute_agent_state.roster import Changes
+from omniroute_agent_state.content import HELD_KEY_PREFIX, key_of
+from omniroute_agent_state.roster import FENCE_KEY_PREFIX, Changes
 from omniroute_agent_state.settings import AgentStateSettings
 
 log = logging.getLogger("omniroute.agent_state")
-
-FENCE_KEY_PREFIX = "fence/"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Record:
 
     topic: str
     key: str
-    value: Message
+    value: Message | None  # None: a tombstone (the snapshot topic forgets the key)
 
 
 def fence_key(fence: agent_state_pb2.RouterFence) -> str:
@@ -94,6 +96,8 @@ class Journal:
             writes.append(Record(s.topic_task_events, task.workspace, task))
         for fence in changes.fences:
             writes.append(Record(s.topic_agent_snapshots, fence_key(fence), fence))
+        for content in changes.contents:
+            writes.append(Record(s.topic_agent_snapshots, content.key, content.value))
         return writes
 
     async def write(self, record: Record) -> None:
@@ -126,6 +130,9 @@ class Source(enum.StrEnum):
 class Recovered:
     """What a restarted service reads back: agents, router fences, recent task events.
 
+    And what the desks are shown for held reservations (`contents`, by key,
+    in writing order; the roster decides which are still held).
+
     Also where each topic partition was read to (`ends`, what the next
     checkpoint covers) and how many records were read from each source.
     """
@@ -133,6 +140,7 @@ class Recovered:
     agents: list[agent_pb2.Agent] = field(default_factory=list)
     fences: list[agent_state_pb2.RouterFence] = field(default_factory=list)
     task_events: list[task_pb2.TaskEvent] = field(default_factory=list)
+    contents: dict[str, checkpoint_pb2.HeldContent] = field(default_factory=dict)
     ends: dict[TopicOffset, int] = field(default_factory=dict)
     records_read: dict[Source, int] = field(default_factory=lambda: dict.fromkeys(Source, 0))
     checkpoint: Checkpoint | None = None
@@ -175,10 +183,17 @@ async def recover(settings: AgentStateSettings, timeout_s: float = 60.0) -> Reco
         found.fences.extend(checkpoint.fences)
         for event in checkpoint.task_events:
             last[(event.workspace, event.inquiry_id, event.agent_id)] = event
+        for content in checkpoint.contents:
+            found.contents[key_of(content)] = content
         starts = checkpoint.covers
 
     def snapshot(key: bytes | None, value: bytes | None) -> None:
-        if key is not None and key.startswith(FENCE_KEY_PREFIX.encode()):
+        if key is not None and key.startswith(HELD_KEY_PREFIX.encode()):
+            name = key.decode(errors="replace")
+            found.contents.pop(name, None)  # a tombstone ends it; a record comes last
+            if value is not None:
+                found.contents[name] = decode(checkpoint_pb2.HeldContent, value)
+        elif key is not None and key.startswith(FENCE_KEY_PREFIX.encode()):
             found.fences.append(decode(agent_state_pb2.RouterFence, value))
         else:
             found.agents.append(decode(agent_pb2.Agent, value))

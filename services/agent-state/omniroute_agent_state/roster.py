@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from omniroute.codec import MAX_SITE_LENGTH, seconds, timestamp
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.content import HELD_KEY_PREFIX, ContentRecord
 
 Agent = agent_pb2.Agent
 Reservation = agent_pb2.Reservation
@@ -38,6 +39,12 @@ OFFLINE, AVAILABLE, AWAY, WRAP_UP = (
     agent_pb2.AGENT_STATUS_AWAY,
     agent_pb2.AGENT_STATUS_WRAP_UP,
 )
+
+
+# Keys of the snapshot topic that are not agent ids: router fences (journal.py)
+# and what desks are shown (content.py). No agent id may start with them.
+FENCE_KEY_PREFIX = "fence/"
+RESERVED_ID_PREFIXES = (FENCE_KEY_PREFIX, HELD_KEY_PREFIX)
 
 
 class RosterError(Exception):
@@ -137,6 +144,8 @@ class Changes:
     agent_events: list[AgentEvent] = field(default_factory=list)
     task_events: list[TaskEvent] = field(default_factory=list)
     fences: list[RouterFence] = field(default_factory=list)  # new highest generations
+    # What desks are shown for held reservations, and tombstones (content.py).
+    contents: list[ContentRecord] = field(default_factory=list)
 
     def then(self, more: Changes) -> Changes:
         """These changes followed by `more` (in publishing order)."""
@@ -144,6 +153,7 @@ class Changes:
             self.agent_events + more.agent_events,
             self.task_events + more.task_events,
             self.fences + more.fences,
+            self.contents + more.contents,
         )
 
     def add(self, more: Changes) -> None:
@@ -151,9 +161,10 @@ class Changes:
         self.agent_events.extend(more.agent_events)
         self.task_events.extend(more.task_events)
         self.fences.extend(more.fences)
+        self.contents.extend(more.contents)
 
     def __bool__(self) -> bool:
-        return bool(self.agent_events or self.task_events or self.fences)
+        return bool(self.agent_events or self.task_events or self.fences or self.contents)
 
 
 @dataclass
@@ -341,6 +352,11 @@ class Roster:
         """Create an agent or replace its profile; presence, load and offers are kept."""
         _require(profile.id, "agent.id")
         _require(profile.workspace, "agent.workspace")
+        if profile.id.startswith(RESERVED_ID_PREFIXES):
+            raise InvalidRequest(
+                f"agent.id must not start with {' or '.join(RESERVED_ID_PREFIXES)} "
+                "(keys agent-state keeps for itself)"
+            )
         if profile.tier not in (1, 2, 3):
             raise InvalidRequest(
                 "agent.tier must be 1 (representative), 2 (specialist) or 3 (supervisor)"

@@ -29,7 +29,7 @@ from omniroute.grpc_client import AGENT_RECORD_METADATA, LAST_EVENT_METADATA
 from omniroute.kafka import BrokerUnavailable
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator, Caller, PermissionDenied, Unauthenticated
-from omniroute_agent_state.messages import DeliveredMessages
+from omniroute_agent_state.content import DeskContent
 from omniroute_agent_state.metrics import AgentStateMetrics
 from omniroute_agent_state.outbox import Outbox
 from omniroute_agent_state.retries import RequestLog
@@ -185,13 +185,12 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self.requests = requests or RequestLog()
         self.offer_watchers: _Watchers[Offer] = _Watchers()
         self.agent_watchers: _Watchers[agent_pb2.AgentEvent] = _Watchers()
-        self.pending_offers: dict[str, task_pb2.Assignment] = {}  # reservation id -> assignment
         self.undurable_offers: set[str] = set()  # reservation ids not yet acknowledged
         # Agents with an open WatchOffers stream: the stream keeps their session alive.
         self.open_desks: Counter[str] = Counter()
         self.failing_expiry: dict[str, str] = {}  # agent id -> why its expiry fails
-        # Customer messages on held offers and tasks, for desks that connect later.
-        self.messages = DeliveredMessages()
+        # What desks are shown for each reservation held (assignment, messages), durably.
+        self.content = DeskContent()
 
     # -- plumbing -------------------------------------------------------------
 
@@ -227,10 +226,20 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             return answer  # type: ignore[return-value]
         now, mono = self.now()
         answer, changes = apply(now, mono)
-        seq = self.outbox.put(changes)
+        seq = self.put(changes)
         self.requests.remember(method, request, answer, seq, mono)
         await self._durable(seq, context)
         return answer
+
+    def put(self, changes: Changes) -> int:
+        """Queue `changes` for the broker, with the tombstones of the content they ended.
+
+        Every reservation that ends changes its agent's record, so the agents
+        the changes name are the only ones whose content can have ended.
+        """
+        for agent_id in dict.fromkeys(e.agent.id for e in changes.agent_events):
+            changes.contents += self.content.prune(agent_id, self.roster.agents.get(agent_id))
+        return self.outbox.put(changes)
 
     async def _durable(self, seq: int, context: Any) -> None:
         """Wait for batch `seq`, within the caller's deadline (else `publish_wait_s`)."""
@@ -255,6 +264,15 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             self._tell_desk(event)
         for agent_event in changes.agent_events:
             self.agent_watchers.push(agent_event.agent.workspace, agent_event)
+        for content in changes.contents:
+            if content.value is not None and content.value.HasField("message"):
+                self._tell_message(content.value.message)
+
+    def _tell_message(self, message: task_pb2.ConversationMessage) -> None:
+        """Push a durable customer message to the desk of the agent still holding it."""
+        held = self.roster.reservation(message.workspace, message.inquiry_id)
+        if held is not None and held[0].agent_id == message.agent_id:
+            self.offer_watchers.push(message.agent_id, self._message_offer(held[0], message))
 
     def _tell_desk(self, event: task_pb2.TaskEvent) -> None:
         """Push what a durable task event means to the agent's desk (WatchOffers)."""
@@ -273,14 +291,11 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                     else Offer.STATUS_TIMED_OUT
                 )
                 offer.reason = event.reason or _TASK_TYPES[event.type]
-                self.pending_offers.pop(event.reservation_id, None)
                 self.offer_watchers.push(event.agent_id, offer)
             case TaskEvent.TYPE_TRANSFERRED:  # the target's desktop learns of its new task
                 held = self.roster.reservation(event.workspace, event.inquiry_id)
                 if held is not None and held[0].reservation_id == event.reservation_id:
                     self.offer_watchers.push(event.target_agent_id, self._offer(held[0]))
-            case _:
-                self.pending_offers.pop(event.reservation_id, None)  # no longer an open offer
 
     def on_failed_send(self) -> None:
         """The outbox will re-send: count it."""
@@ -401,7 +416,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                         ((AGENT_RECORD_METADATA, refused.SerializeToString()),)
                     )
                 raise
-            answer = self._reserved(request, Reserved(reservation, agent, already))
+            answer = self._reserved(request, Reserved(reservation, agent, already), changes)
             return answer, changes
 
         return await self.commit("ReserveAgent", request, context, apply)
@@ -449,26 +464,34 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             now,
             mono,
         )
-        seq = self.outbox.put(changes)
+        answers: list[tuple[int, agent_state_pb2.ReserveAgentResponse]] = []
         for i, outcome in zip(undecided, decided, strict=True):
             if isinstance(outcome, Refused):
                 self.metrics.reservations.labels("refused").inc()
                 results[i] = _refusal(outcome)
                 continue
-            answer = self._reserved(asked[i], outcome)
+            answers.append((i, self._reserved(asked[i], outcome, changes)))
+        seq = self.put(changes)
+        for i, answer in answers:
             self.requests.remember("ReserveAgent", asked[i], answer, seq, mono)
             results[i] = agent_state_pb2.ReserveAgentResult(reserved=answer)
         await self._durable(self.outbox.last_seq, context)
         return agent_state_pb2.ReserveAgentsResponse(results=[r for r in results if r is not None])
 
     def _reserved(
-        self, request: agent_state_pb2.ReserveAgentRequest, reserved: Reserved
+        self, request: agent_state_pb2.ReserveAgentRequest, reserved: Reserved, changes: Changes
     ) -> agent_state_pb2.ReserveAgentResponse:
-        """Count a reservation made or found; a new one's offer waits for its durability."""
+        """Count a reservation made or found; a new one's offer waits for its durability.
+
+        A new one's assignment is kept (and written with `changes`) for the desks.
+        """
         self.metrics.reservations.labels("existing" if reserved.already else "reserved").inc()
         if not reserved.already:
-            self.pending_offers[reserved.reservation.reservation_id] = request.assignment
-            self.undurable_offers.add(reserved.reservation.reservation_id)
+            made = reserved.reservation
+            changes.contents += self.content.offered(
+                made.agent_id, made.reservation_id, request.assignment
+            )
+            self.undurable_offers.add(made.reservation_id)
         return agent_state_pb2.ReserveAgentResponse(
             reservation=reserved.reservation,
             agent=reserved.agent,
@@ -584,6 +607,15 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             return await self._transfer_to_queue(request, context)
 
         def apply(now: float, mono: float) -> tuple[agent_state_pb2.TransferTaskResponse, Changes]:
+            source = self.roster.agents.get(request.agent_id)
+            held_here = next(
+                (
+                    r.reservation_id
+                    for r in (source.reservations if source is not None else ())
+                    if r.inquiry_id == request.inquiry_id
+                ),
+                "",
+            )
             reservation, changes = self.roster.transfer(
                 request.agent_id,
                 request.inquiry_id,
@@ -592,6 +624,8 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
                 now,
                 mono,
             )
+            if changes and held_here:  # the target's desk gets the task with its content
+                changes.contents += self.content.moved(held_here, reservation)
             answer = agent_state_pb2.TransferTaskResponse(
                 reservation=reservation,
                 agent=self.roster.get(request.agent_id),
@@ -647,14 +681,21 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             (message.message.id, "message.message.id"),
         ):
             _require(value, name)
-        held = self.roster.reservation(message.workspace, message.inquiry_id)
-        if held is None or held[0].agent_id != message.agent_id:
-            raise NotPossible(f"message.agent_id: {message.agent_id} holds no reservation of the inquiry")  # fmt: skip
-        reservation, agent = held
-        ids = {r.reservation_id for r in agent.reservations}
-        if self.messages.add(agent.id, reservation.reservation_id, ids, message):
-            self.offer_watchers.push(agent.id, self._message_offer(reservation, message))
-        return agent_state_pb2.DeliverMessageResponse(watched=self.open_desks[agent.id] > 0)
+
+        def apply(
+            now: float, mono: float
+        ) -> tuple[agent_state_pb2.DeliverMessageResponse, Changes]:
+            held = self.roster.reservation(message.workspace, message.inquiry_id)
+            if held is None or held[0].agent_id != message.agent_id:
+                raise NotPossible(f"message.agent_id: {message.agent_id} holds no reservation of the inquiry")  # fmt: skip
+            # A message id delivered already changes nothing (a retry): answered once durable.
+            kept = self.content.deliver(message.agent_id, held[0].reservation_id, message)
+            answer = agent_state_pb2.DeliverMessageResponse(
+                watched=self.open_desks[message.agent_id] > 0
+            )
+            return answer, Changes(contents=kept)
+
+        return await self.commit("DeliverMessage", request, context, apply)
 
     def _message_offer(
         self, reservation: agent_pb2.Reservation, message: task_pb2.ConversationMessage
@@ -673,16 +714,19 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         outbox keeps order), so it is durable before the call is answered.
         """
         fence = request.fence if request.HasField("fence") else None
-        self.outbox.put(self.roster.fence(fence))
+        self.put(self.roster.fence(fence))
 
     # -- streams --------------------------------------------------------------
 
     async def WatchOffers(
         self, request: agent_state_pb2.WatchOffersRequest, context: Any
     ) -> AsyncIterator[Offer]:
-        """The agent's open offers, then every new one and every withdrawal, until hang-up.
+        """The agent's offers and tasks, then every new one and every withdrawal, until hang-up.
 
-        Open offers come first so a desktop that (re)connects misses nothing;
+        Open offers come first, then accepted tasks (`reservation.accepted`),
+        each with the router's assignment, then the customer messages
+        delivered on them, so a desktop that (re)connects misses nothing, also
+        after a restart of agent-state (content.py keeps them durably);
         an offer is pushed once it is durable (so also when the call that made
         it was cut off), and once more when it is withdrawn or times out
         (`status`, `reason`). Each (offer, status) is sent once even when it is
@@ -694,15 +738,16 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self.open_desks[request.agent_id] += 1
         sent: set[tuple[str, int, str]] = set()
         try:
-            for reservation in self.roster.get(request.agent_id).reservations:
-                if not reservation.accepted and reservation.reservation_id not in (
-                    self.undurable_offers
-                ):
-                    watch.push(self._offer(reservation))
-            agent = self.roster.get(request.agent_id)
-            by_id = {r.reservation_id: r for r in agent.reservations}
-            for reservation_id, message in self.messages.held_by(agent.id, by_id):
-                watch.push(self._message_offer(by_id[reservation_id], message))
+            held = [
+                r
+                for r in self.roster.get(request.agent_id).reservations
+                if r.reservation_id not in self.undurable_offers
+            ]
+            for reservation in sorted(held, key=lambda r: r.accepted):
+                watch.push(self._offer(reservation))
+            for reservation in held:
+                for message in self.content.messages(reservation.reservation_id):
+                    watch.push(self._message_offer(reservation, message))
             while True:
                 offer = await watch.queue.get()
                 if watch.overflowed:
@@ -756,10 +801,10 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
     def _offer(self, reservation: agent_pb2.Reservation) -> Offer:
         """The offer for a reservation, with the router's assignment when known."""
         assignment = task_pb2.Assignment()
-        known = self.pending_offers.get(reservation.reservation_id)
+        known = self.content.assignment(reservation.reservation_id)
         if known is not None:
             assignment.CopyFrom(known)
-        else:  # made before a restart, or a transfer: rebuilt from the reservation
+        else:  # reserved without one (a tool), or already ended: rebuilt from the reservation
             assignment.inquiry_id = reservation.inquiry_id
             assignment.workspace = reservation.workspace
             assignment.agent_id = reservation.agent_id
@@ -788,7 +833,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
             if agent is not None and agent.status != agent_pb2.AGENT_STATUS_OFFLINE:
                 changes = changes.then(self.roster.heartbeat(agent_id, now, mono)[1])
         result = self.roster.expire(now, mono)
-        self.outbox.put(changes.then(result.changes))
+        self.put(changes.then(result.changes))
         for agent_id, why in result.failed.items():
             self.metrics.expiry_failures.inc()
             if agent_id not in self.failing_expiry:  # logged when it starts failing

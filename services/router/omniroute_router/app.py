@@ -476,6 +476,8 @@ class Router:
             router.housekeeping(now)
             await self._reconcile_workspace(router, partition, now)
             await self._check_overdue(router, partition, now)
+            if self.owns(partition):  # messages whose delivery failed, tried again
+                await self.conversations.redeliver(router, self.settings.router_checks_per_tick)
         await self._route(router, partition, now, full)
         await self._settle(router, partition, now)
         if full and self.owns(partition):

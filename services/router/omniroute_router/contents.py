@@ -6,6 +6,11 @@ after any fail-over. So the router keeps the inquiry as it was published in a
 Faust table (a changelog topic, like the rest of its state), puts it on each
 `Assignment` it makes (`Assignment.inquiry`, which agent-state passes on to
 the desk with the offer), and drops it when routing of the inquiry ends.
+
+It also keeps, in the same table and on the same partition, the customer
+messages whose delivery to the agent's desk failed (agent-state unreachable),
+until conversations.py has delivered them or the agent no longer holds the
+inquiry: a worker that dies with a delivery pending leaves it to the next.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from omniroute.v1 import inquiry_pb2, task_pb2
 def content_key(workspace: str, inquiry_id: str) -> str:
     """Inquiry ids are scoped by workspace, so is their content."""
     return f"{workspace}/{inquiry_id}"
+
+
+def undelivered_key(workspace: str, inquiry_id: str) -> str:
+    """Where the messages of an inquiry not yet delivered to its agent are kept."""
+    return f"{content_key(workspace, inquiry_id)}#undelivered"
 
 
 class InquiryContents:
@@ -59,7 +69,29 @@ class InquiryContents:
         inquiry.attachments.extend(message.attachments)
         self.keep(workspace, inquiry_id, inquiry.SerializeToString())
 
+    def undelivered(self, workspace: str, inquiry_id: str) -> list[task_pb2.ConversationMessage]:
+        """The inquiry's messages waiting to be delivered to its agent, oldest first."""
+        found = []
+        for stored in self.table.get(undelivered_key(workspace, inquiry_id)) or ():
+            try:
+                found.append(decode(task_pb2.ConversationMessage, base64.b64decode(stored)))
+            except (InvalidEvent, ValueError):
+                continue  # unreadable state: that message stays in the content only
+        return found
+
+    def keep_undelivered(
+        self, workspace: str, inquiry_id: str, messages: Iterable[task_pb2.ConversationMessage]
+    ) -> None:
+        """Set the inquiry's messages waiting for delivery (none: the entry goes)."""
+        encoded = [base64.b64encode(m.SerializeToString()).decode() for m in messages]
+        key = undelivered_key(workspace, inquiry_id)
+        if encoded:
+            self.table[key] = encoded
+        else:
+            self.table.pop(key, None)
+
     def forget(self, workspace: str, inquiry_ids: Iterable[str]) -> None:
-        """Drop the content of inquiries whose routing ended."""
+        """Drop the content (and undelivered messages) of inquiries whose routing ended."""
         for inquiry_id in inquiry_ids:
             self.table.pop(content_key(workspace, inquiry_id), None)
+            self.table.pop(undelivered_key(workspace, inquiry_id), None)

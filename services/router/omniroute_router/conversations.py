@@ -16,9 +16,22 @@ inquiry (resolved or declined a moment ago, the event still on its way on
 another topic), the message is a new inquiry too: it is never left on an
 inquiry that is over.
 
-`ThreadIndex` is the rule (pure: the core's state and the time in, a
-decision out); `Conversations` is the adapter's part (content, delivery,
-counting). The index is not persisted: it is rebuilt from the core's open
+A delivery that fails (agent-state unreachable or paused) is not given up:
+the message is kept with the inquiry's content (contents.py, a table on the
+workspace's partition) and `DeliverMessage` is tried again on each tick of
+the partition (at most `ROUTER_CHECKS_PER_TICK` inquiries per workspace and
+tick, the calls side by side, each within the agent-state deadline, so the
+stream never waits on it for long) until agent-state takes it or the agent
+no longer holds the inquiry (`redelivery`: the content still has the
+message, so the next offer shows it). agent-state keeps each message id
+once, so a retry of a delivery that had in fact arrived changes nothing.
+The inquiries with messages waiting are found again from the table when a
+workspace's state is rebuilt (a restart, a takeover): a pending retry
+survives the worker that made it.
+
+`ThreadIndex` and `redelivery` are the rules (pure: the core's state and the
+time in, a decision out); `Conversations` is the adapter's part (content,
+delivery, counting). The index is not persisted: it is rebuilt from the core's open
 inquiries whenever a workspace's state is (a restart, a takeover), so it
 agrees with the tables; only the time of the last joined message is then
 taken as the inquiry's arrival.
@@ -26,8 +39,10 @@ taken as the inquiry's arrival.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 from omniroute.codec import timestamp
 from omniroute.v1 import inquiry_pb2, task_pb2
@@ -53,6 +68,21 @@ class Join:
 
     inquiry_id: str
     agent_id: str
+
+
+class Redelivery(StrEnum):
+    """What to do with a message whose delivery failed (a closed set: a metric label)."""
+
+    RETRY = "retry"  # its agent still holds the inquiry
+    DROPPED = "dropped"  # no longer held by that agent: the content keeps it
+
+
+def redelivery(router: WorkspaceRouter, message: task_pb2.ConversationMessage) -> Redelivery:
+    """Whether a message not yet delivered is still to be delivered to its agent."""
+    held = router.inquiries.get(message.inquiry_id)
+    if held is None or held.state not in _HELD or held.agent_id != message.agent_id:
+        return Redelivery.DROPPED
+    return Redelivery.RETRY
 
 
 class ThreadIndex:
@@ -113,6 +143,8 @@ class Conversations:
         self.contents = contents
         self.metrics = metrics
         self.index = ThreadIndex()
+        # workspace -> (the core it was built from, inquiries with messages not delivered)
+        self._undelivered: dict[str, tuple[WorkspaceRouter, set[str]]] = {}
 
     async def join(
         self,
@@ -127,7 +159,16 @@ class Conversations:
             return False
         outcome = "waiting"
         if join.agent_id:
-            outcome = await self._deliver(router.workspace, join, proto, now)
+            message = task_pb2.ConversationMessage(
+                workspace=router.workspace,
+                inquiry_id=join.inquiry_id,
+                agent_id=join.agent_id,
+                message=proto,
+                joined_at=timestamp(now),
+            )
+            outcome = await self._deliver(message)
+            if outcome == "failed":  # kept with the content; retried on the next ticks
+                self._keep_undelivered(router, [message])
         self.metrics.conversation_messages.labels(outcome).inc()
         if outcome == "not_held":
             # agent-state, the authority, says the agent no longer holds it (resolved
@@ -151,16 +192,64 @@ class Conversations:
         """A new inquiry was queued (it may be a conversation's first message)."""
         self.index.opened(router, inquiry, now)
 
-    async def _deliver(
-        self, workspace: str, join: Join, proto: inquiry_pb2.Inquiry, now: float
-    ) -> str:
-        message = task_pb2.ConversationMessage(
-            workspace=workspace,
-            inquiry_id=join.inquiry_id,
-            agent_id=join.agent_id,
-            message=proto,
-            joined_at=timestamp(now),
-        )
+    async def redeliver(self, router: WorkspaceRouter, limit: int) -> None:
+        """Try again the messages whose delivery failed, of at most `limit` inquiries.
+
+        One inquiry's messages go in order; the inquiries' calls overlap. A
+        message goes when delivered or no longer held by its agent; one that
+        fails again waits for the next tick.
+        """
+        pending = self._pending(router)
+        if not pending:
+            return
+        chosen = sorted(pending)[:limit]
+        await asyncio.gather(*(self._redeliver(router, i) for i in chosen))
+
+    async def _redeliver(self, router: WorkspaceRouter, inquiry_id: str) -> None:
+        left: list[task_pb2.ConversationMessage] = []
+        for message in self.contents.undelivered(router.workspace, inquiry_id):
+            if left:  # an earlier one failed again: in order, all wait for the next tick
+                left.append(message)
+                continue
+            if redelivery(router, message) is Redelivery.DROPPED:
+                outcome = Redelivery.DROPPED.value
+            else:
+                outcome = await self._deliver(message)
+                if outcome == "not_held":  # agent-state, the authority, says it is over
+                    outcome = Redelivery.DROPPED.value
+            self.metrics.message_redeliveries.labels(outcome).inc()
+            if outcome == "failed":
+                left.append(message)
+        self.contents.keep_undelivered(router.workspace, inquiry_id, left)
+        if not left:
+            self._pending(router).discard(inquiry_id)
+            log.info("undelivered messages settled", extra={"inquiry_id": inquiry_id})
+
+    def _keep_undelivered(
+        self, router: WorkspaceRouter, messages: list[task_pb2.ConversationMessage]
+    ) -> None:
+        inquiry_id = messages[0].inquiry_id
+        kept = self.contents.undelivered(router.workspace, inquiry_id)
+        known = {m.message.id for m in kept}
+        kept += [m for m in messages if m.message.id not in known]
+        self.contents.keep_undelivered(router.workspace, inquiry_id, kept)
+        self._pending(router).add(inquiry_id)
+
+    def _pending(self, router: WorkspaceRouter) -> set[str]:
+        """The workspace's inquiries with messages waiting; found again from the table
+        once whenever its state is rebuilt (a restart, a takeover)."""
+        built = self._undelivered.get(router.workspace)
+        if built is not None and built[0] is router:
+            return built[1]
+        pending = {
+            held.id
+            for held in router.inquiries.values()
+            if held.state in _HELD and self.contents.undelivered(router.workspace, held.id)
+        }
+        self._undelivered[router.workspace] = (router, pending)
+        return pending
+
+    async def _deliver(self, message: task_pb2.ConversationMessage) -> str:
         try:
             await self.agent_state.deliver_message(message)
         except ReservationRefused:

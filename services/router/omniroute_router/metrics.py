@@ -121,10 +121,18 @@ class RouterMetrics:
             "omniroute_router_conversation_messages_total",
             "Customer messages that joined their conversation's open inquiry instead of "
             "queuing, by delivery: delivered (to the agent holding it), waiting (nobody "
-            "holds it yet), failed (agent-state unreachable; the inquiry's content keeps it); "
+            "holds it yet), failed (agent-state unreachable; kept and tried again on each tick); "
             "not_held: agent-state said the agent no longer holds it, and the message was "
             "queued as a new inquiry instead.",
             ["delivery"],
+            registry=registry,
+        )
+        self.message_redeliveries = Counter(
+            "omniroute_router_message_redeliveries_total",
+            "Deliveries of customer messages tried again after agent-state was unreachable, "
+            "by outcome: delivered, dropped (the agent no longer holds the inquiry; its "
+            "content keeps the message), failed (tried again on the next tick).",
+            ["outcome"],
             registry=registry,
         )
         self.follow_ups = Counter(
@@ -224,6 +232,8 @@ class RouterMetrics:
             self.follow_ups.labels(event)
         for delivery in ("delivered", "waiting", "not_held", "failed"):
             self.conversation_messages.labels(delivery)
+        for outcome in ("delivered", "dropped", "failed"):
+            self.message_redeliveries.labels(outcome)
         for trigger in RECONCILE_TRIGGERS:
             for outcome in RECONCILE_OUTCOMES:
                 self.reconciliations.labels(trigger, outcome)

@@ -1,0 +1,95 @@
+"""What desks are shown for held reservations: kept, moved, ended and restored (content.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniroute.v1 import agent_pb2, checkpoint_pb2, inquiry_pb2, task_pb2
+from omniroute_agent_state.checkpoint import chunks
+from omniroute_agent_state.content import DeskContent, assignment_key, message_key
+from omniroute_agent_state.roster import InvalidRequest
+from tests.unit.test_agent_state_roster import T0, agent, roster
+
+
+def assignment(inquiry_id: str, body: str = "My order never came") -> task_pb2.Assignment:
+    made = task_pb2.Assignment(inquiry_id=inquiry_id, history=["queued:general"])
+    made.inquiry.body = body
+    made.callback.number = "+15550001111"
+    return made
+
+
+def message(inquiry_id: str, message_id: str, agent_id: str = "ann") -> task_pb2.ConversationMessage:  # fmt: skip
+    return task_pb2.ConversationMessage(
+        inquiry_id=inquiry_id, agent_id=agent_id, message=inquiry_pb2.Inquiry(id=message_id)
+    )
+
+
+def holding(agent_id: str, *reservation_ids: str) -> agent_pb2.Agent:
+    return agent_pb2.Agent(
+        id=agent_id, reservations=[{"reservation_id": r} for r in reservation_ids]
+    )
+
+
+def test_an_assignment_is_kept_written_and_ended_with_its_reservation() -> None:
+    content = DeskContent()
+    (written,) = content.offered("ann", "r1", assignment("q1"))
+    assert written.key == assignment_key("r1") and written.value is not None
+    assert written.value.assignment.callback.number == "+15550001111"
+    assert content.offered("ann", "r2", task_pb2.Assignment()) == []  # none sent: none kept
+    content.deliver("ann", "r1", message("q1", "m1"))
+    assert content.prune("ann", holding("ann", "r1")) == []  # still held
+    ended = content.prune("ann", holding("ann"))
+    assert {(r.key, r.value) for r in ended} == {
+        (assignment_key("r1"), None),
+        (message_key("r1", "m1"), None),
+    }
+    assert content.assignment("r1") is None and content.records() == []
+
+
+def test_a_transferred_task_takes_its_content_to_the_target() -> None:
+    content = DeskContent()
+    content.offered("ann", "r1", assignment("q1"))
+    content.deliver("ann", "r1", message("q1", "m1"))
+    moved = content.moved("r1", agent_pb2.Reservation(reservation_id="r9", agent_id="bob"))
+    assert [r.key for r in moved] == [assignment_key("r9"), message_key("r9", "m1")]
+    target = content.assignment("r9")
+    assert target is not None and (target.agent_id, target.reservation_id) == ("bob", "r9")
+    assert target.inquiry.body == "My order never came"
+    assert [m.message.id for m in content.messages("r9")] == ["m1"]
+    # The source's content ends with its reservation; the target's stays.
+    assert {r.key for r in content.prune("ann", holding("ann"))} == {
+        assignment_key("r1"),
+        message_key("r1", "m1"),
+    }
+    assert content.assignment("r9") is not None
+
+
+def test_a_restart_takes_back_what_is_held_and_forgets_the_rest() -> None:
+    before = DeskContent()
+    before.offered("ann", "r1", assignment("q1"))
+    before.deliver("ann", "r1", message("q1", "m1"))
+    before.offered("ann", "gone", assignment("q2"))
+    after = DeskContent()
+    forgotten = after.restore(before.records(), {"ann": holding("ann", "r1")})
+    assert [(r.key, r.value) for r in forgotten] == [(assignment_key("gone"), None)]
+    restored = after.assignment("r1")
+    assert restored is not None and list(restored.history) == ["queued:general"]
+    assert [m.message.id for m in after.messages("r1")] == ["m1"]
+    assert after.deliver("ann", "r1", message("q1", "m1")) == []  # a retry after the restart
+
+
+def test_a_checkpoint_carries_the_content_and_a_large_one_gets_a_chunk_of_its_own() -> None:
+    content = DeskContent()
+    content.offered("ann", "big", assignment("q1", body="x" * 2000))
+    content.offered("ann", "small", assignment("q2"))
+    parts = chunks("cp", [], [], [], -1, budget=500, contents=content.records())
+    assert [len(p.contents) for p in parts] == [1, 1]  # one over the budget: alone
+    carried = [c for p in parts for c in p.contents]
+    assert [c.reservation_id for c in carried] == ["big", "small"]
+    assert all(isinstance(c, checkpoint_pb2.HeldContent) for c in carried)
+
+
+def test_an_agent_id_may_not_take_a_key_agent_state_keeps_for_itself() -> None:
+    for reserved in ("held/r1", "fence/router/0"):
+        with pytest.raises(InvalidRequest, match=r"agent\.id"):
+            roster().upsert(agent(reserved, chat=1), "admin", T0)
