@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from omniroute_router.config import WorkspaceConfig
+from omniroute_router.decisions import Offer
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
-from omniroute_router.routing import REMEMBER_FINISHED_S, Offer, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 from omniroute_simulator.scenario import ZERO, AgentGroup, Distribution, Scenario, Stream
 
 REPLAN_MARGIN_S = 1e-6  # re-plan just after a block or preference runs out

@@ -6,9 +6,10 @@ import pytest
 
 from omniroute_router.callbacks import CallbackOutcome, decide
 from omniroute_router.config import Queue, QueueMatch, WorkspaceConfig
+from omniroute_router.decisions import NoticeKind
 from omniroute_router.hours import ClosedPolicy
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
-from omniroute_router.routing import NoticeKind, WorkspaceRouter
+from omniroute_router.routing import WorkspaceRouter
 from omniroute_router.snapshots import build_snapshot
 from tests.unit.test_router_queue_controls import MONDAY_8, MONDAY_9, config, office
 

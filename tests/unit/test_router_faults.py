@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from omniroute_router.config import LadderStep, Queue, QueueMatch, WorkspaceConfig
+from omniroute_router.decisions import Authority, EndKind, Held, Reconciled, TaskEnd, Withdrawal
 from omniroute_router.model import InquiryState
-from omniroute_router.routing import (
-    Authority,
-    EndKind,
-    Held,
-    Reconciled,
-    TaskEnd,
-    Withdrawal,
-    WorkspaceRouter,
-)
+from omniroute_router.routing import WorkspaceRouter
 from tests.unit.test_router_routing import T0, agent, inquiry, offers, router
 
 GRACE, SILENCE = 10.0, 600.0

@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omniroute_router.config import LadderStep, PriorityRule, Queue, QueueMatch, WorkspaceConfig
+from omniroute_router.decisions import Authority
+from omniroute_router.matching import eligible
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
-from omniroute_router.routing import REMEMBER_FINISHED_S, Authority, WorkspaceRouter
+from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 
 T0 = 1_000_000.0
 SKILLS = ("billing", "technical", "sales")
@@ -119,7 +121,7 @@ def reference_plan(
         fits = [
             a
             for a in free.values()
-            if r.eligible(a, inquiry, step, now) and free_after(a, inquiry.channel, planned)
+            if eligible(a, inquiry, step, now) and free_after(a, inquiry.channel, planned)
         ]
         if not fits:
             continue
@@ -360,3 +362,14 @@ def test_finished_ids_and_threads_expire_oldest_first_whatever_order_they_came_i
     assert r.drain_changes().inquiries == {"early"}
     r.forget_old(T0 + 31 * 24 * 3600)
     assert r.finished == {} and r.threads == {}
+
+
+def test_an_absorbed_inquiry_is_forgotten_like_a_finished_one() -> None:
+    # An inquiry that joined a conversation counts as finished: it is forgotten
+    # after the same retention, not kept for the life of the worker.
+    r = WorkspaceRouter("acme", CONFIG)
+    r.absorbed("joined", T0)
+    r.drain_changes()
+    r.forget_old(T0 + REMEMBER_FINISHED_S + 1)
+    assert r.is_new("joined")
+    assert r.drain_changes().inquiries == {"joined"}

@@ -8,9 +8,10 @@ from omniroute.v1 import inquiry_pb2
 from omniroute_router.app import Router
 from omniroute_router.config import RoutingConfig, WorkspaceConfig
 from omniroute_router.convert import inquiry_from_proto
+from omniroute_router.decisions import Notice, NoticeKind
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.reservations import AgentStateClient
-from omniroute_router.routing import Notice, NoticeKind, WorkspaceRouter
+from omniroute_router.routing import WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 
 NOW = 1_800_000_000.0

@@ -5,15 +5,9 @@ from __future__ import annotations
 from omniroute.v1 import agent_state_pb2, task_pb2
 from omniroute_router.config import LadderStep, Queue, QueueMatch, WorkspaceConfig
 from omniroute_router.convert import authority_from_proto
+from omniroute_router.decisions import Authority, EndKind, NoticeKind, Reconciled, TaskEnd
 from omniroute_router.model import AgentStatus, InquiryState
-from omniroute_router.routing import (
-    Authority,
-    EndKind,
-    NoticeKind,
-    Reconciled,
-    TaskEnd,
-    WorkspaceRouter,
-)
+from omniroute_router.routing import WorkspaceRouter
 from tests.unit.test_router_routing import T0, agent, inquiry, offers, router
 
 BILLING = Queue(name="billing", match=QueueMatch(skills=frozenset({"billing"})))

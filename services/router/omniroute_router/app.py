@@ -45,6 +45,7 @@ from omniroute_router.convert import (
     held_from_proto,
     inquiry_from_proto,
 )
+from omniroute_router.decisions import Notice, NoticeKind, Offer, Reconciled, Withdrawal
 from omniroute_router.lag import LagExporter
 from omniroute_router.metrics import RouterMetrics
 from omniroute_router.model import InquiryState, QueuedInquiry
@@ -56,15 +57,7 @@ from omniroute_router.reservations import (
     ReservationRefused,
     Reserved,
 )
-from omniroute_router.routing import (
-    REMEMBER_FINISHED_S,
-    Notice,
-    NoticeKind,
-    Offer,
-    Reconciled,
-    Withdrawal,
-    WorkspaceRouter,
-)
+from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.snapshots import QueueSnapshots
 from omniroute_router.sweep import TopicReader

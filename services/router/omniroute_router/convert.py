@@ -5,8 +5,8 @@ from __future__ import annotations
 from omniroute.client import MAX_REQUIRED_SKILLS
 from omniroute.codec import MAX_SITE_LENGTH, InvalidEvent, is_e164, seconds
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
+from omniroute_router.decisions import Authority, EndKind, Held, TaskEnd
 from omniroute_router.model import AgentStatus, AgentView, QueuedInquiry
-from omniroute_router.routing import Authority, EndKind, Held, TaskEnd
 
 
 def channel_name(channel: int) -> str:

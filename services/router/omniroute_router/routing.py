@@ -1,258 +1,67 @@
-"""The routing core: queues, ordering, matching, the escalation ladder, re-routing.
+"""The routing core: the story of an inquiry in one workspace.
 
-One `WorkspaceRouter` holds one workspace's waiting inquiries and its picture
-of the agents. It is plain synchronous Python: no Kafka, no gRPC, no clock.
-Every method takes the current time; the Faust app, the unit tests and a
-simulation drive the same code.
+One `WorkspaceRouter` holds one workspace's inquiries and its picture of the
+agents. It is plain synchronous Python: no Kafka, no gRPC, no clock. Every
+method takes the current time; the Faust app, the unit tests and a simulation
+drive the same code. An inquiry is admitted into a queue (`admit`), offered
+(`plan`), and its offer and task end as agent-state reports (`offer_made`,
+`accepted`, `resolved`, `escalated`, `transferred_to_queue`, `abandoned`, ...);
+`reconcile` makes the two pictures agree when an event was lost.
 
 The router proposes offers (`plan`); the adapter reserves the agent at
 agent-state, the authority on capacity, and reports back (`offer_made`, or
 `reservation_refused` when the agent turned out not to be free).
+
+What it hands the adapter is in decisions.py; who may take an inquiry and
+which agent gets it in matching.py; the index that keeps every event and tick
+independent of the queue's length in waiting.py; the queue controls' rules in
+hours.py, overflow.py, controls.py and callbacks.py.
 """
 
 from __future__ import annotations
 
-import bisect
-import functools
 import heapq
-import itertools
-import math
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-
-from sortedcontainers import SortedList
 
 from omniroute_router import callbacks
 from omniroute_router.callbacks import CallbackIndex, CallbackOutcome
 from omniroute_router.config import LadderStep, Queue, WorkspaceConfig
 from omniroute_router.controls import QueueControls
+from omniroute_router.decisions import (
+    Authority,
+    Changes,
+    EndKind,
+    Held,
+    Notice,
+    NoticeKind,
+    Offer,
+    QueueStats,
+    Reconciled,
+    Step,
+    Withdrawal,
+)
 from omniroute_router.hours import ClosedPolicy
+from omniroute_router.matching import (
+    FOREVER,
+    FreeAgents,
+    fits_profile,
+    free_after,
+    has_any_free_slot,
+    same_for_matching,
+)
 from omniroute_router.model import (
     REPRESENTATIVE,
     SUPERVISOR,
-    AgentStatus,
     AgentView,
     InquiryState,
     QueuedInquiry,
 )
+from omniroute_router.waiting import Kind, MatchKind, WaitingIndex, match_kind
 
-FOREVER = math.inf
 # How long a finished inquiry id is remembered to drop re-deliveries of it.
 REMEMBER_FINISHED_S = 24 * 3600.0
 # How long the last agent of a conversation thread is remembered.
 REMEMBER_THREAD_S = 30 * 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A proposal: reserve `agent_id` for `inquiry_id`."""
-
-    inquiry_id: str
-    agent_id: str
-    queue: str
-    step: int
-    tier: int
-    attempt: int
-    strategy: str
-
-
-@dataclass(frozen=True)
-class Withdrawal:
-    """An open offer the router wants taken back at agent-state (e.g. abandoned)."""
-
-    inquiry_id: str
-    agent_id: str
-    reservation_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Held:
-    """An open reservation as agent-state, the authority, holds it."""
-
-    agent_id: str
-    reservation_id: str
-    accepted: bool
-    expires_at: float = 0.0
-
-
-class EndKind(StrEnum):
-    COMPLETED = "completed"
-    ABANDONED = "abandoned"
-    OFFER_FAILED = "offer_failed"  # declined, timed out or withdrawn
-    TRANSFERRED = "transferred"  # the task handed to a queue (routed again)
-
-
-@dataclass(frozen=True)
-class TaskEnd:
-    """agent-state's last event of an inquiry, when it ended an offer or a task."""
-
-    kind: EndKind
-    agent_id: str
-    reservation_id: str
-
-
-@dataclass(frozen=True)
-class Authority:
-    """What agent-state knows of one inquiry: its open reservation and how it last ended."""
-
-    held: Held | None = None
-    ended: TaskEnd | None = None
-
-
-class Reconciled(StrEnum):
-    UNKNOWN = "unknown"  # not an open inquiry of this router: nothing to compare
-    AGREED = "agreed"  # the two pictures agree
-    ADOPTED = "adopted"  # the router took agent-state's reservation
-    APPLY_EVENT = "apply_event"  # the adapter applies agent-state's last event
-    REQUEUED = "requeued"  # agent-state holds nothing: back into the queue
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What changed since the adapter last persisted, by id (to write or delete)."""
-
-    inquiries: frozenset[str] = frozenset()
-    agents: frozenset[str] = frozenset()
-    threads: frozenset[str] = frozenset()
-
-
-class NoticeKind(StrEnum):
-    ESCALATED = "escalated"
-    FOLLOW_UP_SCHEDULED = "follow_up_scheduled"
-    FOLLOW_UP_DUE = "follow_up_due"
-    ABANDONED = "abandoned"
-    RECONCILED = "reconciled"
-    ANSWERED = "answered"  # the first offer accepted; `wait_s` is the wait to answer
-    CLOSED_ARRIVAL = "closed_arrival"  # arrived while its queue was closed; `reason`: the policy
-    OVERFLOWED = "overflowed"  # moved by an overflow rule; `reason`: the trigger
-    # An agent handed it to another queue; `reason`: "excluded" (never back to
-    # them) or "sole_fit" (nobody else could ever take it).
-    TRANSFERRED = "transferred"
-    CALLBACK = "callback"  # a callback request; `reason`: its CallbackOutcome
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something worth counting or logging that the core decided."""
-
-    # closed_arrival: reason is the policy; overflowed: the trigger; transferred: see the kind
-    kind: NoticeKind
-    inquiry_id: str
-    queue: str
-    channel: str
-    step: int = 0
-    reason: str = ""
-    wait_s: float = 0.0
-    to_queue: str = ""  # overflowed, transferred: the queue entered
-
-
-@dataclass(frozen=True)
-class Step:
-    """Everything the core decided since the adapter last took it (`take_step`).
-
-    What to write to the tables (`changes`), the offers to take back at
-    agent-state (`withdrawals`) and what to count and log (`notices`).
-    """
-
-    changes: Changes = Changes()
-    withdrawals: tuple[Withdrawal, ...] = ()
-    notices: tuple[Notice, ...] = ()
-
-
-@dataclass
-class QueueStats:
-    """One queue's figures now, kept as inquiries move (no pass over the queue)."""
-
-    waiting: int = 0  # waiting for an agent (including those awaiting agent-state's word)
-    oldest_wait_s: float = 0.0  # the longest a waiting one has waited, since it arrived
-    scheduled: int = 0  # follow-ups not yet released
-    offered: int = 0
-    in_progress: int = 0
-    callbacks: int = 0  # callbacks not yet offered (waiting or held; callbacks.py)
-
-
-# What decides which agents fit a waiting inquiry, apart from the agents it
-# excludes and the one it may wait for: queue, ladder step, channel, language
-# (primary subtag), tier floor, required skills (sorted (skill, minimum) pairs),
-# site (in person; casefolded, "" for none).
-MatchKind = tuple[str, int, str, str, int, tuple[tuple[str, int], ...], str]
-# Margin by which time-driven filings run early: `after_s` crossed by
-# subtraction (`now - queued_at`) may round the other way than a time computed
-# by addition; each filing is decided by the same formula as the plan's.
-_TIMER_MARGIN_S = 1e-3
-# A bucket's next inquiry in a plan's walk: its order key (effective priority,
-# arrival, id), its position in the bucket, the bucket, its kind (None: sticky).
-_Head = tuple[float, float, str, int, SortedList, MatchKind | None]
-
-
-class _Kind:
-    """The waiting inquiries of one match kind, by base priority, oldest first."""
-
-    __slots__ = ("buckets", "channel", "language", "needs", "site", "tiers")
-
-    def __init__(
-        self,
-        channel: str,
-        language: str,
-        tiers: frozenset[int],
-        needs: tuple[tuple[str, int], ...],
-        site: str = "",
-    ) -> None:
-        self.buckets: dict[int, SortedList] = {}  # priority -> (arrived_at, id)
-        self.site = site  # in person: only agents of this site
-        self.channel = channel
-        self.language = language
-        self.tiers = tiers
-        self.needs = needs  # (skill, lowest proficiency accepted) at this step
-
-    def fits(self, agent: AgentView) -> bool:
-        """Whether the agent fits every inquiry of the kind, capacity aside."""
-        if agent.tier not in self.tiers:
-            return False
-        if self.site and not agent.at_site(self.site):
-            return False
-        if self.language and self.language not in _reach_languages(agent.languages):
-            return False
-        skills = agent.skills
-        return all(skills.get(skill, 0) >= needed for skill, needed in self.needs)
-
-
-@functools.lru_cache(maxsize=1024)
-def _reach_languages(languages: tuple[str, ...]) -> frozenset[str]:
-    """The languages (primary subtags) inquiries of which an agent serves; "" is any."""
-    return frozenset({""} | {lang.lower().split("-")[0] for lang in languages})
-
-
-class _Filed:
-    """Where an inquiry is indexed: its queue and state (for the counts) and,
-    when waiting, its bucket, entry and ladder step."""
-
-    __slots__ = (
-        "bucket",
-        "entry",
-        "kind",
-        "priority",
-        "queue",
-        "since",
-        "state",
-        "step",
-        "sticky",
-        "timer",
-    )
-
-    def __init__(self, queue: str, state: InquiryState) -> None:
-        self.queue = queue
-        self.state = state
-        self.bucket: SortedList | None = None
-        self.entry: tuple[float, str] = (0.0, "")  # (arrived_at, id): its place in order
-        self.since: tuple[float, str] = (0.0, "")  # (its wait counts from, id): oldest wait
-        self.kind: MatchKind | None = None
-        self.priority = 0
-        self.sticky = ""  # the agent it waits for, when filed under them
-        self.step = 0
-        self.timer = 0  # the filing number its timer carries (older timers are stale)
 
 
 class WorkspaceRouter:
@@ -266,62 +75,20 @@ class WorkspaceRouter:
         self.controls = QueueControls(config)
         # Callbacks not yet offered, per queue (callbacks.py).
         self.pending_callbacks = CallbackIndex()
-        # Per queue, the ladder's `after_s` in step order, and per step how long
-        # after entering the queue a later step is first reached (None: never).
-        self._afters = {q.name: tuple(s.after_s for s in q.ladder) for q in config.queues}
-        self._ascending = {
-            name: all(a < b for a, b in itertools.pairwise(afters))
-            for name, afters in self._afters.items()
-        }
-        self._next_after = {
-            name: tuple(min(afters[i + 1 :], default=None) for i in range(len(afters)))
-            for name, afters in self._afters.items()
-        }
         self.inquiries: dict[str, QueuedInquiry] = {}
         self.agents: dict[str, AgentView] = {}
         self.finished: dict[str, float] = {}  # inquiry id -> when routing ended
         self.threads: dict[str, tuple[str, float]] = {}  # thread -> (last agent, when)
         self.notices: list[Notice] = []
         self.withdrawals: list[Withdrawal] = []
-        # Indexes kept in step with the inquiries and agents above, so that no
-        # event and no tick costs more with a longer queue. Waiting inquiries
-        # are filed by what can serve them: by match kind (queue, ladder step,
-        # channel, language, tier floor, required skills), each kind by base
-        # priority in arrival order; one whose sticky window is open by the
-        # agent it waits for. A freed agent looks only at the heads of the kinds
-        # it fits. Time moves an inquiry between kinds (its next ladder step, the
-        # end of its sticky window): `_timers` says when, earliest first.
-        self._kinds: dict[MatchKind, _Kind] = {}
-        # The kinds by (channel, language): a free agent reaches only those of
-        # the channels it has room on and the languages it speaks.
-        self._reach: dict[tuple[str, str], set[MatchKind]] = {}
-        # (agent, queue) -> priority -> bucket
-        self._sticky: dict[tuple[str, str], dict[int, SortedList]] = {}
-        self._filed: dict[str, _Filed] = {}  # every indexed inquiry: where it is counted
-        self._timers: list[tuple[float, int, str]] = []  # (at, filing number, inquiry id)
-        self._filings = 0
-        self._stepped: set[str] = set()  # ladder steps reached, for housekeeping to count
-        # Restored before any time was seen: filed at the first time seen, once.
-        self._deferred: set[str] = set()
-        self._now = -FOREVER  # the latest time seen: filing decisions use it
-        self._scheduled: set[str] = set()
-        self._due: list[tuple[float, str]] = []  # scheduled follow-ups, earliest first
-        # Per queue: inquiries in each state, kept as they move.
-        self._counts: dict[str, dict[InquiryState, int]] = {}
-        self._arrivals: dict[str, SortedList] = {}  # queue -> waiting (arrived_at, id)
+        # The inquiries filed by state, waiting ones by what can serve them
+        # (waiting.py), so that no event and no tick costs more with a longer queue.
+        self._waiting = WaitingIndex(config, self.inquiries)
         # Finished ids and thread memories in time order, to expire the oldest.
         self._finished_order: list[tuple[float, str]] = []
         self._thread_order: list[tuple[float, str]] = []
-        # Offered or accepted (the offers and tasks agent-state should be
-        # telling us about), and inquiries waiting for agent-state's word.
-        self._open: set[str] = set()
-        self._unverified: set[str] = set()
-        self.free_agents: dict[str, AgentView] = {}
-        # Free agents in "longest idle" order, so the default strategy takes the
-        # first eligible agent instead of examining all of them.
-        # per channel, so an inquiry looks only at agents with room on its channel.
-        self._idle_order: dict[str, SortedList] = {}
-        self._idle_keys: dict[str, tuple[tuple[int, bool, float, str], list[str]]] = {}
+        # The agents with a free slot, in "longest idle" order (matching.py).
+        self._free = FreeAgents()
         # What can be matched anew since the last plan: inquiries that entered
         # the queue and agents whose free slots changed (`plan_changed`).
         self._routable_inquiries: set[str] = set()
@@ -331,7 +98,12 @@ class WorkspaceRouter:
         self.changed_agents: set[str] = set()
         self.changed_threads: set[str] = set()
 
-    # -- inputs -------------------------------------------------------------
+    @property
+    def free_agents(self) -> Mapping[str, AgentView]:
+        """The agents with a free slot, by id."""
+        return self._free.agents
+
+    # -- inputs ------------------------------------------------------------
 
     def admit(self, inquiry: QueuedInquiry, now: float, verify: bool = False) -> bool:
         """Queue a new inquiry. False when it is a duplicate (already known by id).
@@ -342,7 +114,7 @@ class WorkspaceRouter:
         """
         if inquiry.id in self.inquiries or inquiry.id in self.finished:
             return False
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         inquiry.queue = ""
         arrival = self.controls.arrival(inquiry.channel, self.queue_for(inquiry), now)
         self._enter_queue(inquiry, arrival.queue)
@@ -369,7 +141,7 @@ class WorkspaceRouter:
         was_routable = agent.id in self._routable_agents
         self.restore_agent(agent)
         self.changed_agents.add(agent.id)
-        if held is not None and not was_routable and _same_for_matching(held, agent):
+        if held is not None and not was_routable and same_for_matching(held, agent):
             # E.g. an offer accepted: nothing the plan looks at changed, so
             # nothing waiting that did not fit the agent fits now.
             self._routable_agents.discard(agent.id)
@@ -380,6 +152,19 @@ class WorkspaceRouter:
         self._set_free(agent_id, None)
         if self.agents.pop(agent_id, None) is not None:
             self.changed_agents.add(agent_id)
+
+    def absorbed(self, inquiry_id: str, now: float) -> None:
+        """An inquiry that joined another instead of queuing (a customer's new message
+        on a conversation with an open inquiry): it counts as finished, so a
+        redelivery or the sweep never queues it."""
+        self._remember_finished(inquiry_id, now)
+        self.changed_inquiries.add(inquiry_id)
+
+    def is_new(self, inquiry_id: str) -> bool:
+        """Neither routed now nor finished: the sweep admits such an inquiry."""
+        return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+
+    # -- restoring: a worker taking the workspace over, a reload -----------
 
     def restore_inquiry(self, inquiry: QueuedInquiry) -> None:
         """Put back an inquiry from persisted state (no checks, no change recorded).
@@ -398,7 +183,15 @@ class WorkspaceRouter:
     def restore_agent(self, agent: AgentView) -> None:
         """Put back an agent from persisted state (no version check, no change recorded)."""
         self.agents[agent.id] = agent
-        self._set_free(agent.id, agent if self._has_any_free_slot(agent) else None)
+        self._set_free(agent.id, agent if has_any_free_slot(agent) else None)
+
+    def restore_finished(self, inquiry_id: str, at: float) -> None:
+        """Put back a finished id from persisted state."""
+        self._remember_finished(inquiry_id, at)
+
+    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
+        """Put back a thread's last agent from persisted state."""
+        self._remember_thread(thread, agent_id, at)
 
     def reconfigured(self, config: WorkspaceConfig, now: float) -> WorkspaceRouter:
         """The workspace under a new configuration (a reload): a new core with this state.
@@ -443,7 +236,7 @@ class WorkspaceRouter:
         fresh.withdrawals = self.withdrawals + fresh.withdrawals
         return fresh
 
-    # -- deciding -----------------------------------------------------------
+    # -- deciding ----------------------------------------------------------
 
     def plan(
         self,
@@ -462,9 +255,9 @@ class WorkspaceRouter:
         agent's free slots or one inquiry twice; agent-state still has the
         final word.
         """
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         self._release_due_follow_ups(now)
-        self._advance(now)
+        self._waiting.advance(now)
         if inquiry_ids is None and agent_ids is None:
             # Everything is matched: nothing is left to plan for what changed.
             self._routable_inquiries.clear()
@@ -490,9 +283,9 @@ class WorkspaceRouter:
         """Plan for what changed since the last plan: the inquiries that entered the
         queue (new, back from an offer, follow-ups due) against every free agent,
         and every waiting inquiry against the agents whose free slots changed."""
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         self._release_due_follow_ups(now)
-        self._advance(now)
+        self._waiting.advance(now)
         inquiry_ids, self._routable_inquiries = self._routable_inquiries, set()
         agent_ids, self._routable_agents = self._routable_agents, set()
         if not inquiry_ids and not agent_ids:
@@ -512,10 +305,11 @@ class WorkspaceRouter:
             return
         # Free agents only get fewer within a plan, so an inquiry like one that
         # found nobody finds nobody either: remember the kinds that failed.
-        hopeless: set[tuple[object, ...]] = set()
+        hopeless: set[MatchKind] = set()
         for inquiry in sorted(waiting, key=lambda i: self._order_key(i, now)):
             step_index, step = self._step(inquiry, now)
-            kind = self._match_kind(inquiry, step_index)
+            particular = inquiry.excluded or inquiry.preferred_agent
+            kind = None if particular else match_kind(inquiry, step_index)
             if kind is not None and kind in hopeless:
                 continue
             offer = self._offer(inquiry, step_index, step, free, planned_load, now)
@@ -536,7 +330,7 @@ class WorkspaceRouter:
         skip: Collection[str] = (),
     ) -> list[Offer]:
         """Every waiting inquiry in order (but those in `skip`) against `free`,
-        through the indexes; the offers are added to `offers`, their capacity
+        through the index's walk (waiting.py); the offers are added to `offers`, their capacity
         to `planned_load` (both may hold a first pass's), and returned.
 
         Only the kinds some free agent fits are walked (and the inquiries
@@ -545,58 +339,9 @@ class WorkspaceRouter:
         of a walk over the whole queue: an inquiry left out is one for which
         nobody would have been found.
         """
-        aging = self.config.aging_s
-
-        def head(bucket: SortedList, position: int, priority: int, kind: MatchKind | None) -> _Head:
-            arrived, inquiry_id = bucket[position]
-            return (
-                -(priority + (now - arrived) // aging),
-                arrived,
-                inquiry_id,
-                position,
-                bucket,
-                kind,
-            )
-
-        reach: set[tuple[str, str]] = set()
-        for agent in free.values():
-            languages = _reach_languages(agent.languages)
-            for channel in agent.capacity:
-                if agent.free_on(channel) and self._free_after(agent, channel, planned_load):
-                    reach.update((channel, language) for language in languages)
-        reached: set[MatchKind] = set().union(*(self._reach.get(r, ()) for r in reach))
-        heads = [
-            head(bucket, 0, priority, match_kind)
-            for match_kind in reached
-            for priority, bucket in self._kinds[match_kind].buckets.items()
-        ]
-        if len(self._sticky) <= len(free):
-            sticky = [(a, b) for (a, _), b in self._sticky.items() if a in free]
-        else:
-            sticky = [
-                (a, self._sticky[a, q]) for a in free for q in self.queues if (a, q) in self._sticky
-            ]
-        heads += [
-            head(bucket, 0, priority, None)
-            for _, by_priority in sticky
-            for priority, bucket in by_priority.items()
-        ]
-        heapq.heapify(heads)
-        # A kind is checked against the free agents when the walk first reaches it.
-        fitting: set[MatchKind] = set()
-        hopeless: set[MatchKind] = set()
-        while heads and free:
-            _, _, inquiry_id, position, bucket, kind = heapq.heappop(heads)
-            if kind is not None and kind not in fitting:
-                if kind in hopeless:
-                    continue
-                if not self._anyone_fits(self._kinds[kind], free, planned_load):
-                    hopeless.add(kind)
-                    continue
-                fitting.add(kind)
-            if position + 1 < len(bucket):
-                priority = self._filed[inquiry_id].priority
-                heapq.heappush(heads, head(bucket, position + 1, priority, kind))
+        fitting: dict[Kind, bool] = {}
+        walk = self._waiting.walk(now, self.config.aging_s, free, planned_load, fitting)
+        for inquiry_id, kind in walk:
             if inquiry_id in skip:
                 continue
             inquiry = self.inquiries[inquiry_id]
@@ -612,20 +357,9 @@ class WorkspaceRouter:
             particular = inquiry.preferred_agent or any(
                 until > now for until in inquiry.excluded.values()
             )
-            if not particular or not self._anyone_fits(self._kinds[kind], free, planned_load):
-                fitting.discard(kind)
-                hopeless.add(kind)
+            if not particular or not kind.anyone_fits(free, planned_load):
+                fitting[kind] = False
         return offers
-
-    def _anyone_fits(
-        self, kind: _Kind, free: dict[str, AgentView], planned_load: dict[tuple[str, str], int]
-    ) -> bool:
-        """Whether any of `free` fits the kind and has a slot on its channel left."""
-        channel = kind.channel
-        return any(
-            a.free_on(channel) and self._free_after(a, channel, planned_load) and kind.fits(a)
-            for a in free.values()
-        )
 
     def _offer(
         self,
@@ -638,12 +372,12 @@ class WorkspaceRouter:
     ) -> Offer | None:
         """The best free agent for the inquiry, its capacity counted as planned; None: nobody."""
         queue = self.queues[inquiry.queue]
-        agent = self._choose(inquiry, step, queue, free, planned_load, now)
+        agent = self._free.choose(inquiry, step, queue, free, planned_load, now)
         if agent is None:
             return None
         key = (agent.id, inquiry.channel)
         planned_load[key] = planned_load.get(key, 0) + 1
-        if not any(self._free_after(agent, ch, planned_load) for ch in agent.capacity):
+        if not any(free_after(agent, ch, planned_load) for ch in agent.capacity):
             del free[agent.id]
         return Offer(
             inquiry_id=inquiry.id,
@@ -662,77 +396,19 @@ class WorkspaceRouter:
         plus one point per `aging_s` waited, so nothing starves); then the
         longest waiting; then by id, so the order is deterministic.
         """
-        self._advance(now)
-        aging = self.config.aging_s
-
-        def keyed(priority: int, bucket: SortedList) -> Iterator[tuple[float, float, str]]:
-            # Within one base priority the longest waiting has aged the most,
-            # so arrival order is effective-priority order: buckets merge lazily.
-            for arrived, inquiry_id in bucket:
-                yield (-(priority + (now - arrived) // aging), arrived, inquiry_id)
-
-        buckets = [b for index in self._kinds.values() for b in index.buckets.items()]
-        buckets += [b for by_priority in self._sticky.values() for b in by_priority.items()]
-        merged = heapq.merge(*(keyed(p, b) for p, b in buckets))
-        for _, _, inquiry_id in merged:
+        for inquiry_id in self._waiting.in_order(now, self.config.aging_s):
             yield self.inquiries[inquiry_id]
-
-    @staticmethod
-    def _match_kind(inquiry: QueuedInquiry, step: int) -> tuple[object, ...] | None:
-        """What decides which agents fit an inquiry; None when it is particular to it."""
-        if inquiry.excluded or inquiry.preferred_agent:
-            return None
-        return (
-            inquiry.queue,
-            step,
-            inquiry.channel,
-            inquiry.language.lower().split("-")[0],
-            inquiry.min_tier,
-            tuple(sorted(inquiry.skills.items())),
-            inquiry.site.casefold(),
-        )
 
     def _order_key(self, inquiry: QueuedInquiry, now: float) -> tuple[float, float, str]:
         """The sort key of `waiting_in_order`, for one inquiry."""
         aged = inquiry.priority + (now - inquiry.arrived_at) // self.config.aging_s
         return (-aged, inquiry.arrived_at, inquiry.id)
 
-    def eligible(
-        self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep, now: float
-    ) -> bool:
-        """Whether `agent` may be offered `inquiry` under ladder step `step`."""
-        if not agent.free_on(inquiry.channel):
-            return False
-        if inquiry.excluded.get(agent.id, 0.0) > now:
-            return False
-        if not self._fits_profile(agent, inquiry, step):
-            return False
-        return not (
-            inquiry.preferred_agent
-            and now < inquiry.prefer_until
-            and agent.id != inquiry.preferred_agent
-        )
-
-    def _fits_profile(self, agent: AgentView, inquiry: QueuedInquiry, step: LadderStep) -> bool:
-        """Whether the agent's profile fits the inquiry under `step` (tier, language,
-        site, skills), whatever its presence and load."""
-        if agent.tier not in self._tiers(inquiry, step):
-            return False
-        if not agent.speaks(inquiry.language):
-            return False
-        if inquiry.site and not agent.at_site(inquiry.site):
-            return False
-        for skill, minimum in inquiry.skills.items():
-            needed = minimum if step.min_proficiency is None else min(minimum, step.min_proficiency)
-            if agent.skills.get(skill, 0) < max(needed, 1):
-                return False
-        return True
-
     def step_index(self, inquiry: QueuedInquiry, now: float) -> int:
         """Which ladder step an inquiry is on: by time waited, or further after failed offers."""
         return self._step(inquiry, now)[0]
 
-    # -- outcomes of offers -------------------------------------------------
+    # -- outcomes of offers ------------------------------------------------
 
     def offer_made(
         self,
@@ -791,7 +467,7 @@ class WorkspaceRouter:
             or (reservation_id and inquiry.reservation_id != reservation_id)
         ):
             return False
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         # Out of the indexes while the fields they file it by change.
         self._unindex(inquiry)
         inquiry.state = InquiryState.WAITING
@@ -894,7 +570,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None or inquiry.agent_id != agent_id:
             return False
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         agent = self.agents.get(agent_id)
         from_tier = agent.tier if agent else inquiry.min_tier
         wanted = target_tier if REPRESENTATIVE <= target_tier <= SUPERVISOR else from_tier + 1
@@ -962,7 +638,7 @@ class WorkspaceRouter:
             or inquiry.state not in (InquiryState.OFFERED, InquiryState.ACCEPTED)
         ):
             return False
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         left = inquiry.queue
         named = self.queues.get(target_queue)
         queue = named or self.queue_for(inquiry)
@@ -1016,7 +692,7 @@ class WorkspaceRouter:
         for other in self.agents.values():
             if other.id == agent_id or inquiry.excluded.get(other.id, 0.0) == FOREVER:
                 continue
-            if any(self._fits_profile(other, inquiry, step) for step in queue.ladder):
+            if any(fits_profile(other, inquiry, step) for step in queue.ladder):
                 return False
         return True
 
@@ -1066,7 +742,7 @@ class WorkspaceRouter:
         if outcome is not CallbackOutcome.REQUESTED:
             return outcome
         assert inquiry is not None
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         self._unindex(inquiry)  # the channel changes, which files it
         if inquiry.state is InquiryState.OFFERED:
             self.withdrawals.append(
@@ -1081,7 +757,47 @@ class WorkspaceRouter:
         self.changed_inquiries.add(inquiry_id)
         return outcome
 
-    # -- reconciliation with agent-state --------------------------------------
+    # -- what time alone brings --------------------------------------------
+
+    def housekeeping(self, now: float) -> None:
+        """Work that time alone brings: ladder steps reached, old memories dropped.
+
+        Called about once a second; moving up the ladder is counted here even
+        when no agent is free to be matched. Held inquiries whose queue opened
+        join its line, and the overflow rules move who they must. Costs what
+        fell due, not the queue.
+        """
+        self._waiting.advance(now)
+        self._release_held(now)
+        self._overflow(now)
+        for inquiry_id in self._waiting.take_stepped():
+            inquiry = self.inquiries.get(inquiry_id)
+            if inquiry is None or inquiry.verify or inquiry.state is not InquiryState.WAITING:
+                continue
+            index = self.step_index(inquiry, now)
+            if index > inquiry.step:
+                inquiry.step = index
+                self.changed_inquiries.add(inquiry_id)
+                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
+        self.forget_old(now)
+
+    def forget_old(self, now: float) -> None:
+        """Drop finished ids and thread memories past their retention, oldest first."""
+        order = self._finished_order
+        while order and now - order[0][0] > REMEMBER_FINISHED_S:
+            at, inquiry_id = heapq.heappop(order)
+            if self.finished.get(inquiry_id) == at:
+                del self.finished[inquiry_id]
+                self.changed_inquiries.add(inquiry_id)
+        order = self._thread_order
+        while order and now - order[0][0] > REMEMBER_THREAD_S:
+            at, thread = heapq.heappop(order)
+            last = self.threads.get(thread)
+            if last is not None and last[1] == at:
+                del self.threads[thread]
+                self.changed_threads.add(thread)
+
+    # -- reconciliation with agent-state -----------------------------------
 
     def overdue(
         self, now: float, offer_grace_s: float, task_silence_s: float, limit: int
@@ -1093,8 +809,8 @@ class WorkspaceRouter:
         admitted by the sweep. A check counts as news, so one that changed
         nothing is not repeated before the same time passed again.
         """
-        due: list[tuple[float, str]] = [(-FOREVER, i) for i in self._unverified]
-        for inquiry_id in self._open:
+        due: list[tuple[float, str]] = [(-FOREVER, i) for i in self._waiting.unverified]
+        for inquiry_id in self._waiting.open:
             inquiry = self.inquiries[inquiry_id]
             if inquiry.state is InquiryState.OFFERED:
                 at = max(inquiry.offer_expires_at, inquiry.last_heard_at) + offer_grace_s
@@ -1106,7 +822,7 @@ class WorkspaceRouter:
 
     def unverified(self, inquiry_id: str) -> bool:
         """Whether the inquiry was admitted by the sweep and awaits agent-state's word."""
-        return inquiry_id in self._unverified
+        return inquiry_id in self._waiting.unverified
 
     def reconcile(self, inquiry_id: str, authority: Authority, now: float) -> Reconciled:
         """Make the router's picture of one inquiry agree with agent-state's.
@@ -1121,7 +837,7 @@ class WorkspaceRouter:
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None:
             return Reconciled.UNKNOWN
-        self._now = max(self._now, now)
+        self._waiting.seen(now)
         was_unverified = inquiry.verify
         self._unindex(inquiry)
         inquiry.verify = False
@@ -1182,7 +898,7 @@ class WorkspaceRouter:
         inquiry this router never saw is left to the sweep of the inquiries.
         """
         check: set[str] = set()
-        for inquiry_id in self._open:
+        for inquiry_id in self._waiting.open:
             inquiry = self.inquiries[inquiry_id]
             h = held.get(inquiry_id)
             if h is None or (h.agent_id, h.reservation_id, h.accepted) != (
@@ -1192,7 +908,7 @@ class WorkspaceRouter:
             ):
                 check.add(inquiry_id)
         for inquiry_id, h in held.items():
-            if inquiry_id in self._open:
+            if inquiry_id in self._waiting.open:
                 continue
             if inquiry_id in self.inquiries:
                 check.add(inquiry_id)
@@ -1202,24 +918,16 @@ class WorkspaceRouter:
                 )
         return sorted(check)
 
-    def is_new(self, inquiry_id: str) -> bool:
-        """Neither routed now nor finished: the sweep admits such an inquiry."""
-        return inquiry_id not in self.inquiries and inquiry_id not in self.finished
+    # -- what the adapter takes --------------------------------------------
 
-    def absorbed(self, inquiry_id: str, now: float) -> None:
-        """An inquiry that joined another instead of queuing (a customer's new message
-        on a conversation with an open inquiry): it counts as finished, so a
-        redelivery or the sweep never queues it."""
-        self.finished[inquiry_id] = now
-        self.changed_inquiries.add(inquiry_id)
-
-    def restore_finished(self, inquiry_id: str, at: float) -> None:
-        """Put back a finished id from persisted state."""
-        self._remember_finished(inquiry_id, at)
-
-    def restore_thread(self, thread: str, agent_id: str, at: float) -> None:
-        """Put back a thread's last agent from persisted state."""
-        self._remember_thread(thread, agent_id, at)
+    def take_step(self) -> Step:
+        """What the core decided since the last call: the adapter writes, withdraws,
+        counts and logs it; the core forgets it (it is handed over once)."""
+        return Step(
+            self.drain_changes(),
+            tuple(self.drain_withdrawals()),
+            tuple(self.drain_notices()),
+        )
 
     def drain_changes(self) -> Changes:
         """What changed since the last call, for the adapter to persist."""
@@ -1233,62 +941,19 @@ class WorkspaceRouter:
         self.changed_threads.clear()
         return changes
 
-    def take_step(self) -> Step:
-        """What the core decided since the last call: the adapter writes, withdraws,
-        counts and logs it; the core forgets it (it is handed over once)."""
-        return Step(
-            self.drain_changes(),
-            tuple(self.drain_withdrawals()),
-            tuple(self.drain_notices()),
-        )
-
     def drain_withdrawals(self) -> list[Withdrawal]:
         """The offers to withdraw since the last call."""
         withdrawals, self.withdrawals = self.withdrawals, []
         return withdrawals
 
-    def housekeeping(self, now: float) -> None:
-        """Work that time alone brings: ladder steps reached, old memories dropped.
-
-        Called about once a second; moving up the ladder is counted here even
-        when no agent is free to be matched. Held inquiries whose queue opened
-        join its line, and the overflow rules move who they must. Costs what
-        fell due, not the queue.
-        """
-        self._advance(now)
-        self._release_held(now)
-        self._overflow(now)
-        stepped, self._stepped = self._stepped, set()
-        for inquiry_id in stepped:
-            inquiry = self.inquiries.get(inquiry_id)
-            if inquiry is None or inquiry.verify or inquiry.state is not InquiryState.WAITING:
-                continue
-            index = self.step_index(inquiry, now)
-            if index > inquiry.step:
-                inquiry.step = index
-                self.changed_inquiries.add(inquiry_id)
-                self._notice(NoticeKind.ESCALATED, inquiry, now, step=index, reason="wait")
-        self.forget_old(now)
-
-    def forget_old(self, now: float) -> None:
-        """Drop finished ids and thread memories past their retention, oldest first."""
-        order = self._finished_order
-        while order and now - order[0][0] > REMEMBER_FINISHED_S:
-            at, inquiry_id = heapq.heappop(order)
-            if self.finished.get(inquiry_id) == at:
-                del self.finished[inquiry_id]
-                self.changed_inquiries.add(inquiry_id)
-        order = self._thread_order
-        while order and now - order[0][0] > REMEMBER_THREAD_S:
-            at, thread = heapq.heappop(order)
-            last = self.threads.get(thread)
-            if last is not None and last[1] == at:
-                del self.threads[thread]
-                self.changed_threads.add(thread)
+    def drain_notices(self) -> list[Notice]:
+        """The notices since the last call (for metrics and logs)."""
+        notices, self.notices = self.notices, []
+        return notices
 
     def held(self) -> Iterator[QueuedInquiry]:
         """The inquiries offered or accepted: as many as the agents hold, not the queue."""
-        for inquiry_id in self._open:
+        for inquiry_id in self._waiting.open:
             yield self.inquiries[inquiry_id]
 
     def queue_stats(self, now: float) -> dict[str, QueueStats]:
@@ -1296,30 +961,12 @@ class WorkspaceRouter:
 
         Kept as inquiries move: the cost is the number of queues, not of inquiries.
         """
-        stats = {name: QueueStats() for name in self.queues}
-        for name, counts in self._counts.items():
-            queue = stats.get(name)
-            if queue is None:
-                continue
-            queue.waiting = counts.get(InquiryState.WAITING, 0)
-            # Held until the queue opens: not yet due either.
-            queue.scheduled = counts.get(InquiryState.SCHEDULED, 0) + counts.get(
-                InquiryState.HELD, 0
-            )
-            queue.offered = counts.get(InquiryState.OFFERED, 0)
-            queue.in_progress = counts.get(InquiryState.ACCEPTED, 0)
+        stats = self._waiting.queue_stats(self.queues, now)
+        for name, queue in stats.items():
             queue.callbacks = self.pending_callbacks.count(name)
-        for name, arrivals in self._arrivals.items():
-            if arrivals and name in stats:
-                stats[name].oldest_wait_s = max(0.0, now - arrivals[0][0])
         return stats
 
-    def drain_notices(self) -> list[Notice]:
-        """The notices since the last call (for metrics and logs)."""
-        notices, self.notices = self.notices, []
-        return notices
-
-    # -- helpers ------------------------------------------------------------
+    # -- queues: which one, entering, moving -------------------------------
 
     def queue_for(self, inquiry: QueuedInquiry) -> Queue:
         """The first queue whose match takes the inquiry; the last queue takes the rest."""
@@ -1346,102 +993,28 @@ class WorkspaceRouter:
                 boost += rule.boost
         return boost
 
-    def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
-        index = self._by_time(inquiry, now)
-        filed = self._filed.get(inquiry.id)
-        if filed is not None and filed.bucket is not None:
-            # A step reached stays reached, also when the clock steps back.
-            index = max(index, filed.step)
-        return index, self.queues[inquiry.queue].ladder[index]
-
-    @staticmethod
-    def _tiers(inquiry: QueuedInquiry, step: LadderStep) -> frozenset[int]:
-        # State written before tiers were capped may ask for more than the top.
-        min_tier = min(inquiry.min_tier, SUPERVISOR)
-        if min_tier <= REPRESENTATIVE:
-            return step.tiers
-        return frozenset(t for t in step.tiers if t >= min_tier) or frozenset(
-            range(min_tier, SUPERVISOR + 1)
-        )
-
-    def _choose(
-        self,
-        inquiry: QueuedInquiry,
-        step: LadderStep,
-        queue: Queue,
-        free: dict[str, AgentView],
-        planned_load: dict[tuple[str, str], int],
-        now: float,
-    ) -> AgentView | None:
-        def fits(a: AgentView) -> bool:
-            return self.eligible(a, inquiry, step, now) and self._free_after(
-                a, inquiry.channel, planned_load
-            )
-
-        # Scanning the idle order pays when most free agents are candidates; for
-        # a few of them (a plan for the agents whose slots changed) it would walk
-        # past all the others.
-        if (
-            queue.strategy == "longest_idle"
-            and not inquiry.preferred_agent
-            and len(free) > 16
-            and 4 * len(free) >= len(self.free_agents)
-        ):
-            for *_, agent_id in self._idle_order.get(inquiry.channel, ()):
-                agent = free.get(agent_id)
-                if agent is not None and fits(agent):
-                    return agent
-            return None
-        candidates = [a for a in free.values() if fits(a)]
-        if not candidates:
-            return None
-        if inquiry.preferred_agent:
-            for agent in candidates:
-                if agent.id == inquiry.preferred_agent:
-                    return agent
-        # The lowest eligible tier first: specialists and supervisors are the
-        # scarce escalation resource. Then the queue's strategy, then the id.
-        if queue.strategy == "least_occupied":
-            return min(candidates, key=lambda a: (a.tier, a.occupancy, a.idle_since, a.id))
-        if queue.strategy == "highest_proficiency":
-            return min(
-                candidates,
-                key=lambda a: (
-                    a.tier,
-                    -sum(a.skills.get(s, 0) for s in inquiry.skills),
-                    a.idle_since,
-                    a.id,
-                ),
-            )
-        # longest idle: agents holding no task first, the one idle longest first
-        return min(candidates, key=lambda a: (a.tier, a.total_load > 0, a.idle_since, a.id))
-
-    @staticmethod
-    def _has_any_free_slot(agent: AgentView) -> bool:
-        return agent.status is AgentStatus.AVAILABLE and any(
-            agent.free_on(channel) for channel in agent.capacity
-        )
-
-    @staticmethod
-    def _free_after(agent: AgentView, channel: str, planned: dict[tuple[str, str], int]) -> bool:
-        extra = planned.get((agent.id, channel), 0)
-        if agent.load.get(channel, 0) + extra >= agent.capacity.get(channel, 0):
-            return False
-        if agent.total_capacity:
-            total_extra = sum(n for (aid, _), n in planned.items() if aid == agent.id)
-            return agent.total_load + total_extra < agent.total_capacity
-        return True
-
-    def _release_due_follow_ups(self, now: float) -> None:
-        due = self._due
-        while due and due[0][0] <= now:
-            at, inquiry_id = heapq.heappop(due)
-            inquiry = self.inquiries.get(inquiry_id)
-            if inquiry_id not in self._scheduled or inquiry is None or inquiry.due_at != at:
-                continue  # released, finished or scheduled again since
-            self._set_state(inquiry, InquiryState.WAITING)
-            self.changed_inquiries.add(inquiry.id)
-            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
+    def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
+        """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
+        if inquiry.queue == queue.name:
+            return
+        left = self.queues.get(inquiry.queue)
+        if left is not None:
+            inquiry.priority -= left.priority
+        # The skills the queue left raised go back to what the inquiry asked for
+        # (an overflow to a general queue must not keep the expert queue's skills).
+        for skill, before in inquiry.queue_skills.items():
+            if before:
+                inquiry.skills[skill] = before
+            else:
+                inquiry.skills.pop(skill, None)
+        inquiry.queue_skills = {}
+        inquiry.queue = queue.name
+        for skill, minimum in queue.required_skills:
+            had = inquiry.skills.get(skill, 0)
+            if minimum > had:
+                inquiry.queue_skills[skill] = had
+                inquiry.skills[skill] = minimum
+        inquiry.priority += queue.priority
 
     def _closed_arrival(
         self, inquiry: QueuedInquiry, closed: str, policy: ClosedPolicy, now: float
@@ -1502,28 +1075,17 @@ class WorkspaceRouter:
                 )
             )
 
-    def _enter_queue(self, inquiry: QueuedInquiry, queue: Queue) -> None:
-        """Move an inquiry (not indexed) into `queue`: its required skills and priority apply."""
-        if inquiry.queue == queue.name:
-            return
-        left = self.queues.get(inquiry.queue)
-        if left is not None:
-            inquiry.priority -= left.priority
-        # The skills the queue left raised go back to what the inquiry asked for
-        # (an overflow to a general queue must not keep the expert queue's skills).
-        for skill, before in inquiry.queue_skills.items():
-            if before:
-                inquiry.skills[skill] = before
-            else:
-                inquiry.skills.pop(skill, None)
-        inquiry.queue_skills = {}
-        inquiry.queue = queue.name
-        for skill, minimum in queue.required_skills:
-            had = inquiry.skills.get(skill, 0)
-            if minimum > had:
-                inquiry.queue_skills[skill] = had
-                inquiry.skills[skill] = minimum
-        inquiry.priority += queue.priority
+    def _release_due_follow_ups(self, now: float) -> None:
+        for inquiry in self._waiting.due_follow_ups(now):
+            self._set_state(inquiry, InquiryState.WAITING)
+            self.changed_inquiries.add(inquiry.id)
+            self._notice(NoticeKind.FOLLOW_UP_DUE, inquiry, now)
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _step(self, inquiry: QueuedInquiry, now: float) -> tuple[int, LadderStep]:
+        index = self._waiting.step(inquiry, now)
+        return index, self.queues[inquiry.queue].ladder[index]
 
     def _hold(
         self, inquiry: QueuedInquiry, agent_id: str, reservation_id: str, state: InquiryState
@@ -1560,26 +1122,12 @@ class WorkspaceRouter:
             heapq.heapify(self._thread_order)
 
     def _set_free(self, agent_id: str, agent: AgentView | None) -> None:
-        """Record whether an agent has a free slot, keeping the idle order in step."""
-        old = self._idle_keys.pop(agent_id, None)
-        if old is not None:
-            key, channels = old
-            for channel in channels:
-                self._idle_order[channel].discard(key)
+        """Record whether an agent has a free slot; one that has is to be planned for."""
+        self._free.set(agent_id, agent)
         if agent is None:
-            self.free_agents.pop(agent_id, None)
             self._routable_agents.discard(agent_id)
-            return
-        self.free_agents[agent_id] = agent
-        self._routable_agents.add(agent_id)
-        key = (agent.tier, agent.total_load > 0, agent.idle_since, agent.id)
-        channels = [ch for ch in agent.capacity if agent.free_on(ch)]
-        self._idle_keys[agent_id] = (key, channels)
-        for channel in channels:
-            order = self._idle_order.get(channel)
-            if order is None:
-                order = self._idle_order[channel] = SortedList()
-            order.add(key)
+        else:
+            self._routable_agents.add(agent_id)
 
     def _set_state(self, inquiry: QueuedInquiry, state: InquiryState) -> None:
         self._unindex(inquiry)
@@ -1587,199 +1135,25 @@ class WorkspaceRouter:
         self._index(inquiry)
 
     def _index(self, inquiry: QueuedInquiry) -> None:
-        """File an inquiry (not indexed) by its state; waiting ones by what can serve them."""
-        filed = _Filed(inquiry.queue, inquiry.state)
-        self._filed[inquiry.id] = filed
-        counts = self._counts.setdefault(inquiry.queue, {})
-        counts[inquiry.state] = counts.get(inquiry.state, 0) + 1
-        if inquiry.state is InquiryState.WAITING:
-            # Waiting, also for agent-state's word: counted in the queue's oldest wait
-            # (one held while its queue was closed from the opening: `sla_from`).
-            filed.entry = (inquiry.arrived_at, inquiry.id)
-            filed.since = (
-                filed.entry
-                if inquiry.sla_from <= inquiry.arrived_at  # (the same tuple: no memory)
-                else (inquiry.sla_from, inquiry.id)
-            )
-            arrivals = self._arrivals.get(inquiry.queue)
-            if arrivals is None:  # (a SortedList is dear to make: not a default)
-                arrivals = self._arrivals[inquiry.queue] = SortedList()
-            arrivals.add(filed.since)
+        """File an inquiry (not indexed) in the index and the queue controls' and
+        callbacks' indexes; a waiting one is to be planned for."""
+        self._waiting.file(inquiry)
         if callbacks.pending(inquiry):
             self.pending_callbacks.add(inquiry.queue, inquiry.id)
         if inquiry.verify:
-            self._unverified.add(inquiry.id)
             return
         self.controls.index(inquiry)
-        if inquiry.state is InquiryState.WAITING and self._now == -FOREVER:
-            self._deferred.add(inquiry.id)
-            self._routable_inquiries.add(inquiry.id)
-            return
         if inquiry.state is InquiryState.WAITING:
-            self._file_waiting(inquiry, filed, self._by_time(inquiry, self._now))
             self._routable_inquiries.add(inquiry.id)
-        elif inquiry.state is InquiryState.SCHEDULED:
-            self._scheduled.add(inquiry.id)
-            heapq.heappush(self._due, (inquiry.due_at, inquiry.id))
-        elif inquiry.state is not InquiryState.HELD:
-            self._open.add(inquiry.id)
 
     def _unindex(self, inquiry: QueuedInquiry) -> None:
         """Take an inquiry out of every index (wherever it was filed, whatever its state now)."""
         self._routable_inquiries.discard(inquiry.id)
-        filed = self._filed.pop(inquiry.id, None)
-        if filed is None:
+        queue = self._waiting.unfile(inquiry.id)
+        if queue is None:
             return
         self.controls.unindex(inquiry)
-        self.pending_callbacks.discard(filed.queue, inquiry.id)
-        self._counts[filed.queue][filed.state] -= 1
-        self._deferred.discard(inquiry.id)
-        self._unverified.discard(inquiry.id)
-        self._open.discard(inquiry.id)
-        self._scheduled.discard(inquiry.id)
-        if filed.state is InquiryState.WAITING:
-            self._arrivals[filed.queue].discard(filed.since)
-        if filed.bucket is not None:
-            self._unfile_waiting(filed)
-
-    def _by_time(self, inquiry: QueuedInquiry, now: float) -> int:
-        """The ladder step by time waited and failed offers (the step formula)."""
-        afters = self._afters[inquiry.queue]
-        # A clock stepped back (or a new owner's clock behind the old one's) makes
-        # `now` earlier than `queued_at`: count that as no wait, not as an error.
-        waited = max(0.0, now - inquiry.queued_at)
-        if self._ascending[inquiry.queue]:
-            by_time = max(bisect.bisect_right(afters, waited) - 1, 0)
-        else:
-            by_time = max((i for i, after in enumerate(afters) if after <= waited), default=0)
-        return min(max(by_time, inquiry.forced_step), len(afters) - 1)
-
-    def _file_waiting(self, inquiry: QueuedInquiry, filed: _Filed, step: int) -> None:
-        """Put a waiting inquiry in its bucket at ladder step `step`, and set its timer."""
-        now = self._now
-        filed.step = step
-        filed.priority = inquiry.priority
-        filed.entry = (inquiry.arrived_at, inquiry.id)
-        wakes = FOREVER
-        later = self._next_after[inquiry.queue][step]
-        if later is not None:
-            wakes = inquiry.queued_at + later
-        if inquiry.preferred_agent and now < inquiry.prefer_until:
-            filed.sticky = inquiry.preferred_agent
-            filed.kind = None
-            by_priority = self._sticky.setdefault((filed.sticky, inquiry.queue), {})
-            wakes = min(wakes, inquiry.prefer_until)
-        else:
-            filed.sticky = ""
-            kind = filed.kind = self._match_kind_at(inquiry, step)
-            index = self._kinds.get(kind)
-            if index is None:
-                index = self._kinds[kind] = self._new_kind(inquiry, step)
-                self._reach.setdefault((index.channel, index.language), set()).add(kind)
-            by_priority = index.buckets
-        bucket = by_priority.get(inquiry.priority)
-        if bucket is None:
-            bucket = by_priority[inquiry.priority] = SortedList()
-        bucket.add(filed.entry)
-        filed.bucket = bucket
-        if step > inquiry.step:
-            self._stepped.add(inquiry.id)
-        if wakes < FOREVER:
-            self._filings += 1
-            filed.timer = self._filings
-            heapq.heappush(self._timers, (wakes, filed.timer, inquiry.id))
-            if len(self._timers) > 2 * len(self._filed) + 1024:
-                self._compact_timers()
-
-    def _unfile_waiting(self, filed: _Filed) -> None:
-        bucket = filed.bucket
-        assert bucket is not None
-        bucket.discard(filed.entry)
-        filed.bucket = None
-        filed.timer = 0
-        if bucket:
-            return
-        if filed.sticky:
-            by_priority = self._sticky[filed.sticky, filed.queue]
-            del by_priority[filed.priority]
-            if not by_priority:
-                del self._sticky[filed.sticky, filed.queue]
-        elif filed.kind is not None:
-            index = self._kinds[filed.kind]
-            del index.buckets[filed.priority]
-            if not index.buckets:
-                del self._kinds[filed.kind]
-                reach = (index.channel, index.language)
-                self._reach[reach].discard(filed.kind)
-                if not self._reach[reach]:
-                    del self._reach[reach]
-
-    def _compact_timers(self) -> None:
-        """Drop the timers of inquiries filed again or gone (each filing leaves one)."""
-        live = {(f.timer, i) for i, f in self._filed.items() if f.timer}
-        self._timers = [t for t in self._timers if (t[1], t[2]) in live]
-        heapq.heapify(self._timers)
-
-    def _advance(self, now: float) -> None:
-        """Move waiting inquiries whose ladder step or sticky window time changed."""
-        self._now = max(self._now, now)
-        if self._deferred:
-            deferred, self._deferred = self._deferred, set()
-            for inquiry_id in deferred:
-                inquiry = self.inquiries[inquiry_id]
-                self._file_waiting(
-                    inquiry, self._filed[inquiry_id], self._by_time(inquiry, self._now)
-                )
-        timers = self._timers
-        later: list[tuple[float, int, str]] = []
-        while timers and timers[0][0] <= now + _TIMER_MARGIN_S:
-            timer = heapq.heappop(timers)
-            _, number, inquiry_id = timer
-            filed = self._filed.get(inquiry_id)
-            if filed is None or filed.timer != number:
-                continue  # filed again since, or gone: a newer timer stands
-            inquiry = self.inquiries[inquiry_id]
-            step = max(self._by_time(inquiry, self._now), filed.step)
-            sticky = bool(inquiry.preferred_agent) and self._now < inquiry.prefer_until
-            if step == filed.step and sticky == bool(filed.sticky):
-                later.append(timer)  # within the margin: not yet
-                continue
-            self._unfile_waiting(filed)
-            self._file_waiting(inquiry, filed, step)
-        for timer in later:
-            heapq.heappush(timers, timer)
-
-    def _new_kind(self, inquiry: QueuedInquiry, step_index: int) -> _Kind:
-        step = self.queues[inquiry.queue].ladder[step_index]
-        needs = tuple(
-            (
-                skill,
-                max(
-                    minimum if step.min_proficiency is None else min(minimum, step.min_proficiency),
-                    1,
-                ),
-            )
-            for skill, minimum in inquiry.skills.items()
-        )
-        return _Kind(
-            inquiry.channel,
-            inquiry.language.lower().split("-")[0],
-            self._tiers(inquiry, step),
-            needs,
-            inquiry.site,
-        )
-
-    @staticmethod
-    def _match_kind_at(inquiry: QueuedInquiry, step: int) -> MatchKind:
-        return (
-            inquiry.queue,
-            step,
-            inquiry.channel,
-            inquiry.language.lower().split("-")[0],
-            inquiry.min_tier,
-            tuple(sorted(inquiry.skills.items())),
-            inquiry.site.casefold(),
-        )
+        self.pending_callbacks.discard(queue, inquiry.id)
 
     def _notice(
         self,
@@ -1793,18 +1167,3 @@ class WorkspaceRouter:
         self.notices.append(
             Notice(kind, inquiry.id, inquiry.queue, inquiry.channel, step, reason, wait_s)
         )
-
-
-def _same_for_matching(old: AgentView, new: AgentView) -> bool:
-    """Whether two pictures of an agent are the same for who fits it (its version,
-    idle time and the like aside)."""
-    return (
-        old.status is new.status
-        and old.load == new.load
-        and old.capacity == new.capacity
-        and old.total_capacity == new.total_capacity
-        and old.voice_blocks == new.voice_blocks
-        and old.tier == new.tier
-        and old.skills == new.skills
-        and old.languages == new.languages
-    )

@@ -12,8 +12,9 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from omniroute_router.config import WorkspaceConfig
+from omniroute_router.decisions import Changes
 from omniroute_router.model import AgentView, QueuedInquiry
-from omniroute_router.routing import Changes, WorkspaceRouter
+from omniroute_router.routing import WorkspaceRouter
 
 Table = MutableMapping[str, Any]
 
