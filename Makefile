@@ -28,9 +28,12 @@ run: $(STAMP) $(if $(filter kafka,$(BROKER)),kafka-broker)
 	$(PY) -m devstack --broker $(BROKER) $(ARGS)
 
 ## Lint, check the generated code, then run every test: the integration tests
-## on the embedded broker and, where Java is installed, on Apache Kafka.
+## on the embedded broker and, where Java is installed, on Apache Kafka. Four
+## pytest-xdist workers: the broker tests in groups of one tier each, every group
+## in order on one worker with its own broker, side by side; the tests without a
+## broker fill in around them (tests/conftest.py).
 test: $(STAMP) proto-check lint tools kafka-tier
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4 --dist loadgroup
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -3,7 +3,9 @@
 `TopicFollower` reads one topic in the background without a consumer group
 (every replica of a service reads everything, so each holds the same
 picture, rebuilt from Kafka after a restart), from a position the subclass
-chooses, reconnecting on trouble. `SnapshotReader` follows `queue-snapshots`
+chooses, reconnecting on trouble; `stop()` returns once the reader has ended,
+also when the Kafka client lost the cancellation (it cancels again, and a
+stopping reader never reconnects). `SnapshotReader` follows `queue-snapshots`
 from the end into a `SnapshotBoard`: the router publishes a `QueueSnapshot`
 per workspace per tick, so a fresh one arrives within a tick; the board keeps
 the latest per workspace and wakes whoever waits for the next. The desk's
@@ -25,6 +27,9 @@ from omniroute.settings import CommonSettings
 from omniroute.v1 import queue_pb2
 
 log = logging.getLogger(__name__)
+
+# `TopicFollower.stop` cancels its reader again after this long while it has not ended.
+STOP_RECANCEL_S = 1.0
 
 
 class SnapshotBoard:
@@ -68,17 +73,29 @@ class TopicFollower:
         self.settings = settings
         self.client_id = client_id
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Read in the background until stopped."""
         self._task = asyncio.create_task(self._run(), name=f"read {self.topic}")
 
     async def stop(self) -> None:
-        """Stop reading."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop reading; returns once the reader has ended.
+
+        A cancellation can be lost inside the client (an error raised while a
+        consumer closes replaces it, and a timeout inside aiokafka can swallow
+        it): the reader then must not carry on, so it is cancelled again until
+        it has ended, and it ends rather than reconnect once stopping.
+        """
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_RECANCEL_S)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("topic reader ended with an error", extra={"topic": self.topic, "error": repr(task.exception())})  # fmt: skip
 
     async def position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Where to start reading (after every reconnect)."""
@@ -93,15 +110,18 @@ class TopicFollower:
         await self.take(value)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._read()
             except asyncio.CancelledError:
                 raise
-            except KafkaError as exc:
-                log.warning("topic unavailable; retrying", extra={"topic": self.topic, "error": str(exc)})  # fmt: skip
-            except Exception:  # the reader must outlive any one bad round
-                log.exception("topic reader failed; retrying", extra={"topic": self.topic})
+            except Exception as exc:  # the reader must outlive any one bad round
+                if self._stopping:  # raised while closing, in place of stop()'s cancellation
+                    return
+                if isinstance(exc, KafkaError):
+                    log.warning("topic unavailable; retrying", extra={"topic": self.topic, "error": str(exc)})  # fmt: skip
+                else:
+                    log.exception("topic reader failed; retrying", extra={"topic": self.topic})
             await asyncio.sleep(1.0)
 
     async def _read(self) -> None:
@@ -115,8 +135,9 @@ class TopicFollower:
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             client_id=self.client_id,
         )
-        await consumer.start()
         try:
+            # Inside the `try`: a consumer stopped while it starts is closed too.
+            await consumer.start()
             # A consumer without a subscription knows no topic yet (Apache Kafka
             # answers its first metadata request with none): ask for them.
             # (AIOKafkaConsumer has no public call for it; agent-state's

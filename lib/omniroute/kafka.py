@@ -42,8 +42,8 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="omniroute-admin"
     )
-    await admin.start()
     try:
+        await admin.start()  # inside the `try`: closed also when cancelled while it starts
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if not missing:

@@ -8,7 +8,6 @@ the same batch gets the same results and publishes nothing new in effect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -18,13 +17,12 @@ from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     OfferFeed,
     Running,
-    agent_state_env,
+    agent_state_service,
     available_agent,
     eventually,
-    published,
+    published_fixture,
     reserve,
-    serving,
-    settings_from,
+    service_fixture,
 )
 from tests.support.kafka import TopicTail
 from tests.support.processes import paused
@@ -37,17 +35,8 @@ TaskEvent = task_pb2.TaskEvent
 Code = grpc.StatusCode
 
 
-@pytest.fixture
-async def service(broker: Broker) -> AsyncIterator[Running]:
-    env = agent_state_env(broker, OFFER_TTL_S="300", OFFER_TTL_BY_CHANNEL="{}")
-    async with serving(settings_from(env)) as running:
-        yield running
-
-
-@pytest.fixture
-async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
-    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
-        yield tail
+service = service_fixture(OFFER_TTL_S="300", OFFER_TTL_BY_CHANNEL="{}")
+task_events = published_fixture("topic_task_events", task_pb2.TaskEvent)
 
 
 def batch(
@@ -265,13 +254,12 @@ async def test_a_malformed_batch_is_refused_naming_the_field(service: Running) -
 
 
 async def test_only_the_router_may_reserve_in_batches(broker: Broker) -> None:
-    env = agent_state_env(
+    async with agent_state_service(
         broker,
         AGENT_STATE_ALLOW_ANONYMOUS="false",
         AGENT_STATE_ADMIN_TOKENS='{"router": "r-token"}',
         AGENT_STATE_DESKTOP_TOKENS='{"d-token": "ann"}',
-    )
-    async with serving(settings_from(env)) as service:
+    ) as service:
         ws = new_workspace()
         router = (("authorization", "Bearer r-token"),)
         await available_agent(service.stub, ws, "ann", {CHAT: 1}, metadata=router)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -30,6 +29,7 @@ from tests.support.agent_state import (
     eventually,
     published,
     reserve,
+    service_fixture,
     serving,
     settings_from,
 )
@@ -54,11 +54,7 @@ async def cut_off(call: object) -> grpc.StatusCode:
     return failed.value.code()
 
 
-@pytest.fixture
-async def service(broker: Broker) -> AsyncIterator[Running]:
-    env = agent_state_env(broker, OFFER_TTL_S="2", OFFER_TTL_BY_CHANNEL='{"email": 300}')
-    async with serving(settings_from(env)) as running:
-        yield running
+service = service_fixture(OFFER_TTL_S="2", OFFER_TTL_BY_CHANNEL='{"email": 300}')
 
 
 async def test_calls_cut_off_during_a_broker_pause_are_kept_and_their_retries_answered(

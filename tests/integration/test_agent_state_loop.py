@@ -7,24 +7,19 @@ same, escalations are validated at the edge.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
 
-from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from omniroute_router.reservations import AgentStateClient, ReservationRefused, Reserved
 from tests.support.agent_state import (
     OfferFeed,
     Running,
-    agent_state_env,
     available_agent,
     eventually,
-    published,
+    published_fixture,
     reserve,
-    serving,
-    settings_from,
+    service_fixture,
 )
 from tests.support.kafka import TopicTail
 from tests.support.system import new_workspace
@@ -36,22 +31,9 @@ TaskEvent = task_pb2.TaskEvent
 Offer = agent_state_pb2.Offer
 
 
-@pytest.fixture
-async def service(broker: Broker) -> AsyncIterator[Running]:
-    """agent-state whose chat offers expire after two seconds, e-mail after five minutes."""
-    env = agent_state_env(
-        broker,
-        OFFER_TTL_S="2",
-        OFFER_TTL_BY_CHANNEL='{"email": 300}',
-    )
-    async with serving(settings_from(env)) as running:
-        yield running
-
-
-@pytest.fixture
-async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
-    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
-        yield tail
+# agent-state whose chat offers expire after two seconds, e-mail after five minutes.
+service = service_fixture(OFFER_TTL_S="2", OFFER_TTL_BY_CHANNEL='{"email": 300}')
+task_events = published_fixture("topic_task_events", task_pb2.TaskEvent)
 
 
 def fenced(

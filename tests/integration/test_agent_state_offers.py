@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -11,17 +10,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from omniroute.embedded import Broker
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
-    agent_state_env,
     available_agent,
     load_of,
-    published,
+    published_fixture,
     reserve,
-    serving,
-    settings_from,
+    service_fixture,
 )
 from tests.support.kafka import TopicTail
 from tests.support.system import new_workspace
@@ -33,28 +29,10 @@ AVAILABLE, AWAY = agent_pb2.AGENT_STATUS_AVAILABLE, agent_pb2.AGENT_STATUS_AWAY
 TaskEvent = task_pb2.TaskEvent
 
 
-@pytest.fixture
-async def service(broker: Broker) -> AsyncIterator[Running]:
-    """agent-state with offers that expire after one second."""
-    env = agent_state_env(broker, OFFER_TTL_S="1", OFFER_TTL_BY_CHANNEL="{}")
-    async with serving(settings_from(env)) as running:
-        yield running
-
-
-@pytest.fixture
-async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
-    """What the service published on its task-events topic."""
-    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
-        yield tail
-
-
-@pytest.fixture
-async def agent_events(service: Running) -> AsyncIterator[TopicTail[agent_pb2.AgentEvent]]:
-    """What the service published on its agent-events topic."""
-    async with published(
-        service, service.settings.topic_agent_events, agent_pb2.AgentEvent
-    ) as tail:
-        yield tail
+# agent-state with offers that expire after one second.
+service = service_fixture(OFFER_TTL_S="1", OFFER_TTL_BY_CHANNEL="{}")
+task_events = published_fixture("topic_task_events", task_pb2.TaskEvent)
+agent_events = published_fixture("topic_agent_events", agent_pb2.AgentEvent)
 
 
 async def test_health_and_reflection(service: Running) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -16,14 +15,13 @@ from omniroute.kafka import EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2, queue_pb2, task_pb2
 from tests.support.agent_state import (
     Running,
-    agent_state_env,
+    agent_state_service,
     available_agent,
     eventually,
     load_of,
-    published,
+    published_fixture,
     reserve,
-    serving,
-    settings_from,
+    service_fixture,
 )
 from tests.support.kafka import TopicTail
 from tests.support.system import make_agent, new_workspace
@@ -36,27 +34,12 @@ AWAY, WRAP_UP = agent_pb2.AGENT_STATUS_AWAY, agent_pb2.AGENT_STATUS_WRAP_UP
 TaskEvent = task_pb2.TaskEvent
 
 
-@pytest.fixture
-async def service(broker: Broker) -> AsyncIterator[Running]:
-    """agent-state with a one-second session timeout and a one-second wrap-up after calls.
-
-    Offers last long here, so only sessions and wrap-ups expire during a test.
-    """
-    env = agent_state_env(
-        broker,
-        OFFER_TTL_S="120",
-        SESSION_TIMEOUT_S="1",
-        WRAP_UP_BY_CHANNEL='{"voice": 1}',
-    )
-    async with serving(settings_from(env)) as running:
-        yield running
-
-
-@pytest.fixture
-async def task_events(service: Running) -> AsyncIterator[TopicTail[task_pb2.TaskEvent]]:
-    """What the service published on its task-events topic."""
-    async with published(service, service.settings.topic_task_events, task_pb2.TaskEvent) as tail:
-        yield tail
+# agent-state with a one-second session timeout and a one-second wrap-up after calls.
+# Offers last long here, so only sessions and wrap-ups expire during a test.
+service = service_fixture(
+    OFFER_TTL_S="120", SESSION_TIMEOUT_S="1", WRAP_UP_BY_CHANNEL='{"voice": 1}'
+)
+task_events = published_fixture("topic_task_events", task_pb2.TaskEvent)
 
 
 async def get(service: Running, agent_id: str) -> agent_pb2.Agent:
@@ -358,8 +341,7 @@ async def test_metrics_show_agents_load_and_calls(service: Running) -> None:
 async def test_only_configured_workspaces_label_the_metrics(broker: Broker) -> None:
     """Workspace names come from clients: the others are summed under workspace="other"."""
     known, stranger, another = new_workspace(), new_workspace(), new_workspace()
-    env = agent_state_env(broker, METRICS_WORKSPACES=f'["{known}"]')
-    async with serving(settings_from(env)) as service:
+    async with agent_state_service(broker, METRICS_WORKSPACES=f'["{known}"]') as service:
         await available_agent(service.stub, known, "kim", {CHAT: 2})
         await available_agent(service.stub, stranger, "sam", {CHAT: 2})
         await available_agent(service.stub, another, "ann", {CHAT: 4})

@@ -25,6 +25,7 @@ from omniroute_router.reservations import (
 from tests.support.agent_state import (
     Running,
     agent_state_env,
+    agent_state_service,
     available_agent,
     reserve,
     serving,
@@ -43,12 +44,11 @@ ANN_DESK = (("authorization", "Bearer ann-desk-secret"),)
 @pytest.fixture
 async def secured(broker: Broker) -> AsyncIterator[Running]:
     """agent-state that requires tokens: one for the router, one for ann's desktop."""
-    env = agent_state_env(
+    async with agent_state_service(
         broker,
         AGENT_STATE_ADMIN_TOKENS=json.dumps({"router": "router-secret"}),
         AGENT_STATE_DESKTOP_TOKENS=json.dumps({"ann-desk-secret": "ann"}),
-    )
-    async with serving(settings_from(env)) as running:
+    ) as running:
         yield running
 
 
@@ -129,10 +129,9 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Path) -> None:
     cert, key = _certificate(tmp_path)
-    env = agent_state_env(
+    async with agent_state_service(
         broker, AGENT_STATE_TLS_CERT_FILE=str(cert), AGENT_STATE_TLS_KEY_FILE=str(key)
-    )
-    async with serving(settings_from(env)) as running:
+    ) as running:
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         async with grpc.aio.secure_channel(running.target, credentials) as channel:
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
@@ -148,8 +147,7 @@ async def test_tls_when_a_certificate_is_configured(broker: Broker, tmp_path: Pa
 async def test_no_tokens_configured_means_no_access(broker: Broker) -> None:
     """Secure by default: without tokens (and without the loopback-only opt-out) every
     call is refused, while the health service still answers."""
-    env = agent_state_env(broker, AGENT_STATE_ALLOW_ANONYMOUS="false")
-    async with serving(settings_from(env)) as running:
+    async with agent_state_service(broker, AGENT_STATE_ALLOW_ANONYMOUS="false") as running:
         listing = agent_state_pb2.ListAgentsRequest(workspace="ws")
         assert await code_of(running.stub.ListAgents(listing)) == grpc.StatusCode.UNAUTHENTICATED
         anyone = (("authorization", "Bearer anything"),)

@@ -9,8 +9,6 @@ run stays short.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniroute.embedded import Broker
-from tests.support.ingest import ingest_settings, running_ingest
+from omniroute.embedded import Broker, free_port
+from tests.support.processes import ServiceProcess, topic_env
+from tests.support.system import http_ok
 
 pytestmark = pytest.mark.integration
 
@@ -91,31 +90,41 @@ inquiry_like = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def base_url(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """ingest running on its own event loop in a thread, for synchronous hypothesis tests."""
+    """ingest as a process of its own, as deployed.
+
+    Not a server in a thread of this process: hypothesis checks that nothing
+    changes the global `random` state while it draws an example, and the
+    server's libraries use it (e.g. the Kafka client picking a node), which
+    hypothesis reports as a strategy using `random`.
+    """
     folder: Path = tmp_path_factory.mktemp("ingest-properties")
-    config = ingest_settings(
-        broker.bootstrap,
-        ingest_attachment_dir=str(folder / "attachments"),
-        ingest_sms_auth_token="",
-        ingest_social_app_secret="",
-        ingest_max_body_bytes=200_000,
-    )
-    ready = threading.Event()
-    stop: dict[str, Any] = {}
-
-    async def serve() -> None:
-        async with running_ingest(config):
-            stop["event"] = asyncio.Event()
-            stop["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await stop["event"].wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(60), "ingest did not start"
-    yield f"http://127.0.0.1:{config.ingest_port}"
-    stop["loop"].call_soon_threadsafe(stop["event"].set)
-    thread.join(30)
+    port = free_port()
+    service = ServiceProcess(
+        "omniroute_ingest",
+        {
+            **topic_env(),
+            "KAFKA_BOOTSTRAP": broker.bootstrap,
+            "KAFKA_PARTITIONS": "2",
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(port),
+            # Loopback only: no API key, unsigned webhooks.
+            "INGEST_ALLOW_ANONYMOUS": "true",
+            "INGEST_SMS_AUTH_TOKEN": "",
+            "INGEST_SOCIAL_APP_SECRET": "",
+            "INGEST_RATE_PER_S": "0",
+            # No router runs here: answers do not wait for a place in line.
+            "INGEST_POSITION_WAIT_S": "0",
+            "INGEST_PUBLISH_TIMEOUT_S": "3",
+            "INGEST_ATTACHMENT_DIR": str(folder / "attachments"),
+            "INGEST_MAX_BODY_BYTES": "200000",
+        },
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        service.wait_until(lambda: http_ok(f"{url}/healthz"))
+        yield url
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="module")

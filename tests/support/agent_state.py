@@ -3,6 +3,9 @@
 `serving()` starts the service through its own factory on a free loopback
 port against the session broker, with topics of its own, and gives a real
 `grpc.aio` stub; `tests.support.kafka.TopicTail` reads what it published.
+`agent_state_service(broker, **settings)` does both steps from an operator's
+settings; a module whose tests share one configuration declares its fixtures
+with `service_fixture(**settings)` and `published_fixture(topic, type)`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+import pytest
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
@@ -103,6 +107,36 @@ async def serving(settings: AgentStateSettings) -> AsyncIterator[Running]:
     finally:
         await channel.close()
         await server.stop(0)
+
+
+def agent_state_service(broker: Broker, **settings: str) -> AbstractAsyncContextManager[Running]:
+    """agent-state with its own topics on `broker` and `settings` (environment names and
+    values, as an operator sets them) over `agent_state_env`'s; `async with` it."""
+    return serving(settings_from(agent_state_env(broker, **settings)))
+
+
+def service_fixture(**settings: str) -> Any:
+    """A module's `service` fixture (`service = service_fixture(OFFER_TTL_S="2")`):
+    one agent-state per test, configured as `agent_state_service` does."""
+
+    @pytest.fixture
+    async def service(broker: Broker) -> AsyncIterator[Running]:
+        async with agent_state_service(broker, **settings) as running:
+            yield running
+
+    return service
+
+
+def published_fixture(topic: str, message_type: type[M]) -> Any:
+    """A fixture reading what the test's `service` published on its topic `topic` (the
+    settings' name, e.g. `"topic_task_events"`), from the start, as `message_type`."""
+
+    @pytest.fixture
+    async def tail(service: Running) -> AsyncIterator[TopicTail[M]]:
+        async with published(service, getattr(service.settings, topic), message_type) as reader:
+            yield reader
+
+    return tail
 
 
 async def eventually(

@@ -167,7 +167,7 @@ class System:
 
     def wait_ingest(self) -> None:
         """Wait until ingest's health endpoint answers (after a start or restart)."""
-        self.processes["ingest"].wait_until(lambda: _http_ok(f"{self.ingest_url}/healthz"))
+        self.processes["ingest"].wait_until(lambda: http_ok(f"{self.ingest_url}/healthz"))
 
     def start_desk(self, **env: str) -> ServiceProcess:
         """Start the desk and wait for its health endpoint."""
@@ -179,7 +179,7 @@ class System:
         }
         proc = ServiceProcess("omniroute_desk", settings).start()
         self.processes["desk"] = proc
-        proc.wait_until(lambda: _http_ok(f"{self.desk_url}/healthz"))
+        proc.wait_until(lambda: http_ok(f"{self.desk_url}/healthz"))
         return proc
 
     def stop(self) -> None:
@@ -245,7 +245,8 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether `url` answers 200 (false while nothing listens yet)."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
