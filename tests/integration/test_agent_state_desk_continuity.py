@@ -16,7 +16,7 @@ import signal
 import grpc
 import pytest
 
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port
 from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.checkpoint import read_checkpoint
 from omniroute_agent_state.content import assignment_key, message_key
@@ -30,21 +30,13 @@ from tests.support.agent_state import (
     settings_from,
 )
 from tests.support.processes import ServiceProcess
-from tests.support.system import make_agent, new_workspace
+from tests.support.system import make_agent, new_workspace, port_open
 
 pytestmark = pytest.mark.integration
 
 VOICE, CHAT = inquiry_pb2.CHANNEL_VOICE, inquiry_pb2.CHANNEL_CHAT
 Offer = agent_state_pb2.Offer
 NUMBER = "+15550001111"
-
-
-def _listening(port: int) -> bool:
-    try:
-        wait_for_port("127.0.0.1", port, timeout_s=0.2)
-        return True
-    except TimeoutError:
-        return False
 
 
 def with_content(
@@ -89,7 +81,7 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
     def start(**overrides: str) -> ServiceProcess:
         process = ServiceProcess("omniroute_agent_state", {**env, **overrides}).start()
         started.append(process)
-        process.wait_until(lambda: _listening(port))
+        process.wait_until(lambda: port_open(port))
         return process
 
     try:

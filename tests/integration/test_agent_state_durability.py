@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port
 from omniroute.kafka import EventProducer
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.journal import Journal
@@ -34,7 +34,7 @@ from tests.support.agent_state import (
     settings_from,
 )
 from tests.support.processes import ServiceProcess, paused
-from tests.support.system import new_workspace
+from tests.support.system import new_workspace, port_open
 
 pytestmark = pytest.mark.integration
 
@@ -116,14 +116,6 @@ async def test_calls_cut_off_during_a_broker_pause_are_kept_and_their_retries_an
     assert (bob.status, bob.away_reason) == (agent_pb2.AGENT_STATUS_AWAY, "missed_offer")
 
 
-def _listening(port: int) -> bool:
-    try:
-        wait_for_port("127.0.0.1", port, timeout_s=0.2)
-        return True
-    except TimeoutError:
-        return False
-
-
 async def test_what_was_confirmed_is_back_after_a_sigkill(broker: Broker) -> None:
     port = free_port()
     env = agent_state_env(
@@ -138,7 +130,7 @@ async def test_what_was_confirmed_is_back_after_a_sigkill(broker: Broker) -> Non
     first = ServiceProcess("omniroute_agent_state", env).start()
     second: ServiceProcess | None = None
     try:
-        first.wait_until(lambda: _listening(port))
+        first.wait_until(lambda: port_open(port))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
             await available_agent(stub, ws, "ann", {EMAIL: 5})
@@ -162,7 +154,7 @@ async def test_what_was_confirmed_is_back_after_a_sigkill(broker: Broker) -> Non
         first.stop(signal.SIGKILL)  # right after the last answer
 
         second = ServiceProcess("omniroute_agent_state", env).start()
-        second.wait_until(lambda: _listening(port))
+        second.wait_until(lambda: port_open(port))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
             after = await stub.GetAgent(agent_state_pb2.GetAgentRequest(agent_id="ann"))

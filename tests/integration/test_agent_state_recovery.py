@@ -13,24 +13,16 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.processes import SOURCE_PATH
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
 from tests.support.processes import ServiceProcess
-from tests.support.system import new_workspace
+from tests.support.system import new_workspace, port_open
 
 pytestmark = pytest.mark.integration
 
 VOICE, CHAT = inquiry_pb2.CHANNEL_VOICE, inquiry_pb2.CHANNEL_CHAT
 AWAY, WRAP_UP = agent_pb2.AGENT_STATUS_AWAY, agent_pb2.AGENT_STATUS_WRAP_UP
-
-
-def _listening(port: int) -> bool:
-    try:
-        wait_for_port("127.0.0.1", port, timeout_s=0.2)
-        return True
-    except TimeoutError:
-        return False
 
 
 def _essentials(agent: agent_pb2.Agent) -> tuple[object, ...]:
@@ -62,7 +54,7 @@ async def test_sigkill_and_restart_restore_every_agent(broker: Broker) -> None:
     first = ServiceProcess("omniroute_agent_state", env).start()
     second: ServiceProcess | None = None
     try:
-        first.wait_until(lambda: _listening(port))
+        first.wait_until(lambda: port_open(port))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = agent_state_pb2_grpc.AgentStateStub(channel)
             await available_agent(stub, ws, "ann", {CHAT: 3, VOICE: 1})
@@ -84,7 +76,7 @@ async def test_sigkill_and_restart_restore_every_agent(broker: Broker) -> None:
         first.stop(signal.SIGKILL)
 
         second = ServiceProcess("omniroute_agent_state", env).start()
-        second.wait_until(lambda: _listening(port))
+        second.wait_until(lambda: port_open(port))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             answer = await health.Check(health_pb2.HealthCheckRequest())
@@ -229,7 +221,7 @@ async def test_a_reservation_whose_offered_was_lost_is_offered_once_at_restart(
             for start in range(2):
                 service = ServiceProcess("omniroute_agent_state", env).start()
                 processes.append(service)
-                service.wait_until(lambda: _listening(port))
+                service.wait_until(lambda: port_open(port))
                 async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                     stub = agent_state_pb2_grpc.AgentStateStub(channel)
                     again = await stub.ReserveAgent(reserve(ws, "ann", "q-lost"))

@@ -113,7 +113,7 @@ class System:
 
     def wait_agent_state(self) -> None:
         """Wait until agent-state accepts connections (after a start or restart)."""
-        self.processes["agent-state"].wait_until(lambda: _port_open(self.ports["agent_state"]))
+        self.processes["agent-state"].wait_until(lambda: port_open(self.ports["agent_state"]))
 
     def start_router(self, name: str = "router", **env: str) -> ServiceProcess:
         """Start a router worker and wait until it owns partitions."""
@@ -237,7 +237,8 @@ def running(system: System, *services: str) -> Iterator[System]:
         system.stop()
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something listens on the loopback `port` (waits at most 0.2 s)."""
     try:
         wait_for_port("127.0.0.1", port, timeout_s=0.2)
         return True
