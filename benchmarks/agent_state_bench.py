@@ -37,7 +37,8 @@ from aiokafka import AIOKafkaProducer
 from devstack.brokers import BrokerKind, new_broker
 from devstack.processes import ServiceProcess
 from omniroute.codec import encode
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, wait_for_port
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 
 CHAT, EMAIL = inquiry_pb2.CHANNEL_CHAT, inquiry_pb2.CHANNEL_EMAIL

@@ -20,7 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.processes import ServiceProcess
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 
 PARTITIONS = 4
 

@@ -19,14 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from omniroute.ports import free_port
 from omniroute.settings import BrokerKind
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 15.0) -> None:

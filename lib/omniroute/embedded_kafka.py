@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from omniroute.embedded import free_port, stop_process
+from omniroute.embedded import stop_process
+from omniroute.ports import free_port
 from omniroute.settings import BrokerKind
 
 # The compose file's fixed KRaft cluster id (KAFKA_CLUSTER_ID's default).

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import grpc
 import httpx
 
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import EmbeddedBroker
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.chaos.invariants import (
     Confirmed,

@@ -16,7 +16,8 @@ import signal
 import grpc
 import pytest
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.checkpoint import read_checkpoint
 from omniroute_agent_state.content import assignment_key, message_key

@@ -17,8 +17,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
 from omniroute.kafka import EventProducer
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.journal import Journal
 from tests.support.agent_state import (

@@ -13,7 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.processes import SOURCE_PATH
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.agent_state import agent_state_env, available_agent, reserve
 from tests.support.processes import ServiceProcess

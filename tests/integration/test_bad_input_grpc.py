@@ -24,7 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, wait_for_port
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2
 from tests.support.agent_state import agent_state_env, reserve
 from tests.support.processes import ServiceProcess

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from omniroute.v1 import agent_state_pb2, inquiry_pb2
 from tests.support.processes import ServiceProcess
 from tests.support.system import (

@@ -176,7 +176,14 @@ def open_desk(browser: Browser, system: System, agent_id: str) -> Page:
     page.fill("#agent-id", agent_id)
     page.fill("#token", AGENTS[agent_id][1])
     page.click("#sign-in-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_text("live", timeout=20_000)
+    try:
+        expect(page.locator("#connection")).to_have_text("live", timeout=20_000)
+    except AssertionError as failure:
+        # Say where it stopped: the sign-in answered with an error, or never answered.
+        error = page.locator("#sign-in-error").text_content() or "(none shown)"
+        raise AssertionError(
+            f"{agent_id}'s desk did not go live; sign-in error: {error}"
+        ) from failure
     return page
 
 

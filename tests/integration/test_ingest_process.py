@@ -8,7 +8,8 @@ import urllib.request
 import httpx
 import pytest
 
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, wait_for_port
+from omniroute.ports import free_port
 from tests.support.ingest import reading
 from tests.support.processes import ServiceProcess, topic_env
 

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from tests.support.processes import ServiceProcess, topic_env
 from tests.support.system import http_ok
 

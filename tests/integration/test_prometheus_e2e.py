@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from tests.support import tools
 from tests.support.promql import ROOT, dashboard_expressions, rule_files
 from tests.support.system import (

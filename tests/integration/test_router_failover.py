@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from omniroute.embedded import Broker, free_port
+from omniroute.embedded import Broker
+from omniroute.ports import free_port
 from tests.support.system import (
     CHAT,
     Desk,

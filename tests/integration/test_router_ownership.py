@@ -9,7 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from omniroute.codec import encode, timestamp
-from omniroute.embedded import EmbeddedBroker, free_port
+from omniroute.embedded import EmbeddedBroker
+from omniroute.ports import free_port
 from omniroute.v1 import agent_state_pb2, inquiry_pb2
 from tests.support.processes import ServiceProcess
 from tests.support.system import (

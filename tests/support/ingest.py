@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from omniroute.codec import decode
-from omniroute.embedded import free_port
+from omniroute.ports import free_port
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.service import IngestService
 from omniroute_ingest.settings import IngestSettings

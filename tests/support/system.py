@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from omniroute.embedded import Broker, free_port, wait_for_port
+from omniroute.embedded import Broker, wait_for_port
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from tests.support.kafka import TopicTail
 from tests.support.processes import ServiceProcess, topic_env

@@ -150,7 +150,9 @@ async def create_server(
     if forgotten:
         servicer.outbox.put(Changes(contents=forgotten))
     await publish_repair(servicer, recovered.task_events, metrics, settings.publish_wait_s)
-    server = grpc.aio.server()
+    # gRPC shares a port between servers by default (SO_REUSEPORT); a second
+    # agent-state on the same address must fail to start, not take half the calls.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     agent_state_pb2_grpc.add_AgentStateServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -301,7 +301,18 @@ def create_app(
     @app.post("/api/session", tags=["agent"])
     async def sign_in(body: SignIn) -> dict[str, Any]:
         """Check that the token is the agent's (agent-state answers GetAgent with it)."""
-        agent = await call("sign_in", agent_state.get_agent(body.agent_id, body.token))
+        try:
+            agent = await call("sign_in", agent_state.get_agent(body.agent_id, body.token))
+        except HTTPException as refused:
+            log.info(
+                "sign-in refused",
+                extra={
+                    "agent_id": body.agent_id,
+                    "status": refused.status_code,
+                    "reason": refused.detail,
+                },
+            )
+            raise
         log.info("agent signed in", extra={"agent_id": body.agent_id})
         return agent_reply(agent)
 
