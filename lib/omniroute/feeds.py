@@ -37,7 +37,10 @@ class SnapshotBoard:
 
     def __init__(self) -> None:
         self.latest: dict[str, queue_pb2.QueueSnapshot] = {}
-        self._changed = asyncio.Condition()
+        # Set and replaced on every new snapshot. An event, not a condition: a
+        # waiter cancelled twice (a server shutting down cancels again) must not
+        # leave a lock behind that it no longer holds.
+        self._changed = asyncio.Event()
 
     async def put(self, snapshot: queue_pb2.QueueSnapshot) -> bool:
         """Keep `snapshot` unless an as new or newer one is held; wake the waiters."""
@@ -45,8 +48,8 @@ class SnapshotBoard:
         if held is not None and seconds(held.taken_at) >= seconds(snapshot.taken_at):
             return False
         self.latest[snapshot.workspace] = snapshot
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
+        self._changed = asyncio.Event()
         return True
 
     async def next(
@@ -58,9 +61,10 @@ class SnapshotBoard:
             held = self.latest.get(workspace)
             return held is not None and seconds(held.taken_at) > after
 
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(newer), timeout_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not newer():
+                    await self._changed.wait()
         return self.latest.get(workspace) if newer() else None
 
 

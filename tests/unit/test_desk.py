@@ -106,6 +106,29 @@ def test_the_board_keeps_the_newest_snapshot_and_wakes_its_workspace() -> None:
     asyncio.run(scenario())
 
 
+def test_waiters_on_the_board_cancelled_twice_end_cleanly() -> None:
+    # A server shutting down cancels each stream's task, then again while it
+    # unwinds. With waiters just woken by another workspace's snapshot, the old
+    # lock-based board raised "Lock is not acquired" and left tasks pending.
+    async def scenario() -> None:
+        board = SnapshotBoard()
+        waiters = [asyncio.create_task(board.next("acme", 0.0, 30.0)) for _ in range(3)]
+        await asyncio.sleep(0)
+        await board.put(queue_pb2.QueueSnapshot(workspace="globex", taken_at=timestamp(1.0)))
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.sleep(0)
+        for waiter in waiters:
+            waiter.cancel()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(result, asyncio.CancelledError) for result in results), results
+        snapshot = queue_pb2.QueueSnapshot(workspace="acme", taken_at=timestamp(2.0))
+        assert await board.put(snapshot)
+        assert await board.next("acme", 0.0, 1.0) == snapshot
+
+    asyncio.run(scenario())
+
+
 def test_the_assignment_index_keeps_the_latest_offer_with_content_up_to_its_limit() -> None:
     index = AssignmentIndex(limit=2)
     index.put(task_pb2.Assignment(inquiry_id="q0", workspace="acme"))  # no content: not kept
