@@ -123,7 +123,9 @@ def test_an_assignment_loses_its_oldest_history_before_any_of_the_content() -> N
     assert int(history[0].split(":")[1]) + len(history) - 1 == 20_000
 
 
-def test_an_assignment_too_large_for_its_content_keeps_the_newest_history_and_cuts_the_body() -> None:
+def test_an_assignment_too_large_for_its_content_keeps_the_newest_history_and_cuts_the_body() -> (
+    None
+):
     assignment = task_pb2.Assignment(
         inquiry_id="i-1", history=[f"offered:agent-{n}" for n in range(500)]
     )
