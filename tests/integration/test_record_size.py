@@ -70,10 +70,12 @@ async def published(system: System) -> AsyncIterator[TopicTail[inquiry_pb2.Inqui
         yield tail
 
 
-def post(system: System, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """POST an inquiry as UTF-8 JSON (not \\u escapes); (status, answer)."""
+def post(
+    system: System, body: dict[str, Any], path: str = "/v1/inquiries"
+) -> tuple[int, dict[str, Any]]:
+    """POST to ingest as UTF-8 JSON (not \\u escapes); (status, answer)."""
     request = urllib.request.Request(
-        f"{system.ingest_url}/v1/inquiries",
+        f"{system.ingest_url}{path}",
         data=json.dumps(body, ensure_ascii=False).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -127,11 +129,22 @@ async def test_ingest_offers_an_inquiry_just_under_the_limit_and_refuses_one_abo
     assert answer["error"] == "too_large"
     assert f"limit of {SIZES.inquiry_bytes} bytes" in answer["message"]
     assert "KAFKA_MAX_REQUEST_BYTES" in answer["message"]
-    # Nothing was published: the inquiry posted after it is on the topic, it is not.
+    # A batch with one such inquiry publishes none of them.
+    batch = {
+        "inquiries": [
+            {"workspace": ws, "channel": "chat", "subject": "batch-small"},
+            {"workspace": ws, "channel": "chat", "subject": "batch-over", "body": over},
+        ]
+    }
+    status, answer = post(system, batch, "/v1/inquiries/batch")
+    assert status == 413, answer
+    assert answer["message"].startswith("inquiries[1]: Inquiry: ")
+    # Nothing was published: the inquiry posted after them is on the topic, they are not.
     status, after = post(system, {"workspace": ws, "channel": "chat", "subject": "after"})
     assert status == 202, after
     await published.wait_for(lambda i: i.id == after["id"])
-    assert not [i for i in published.records if i.workspace == ws and i.subject == "over"]
+    refused = {"over", "batch-small", "batch-over"}
+    assert not [i for i in published.records if i.workspace == ws and i.subject in refused]
     router_alive(system)
 
 
