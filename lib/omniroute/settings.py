@@ -15,7 +15,7 @@ from typing import Self
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from omniroute.sizes import SizeBudget
+from omniroute.sizes import DEFAULT_MAX_REQUEST_BYTES, SizeBudget
 
 
 class BrokerKind(StrEnum):
@@ -74,7 +74,7 @@ class CommonSettings(BaseSettings):
         1.0, gt=0, description="Consumer group heartbeat interval."
     )
     kafka_max_request_bytes: int = Field(
-        1_048_576,
+        DEFAULT_MAX_REQUEST_BYTES,
         ge=65_536,
         description="Largest record every producer of the services sends (aiokafka's "
         "max_request_size; Apache Kafka's broker takes up to its message.max.bytes, by "

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 
 from omniroute.v1 import inquiry_pb2, task_pb2
 
+#: aiokafka's default max_request_size; Apache Kafka's broker takes slightly
+#: more by default (message.max.bytes 1,048,588).
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576
 #: Room for a record's key, headers and the record batch's framing (a v2 batch
 #: is 61 bytes plus about 20 per record; keys are ids of at most a few hundred).
 RECORD_OVERHEAD = 2048
@@ -60,7 +63,7 @@ def truncation_marker(omitted: int) -> str:
 class SizeBudget:
     """The sizes every record and content must stay within, from the producer's limit."""
 
-    max_request_bytes: int
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     @property
     def record_bytes(self) -> int:
@@ -95,11 +98,10 @@ def fit_text(text: str, limit: int) -> str:
     data = text.encode()
     if len(data) <= limit:
         return text
-    if limit < len(truncation_marker(len(data)).encode()):
+    longest = len(truncation_marker(len(data)).encode())  # omitting at most len(data)
+    if limit < longest:
         return ""
-    marker = truncation_marker(len(data))  # an upper bound of the bytes omitted
-    keep = max(0, limit - len(marker.encode()))
-    head = data[:keep].decode(errors="ignore")
+    head = data[: limit - longest].decode(errors="ignore")
     return head + truncation_marker(len(data) - len(head.encode()))
 
 

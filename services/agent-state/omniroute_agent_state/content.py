@@ -76,7 +76,7 @@ class DeskContent:
     def __init__(self, per_reservation: int = 50, sizes: SizeBudget | None = None) -> None:
         self.per_reservation = per_reservation
         #: Largest assignment or message kept: its record and checkpoint chunk must fit.
-        self.limit = (sizes or SizeBudget(1_048_576)).assignment_bytes
+        self.limit = (sizes or SizeBudget()).assignment_bytes
         self._held: dict[str, _Held] = {}  # reservation id -> its content
         self._by_agent: dict[str, set[str]] = {}  # agent id -> reservation ids with content
 

@@ -42,7 +42,7 @@ class InquiryContents:
     ) -> None:
         self.table: MutableMapping[str, Any] = table if table is not None else {}
         # Every value must fit one changelog record (omniroute.sizes).
-        self.sizes = sizes or SizeBudget(1_048_576)
+        self.sizes = sizes or SizeBudget()
 
     def keep(self, workspace: str, inquiry_id: str, encoded: bytes) -> None:
         """Remember the inquiry as published (JSON table values: base64 text)."""
