@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from google.protobuf.message import Message
 
 from omniroute.codec import encode
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 class BrokerUnavailable(RuntimeError):
     """The broker did not acknowledge a write in time; the caller may retry."""
+
+
+class RecordTooLarge(ValueError):
+    """A record above the producer's or the broker's size limit: a retry fails the same way."""
 
 
 async def ensure_topics(
@@ -101,6 +105,7 @@ class EventProducer:
             # consumers de-duplicate by id instead (at-least-once delivery).
             enable_idempotence=self._settings.kafka_broker_kind.idempotent_producers,
             linger_ms=1,
+            max_request_size=self._settings.kafka_max_request_bytes,
             request_timeout_ms=int(self._send_timeout_s * 1000),
         )
         await self._producer.start()
@@ -115,7 +120,8 @@ class EventProducer:
 
         `None` writes a tombstone (a compacted topic then forgets the key).
         Returns (partition, offset). Raises `BrokerUnavailable` when the broker
-        does not acknowledge in time.
+        does not acknowledge in time, `RecordTooLarge` when the record is above
+        the producer's (KAFKA_MAX_REQUEST_BYTES) or the broker's limit.
         """
         if self._producer is None:
             raise RuntimeError("EventProducer.publish before start()")
@@ -125,6 +131,12 @@ class EventProducer:
                 self._producer.send_and_wait(topic, value=value, key=key.encode()),
                 timeout=self._send_timeout_s,
             )
+        except MessageSizeTooLargeError as exc:
+            size = 0 if value is None else len(value)
+            raise RecordTooLarge(
+                f"a record of {size} bytes for {topic} is above the size limit "
+                f"(KAFKA_MAX_REQUEST_BYTES {self._settings.kafka_max_request_bytes})"
+            ) from exc
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from omniroute.kafka import BrokerUnavailable
+from omniroute.kafka import BrokerUnavailable, RecordTooLarge
 from omniroute.v1 import task_pb2
 from omniroute_agent_state.journal import Record
 from omniroute_agent_state.outbox import NotDurableYet, Outbox
@@ -111,4 +111,26 @@ async def test_batches_put_while_a_round_is_in_flight_share_the_next_round() -> 
     await outbox.wait(seqs[-1], 5.0)
     assert rounds == [1, 50]  # 51 batches, two rounds: a group commit
     assert outbox.durable_seq == seqs[-1] > first
+    await outbox.close()
+
+
+async def test_a_record_too_large_is_left_out_not_re_sent_for_ever() -> None:
+    class Journal(FlakyJournal):
+        async def write(self, record: Record) -> None:
+            if record.value.inquiry_id == "huge":  # type: ignore[attr-defined]
+                raise RecordTooLarge("a record of 2000000 bytes is above the size limit")
+            await super().write(record)
+
+    journal = Journal()
+    durable: list[str] = []
+    outbox = Outbox(
+        journal,  # type: ignore[arg-type]
+        lambda changes: durable.extend(e.inquiry_id for e in changes.task_events),
+        retry_s=0.01,
+        max_retry_s=0.02,
+    )
+    outbox.put(change("huge"))
+    last = outbox.put(change("after"))
+    await outbox.wait(last, 5.0)  # the change after it is not held up
+    assert journal.acknowledged == ["after"] and durable == ["huge", "after"]
     await outbox.close()

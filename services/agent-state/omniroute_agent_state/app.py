@@ -143,6 +143,7 @@ async def create_server(
         watch_queue_max=settings.watch_queue_max,
         publish_wait_s=settings.publish_wait_s,
         queues=functools.partial(queue_names, board),
+        sizes=settings.sizes,
     )
     metrics.watch_outbox(servicer.outbox)
     # What the desks are shown for the reservations still held; the rest is forgotten.

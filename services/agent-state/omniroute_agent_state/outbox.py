@@ -18,6 +18,10 @@ is durable.
 
 Re-sending after a lost acknowledgement can publish an event twice; every
 event carries an `event_id` for consumers to de-duplicate (at least once).
+A record the producer or broker refuses as too large is never re-sent (it
+would fail the same way for ever and hold up every change after it): it is
+logged and left out. What agent-state holds for the desks is cut to the size
+budget before it gets here (content.py), so this is a last line of defence.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from omniroute.kafka import BrokerUnavailable
+from omniroute.kafka import BrokerUnavailable, RecordTooLarge
 from omniroute_agent_state.journal import Journal, Record
 from omniroute_agent_state.roster import Changes
 
@@ -146,9 +150,18 @@ class Outbox:
             for batch in round_:
                 batch.unsent = []
             for (batch, record), result in zip(sending, results, strict=True):
-                if isinstance(result, BaseException):
+                if isinstance(result, RecordTooLarge):
+                    log.error(
+                        "record too large for the broker; left out",
+                        extra={"topic": record.topic, "key": record.key, "error": str(result)},
+                    )
+                elif isinstance(result, BaseException):
                     batch.unsent.append(record)
-            errors = [e for e in results if isinstance(e, BaseException)]
+            errors = [
+                e
+                for e in results
+                if isinstance(e, BaseException) and not isinstance(e, RecordTooLarge)
+            ]
             self._settle()
             if not errors:
                 return
