@@ -146,6 +146,12 @@ class Changes:
     fences: list[RouterFence] = field(default_factory=list)  # new highest generations
     # What desks are shown for held reservations, and tombstones (content.py).
     contents: list[ContentRecord] = field(default_factory=list)
+    # The task events are to be acknowledged before the rest is written: a
+    # change whose ending the agent record cannot tell (a transfer to a queue:
+    # the released record names neither the queue nor the note), so a crash
+    # between the writes leaves the event, which the restart completes
+    # (repair.py), never the record alone.
+    events_first: bool = False
 
     def then(self, more: Changes) -> Changes:
         """These changes followed by `more` (in publishing order)."""
@@ -154,6 +160,7 @@ class Changes:
             self.task_events + more.task_events,
             self.fences + more.fences,
             self.contents + more.contents,
+            self.events_first or more.events_first,
         )
 
     def add(self, more: Changes) -> None:
@@ -162,6 +169,7 @@ class Changes:
         self.task_events.extend(more.task_events)
         self.fences.extend(more.fences)
         self.contents.extend(more.contents)
+        self.events_first = self.events_first or more.events_first
 
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences or self.contents)
@@ -954,6 +962,7 @@ class Roster:
         event.target_queue = target_queue
         event.note = note
         changes.task_events.append(event)
+        changes.events_first = True
         return changes
 
     # -- recovery -------------------------------------------------------------
@@ -1026,6 +1035,30 @@ class Roster:
         """Take `events` published outside a call (the recovery repair) as the latest."""
         for event in events:
             self._remember(event, mono)
+
+    def release_recovered(
+        self, agent_id: str, reservation_id: str, reason: str, now: float
+    ) -> Changes:
+        """Free a recovered reservation whose ending event is on the topic (repair.py).
+
+        The record of the ending was lost (a kill after a transfer's event was
+        acknowledged and before its agent record was): the slot is freed as
+        the ending freed it, and the record published. Nothing when the agent
+        no longer holds it.
+        """
+        agent = self.agents.get(agent_id)
+        held = next(
+            (
+                r
+                for r in (agent.reservations if agent else ())
+                if r.reservation_id == reservation_id
+            ),
+            None,
+        )
+        if agent is None or held is None:
+            return Changes()
+        self._release(agent, held)
+        return self._changed(agent, AgentEvent.CHANGE_RELEASED, "system", reason, now)
 
     # -- helpers --------------------------------------------------------------
 
