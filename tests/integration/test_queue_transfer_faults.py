@@ -25,7 +25,7 @@ from omniroute.codec import encode, timestamp
 from omniroute.embedded import Broker
 from omniroute.kafka import EventProducer
 from omniroute.ports import free_port
-from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, queue_pb2, task_pb2
+from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, dead_letter_pb2, queue_pb2, task_pb2
 from tests.support.agent_state import (
     agent_state_env,
     available_agent,
@@ -397,3 +397,77 @@ async def test_the_router_killed_while_it_re_queues_a_transfer(
     system.processes["router"].kill()
     system.restart("router")
     await ends_with_tom_in_tech_once(desk, assignments, ws, inquiry_id)
+
+
+async def test_the_transfer_read_again_after_the_sole_fit_took_it_back(
+    system: System, desk: Desk, assignments: Assignments
+) -> None:
+    """Nobody but ana could ever take it in tech: it comes back to her by a new offer,
+    which she accepts. The router is killed and the TRANSFERRED is read again by the
+    next one (delivery is at least once: a worker killed before committing its offset
+    reads it again; here it is published again, so it is read again for certain). It
+    names ana's old reservation, not the one she holds now: her task stays hers and the
+    transfer is in its history once."""
+    ws = new_workspace()
+    ana = f"{ws}-ana"
+    await desk.login(make_agent(ws, ana, {"billing": 3, "tech": 3}, {CHAT: 1}))
+    inquiry_id = system.post_inquiry(inquiry_body(ws, "chat", requiredSkills=[{"name": "billing"}]))
+    first = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id)
+    await desk.accept(ana, inquiry_id)
+    request = agent_state_pb2.TransferTaskRequest(
+        agent_id=ana, inquiry_id=inquiry_id, target_queue="tech", note=NOTE
+    )
+    await queues_known(desk.stub, ana, inquiry_id)
+    async with TopicTail(
+        system.broker.bootstrap, system.topics["TOPIC_TASK_EVENTS"], TaskEvent
+    ) as task_events:
+        await transfer_answered(desk, request)
+        back = await assignments.wait_for(
+            lambda a: a.inquiry_id == inquiry_id and a.queue == "tech"
+        )
+        assert back.agent_id == ana and back.reservation_id != first.reservation_id
+        await desk.accept(ana, inquiry_id)
+        await task_events.wait_for(
+            lambda e: (
+                e.inquiry_id == inquiry_id
+                and e.type == TaskEvent.TYPE_ACCEPTED
+                and e.reservation_id == back.reservation_id
+            )
+        )
+        transferred = await task_events.wait_for(
+            lambda e: e.inquiry_id == inquiry_id and e.type == TaskEvent.TYPE_TRANSFERRED
+        )
+    system.processes["router"].kill()
+    # The transfer read again, then a malformed event as a marker behind it on the
+    # workspace's partition: once it is dead-lettered, the transfer was handled.
+    marker = TaskEvent(event_id=uuid.uuid4().hex, workspace=ws)  # no inquiry id
+    producer = AIOKafkaProducer(bootstrap_servers=system.broker.bootstrap)
+    await producer.start()
+    try:
+        for event in (transferred, marker):
+            await producer.send_and_wait(
+                system.topics["TOPIC_TASK_EVENTS"], encode(event), key=ws.encode()
+            )
+    finally:
+        await producer.stop()
+    async with TopicTail(
+        system.broker.bootstrap, system.topics["TOPIC_DEAD_LETTERS"], dead_letter_pb2.DeadLetter
+    ) as letters:
+        system.restart("router")
+        await letters.wait_for(lambda d: d.value == encode(marker), timeout_s=60)
+    metrics = system.router_metrics_url()
+    assert metric_value(
+        metrics, 'omniroute_router_events_total{input="task-events",outcome="duplicate"}'
+    )
+    # Not moved again (tech to tech), and ana keeps the task she holds.
+    again = 'omniroute_router_transfers_total{queue="tech",to_queue="tech"}'
+    assert not metric_value(metrics, again)
+    held = await desk.stub.GetReservation(
+        agent_state_pb2.GetReservationRequest(workspace=ws, inquiry_id=inquiry_id)
+    )
+    assert (held.reservation.agent_id, held.reservation.accepted) == (ana, True)
+    assert held.reservation.reservation_id == back.reservation_id
+    offers = [a for a in assignments.records if a.inquiry_id == inquiry_id]
+    assert {a.reservation_id for a in offers} == {first.reservation_id, back.reservation_id}
+    moves = [h for h in back.history if h.startswith("transferred:")]
+    assert moves == [f"transferred:{ana}:tech:{NOTE}"], list(back.history)
