@@ -173,3 +173,17 @@ def test_a_transfer_to_a_queue_whose_record_was_lost_is_released_not_reported() 
     assert not restarted.release_recovered("ann", held, "transferred", LATER)
     # A retry of the transfer is now answered by its natural key: nothing changes.
     assert not restarted.transfer_to_queue("ann", "q-1", "tech", "modem", queues, LATER)
+
+
+def test_the_same_transfer_to_a_queue_made_twice_is_one_event_id() -> None:
+    """A dead process's write that reaches the broker only after the restart read the
+    topic: the retry makes the transfer again, and consumers see the same event id."""
+    ids = []
+    for _ in range(2):
+        r = roster()
+        reservation = r.reserve("ann", "q-1", CHAT, "ws", T0)[0]
+        r.accept("ann", "q-1", T0)
+        (event,) = r.transfer_to_queue("ann", "q-1", "tech", "", {"tech": True}, T0).task_events
+        ids.append(event.event_id)
+    assert ids[0] == ids[1]
+    assert ids[0] != repair_event_id(reservation.reservation_id, TaskEvent.TYPE_TRANSFERRED)

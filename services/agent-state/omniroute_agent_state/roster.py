@@ -85,6 +85,11 @@ MAX_VERSION = 2**53
 MAX_QUEUE_NAME = 200
 MAX_TRANSFER_NOTE = 2000
 
+# The id of a transfer to a queue derives from the reservation it ends (uuid5), so the
+# same transfer made twice (the retry after a restart that never read the first one's
+# event, which a dead process's write delivered late) is one event to consumers.
+_TRANSFER_NAMESPACE = uuid.UUID("0b8f6a7e-3c1d-4f25-8e9a-5d7c2b4a1e63")
+
 # (workspace, inquiry id): the scope of every inquiry-scoped key.
 InquiryKey = tuple[str, str]
 # Aliases for annotations inside Roster, where `list` is the method.
@@ -959,6 +964,7 @@ class Roster:
         self._release(agent, held)
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "transferred", now)
         event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, released, now, mono)
+        event.event_id = uuid.uuid5(_TRANSFER_NAMESPACE, released.reservation_id).hex
         event.target_queue = target_queue
         event.note = note
         changes.task_events.append(event)
