@@ -41,6 +41,7 @@ from tests.support.system import (
     Assignments,
     Desk,
     System,
+    decisions,
     eventually,
     inquiry_body,
     make_agent,
@@ -353,7 +354,7 @@ async def ends_with_tom_in_tech_once(
     ana, tom = f"{ws}-ana", f"{ws}-tom"
     again = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id and a.agent_id == tom)
     assert again.queue == "tech"
-    assert list(again.history) == [f"offered:{ana}", f"transferred:{ana}:tech:{NOTE}"]
+    assert decisions(again.history) == [f"offered:{ana}", f"transferred:{ana}:tech:{NOTE}"]
     await desk.accept(tom, inquiry_id)
 
     async def settled() -> None:
