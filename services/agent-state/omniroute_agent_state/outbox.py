@@ -16,6 +16,13 @@ comes first is answered UNAVAILABLE, but its change is kept and still
 published: a retry (same request id, or the natural key) is answered once it
 is durable.
 
+The records of one batch are written together, and those writes are not
+atomic. A change that says `events_first` (a transfer to a queue) is put as
+two batches: its task events, then the rest (the agent record, the content's
+tombstones) in a round of its own once the events are acknowledged. A crash
+between the two leaves the event without the record, which the next start
+completes (repair.py); never the released record without its event.
+
 Re-sending after a lost acknowledgement can publish an event twice; every
 event carries an `event_id` for consumers to de-duplicate (at least once).
 A record the producer or broker refuses as too large is never re-sent (it
@@ -48,6 +55,8 @@ class _Batch:
     seq: int
     changes: Changes
     unsent: list[Record]
+    # Written only once every batch before it is acknowledged (a round of its own).
+    after_previous: bool = False
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -94,9 +103,16 @@ class Outbox:
         """
         if not changes:
             return self.last_seq
+        rest = Changes(changes.agent_events, [], changes.fences, changes.contents)
+        if changes.events_first and changes.task_events and rest:
+            self._append(Changes(task_events=changes.task_events), after_previous=False)
+            return self._append(rest, after_previous=True)
+        return self._append(changes, after_previous=False)
+
+    def _append(self, changes: Changes, after_previous: bool) -> int:
         self.last_seq += 1
-        batch = _Batch(self.last_seq, changes, self.journal.records(changes))
-        self.batches.append(batch)
+        records = self.journal.records(changes)
+        self.batches.append(_Batch(self.last_seq, changes, records, after_previous))
         self._waiting.set()
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
@@ -134,9 +150,16 @@ class Outbox:
         while True:
             await self._waiting.wait()
             self._waiting.clear()
-            round_ = [batch for batch in self.batches if batch.unsent]
+            round_: list[_Batch] = []
+            for batch in self.batches:
+                if batch.after_previous and round_:
+                    break  # the next round, once this one is acknowledged
+                if batch.unsent:
+                    round_.append(batch)
             if round_:
                 await self._deliver(round_)
+            if any(batch.unsent for batch in self.batches):
+                self._waiting.set()  # batches held back for a round of their own
 
     async def _deliver(self, round_: list[_Batch]) -> None:
         """Send the round's records; re-send what was not acknowledged until all of it is."""

@@ -436,7 +436,7 @@ class Router:
                 now,
             )
         if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
-            return router.transferred(event.inquiry_id, event.target_agent_id)
+            return router.transferred(event.inquiry_id, event.target_agent_id, event.reservation_id)
         return False
 
     def _on_completed(self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float) -> bool:
