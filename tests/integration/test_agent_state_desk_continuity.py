@@ -169,3 +169,55 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
     finally:
         for process in started:
             process.stop()
+
+
+async def test_messages_come_back_in_the_order_delivered_after_a_sigkill(broker: Broker) -> None:
+    """Each message is its own record, under its own key, so on its own partition of the
+    snapshot topic: a restart reads them in no particular order, yet a desk must be given
+    the conversation as the customer wrote it."""
+    port = free_port()
+    env = agent_state_env(
+        broker,
+        AGENT_STATE_PORT=str(port),
+        AGENT_STATE_METRICS_PORT=str(free_port()),
+        OFFER_TTL_S="300",
+        SESSION_TIMEOUT_S="0",
+        CHECKPOINT_RECORDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    ws = new_workspace()
+    ids = [f"m{n}" for n in range(1, 13)]
+    started: list[ServiceProcess] = []
+
+    def start() -> ServiceProcess:
+        process = ServiceProcess("omniroute_agent_state", env).start()
+        started.append(process)
+        process.wait_until(lambda: port_open(port))
+        return process
+
+    try:
+        first = start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = agent_state_pb2_grpc.AgentStateStub(channel)
+            await available_agent(stub, ws, "ann", {CHAT: 3})
+            await stub.ReserveAgent(with_content(reserve(ws, "ann", "task", CHAT), "Hi", []))
+            await stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="task"))
+            for message_id in ids:
+                await stub.DeliverMessage(message(ws, "task", message_id, f"body {message_id}"))
+        first.stop(signal.SIGKILL)
+
+        start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = agent_state_pb2_grpc.AgentStateStub(channel)
+            async with OfferFeed(stub, "ann") as feed:
+                for message_id in ids:
+                    await feed.wait_for(lambda o, m=message_id: o.message.message.id == m)
+        received = [o.message.message.id for o in feed.offers if o.status == Offer.STATUS_MESSAGE]  # fmt: skip
+        assert received == ids
+    except BaseException:
+        for process in started:
+            print(process.log())
+        raise
+    finally:
+        for process in started:
+            process.stop()
