@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -129,6 +130,54 @@ class EventProducer:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
 
+    async def publish_many(
+        self, events: Sequence[tuple[str, str, Message | bytes | None]]
+    ) -> list[tuple[int, int] | BrokerUnavailable]:
+        """Write (topic, key, event) in order; wait for all the acknowledgements together.
+
+        What `publish` does for each, without a task and a wait per event: the
+        records go into the producer's batches one after the other, then their
+        acknowledgements are awaited at once (a gather of `publish` cost 30-90 us
+        of CPU per record, the more the larger the round, since every waiter
+        woke whenever a full batch was sent; this costs about 15). The send
+        timeout bounds the whole call. Per event: (partition, offset), or
+        `BrokerUnavailable` when it was not acknowledged (those not yet handed
+        to the producer by then are not sent at all).
+        """
+        if self._producer is None:
+            raise RuntimeError("EventProducer.publish_many before start()")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._send_timeout_s
+        sent: list[asyncio.Future[Any]] = []
+        stopped: BaseException | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                for topic, key, event in events:
+                    value = event if event is None or isinstance(event, bytes) else encode(event)
+                    sent.append(await self._producer.send(topic, value=value, key=key.encode()))
+        except (KafkaError, TimeoutError) as exc:
+            stopped = exc
+        if sent:
+            await asyncio.wait(sent, timeout=max(0.0, deadline - loop.time()))
+        results: list[tuple[int, int] | BrokerUnavailable] = []
+        for n, (topic, _, _) in enumerate(events):
+            future = sent[n] if n < len(sent) else None
+            cause: BaseException | None = stopped
+            if future is not None:
+                if future.done() and future.exception() is None:
+                    metadata = future.result()
+                    results.append((metadata.partition, metadata.offset))
+                    continue
+                if future.done():
+                    cause = future.exception()
+                else:
+                    cause = TimeoutError()
+                    future.add_done_callback(_retrieved)  # its outcome is moot now
+            failure = BrokerUnavailable(f"broker did not acknowledge the write to {topic}")
+            failure.__cause__ = cause
+            results.append(failure)
+        return results
+
     async def discard(self) -> None:
         """Drop every record not yet acknowledged, then disconnect.
 
@@ -153,6 +202,12 @@ class EventProducer:
         except Exception:
             log.warning("producer did not close cleanly after a broker failure", exc_info=True)
         producer._closed = True  # stop() would wait for the failed batches
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Take a late outcome nobody waits for any more (no "exception never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def read_to_end(

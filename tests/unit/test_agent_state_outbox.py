@@ -24,12 +24,20 @@ class FlakyJournal:
     def records(self, changes: Changes) -> list[Record]:
         return [Record("task-events", e.workspace, e) for e in changes.task_events]
 
-    async def write(self, record: Record) -> None:
+    async def write_many(self, records: list[Record]) -> list[BrokerUnavailable | None]:
+        await self.acknowledging()
+        results: list[BrokerUnavailable | None] = []
+        for record in records:
+            inquiry = record.value.inquiry_id  # type: ignore[attr-defined]
+            if inquiry in self.failing:
+                results.append(BrokerUnavailable("not now"))
+            else:
+                self.acknowledged.append(inquiry)
+                results.append(None)
+        return results
+
+    async def acknowledging(self) -> None:
         await asyncio.sleep(0)
-        inquiry = record.value.inquiry_id  # type: ignore[attr-defined]
-        if inquiry in self.failing:
-            raise BrokerUnavailable("not now")
-        self.acknowledged.append(inquiry)
 
 
 def change(inquiry_id: str) -> Changes:
@@ -94,9 +102,8 @@ class GatedJournal(FlakyJournal):
         super().__init__()
         self.gate = asyncio.Event()
 
-    async def write(self, record: Record) -> None:
+    async def acknowledging(self) -> None:
         await self.gate.wait()
-        await super().write(record)
 
 
 async def test_batches_put_while_a_round_is_in_flight_share_the_next_round() -> None:
