@@ -36,7 +36,9 @@ async def assignments(system: System) -> AsyncIterator[Assignments]:
 
 @pytest.fixture
 async def http(ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest.http_port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{ingest.http_port}", timeout=30
+    ) as client:
         yield client
 
 

@@ -143,7 +143,9 @@ async def test_raw_message_endpoint(ingest: IngestService, inquiries: TopicReade
         "What are your opening hours on public holidays?",
         Message_ID="<raw@example.com>",
     )
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest.http_port}") as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{ingest.http_port}", timeout=30
+    ) as http:
         response = await http.post(
             "/v1/email/globex/raw", content=bytes(msg), headers={"Content-Type": "message/rfc822"}
         )

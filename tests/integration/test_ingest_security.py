@@ -180,7 +180,7 @@ async def test_sms_signatures_are_checked_against_the_public_url_not_the_host_he
     form = {"From": "+15550001111", "To": "+15559990000", "Body": "hi", "MessageSid": "SM9"}
     async with running_ingest(settings) as service:
         base = f"http://127.0.0.1:{service.http_port}"
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             # Signed over the URL the request arrived on (what a Host header says): refused.
             as_host = provider_signature(token, base + "/v1/sms/acme", form.items())
             forged_host = {"X-Twilio-Signature": as_host, "Host": "attacker.example"}

@@ -18,6 +18,7 @@ from tests.support.system import (
     Assignments,
     Desk,
     System,
+    decisions,
     eventually,
     inquiry_body,
     make_agent,
@@ -113,7 +114,7 @@ async def test_a_task_transferred_to_a_queue_goes_to_another_agent_there_with_th
 
     again = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id and a.agent_id != ana)
     assert (again.agent_id, again.queue, again.escalation_step) == (tom, "tech", 0)
-    assert list(again.history) == [f"offered:{ana}", f"transferred:{ana}:tech:{NOTE}"]
+    assert decisions(again.history) == [f"offered:{ana}", f"transferred:{ana}:tech:{NOTE}"]
     # Its original arrival rides along: the inquiry itself is the one first offered.
     assert again.inquiry.received_at == first.inquiry.received_at
 

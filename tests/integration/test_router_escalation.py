@@ -17,6 +17,7 @@ from tests.support.system import (
     Assignments,
     Desk,
     System,
+    decisions,
     inquiry_body,
     make_agent,
     metric_value,
@@ -94,7 +95,7 @@ async def test_explicit_escalation_goes_to_a_specialist_then_a_supervisor(
     )
     assert third.agent_id == boss and third.tier == agent_pb2.TIER_SUPERVISOR
     # The supervisor sees how it got there.
-    assert list(third.history) == [
+    assert decisions(third.history) == [
         f"offered:{rep}",
         f"escalated:{rep}:tier2:needs a specialist",
         f"offered:{spec}",
@@ -147,6 +148,6 @@ async def test_a_missed_offer_comes_back_and_goes_to_another_agent(
     # Nobody answers at the first desk: the offer expires and is re-routed.
     second = await assignments.wait_for(lambda a: a.inquiry_id == inquiry_id and a.agent_id != away)
     assert second.agent_id == there and second.attempt == 2
-    assert list(second.history) == [f"offered:{away}", f"offer_timeout:{away}"]
+    assert decisions(second.history) == [f"offered:{away}", f"offer_timeout:{away}"]
     missed = await desk.agent(away)
     assert (missed.status, missed.away_reason) == (agent_pb2.AGENT_STATUS_AWAY, "missed_offer")
