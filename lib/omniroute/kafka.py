@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from google.protobuf.message import Message
 
 from omniroute.codec import encode
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class BrokerUnavailable(RuntimeError):
     """The broker did not acknowledge a write in time; the caller may retry."""
+
+
+class RecordTooLarge(ValueError):
+    """A record above the producer's or the broker's size limit: a retry fails the same way."""
 
 
 async def ensure_topics(
@@ -102,6 +106,7 @@ class EventProducer:
             # consumers de-duplicate by id instead (at-least-once delivery).
             enable_idempotence=self._settings.kafka_broker_kind.idempotent_producers,
             linger_ms=1,
+            max_request_size=self._settings.kafka_max_request_bytes,
             request_timeout_ms=int(self._send_timeout_s * 1000),
         )
         await self._producer.start()
@@ -116,7 +121,8 @@ class EventProducer:
 
         `None` writes a tombstone (a compacted topic then forgets the key).
         Returns (partition, offset). Raises `BrokerUnavailable` when the broker
-        does not acknowledge in time.
+        does not acknowledge in time, `RecordTooLarge` when the record is above
+        the producer's (KAFKA_MAX_REQUEST_BYTES) or the broker's limit.
         """
         if self._producer is None:
             raise RuntimeError("EventProducer.publish before start()")
@@ -126,13 +132,19 @@ class EventProducer:
                 self._producer.send_and_wait(topic, value=value, key=key.encode()),
                 timeout=self._send_timeout_s,
             )
+        except MessageSizeTooLargeError as exc:
+            size = 0 if value is None else len(value)
+            raise RecordTooLarge(
+                f"a record of {size} bytes for {topic} is above the size limit "
+                f"(KAFKA_MAX_REQUEST_BYTES {self._settings.kafka_max_request_bytes})"
+            ) from exc
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
 
     async def publish_many(
         self, events: Sequence[tuple[str, str, Message | bytes | None]]
-    ) -> list[tuple[int, int] | BrokerUnavailable]:
+    ) -> list[tuple[int, int] | BrokerUnavailable | RecordTooLarge]:
         """Write (topic, key, event) in order; wait for all the acknowledgements together.
 
         What `publish` does for each, without a task and a wait per event: the
@@ -140,29 +152,39 @@ class EventProducer:
         acknowledgements are awaited at once (a gather of `publish` cost 30-90 us
         of CPU per record, the more the larger the round, since every waiter
         woke whenever a full batch was sent; this costs about 15). The send
-        timeout bounds the whole call. Per event: (partition, offset), or
-        `BrokerUnavailable` when it was not acknowledged (those not yet handed
-        to the producer by then are not sent at all).
+        timeout bounds the whole call. Per event: (partition, offset),
+        `RecordTooLarge` as `publish` says, or `BrokerUnavailable` when it was
+        not acknowledged (those not yet handed to the producer by then are not
+        sent at all).
         """
         if self._producer is None:
             raise RuntimeError("EventProducer.publish_many before start()")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._send_timeout_s
-        sent: list[asyncio.Future[Any]] = []
+        sent: list[asyncio.Future[Any] | RecordTooLarge] = []
+        sizes: list[int] = []
         stopped: BaseException | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 for topic, key, event in events:
                     value = event if event is None or isinstance(event, bytes) else encode(event)
-                    sent.append(await self._producer.send(topic, value=value, key=key.encode()))
+                    sizes.append(0 if value is None else len(value))
+                    try:
+                        sent.append(await self._producer.send(topic, value=value, key=key.encode()))
+                    except MessageSizeTooLargeError as exc:
+                        sent.append(self._too_large(topic, sizes[-1], exc))
         except (KafkaError, TimeoutError) as exc:
             stopped = exc
-        if sent:
-            await asyncio.wait(sent, timeout=max(0.0, deadline - loop.time()))
-        results: list[tuple[int, int] | BrokerUnavailable] = []
+        waiting = [f for f in sent if isinstance(f, asyncio.Future)]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        results: list[tuple[int, int] | BrokerUnavailable | RecordTooLarge] = []
         for n, (topic, _, _) in enumerate(events):
             future = sent[n] if n < len(sent) else None
             cause: BaseException | None = stopped
+            if isinstance(future, RecordTooLarge):
+                results.append(future)
+                continue
             if future is not None:
                 if future.done() and future.exception() is None:
                     metadata = future.result()
@@ -170,6 +192,9 @@ class EventProducer:
                     continue
                 if future.done():
                     cause = future.exception()
+                    if isinstance(cause, MessageSizeTooLargeError):
+                        results.append(self._too_large(topic, sizes[n], cause))
+                        continue
                 else:
                     cause = TimeoutError()
                     future.add_done_callback(_retrieved)  # its outcome is moot now
@@ -177,6 +202,15 @@ class EventProducer:
             failure.__cause__ = cause
             results.append(failure)
         return results
+
+    def _too_large(self, topic: str, size: int, cause: BaseException) -> RecordTooLarge:
+        """The refusal of a record above the size limit, as `publish` raises it."""
+        failure = RecordTooLarge(
+            f"a record of {size} bytes for {topic} is above the size limit "
+            f"(KAFKA_MAX_REQUEST_BYTES {self._settings.kafka_max_request_bytes})"
+        )
+        failure.__cause__ = cause
+        return failure
 
     async def discard(self) -> None:
         """Drop every record not yet acknowledged, then disconnect.

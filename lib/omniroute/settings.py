@@ -15,6 +15,8 @@ from typing import Self
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omniroute.sizes import DEFAULT_MAX_REQUEST_BYTES, SizeBudget
+
 
 class BrokerKind(StrEnum):
     """The broker the services talk to, where Kafka-compatible brokers differ.
@@ -71,6 +73,16 @@ class CommonSettings(BaseSettings):
     kafka_heartbeat_interval_s: float = Field(
         1.0, gt=0, description="Consumer group heartbeat interval."
     )
+    kafka_max_request_bytes: int = Field(
+        DEFAULT_MAX_REQUEST_BYTES,
+        ge=65_536,
+        description="Largest record every producer of the services sends (aiokafka's "
+        "max_request_size; Apache Kafka's broker takes up to its message.max.bytes, by "
+        "default just above this). Every size limit derives from it (omniroute.sizes): "
+        "ingest refuses a larger inquiry, the router dead-letters one, agent-state cuts "
+        "what it holds for the desks to fit. Raise it only with the broker's and topics' "
+        "limits.",
+    )
     topic_inquiries: str = Field("inquiries", description="Canonical inquiries, key workspace.")
     topic_agent_events: str = Field("agent-events", description="Agent changes, key workspace.")
     topic_task_events: str = Field("task-events", description="Task lifecycle, key workspace.")
@@ -96,6 +108,11 @@ class CommonSettings(BaseSettings):
     def from_env(cls, **overrides: object) -> Self:
         """Read the settings from the environment; keyword arguments win."""
         return cls(**overrides)  # type: ignore[arg-type]
+
+    @property
+    def sizes(self) -> SizeBudget:
+        """The record size budget every service keeps (omniroute.sizes)."""
+        return SizeBudget(self.kafka_max_request_bytes)
 
 
 class AgentStateClientSettings(CommonSettings):

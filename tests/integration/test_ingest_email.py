@@ -215,3 +215,27 @@ async def test_smtp_auth_and_starttls_when_configured(broker: Broker, tmp_path: 
         [inquiry] = await inquiries.inquiries(1)
         assert inquiry.subject == "hello"
         assert len(await inquiries.settle(0.5)) == 1  # the refused sessions sent nothing
+
+
+async def test_smtp_refuses_mail_whose_inquiry_is_above_the_size_limit(
+    broker: Broker, tmp_path: Path
+) -> None:
+    # A smaller producer limit: the inquiry limit derives from it (omniroute.sizes).
+    settings = ingest_settings(
+        broker.bootstrap,
+        ingest_attachment_dir=str(tmp_path / "attachments"),
+        ingest_smtp_workspaces={"help@acme.example": "acme"},
+        kafka_max_request_bytes=100_000,
+    )
+    limit = settings.sizes.inquiry_bytes
+    async with (
+        running_ingest(settings) as service,
+        reading(broker.bootstrap, settings.topic_inquiries) as inquiries,
+    ):
+        with pytest.raises(smtplib.SMTPDataError) as too_large:
+            await asyncio.to_thread(send, service.smtp.port, mail("long", "word " * (limit // 5)))
+        assert too_large.value.smtp_code == 552
+        assert f"above the limit of {limit} bytes".encode() in too_large.value.smtp_error
+        await asyncio.to_thread(send, service.smtp.port, mail("short", "a few words"))
+        (published,) = await inquiries.inquiries(1)
+        assert published.subject == "short"  # the long one was never published

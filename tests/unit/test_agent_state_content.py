@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from omniroute.sizes import SizeBudget
 from omniroute.v1 import agent_pb2, checkpoint_pb2, inquiry_pb2, task_pb2
 from omniroute_agent_state.checkpoint import chunks
 from omniroute_agent_state.content import DeskContent, assignment_key, message_key
@@ -93,3 +94,34 @@ def test_an_agent_id_may_not_take_a_key_agent_state_keeps_for_itself() -> None:
     for reserved in ("held/r1", "fence/router/0"):
         with pytest.raises(InvalidRequest, match=r"agent\.id"):
             roster().upsert(agent(reserved, chat=1), "admin", T0)
+
+
+def test_content_above_the_size_budget_is_held_cut_so_its_record_and_checkpoint_fit() -> None:
+    sizes = SizeBudget(200_000)
+    content = DeskContent(sizes=sizes)
+    (offered,) = content.offered("ann", "r1", assignment("q1", body="b" * 500_000))
+    (delivered,) = content.deliver("ann", "r1", _big_message("q1", "m2", 300_000))
+    for record in (offered, delivered):
+        assert record.value is not None
+        assert record.value.ByteSize() <= sizes.record_bytes
+    kept = content.assignment("r1")
+    assert kept is not None and kept.inquiry.body.startswith("bbbb")
+    assert "more bytes not shown" in kept.inquiry.body
+    assert kept.callback.number == "+15550001111"  # only the text was cut
+    parts = chunks("c1", [], [], [], -1, contents=content.records())
+    assert all(part.ByteSize() <= sizes.record_bytes for part in parts)
+
+
+def test_content_restored_from_before_the_budget_is_cut_to_it() -> None:
+    big = checkpoint_pb2.HeldContent(reservation_id="r1", agent_id="ann")
+    big.assignment.CopyFrom(assignment("q1", body="b" * 500_000))
+    content = DeskContent(sizes=SizeBudget(200_000))
+    assert content.restore([big], {"ann": holding("ann", "r1")}) == []
+    kept = content.assignment("r1")
+    assert kept is not None and kept.ByteSize() <= SizeBudget(200_000).assignment_bytes
+
+
+def _big_message(inquiry_id: str, message_id: str, size: int) -> task_pb2.ConversationMessage:
+    made = message(inquiry_id, message_id)
+    made.message.body = "m" * size
+    return made

@@ -139,3 +139,51 @@ def test_an_ending_whose_release_is_missing_from_the_record_is_reported() -> Non
 
     assert not found.changes
     assert [(g.gap, g.inquiry_id) for g in found.unrepaired] == [(Gap.RELEASE_MISSING, "q-1")]
+
+
+def test_a_transfer_to_a_queue_whose_record_was_lost_is_released_not_reported() -> None:
+    """The TRANSFERRED is written first (events_first): a kill before the agent record
+    leaves the reservation in the record and the transfer on the topic. The restart
+    frees the slot; nothing is published again (the router routes from the event)."""
+    r = roster()
+    published = r.reserve("ann", "q-1", CHAT, "ws", T0)[3].task_events
+    published += r.accept("ann", "q-1", T0).task_events
+    held = r.agents["ann"].reservations[0].reservation_id
+    before = agent_pb2.Agent()
+    before.CopyFrom(r.agents["ann"])
+    queues = {"tech": True}
+    moved = r.transfer_to_queue("ann", "q-1", "tech", "modem", queues, T0)
+    assert moved.events_first
+
+    found = repair([before, r.agents["bob"]], published + moved.task_events, LATER)
+
+    assert not found.changes and not found.unrepaired
+    assert [(x.agent_id, x.inquiry_id, x.reservation_id) for x in found.released] == [
+        ("ann", "q-1", held)
+    ]
+    # The roster frees it as the transfer did, once.
+    restarted = roster()
+    restarted.restore([before], LATER, task_events=published + moved.task_events)
+    released = restarted.release_recovered("ann", held, "transferred", LATER)
+    ann = restarted.agents["ann"]
+    assert not ann.reservations and [c.load for c in ann.capacities] == [0]
+    assert [(e.change, e.reason) for e in released.agent_events] == [
+        (agent_pb2.AgentEvent.CHANGE_RELEASED, "transferred")
+    ]
+    assert not restarted.release_recovered("ann", held, "transferred", LATER)
+    # A retry of the transfer is now answered by its natural key: nothing changes.
+    assert not restarted.transfer_to_queue("ann", "q-1", "tech", "modem", queues, LATER)
+
+
+def test_the_same_transfer_to_a_queue_made_twice_is_one_event_id() -> None:
+    """A dead process's write that reaches the broker only after the restart read the
+    topic: the retry makes the transfer again, and consumers see the same event id."""
+    ids = []
+    for _ in range(2):
+        r = roster()
+        reservation = r.reserve("ann", "q-1", CHAT, "ws", T0)[0]
+        r.accept("ann", "q-1", T0)
+        (event,) = r.transfer_to_queue("ann", "q-1", "tech", "", {"tech": True}, T0).task_events
+        ids.append(event.event_id)
+    assert ids[0] == ids[1]
+    assert ids[0] != repair_event_id(reservation.reservation_id, TaskEvent.TYPE_TRANSFERRED)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from omniroute.v1 import inquiry_pb2
-from omniroute_ingest.understanding import Understanding
+from omniroute_ingest.understanding import Understanding, sentiment
 from omniroute_ingest.understanding.rules import RulesError, classify, parse_rule_book
 
 RULES = yaml.safe_load(
@@ -136,3 +136,13 @@ def test_bad_rules_files_are_refused_naming_the_entry(data: object, where: str) 
     with pytest.raises(RulesError) as raised:
         parse_rule_book(data)
     assert str(raised.value).startswith(f"workspaces.a.{where}")
+
+
+def test_sentiment_reads_a_bounded_start_of_the_text_however_many_emoji_it_has() -> None:
+    analyzer = sentiment.analyzer()
+    angry = "\U0001f621"  # in VADER's emoji lexicon: it becomes several words
+    text = "This is terrible " + angry * 195_000  # near the inquiry size limit
+    read = sentiment.bounded_text(text, analyzer)
+    assert read.startswith("This is terrible ")
+    assert read.count(angry) == sentiment.MAX_EMOJI and len(read) <= sentiment.MAX_CHARS
+    assert sentiment.compound_score(text, analyzer) < 0

@@ -155,6 +155,43 @@ def test_a_redelivered_or_stale_transfer_changes_nothing() -> None:
     assert len([h for h in r.inquiries["q1"].history if h.startswith("transferred")]) == 1
 
 
+def test_a_transfer_redelivered_after_the_agent_got_it_back_changes_nothing() -> None:
+    """A worker killed after applying the TRANSFERRED, before committing its offset: the
+    next one reads it again, after the sole fit in the target queue took it back by a newer
+    reservation. The transfer happened once; the newer task stays with her."""
+    r = router(CONFIG, agent("ana", skills={"billing": 3, "tech": 3}))
+    r.admit(inquiry("q1"), T0)
+    handled(r, "q1", "ana")
+    assert r.transferred_to_queue("q1", "ana", "r-q1", "tech", "note", T0 + 20)
+    assert offers(r, T0 + 21) == [("q1", "ana")]
+    r.offer_made("q1", "ana", "r-q1-2", T0 + 21)
+    r.accepted("q1", "ana", T0 + 25)
+    assert not r.transferred_to_queue("q1", "ana", "r-q1", "tech", "note", T0 + 30)
+    again = r.inquiries["q1"]
+    assert (again.state, again.agent_id, again.reservation_id) == (
+        InquiryState.ACCEPTED,
+        "ana",
+        "r-q1-2",
+    )
+    assert [h for h in again.history if h.startswith("transferred")] == [
+        "transferred:ana:tech:note"
+    ]
+    # Her transfer of the newer task is a transfer of its own.
+    assert r.transferred_to_queue("q1", "ana", "r-q1-2", "billing", "back", T0 + 40)
+
+
+def test_a_task_moved_to_another_agent_and_then_to_a_queue_moves_there() -> None:
+    """The warm transfer gives the target a reservation of its own, which its transfer to
+    a queue names."""
+    r = router(CONFIG, agent("ana"), agent("bea"), agent("tom", skills={"tech": 3}))
+    r.admit(inquiry("q1"), T0)
+    handled(r, "q1", "ana")
+    assert r.transferred("q1", "bea", "r-bea")
+    assert not r.transferred_to_queue("q1", "bea", "r-q1", "tech", "", T0 + 20)  # not hers
+    assert r.transferred_to_queue("q1", "bea", "r-bea", "tech", "", T0 + 20)
+    assert r.inquiries["q1"].queue == "tech"
+
+
 def test_overflow_never_sends_it_back_to_the_queue_it_was_transferred_from() -> None:
     r = router(CONFIG, agent("ana"))
     r.admit(inquiry("q1"), T0)

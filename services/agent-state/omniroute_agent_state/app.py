@@ -143,6 +143,7 @@ async def create_server(
         watch_queue_max=settings.watch_queue_max,
         publish_wait_s=settings.publish_wait_s,
         queues=functools.partial(queue_names, board),
+        sizes=settings.sizes,
     )
     metrics.watch_outbox(servicer.outbox)
     # What the desks are shown for the reservations still held; the rest is forgotten.
@@ -251,6 +252,23 @@ async def publish_repair(
                 "reservation_id": gap.reservation_id,
             },
         )
+    for release in found.released:
+        # The transfer's event is on the topic; its agent record was lost: free the slot.
+        metrics.recovery_gaps.labels("released").inc()
+        log.warning(
+            "releasing a reservation whose transfer was published before a restart",
+            extra={
+                "workspace": servicer.roster.get(release.agent_id).workspace,
+                "inquiry_id": release.inquiry_id,
+                "agent_id": release.agent_id,
+                "reservation_id": release.reservation_id,
+            },
+        )
+        found.changes.add(
+            servicer.roster.release_recovered(
+                release.agent_id, release.reservation_id, "transferred", now
+            )
+        )
     if not found.changes:
         return
     for event in found.changes.task_events:
@@ -267,7 +285,7 @@ async def publish_repair(
             },
         )
     servicer.roster.remember(found.changes.task_events, mono)
-    servicer.outbox.put(found.changes)
+    servicer.put(found.changes)  # with the tombstones of the released content
     if not await servicer.outbox.drain(wait_s):
         log.warning("repaired task events not acknowledged yet; the outbox keeps re-sending")
 

@@ -13,6 +13,14 @@ of the inquiry the router already published). When the reservation ends
 records get tombstones, so the compacted topic forgets the customer's content
 with the task. Checkpoints carry what is held, so a restart reads no history.
 
+Each record must fit the record size budget (`omniroute.sizes`): an
+assignment or message larger than `assignment_bytes` (a long history, a
+conversation grown downstream, a record that bypassed ingest) is kept cut to
+fit, its text ending in a marker that says so, rather than kept out: the
+desk's copy after a restart or on another device is this record, and one that
+could not be written would hold up every change after it. The full inquiry
+stays on the `inquiries` topic.
+
 Plain Python: it returns the records to write; the servicer puts them in the
 outbox with the change they belong to.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from omniroute.sizes import SizeBudget, fit_assignment, fit_message
 from omniroute.v1 import agent_pb2, checkpoint_pb2, task_pb2
 
 HELD_KEY_PREFIX = "held/"
@@ -64,8 +73,10 @@ class _Held:
 class DeskContent:
     """Assignments and messages per reservation held; what a restart must give back to desks."""
 
-    def __init__(self, per_reservation: int = 50) -> None:
+    def __init__(self, per_reservation: int = 50, sizes: SizeBudget | None = None) -> None:
         self.per_reservation = per_reservation
+        #: Largest assignment or message kept: its record and checkpoint chunk must fit.
+        self.limit = (sizes or SizeBudget()).assignment_bytes
         self._held: dict[str, _Held] = {}  # reservation id -> its content
         self._by_agent: dict[str, set[str]] = {}  # agent id -> reservation ids with content
 
@@ -102,6 +113,7 @@ class DeskContent:
             return []
         content = checkpoint_pb2.HeldContent(reservation_id=reservation_id, agent_id=agent_id)
         content.assignment.CopyFrom(assignment)
+        fit_assignment(content.assignment, self.limit)
         self._hold(agent_id, reservation_id).assignment = content
         return [ContentRecord(key_of(content), content)]
 
@@ -118,6 +130,7 @@ class DeskContent:
             return []
         content = checkpoint_pb2.HeldContent(reservation_id=reservation_id, agent_id=agent_id)
         content.message.CopyFrom(message)
+        fit_message(content.message, self.limit)
         held.messages[message.message.id] = content
         written = [ContentRecord(key_of(content), content)]
         while len(held.messages) > self.per_reservation:
@@ -174,6 +187,12 @@ class DeskContent:
                 orphans.append(ContentRecord(key_of(content), None))
                 continue
             held = self._hold(content.agent_id, content.reservation_id)
+            # Written before there was a budget, or under a larger one: cut to fit,
+            # or no checkpoint holding it could ever be written.
+            if content.HasField("message"):
+                fit_message(content.message, self.limit)
+            elif content.HasField("assignment"):
+                fit_assignment(content.assignment, self.limit)
             if content.HasField("message"):
                 held.messages[content.message.message.id] = content
             elif content.HasField("assignment"):

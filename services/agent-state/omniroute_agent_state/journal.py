@@ -29,7 +29,13 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
 
 from omniroute.codec import InvalidEvent, decode
-from omniroute.kafka import BrokerUnavailable, EventProducer, compacted, ensure_topics
+from omniroute.kafka import (
+    BrokerUnavailable,
+    EventProducer,
+    RecordTooLarge,
+    compacted,
+    ensure_topics,
+)
 from omniroute.v1 import agent_pb2, agent_state_pb2, checkpoint_pb2, task_pb2
 from omniroute_agent_state.checkpoint import (
     Checkpoint,
@@ -99,13 +105,15 @@ class Journal:
             writes.append(Record(s.topic_agent_snapshots, content.key, content.value))
         return writes
 
-    async def write_many(self, records: Sequence[Record]) -> list[BrokerUnavailable | None]:
+    async def write_many(
+        self, records: Sequence[Record]
+    ) -> list[BrokerUnavailable | RecordTooLarge | None]:
         """Publish records in order, acknowledged together: per record None when
-        the broker acknowledged it, else `BrokerUnavailable`."""
+        the broker acknowledged it, else `BrokerUnavailable` or `RecordTooLarge`."""
         answers = await self.producer.publish_many([(r.topic, r.key, r.value) for r in records])
-        results: list[BrokerUnavailable | None] = []
+        results: list[BrokerUnavailable | RecordTooLarge | None] = []
         for record, answer in zip(records, answers, strict=True):
-            if isinstance(answer, BrokerUnavailable):
+            if isinstance(answer, (BrokerUnavailable, RecordTooLarge)):
                 results.append(answer)
                 continue
             partition, offset = answer

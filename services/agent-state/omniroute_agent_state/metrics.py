@@ -100,8 +100,9 @@ class AgentStateMetrics:
         self.recovery_gaps = Counter(
             "omniroute_agent_state_recovery_gaps_total",
             "Disagreements between recovered agent records and task events found at start, "
-            "by kind: repaired (a missing task event published) or one the records cannot "
-            "repair (end_missing, release_missing).",
+            "by kind: repaired (a missing task event published), released (a transfer to a "
+            "queue on the topic whose agent record was lost: the slot freed) or one the "
+            "records cannot repair (end_missing, release_missing).",
             ["kind"],
             registry=registry,
         )

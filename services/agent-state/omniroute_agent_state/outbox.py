@@ -16,8 +16,19 @@ comes first is answered UNAVAILABLE, but its change is kept and still
 published: a retry (same request id, or the natural key) is answered once it
 is durable.
 
+The records of one batch are written together, and those writes are not
+atomic. A change that says `events_first` (a transfer to a queue) is put as
+two batches: its task events, then the rest (the agent record, the content's
+tombstones) in a round of its own once the events are acknowledged. A crash
+between the two leaves the event without the record, which the next start
+completes (repair.py); never the released record without its event.
+
 Re-sending after a lost acknowledgement can publish an event twice; every
 event carries an `event_id` for consumers to de-duplicate (at least once).
+A record the producer or broker refuses as too large is never re-sent (it
+would fail the same way for ever and hold up every change after it): it is
+logged and left out. What agent-state holds for the desks is cut to the size
+budget before it gets here (content.py), so this is a last line of defence.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from omniroute.kafka import BrokerUnavailable
+from omniroute.kafka import BrokerUnavailable, RecordTooLarge
 from omniroute_agent_state.journal import Journal, Record
 from omniroute_agent_state.roster import Changes
 
@@ -44,6 +55,8 @@ class _Batch:
     seq: int
     changes: Changes
     unsent: list[Record]
+    # Written only once every batch before it is acknowledged (a round of its own).
+    after_previous: bool = False
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -90,9 +103,16 @@ class Outbox:
         """
         if not changes:
             return self.last_seq
+        rest = Changes(changes.agent_events, [], changes.fences, changes.contents)
+        if changes.events_first and changes.task_events and rest:
+            self._append(Changes(task_events=changes.task_events), after_previous=False)
+            return self._append(rest, after_previous=True)
+        return self._append(changes, after_previous=False)
+
+    def _append(self, changes: Changes, after_previous: bool) -> int:
         self.last_seq += 1
-        batch = _Batch(self.last_seq, changes, self.journal.records(changes))
-        self.batches.append(batch)
+        records = self.journal.records(changes)
+        self.batches.append(_Batch(self.last_seq, changes, records, after_previous))
         self._waiting.set()
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
@@ -130,9 +150,16 @@ class Outbox:
         while True:
             await self._waiting.wait()
             self._waiting.clear()
-            round_ = [batch for batch in self.batches if batch.unsent]
+            round_: list[_Batch] = []
+            for batch in self.batches:
+                if batch.after_previous and round_:
+                    break  # the next round, once this one is acknowledged
+                if batch.unsent:
+                    round_.append(batch)
             if round_:
                 await self._deliver(round_)
+            if any(batch.unsent for batch in self.batches):
+                self._waiting.set()  # batches held back for a round of their own
 
     async def _deliver(self, round_: list[_Batch]) -> None:
         """Send the round's records; re-send what was not acknowledged until all of it is."""
@@ -148,9 +175,18 @@ class Outbox:
             for batch in round_:
                 batch.unsent = []
             for (batch, record), result in zip(sending, results, strict=True):
-                if result is not None:
+                if isinstance(result, RecordTooLarge):
+                    log.error(
+                        "record too large for the broker; left out",
+                        extra={"topic": record.topic, "key": record.key, "error": str(result)},
+                    )
+                elif isinstance(result, BaseException):
                     batch.unsent.append(record)
-            errors = [e for e in results if e is not None]
+            errors = [
+                e
+                for e in results
+                if isinstance(e, BaseException) and not isinstance(e, RecordTooLarge)
+            ]
             self._settle()
             if not errors:
                 return

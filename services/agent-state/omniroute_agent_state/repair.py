@@ -14,6 +14,12 @@ of each inquiry and publishes what is missing:
   ACCEPTED of another agent, who no longer holds it): the TRANSFERRED;
 - an accepted reservation whose last event is its own OFFERED: its ACCEPTED.
 
+And one release the records lack: a reservation whose last event is its own
+TRANSFERRED to a queue is released (`Repair.released`; the roster frees the
+slot and publishes the record). A transfer to a queue writes its event
+before the agent record (`Changes.events_first`), so a kill between the two
+leaves exactly this; the router routes the task again from the event.
+
 Each repaired event has an `event_id` derived from the reservation id and
 the type, so a repair published twice (a restart before its acknowledgement
 was seen) is de-duplicated by consumers.
@@ -62,11 +68,22 @@ class Unrepaired:
     reservation_id: str
 
 
+@dataclass(frozen=True)
+class Release:
+    """A reservation still held in the records whose ending event is on the topic."""
+
+    agent_id: str
+    inquiry_id: str
+    reservation_id: str
+
+
 @dataclass
 class Repair:
-    """The events to publish before serving, and what could not be repaired."""
+    """The events to publish before serving, the releases to make, and what could not be
+    repaired."""
 
     changes: Changes = field(default_factory=Changes)
+    released: list[Release] = field(default_factory=list)
     unrepaired: list[Unrepaired] = field(default_factory=list)
 
 
@@ -97,7 +114,12 @@ def repair(agents: Iterable[Agent], task_events: Iterable[TaskEvent], now: float
                 and previous.reservation_id == reservation.reservation_id
                 and previous.type not in OPENING
             ):
-                found.unrepaired.append(_gap(Gap.RELEASE_MISSING, previous))
+                if _to_a_queue(previous):
+                    found.released.append(
+                        Release(agent.id, reservation.inquiry_id, reservation.reservation_id)
+                    )
+                else:
+                    found.unrepaired.append(_gap(Gap.RELEASE_MISSING, previous))
     for event in last.values():
         if event.type in OPENING and event.reservation_id not in held:
             if not _transferred_from(event, held.values()):
@@ -128,6 +150,11 @@ def _missing(
     if reservation.accepted:
         events.append(_event(TaskEvent.TYPE_ACCEPTED, agent, reservation, now))
     return events
+
+
+def _to_a_queue(event: TaskEvent) -> bool:
+    """Whether `event` handed its task to a queue (written before its agent record)."""
+    return event.type == TaskEvent.TYPE_TRANSFERRED and bool(event.target_queue)
 
 
 def _transferred_from(event: TaskEvent, holders: Iterable[Agent]) -> bool:

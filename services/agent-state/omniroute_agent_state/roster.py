@@ -85,6 +85,11 @@ MAX_VERSION = 2**53
 MAX_QUEUE_NAME = 200
 MAX_TRANSFER_NOTE = 2000
 
+# The id of a transfer to a queue derives from the reservation it ends (uuid5), so the
+# same transfer made twice (the retry after a restart that never read the first one's
+# event, which a dead process's write delivered late) is one event to consumers.
+_TRANSFER_NAMESPACE = uuid.UUID("0b8f6a7e-3c1d-4f25-8e9a-5d7c2b4a1e63")
+
 # (workspace, inquiry id): the scope of every inquiry-scoped key.
 InquiryKey = tuple[str, str]
 # Aliases for annotations inside Roster, where `list` is the method.
@@ -146,6 +151,12 @@ class Changes:
     fences: list[RouterFence] = field(default_factory=list)  # new highest generations
     # What desks are shown for held reservations, and tombstones (content.py).
     contents: list[ContentRecord] = field(default_factory=list)
+    # The task events are to be acknowledged before the rest is written: a
+    # change whose ending the agent record cannot tell (a transfer to a queue:
+    # the released record names neither the queue nor the note), so a crash
+    # between the writes leaves the event, which the restart completes
+    # (repair.py), never the record alone.
+    events_first: bool = False
 
     def then(self, more: Changes) -> Changes:
         """These changes followed by `more` (in publishing order)."""
@@ -154,6 +165,7 @@ class Changes:
             self.task_events + more.task_events,
             self.fences + more.fences,
             self.contents + more.contents,
+            self.events_first or more.events_first,
         )
 
     def add(self, more: Changes) -> None:
@@ -162,6 +174,7 @@ class Changes:
         self.task_events.extend(more.task_events)
         self.fences.extend(more.fences)
         self.contents.extend(more.contents)
+        self.events_first = self.events_first or more.events_first
 
     def __bool__(self) -> bool:
         return bool(self.agent_events or self.task_events or self.fences or self.contents)
@@ -951,9 +964,11 @@ class Roster:
         self._release(agent, held)
         changes = self._changed(agent, AgentEvent.CHANGE_RELEASED, agent_id, "transferred", now)
         event = self._task_event(TaskEvent.TYPE_TRANSFERRED, agent, released, now, mono)
+        event.event_id = uuid.uuid5(_TRANSFER_NAMESPACE, released.reservation_id).hex
         event.target_queue = target_queue
         event.note = note
         changes.task_events.append(event)
+        changes.events_first = True
         return changes
 
     # -- recovery -------------------------------------------------------------
@@ -1026,6 +1041,30 @@ class Roster:
         """Take `events` published outside a call (the recovery repair) as the latest."""
         for event in events:
             self._remember(event, mono)
+
+    def release_recovered(
+        self, agent_id: str, reservation_id: str, reason: str, now: float
+    ) -> Changes:
+        """Free a recovered reservation whose ending event is on the topic (repair.py).
+
+        The record of the ending was lost (a kill after a transfer's event was
+        acknowledged and before its agent record was): the slot is freed as
+        the ending freed it, and the record published. Nothing when the agent
+        no longer holds it.
+        """
+        agent = self.agents.get(agent_id)
+        held = next(
+            (
+                r
+                for r in (agent.reservations if agent else ())
+                if r.reservation_id == reservation_id
+            ),
+            None,
+        )
+        if agent is None or held is None:
+            return Changes()
+        self._release(agent, held)
+        return self._changed(agent, AgentEvent.CHANGE_RELEASED, "system", reason, now)
 
     # -- helpers --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 
 from omniroute.grpc_client import AGENT_RECORD_METADATA, LAST_EVENT_METADATA
 from omniroute.kafka import BrokerUnavailable
+from omniroute.sizes import SizeBudget
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, task_pb2
 from omniroute_agent_state.auth import Authenticator, Caller, PermissionDenied, Unauthenticated
 from omniroute_agent_state.content import DeskContent
@@ -170,6 +171,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         publish_wait_s: float = 10.0,
         requests: RequestLog | None = None,
         queues: Callable[[str], Mapping[str, bool] | None] = lambda workspace: None,
+        sizes: SizeBudget | None = None,
     ) -> None:
         self.roster = roster
         # A workspace's queues as the router last published them, each with
@@ -190,7 +192,7 @@ class AgentStateServicer(agent_state_pb2_grpc.AgentStateServicer):
         self.open_desks: Counter[str] = Counter()
         self.failing_expiry: dict[str, str] = {}  # agent id -> why its expiry fails
         # What desks are shown for each reservation held (assignment, messages), durably.
-        self.content = DeskContent()
+        self.content = DeskContent(sizes=sizes)
 
     # -- plumbing -------------------------------------------------------------
 

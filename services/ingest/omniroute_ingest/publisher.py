@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from omniroute.codec import timestamp
-from omniroute.kafka import BrokerUnavailable, EventProducer, compacted, ensure_topics
+from omniroute.kafka import (
+    BrokerUnavailable,
+    EventProducer,
+    RecordTooLarge,
+    compacted,
+    ensure_topics,
+)
 from omniroute.v1 import inquiry_pb2, task_pb2
 from omniroute_ingest.idempotency import IdempotencyCache
 from omniroute_ingest.ids import new_id
@@ -97,7 +103,7 @@ class InquiryPublisher:
         self._in_flight[key] = future
         try:
             await self._write(self.settings.topic_inquiries, inquiry.workspace, inquiry, channel)
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, RecordTooLarge) as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody else must
             raise

@@ -30,6 +30,7 @@ from omniroute.codec import InvalidEvent, decode, encode, seconds, timestamp
 from omniroute.kafka import compacted
 from omniroute.metrics import OTHER_WORKSPACE, WorkspaceLabel
 from omniroute.settings import CommonSettings
+from omniroute.sizes import fit_assignment
 from omniroute.v1 import agent_pb2, agent_state_pb2, dead_letter_pb2, inquiry_pb2, task_pb2
 from omniroute_router.callbacks import CallbackOutcome
 from omniroute_router.config import RoutingConfig, WorkspaceConfig
@@ -134,7 +135,7 @@ class Router:
         self.dead_letters: Any = None
         self.inquiries_topic: Any = None
         # The inquiries' content for the offers, and the wallboard's snapshots.
-        self.contents = InquiryContents()
+        self.contents = InquiryContents(sizes=settings.sizes)
         # Messages joining their conversation's open inquiry (conversations.py).
         self.conversations = Conversations(agent_state, self.contents, metrics)
         self.snapshots = QueueSnapshots(
@@ -335,6 +336,10 @@ class Router:
     ) -> tuple[str, str, str]:
         """(the workspace, the outcome label, the inquiry's id when it is to be checked
         with agent-state before it may be offered)."""
+        too_large = self.settings.sizes.inquiry_problem(len(value or b""))
+        if too_large is not None:
+            # Its copy in the contents table and its assignments could not be written.
+            raise InvalidEvent(too_large)
         proto = decode(inquiry_pb2.Inquiry, value)
         inquiry = inquiry_from_proto(proto, now)
         if key != proto.workspace.encode():
@@ -433,7 +438,7 @@ class Router:
                 now,
             )
         if kind == task_pb2.TaskEvent.TYPE_TRANSFERRED:
-            return router.transferred(event.inquiry_id, event.target_agent_id)
+            return router.transferred(event.inquiry_id, event.target_agent_id, event.reservation_id)
         return False
 
     def _on_completed(self, router: WorkspaceRouter, event: task_pb2.TaskEvent, now: float) -> bool:
@@ -710,6 +715,8 @@ class Router:
         """Admit the swept inquiries never seen here; the checkpoint after them."""
         found = 0
         for record in records:
+            if self.settings.sizes.inquiry_problem(len(record.value or b"")) is not None:
+                continue  # the stream dead-lettered it
             try:
                 proto = decode(inquiry_pb2.Inquiry, record.value)
                 inquiry = inquiry_from_proto(proto, now)
@@ -895,6 +902,12 @@ class Router:
             callback=callback_proto(inquiry),
         )
         self.contents.attach(assignment)
+        if fit_assignment(assignment, self.settings.sizes.assignment_bytes):
+            # A long history or a conversation grown past what one record carries.
+            log.warning(
+                "assignment cut to fit the record size",
+                extra={"inquiry_id": inquiry.id, "bytes": assignment.ByteSize()},
+            )
         return assignment
 
     def _notices(self, router: WorkspaceRouter, notices: Sequence[Notice], now: float) -> None:
@@ -1048,12 +1061,20 @@ class Router:
 
     async def _dead_letter(self, event: EventT, source: str, reason: str) -> None:
         message = event.message
+        value = message.value or b""
+        if len(value) + len(reason) + 1024 > self.settings.sizes.record_bytes:
+            # The letter must fit one record too: the record stays where it is.
+            reason = (
+                f"{reason}; its value ({len(value)} bytes) is not copied here: "
+                "read it at the source topic, partition and offset"
+            )
+            value = b""
         letter = dead_letter_pb2.DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
             key=message.key or b"",
-            value=message.value or b"",
+            value=value,
             reason=reason,
             service="router",
             failed_at=timestamp(self.clock()),
@@ -1100,6 +1121,8 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
         producer_linger=0.005,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The one record size limit of every producer (omniroute.sizes); Faust's own is lower.
+        producer_max_request_size=settings.kafka_max_request_bytes,
         recovery_consistency_check=settings.router_recovery_consistency_check,
     )
     raw: dict[str, Any] = {

@@ -20,6 +20,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from omniroute.codec import InvalidEvent, decode
+from omniroute.sizes import SizeBudget, fit_inquiry
 from omniroute.v1 import inquiry_pb2, task_pb2
 
 
@@ -36,8 +37,12 @@ def undelivered_key(workspace: str, inquiry_id: str) -> str:
 class InquiryContents:
     """Encoded inquiries by workspace and id; `table` is a Faust table or a plain dict."""
 
-    def __init__(self, table: MutableMapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, table: MutableMapping[str, Any] | None = None, sizes: SizeBudget | None = None
+    ) -> None:
         self.table: MutableMapping[str, Any] = table if table is not None else {}
+        # Every value must fit one changelog record (omniroute.sizes).
+        self.sizes = sizes or SizeBudget()
 
     def keep(self, workspace: str, inquiry_id: str, encoded: bytes) -> None:
         """Remember the inquiry as published (JSON table values: base64 text)."""
@@ -55,7 +60,11 @@ class InquiryContents:
 
     def add_message(self, workspace: str, inquiry_id: str, message: inquiry_pb2.Inquiry) -> None:
         """A later message of the conversation joined the inquiry: its text and
-        attachments go on the content, so the next offer shows the whole conversation."""
+        attachments go on the content, so the next offer shows the whole conversation.
+
+        A conversation grown past the inquiry limit is cut to it, with a marker
+        (`omniroute.sizes.fit_inquiry`): its table record must stay writable.
+        Each message still reaches the desk whole, on its own."""
         key = content_key(workspace, inquiry_id)
         stored = self.table.get(key)
         if not stored:
@@ -67,6 +76,7 @@ class InquiryContents:
         if message.body:
             inquiry.body = f"{inquiry.body}\n\n{message.body}" if inquiry.body else message.body
         inquiry.attachments.extend(message.attachments)
+        fit_inquiry(inquiry, self.sizes.inquiry_bytes)
         self.keep(workspace, inquiry_id, inquiry.SerializeToString())
 
     def undelivered(self, workspace: str, inquiry_id: str) -> list[task_pb2.ConversationMessage]:
@@ -84,6 +94,10 @@ class InquiryContents:
     ) -> None:
         """Set the inquiry's messages waiting for delivery (none: the entry goes)."""
         encoded = [base64.b64encode(m.SerializeToString()).decode() for m in messages]
+        # The newest that fit one table record; older ones are in the content already.
+        room = self.sizes.record_bytes
+        while encoded and sum(len(e) + 4 for e in encoded) > room:
+            encoded.pop(0)
         key = undelivered_key(workspace, inquiry_id)
         if encoded:
             self.table[key] = encoded

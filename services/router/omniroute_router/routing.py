@@ -597,12 +597,13 @@ class WorkspaceRouter:
         self._notice(NoticeKind.ESCALATED, inquiry, now, reason=reason or "agent")
         return True
 
-    def transferred(self, inquiry_id: str, target_agent_id: str) -> bool:
-        """agent-state moved the task to another agent."""
+    def transferred(self, inquiry_id: str, target_agent_id: str, reservation_id: str = "") -> bool:
+        """agent-state moved the task to another agent, who holds it as `reservation_id`."""
         inquiry = self.inquiries.get(inquiry_id)
         if inquiry is None or not target_agent_id or inquiry.agent_id == target_agent_id:
             return False
         inquiry.agent_id = target_agent_id
+        inquiry.reservation_id = reservation_id or inquiry.reservation_id
         self.changed_inquiries.add(inquiry_id)
         return True
 
@@ -628,14 +629,16 @@ class WorkspaceRouter:
         when the queue answers it: it counts as answered again, there) and its
         history, to which the transfer and the note are added. The agent is
         never offered it again unless nobody else could ever take it
-        (`_only_one_fits`). False when the agent does not hold it here (a
-        re-delivery).
+        (`_only_one_fits`). False when the agent does not hold it here by that
+        reservation (a re-delivery: also one that comes after the same agent
+        got it back in the target queue, by a newer reservation).
         """
         inquiry = self.inquiries.get(inquiry_id)
         if (
             inquiry is None
             or inquiry.agent_id != agent_id
             or inquiry.state not in (InquiryState.OFFERED, InquiryState.ACCEPTED)
+            or (reservation_id and inquiry.reservation_id not in ("", reservation_id))
         ):
             return False
         self._waiting.seen(now)

@@ -38,7 +38,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from omniroute.codec import timestamp
-from omniroute.kafka import BrokerUnavailable
+from omniroute.kafka import BrokerUnavailable, RecordTooLarge
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.callbacks import check_number
 from omniroute_ingest.channels.chat_state import ChatStore, Conversation, Conversations, StartIn
@@ -132,6 +132,8 @@ def router(intake: Intake, store: ChatStore) -> APIRouter:
             await store.save(conversation_id, c)
         except BrokerUnavailable:
             raise intake.unavailable("chat") from None
+        except RecordTooLarge as exc:  # a retry would fail the same way: never a 503
+            raise Rejected(413, "too_large", f"conversation: {exc}") from None
 
     def out(conversation_id: str, c: Conversation, queued: Place | None = None) -> ConversationOut:
         answer = ConversationOut(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from omniroute.kafka import BrokerUnavailable
+from omniroute.kafka import BrokerUnavailable, RecordTooLarge
 from omniroute.v1 import inquiry_pb2
 from omniroute_ingest.clients import (
     ANONYMOUS,
@@ -127,13 +127,27 @@ class Intake:
     async def accept(
         self, inquiry: inquiry_pb2.Inquiry, idempotency_key: str = "", understand: bool = True
     ) -> Accepted:
-        """Classify (when asked) and publish; raises `Rejected(503)` when the broker fails."""
+        """Classify (when asked) and publish; raises `Rejected(503)` when the broker fails.
+
+        An inquiry larger than routing can carry (`omniroute.sizes`: the router's
+        copy and the assignment must fit one record) is refused with 413 naming
+        the limit, before anything is published.
+        """
         if understand:
             self.understanding.apply(inquiry)
+        self.check_size(inquiry)
         try:
             return await self.publisher.publish(inquiry, idempotency_key)
         except BrokerUnavailable:
             raise self.unavailable(channel_label(inquiry.channel)) from None
+        except RecordTooLarge as exc:  # the broker's own limit is below ours
+            raise Rejected(413, "too_large", f"inquiry: {exc}") from None
+
+    def check_size(self, inquiry: inquiry_pb2.Inquiry) -> None:
+        """413 when the encoded inquiry is above the size budget's inquiry limit."""
+        problem = self.settings.sizes.inquiry_problem(inquiry.ByteSize())
+        if problem is not None:
+            raise Rejected(413, "too_large", problem)
 
     async def callback(
         self, workspace: str, inquiry_id: str, channel: int, number: str

@@ -115,6 +115,11 @@ def router(intake: Intake) -> APIRouter:
             )
             event = item.to_proto(inquiry_id, now, intake.received_at_skew(client))
             events.append((event, key))
+        for index, (event, _) in enumerate(events):  # none published when one is too large
+            try:
+                intake.check_size(event)
+            except Rejected as exc:
+                raise Rejected(413, "too_large", f"inquiries[{index}]: {exc.message}") from None
         outcomes = await asyncio.gather(
             *(intake.accept(event, key) for event, key in events), return_exceptions=True
         )
