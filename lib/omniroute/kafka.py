@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -141,6 +142,76 @@ class EventProducer:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
 
+    async def publish_many(
+        self, events: Sequence[tuple[str, str, Message | bytes | None]]
+    ) -> list[tuple[int, int] | BrokerUnavailable | RecordTooLarge]:
+        """Write (topic, key, event) in order; wait for all the acknowledgements together.
+
+        What `publish` does for each, without a task and a wait per event: the
+        records go into the producer's batches one after the other, then their
+        acknowledgements are awaited at once (a gather of `publish` cost 30-90 us
+        of CPU per record, the more the larger the round, since every waiter
+        woke whenever a full batch was sent; this costs about 15). The send
+        timeout bounds the whole call. Per event: (partition, offset),
+        `RecordTooLarge` as `publish` says, or `BrokerUnavailable` when it was
+        not acknowledged (those not yet handed to the producer by then are not
+        sent at all).
+        """
+        if self._producer is None:
+            raise RuntimeError("EventProducer.publish_many before start()")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._send_timeout_s
+        sent: list[asyncio.Future[Any] | RecordTooLarge] = []
+        sizes: list[int] = []
+        stopped: BaseException | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                for topic, key, event in events:
+                    value = event if event is None or isinstance(event, bytes) else encode(event)
+                    sizes.append(0 if value is None else len(value))
+                    try:
+                        sent.append(await self._producer.send(topic, value=value, key=key.encode()))
+                    except MessageSizeTooLargeError as exc:
+                        sent.append(self._too_large(topic, sizes[-1], exc))
+        except (KafkaError, TimeoutError) as exc:
+            stopped = exc
+        waiting = [f for f in sent if isinstance(f, asyncio.Future)]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        results: list[tuple[int, int] | BrokerUnavailable | RecordTooLarge] = []
+        for n, (topic, _, _) in enumerate(events):
+            future = sent[n] if n < len(sent) else None
+            cause: BaseException | None = stopped
+            if isinstance(future, RecordTooLarge):
+                results.append(future)
+                continue
+            if future is not None:
+                if future.done() and future.exception() is None:
+                    metadata = future.result()
+                    results.append((metadata.partition, metadata.offset))
+                    continue
+                if future.done():
+                    cause = future.exception()
+                    if isinstance(cause, MessageSizeTooLargeError):
+                        results.append(self._too_large(topic, sizes[n], cause))
+                        continue
+                else:
+                    cause = TimeoutError()
+                    future.add_done_callback(_retrieved)  # its outcome is moot now
+            failure = BrokerUnavailable(f"broker did not acknowledge the write to {topic}")
+            failure.__cause__ = cause
+            results.append(failure)
+        return results
+
+    def _too_large(self, topic: str, size: int, cause: BaseException) -> RecordTooLarge:
+        """The refusal of a record above the size limit, as `publish` raises it."""
+        failure = RecordTooLarge(
+            f"a record of {size} bytes for {topic} is above the size limit "
+            f"(KAFKA_MAX_REQUEST_BYTES {self._settings.kafka_max_request_bytes})"
+        )
+        failure.__cause__ = cause
+        return failure
+
     async def discard(self) -> None:
         """Drop every record not yet acknowledged, then disconnect.
 
@@ -165,6 +236,12 @@ class EventProducer:
         except Exception:
             log.warning("producer did not close cleanly after a broker failure", exc_info=True)
         producer._closed = True  # stop() would wait for the failed batches
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Take a late outcome nobody waits for any more (no "exception never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def read_to_end(

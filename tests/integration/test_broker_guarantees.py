@@ -13,7 +13,13 @@ import uuid
 import pytest
 
 from omniroute.embedded import Broker
-from omniroute.kafka import EventProducer, ensure_topics
+from omniroute.kafka import (
+    BrokerUnavailable,
+    EventProducer,
+    RecordTooLarge,
+    ensure_topics,
+    read_to_end,
+)
 from omniroute.settings import BrokerKind, CommonSettings
 from omniroute.v1 import agent_pb2, agent_state_pb2, inquiry_pb2
 from tests.support.agent_state import (
@@ -51,6 +57,54 @@ async def test_the_event_producer_is_idempotent_where_the_broker_offers_it(
             assert manager is None
     finally:
         await producer.stop()
+
+
+async def test_publish_many_writes_every_event_in_order_and_says_where(broker: Broker) -> None:
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, kafka_partitions=2)
+    topic = f"publish-many-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic])
+    producer = EventProducer(settings, client_id="test-publish-many")
+    await producer.start()
+    try:
+        # Enough, and large enough, to fill several of the producer's batches.
+        events: list[tuple[str, str, bytes | None]] = [
+            (topic, f"ws-{n % 3}", f"{n:05d}".encode() * 100) for n in range(600)
+        ]
+        events.append((topic, "ws-0", None))  # a tombstone
+        answers = await producer.publish_many(events)
+    finally:
+        await producer.stop()
+    placed = [a for a in answers if not isinstance(a, BrokerUnavailable)]
+    assert len(placed) == len(events)  # every one acknowledged
+    records = await read_to_end(broker.bootstrap, topic)
+    where = {(r.partition, r.offset): (r.key, r.value) for r in records}
+    assert len(where) == len(events)
+    for (_, key, value), at in zip(events, placed, strict=True):
+        assert where[at] == (key.encode(), value)
+    for partition in {p for p, _ in placed}:  # each partition's events in the order given
+        offsets = [offset for p, offset in placed if p == partition]
+        assert offsets == sorted(offsets)
+
+
+async def test_publish_many_refuses_a_record_too_large_and_writes_the_others(
+    broker: Broker,
+) -> None:
+    settings = CommonSettings(
+        kafka_bootstrap=broker.bootstrap, kafka_partitions=2, kafka_max_request_bytes=65_536
+    )
+    topic = f"publish-many-large-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic])
+    producer = EventProducer(settings, client_id="test-publish-many-large")
+    await producer.start()
+    try:
+        answers = await producer.publish_many(
+            [(topic, "ws", b"before"), (topic, "ws", b"x" * 100_000), (topic, "ws", b"after")]
+        )
+    finally:
+        await producer.stop()
+    assert isinstance(answers[1], RecordTooLarge)
+    assert not isinstance(answers[0], BaseException) and not isinstance(answers[2], BaseException)
+    assert [r.value for r in await read_to_end(broker.bootstrap, topic)] == [b"before", b"after"]
 
 
 async def test_agent_snapshots_compact_on_apache_kafka_and_recovery_keeps_the_latest(

@@ -24,6 +24,11 @@ class FlakyJournal:
     def records(self, changes: Changes) -> list[Record]:
         return [Record("task-events", e.workspace, e) for e in changes.task_events]
 
+    async def write_many(self, records: list[Record]) -> list[BaseException | None]:
+        """The round's records, each through `write` (which subclasses change)."""
+        results = await asyncio.gather(*(self.write(r) for r in records), return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]
+
     async def write(self, record: Record) -> None:
         await asyncio.sleep(0)
         inquiry = record.value.inquiry_id  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ loop (broker, agent-state, router processes) is in tests/integration.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,15 +150,19 @@ class FakeAgentState:
 
 
 class FakeReader:
-    """The inquiries topic as the sweep re-reads it."""
+    """The inquiries topic as the sweep re-reads it; a read waits while `gate` is closed
+    (a broker that takes its time)."""
 
     def __init__(self) -> None:
         self.records: list[Message] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def offset_at(self, partition: int, since_s: float) -> int:
         return 0
 
     async def read(self, partition: int, start: int, end: int) -> list[Message]:
+        await self.gate.wait()
         return [r for r in self.records if r.partition == partition and start <= r.offset < end]
 
 
@@ -252,6 +257,10 @@ class Harness:
 
     async def tick(self, partition: int = P) -> None:
         await self.feed(self.message(f"{self.router.settings.router_app_id}-ticks", b"", partition))
+
+    async def swept(self) -> None:
+        """Until the sweep's re-reads under way (beside the stream) have finished."""
+        await asyncio.gather(*(reading for _, reading in self.router._sweep_reads.values()))
 
     def offered(self) -> list[tuple[str, str]]:
         out = []
@@ -393,7 +402,9 @@ async def test_the_sweep_admits_a_skipped_inquiry_but_not_a_finished_one(h: Harn
     )
     h.agent_state.agents["a1"].capacities[0].capacity = 5
     await h.agent("a2")
-    await h.tick()
+    await h.tick()  # the re-read starts, beside the stream
+    await h.swept()
+    await h.tick()  # what it found is admitted
     offered = [i for i, _ in h.offered()]
     assert offered.count("skipped") == 1
     assert f"{WS}/skipped" in h.router.contents.table  # its content goes with the offer
@@ -411,6 +422,44 @@ async def test_the_workspace_is_reconciled_with_agent_states_open_reservations(
     h.agent_state.open = []
     await h.tick()
     assert h.offered() == [("q1", "a1"), ("q1", "a1")]
+
+
+async def test_a_batch_does_not_wait_for_the_sweeps_read(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("skipped", deliver=False)
+    await h.inquiry("read")
+    h.reader.gate.clear()  # the broker is slow to answer the sweep's fetch
+    tick = asyncio.ensure_future(h.tick())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert tick.done()  # the tick was handled with the read still under way
+    await h.inquiry("meanwhile")
+    assert "meanwhile" in [i for i, _ in h.offered()]
+    assert "skipped" not in h.router.workspaces[WS].inquiries
+    h.reader.gate.set()
+    await h.swept()
+    await h.tick()
+    assert [i for i, _ in h.offered()].count("skipped") == 1
+    assert h.router.tables.sweep_checkpoint(P) == 2
+
+
+async def test_a_sweep_read_for_an_ownership_that_ended_is_dropped(h: Harness) -> None:
+    await h.agent("a1")
+    await h.inquiry("skipped", deliver=False)
+    await h.inquiry("read")
+    await h.tick()
+    await h.swept()
+    h.router.revoked()
+    h.router.assigned([P, 1], generation=8)  # the partition came back in a new generation
+    await h.tick()
+    assert "skipped" not in h.router.workspaces[WS].inquiries
+    assert h.router.tables.sweep_checkpoint(P) is None
+    await h.inquiry("after")  # what the stream processed in this ownership bounds the read
+    h.clock.advance(30)
+    await h.tick()  # the next sweep, in this ownership, finds it
+    await h.swept()
+    await h.tick()
+    assert [i for i, _ in h.offered()].count("skipped") == 1
 
 
 def test_a_partition_count_other_than_kafka_partitions_is_named() -> None:
@@ -438,12 +487,17 @@ async def test_a_sweep_behind_goes_on_at_the_next_tick() -> None:
         await h.inquiry(f"skipped-{i}", deliver=False)
     await h.inquiry("read")
     await h.tick()
-    assert h.router.tables.sweep_checkpoint(P) == 2
-    await h.tick()  # no interval passed: it is behind, so it goes on
-    assert h.router.tables.sweep_checkpoint(P) == 4
+    await h.swept()
     await h.tick()
-    await h.tick()  # caught up: the next sweep waits for the interval
+    assert h.router.tables.sweep_checkpoint(P) == 2
+    await h.swept()  # no interval passed: it is behind, so it went on at once
+    await h.tick()
+    assert h.router.tables.sweep_checkpoint(P) == 4
+    await h.swept()
+    await h.tick()
     assert h.router.tables.sweep_checkpoint(P) == 6
+    await h.tick()  # caught up: the next sweep waits for the interval
+    assert h.router._sweep_reads == {}
     assert len([m for m in h.router.workspaces[WS].inquiries if m.startswith("skipped")]) == 5
 
 
@@ -454,10 +508,14 @@ async def test_a_skipped_record_at_the_end_of_a_partition_is_swept_once_nothing_
     await h.inquiry("read")
     await h.inquiry("last-skipped", deliver=False)
     await h.tick()
+    await h.swept()
+    await h.tick()
     assert "last-skipped" not in [i for i, _ in h.offered()]  # the stream may still read it
     # The group has committed everything on the partition: the sweep reads to its end.
     h.router.lags, h.router.highwaters = {("inquiries", P): 0}, {P: 2}
     h.clock.advance(30)
+    await h.tick()
+    await h.swept()
     await h.tick()
     assert [i for i, _ in h.offered()].count("last-skipped") == 1
     # Its check with agent-state is counted as the sweep's, not as an overdue event's.

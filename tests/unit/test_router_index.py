@@ -11,14 +11,15 @@ offers, the same ladder notices and the same queue figures.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omniroute_router.config import LadderStep, PriorityRule, Queue, QueueMatch, WorkspaceConfig
 from omniroute_router.decisions import Authority
-from omniroute_router.matching import eligible
+from omniroute_router.matching import eligible, reach
 from omniroute_router.model import AgentStatus, AgentView, InquiryState, QueuedInquiry
 from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 
@@ -373,3 +374,66 @@ def test_an_absorbed_inquiry_is_forgotten_like_a_finished_one() -> None:
     r.forget_old(T0 + REMEMBER_FINISHED_S + 1)
     assert r.is_new("joined")
     assert r.drain_changes().inquiries == {"joined"}
+
+
+class CountingAgents(dict[str, AgentView]):
+    """Free agents that count how many of them a caller looked at."""
+
+    looked = 0
+
+    def values(self) -> Iterator[AgentView]:  # type: ignore[override]
+        for agent in super().values():
+            self.looked += 1
+            yield agent
+
+
+def scanned_reach(
+    free: dict[str, AgentView], planned: dict[tuple[str, str], int]
+) -> set[tuple[str, str]]:
+    """Every (channel, language) pair an agent of `free` has a slot left for: the rule as written."""
+    return {
+        (channel, language)
+        for agent in free.values()
+        for channel in agent.capacity
+        if agent.free_on(channel) and free_after(agent, channel, planned)
+        for language in {""} | {lang.lower().split("-")[0] for lang in agent.languages}
+    }
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_reach_finds_the_wanted_pairs_a_full_scan_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    free = {f"a{n}": random_agent(n, rng, 1, T0) for n in range(rng.randint(0, 12))}
+    planned = {
+        (agent_id, channel): rng.randint(1, 2)
+        for agent_id, agent in free.items()
+        for channel in agent.capacity
+        if rng.random() < 0.3
+    }
+    pairs = [(ch, lang) for ch in CHANNELS for lang in ("", "en", "es", "de", "fr")]
+    wanted = set(rng.sample(pairs, rng.randint(0, len(pairs))))
+    assert reach(free, planned, wanted) == scanned_reach(free, planned) & wanted
+
+
+def test_reach_looks_at_no_agent_for_an_empty_queue_and_stops_once_everything_is_reached() -> None:
+    free = CountingAgents(
+        (
+            f"a{n}",
+            AgentView(
+                id=f"a{n}",
+                workspace="acme",
+                languages=("en",),
+                capacity={"chat": 2, "email": 3},
+                status=AgentStatus.AVAILABLE,
+            ),
+        )
+        for n in range(1000)
+    )
+    assert reach(free, {}, set()) == set()
+    assert free.looked == 0
+    wanted = {("chat", "en"), ("email", "")}
+    assert reach(free, {}, wanted) == wanted
+    assert free.looked == 1
+    # A pair nobody serves: every agent is looked at, as before.
+    assert reach(free, {}, wanted | {("chat", "fr")}) == wanted
+    assert free.looked == 1 + 1000

@@ -19,18 +19,23 @@ broker acknowledges them.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
 
 from omniroute.codec import InvalidEvent, decode
-from omniroute.kafka import EventProducer, compacted, ensure_topics
+from omniroute.kafka import (
+    BrokerUnavailable,
+    EventProducer,
+    RecordTooLarge,
+    compacted,
+    ensure_topics,
+)
 from omniroute.v1 import agent_pb2, agent_state_pb2, checkpoint_pb2, task_pb2
 from omniroute_agent_state.checkpoint import (
     Checkpoint,
@@ -100,21 +105,28 @@ class Journal:
             writes.append(Record(s.topic_agent_snapshots, content.key, content.value))
         return writes
 
-    async def write(self, record: Record) -> None:
-        """Publish one record; raises `BrokerUnavailable` when not acknowledged."""
-        partition, offset = await self.producer.publish(record.topic, record.key, record.value)
-        where = (record.topic, partition)
-        self.covered[where] = max(self.covered.get(where, 0), offset + 1)
-        self.written += 1
+    async def write_many(
+        self, records: Sequence[Record]
+    ) -> list[BrokerUnavailable | RecordTooLarge | None]:
+        """Publish records in order, acknowledged together: per record None when
+        the broker acknowledged it, else `BrokerUnavailable` or `RecordTooLarge`."""
+        answers = await self.producer.publish_many([(r.topic, r.key, r.value) for r in records])
+        results: list[BrokerUnavailable | RecordTooLarge | None] = []
+        for record, answer in zip(records, answers, strict=True):
+            if isinstance(answer, (BrokerUnavailable, RecordTooLarge)):
+                results.append(answer)
+                continue
+            partition, offset = answer
+            where = (record.topic, partition)
+            self.covered[where] = max(self.covered.get(where, 0), offset + 1)
+            self.written += 1
+            results.append(None)
+        return results
 
     def cover(self, ends: dict[TopicOffset, int]) -> None:
         """Take the ends recovery read to: every record before them is in the roster."""
         for where, end in ends.items():
             self.covered[where] = max(self.covered.get(where, 0), end)
-
-    async def record(self, changes: Changes) -> None:
-        """Publish every event of `changes` at once; raises `BrokerUnavailable`."""
-        await asyncio.gather(*(self.write(r) for r in self.records(changes)))
 
 
 class Source(enum.StrEnum):

@@ -167,9 +167,11 @@ class Outbox:
         while True:
             sending = [(batch, record) for batch in round_ for record in batch.unsent]
             self.on_round(len(sending))
-            results = await asyncio.gather(
-                *(self.journal.write(record) for _, record in sending), return_exceptions=True
-            )
+            results: list[BaseException | None]
+            try:
+                results = list(await self.journal.write_many([record for _, record in sending]))
+            except Exception as exc:  # unforeseen: the whole round is sent again
+                results = [exc] * len(sending)
             for batch in round_:
                 batch.unsent = []
             for (batch, record), result in zip(sending, results, strict=True):

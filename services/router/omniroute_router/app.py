@@ -61,7 +61,7 @@ from omniroute_router.reservations import (
 from omniroute_router.routing import REMEMBER_FINISHED_S, WorkspaceRouter
 from omniroute_router.settings import RouterSettings
 from omniroute_router.snapshots import QueueSnapshots
-from omniroute_router.sweep import TopicReader
+from omniroute_router.sweep import SweepRead, TopicReader
 from omniroute_router.tables import RoutingTables
 from omniroute_router.transport import acting_on, app_class, batches, group_generation
 
@@ -122,6 +122,8 @@ class Router:
         self.lags: dict[tuple[str, int], int] = {}
         self.highwaters: dict[int, int] = {}
         self._swept_at: dict[int, float] = {}
+        # The sweep's re-read under way per partition, with the generation it began in.
+        self._sweep_reads: dict[int, tuple[int, asyncio.Future[SweepRead | None]]] = {}
         self._listed_at: dict[str, float] = {}
         # Faust tables bound by `create_app` (plain dicts in unit tests).
         self.tables = RoutingTables()
@@ -628,39 +630,89 @@ class Router:
                 self.metrics.withdrawals.labels(withdrawal.reason).inc()
 
     async def _sweep(self, partition: int, now: float) -> int | None:
-        """Re-read the partition's inquiries since the checkpoint; admit any never seen.
+        """Admit the inquiries a finished re-read of the partition found never seen;
+        start the next re-read when one is due.
 
-        Reads up to the last record the stream processed here, so what the
-        stream is about to read is not read twice; once the group has
-        committed everything on the partition (no lag), to its end, so a
-        skipped record at the very end is found too. Admitted inquiries wait
-        for agent-state's word (`verify`) before they are offered, so one that
-        was finished long ago is not offered again. Returns the new checkpoint,
+        The reading (a consumer of its own, `sweep.py`) runs beside the stream,
+        never inside a batch: a batch that waited for it waited for the
+        broker's fetch wait, and everything in the batch with it (0.25-0.8 s on
+        the embedded broker, every `router_sweep_interval_s`). What it read is
+        admitted at a tick of the partition after it finished, by the worker
+        that started it, in the generation it started in (a read begun for an
+        earlier ownership is dropped). Admitted inquiries wait for
+        agent-state's word (`verify`) before they are offered, so one that was
+        finished long ago is not offered again. Returns the new checkpoint,
         written once the step wrote what was admitted.
         """
+        pending = self._sweep_reads.get(partition)
+        if pending is not None:
+            generation, reading = pending
+            if not reading.done():
+                return None  # still reading: the stream does not wait for it
+            del self._sweep_reads[partition]
+            if generation != self.owned.get(partition):
+                if not reading.cancelled():
+                    reading.exception()  # retrieved: a read for an ended ownership is moot
+                return None
+            swept = reading.result()
+            if swept is None:
+                return None
+            checkpoint = self._admit_swept(partition, swept.records, now)
+            if swept.behind:
+                # Not caught up (a batch at a time): go on at once rather than
+                # after the interval, so the sweep keeps up with any arrival rate;
+                # from where this one ended (its checkpoint is written after the step).
+                self._start_sweep(partition, now, checkpoint)
+            return checkpoint
         at = self.monotonic()
         last = self._swept_at.get(partition)
         if last is not None and at - last < self.settings.router_sweep_interval_s:
             return None
         self._swept_at[partition] = at
+        self._start_sweep(partition, now)
+        return None
+
+    def _start_sweep(self, partition: int, now: float, start: int | None = None) -> None:
+        """Start re-reading the partition's inquiries since the checkpoint, beside the stream.
+
+        Reads up to the last record the stream processed here, so what the
+        stream is about to read is not read twice; once the group has
+        committed everything on the partition (no lag), to its end, so a
+        skipped record at the very end is found too. From `start`, else the
+        partition's checkpoint.
+        """
         highwater = self.highwaters.get(partition)
         caught_up = (
             self.lags.get((self.settings.topic_inquiries, partition)) == 0 and highwater is not None
         )
         upto = self.stream_offsets.get(partition)
         if upto is None and not caught_up:
-            return None
-        start = self.tables.sweep_checkpoint(partition)
+            return
+        limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
+        reading = asyncio.ensure_future(
+            self._read_sweep(
+                partition,
+                self.tables.sweep_checkpoint(partition) if start is None else start,
+                limit,
+                now,
+            )
+        )
+        self._sweep_reads[partition] = (self.owned.get(partition, -1), reading)
+
+    async def _read_sweep(
+        self, partition: int, start: int | None, limit: int, now: float
+    ) -> SweepRead | None:
+        """The records of [start, limit), at most `router_sweep_batch` of them (None: none)."""
         if start is None:
             start = await self.reader.offset_at(partition, now - REMEMBER_FINISHED_S)
-        end = start + self.settings.router_sweep_batch
-        if caught_up and highwater is not None:
-            end = min(highwater, end)
-        elif upto is not None:
-            end = min(upto + 1, end)
+        end = min(start + self.settings.router_sweep_batch, limit)
         if start >= end:
             return None
         records = await self.reader.read(partition, start, end)
+        return SweepRead(records, behind=bool(records) and end < limit)
+
+    def _admit_swept(self, partition: int, records: Sequence[Any], now: float) -> int | None:
+        """Admit the swept inquiries never seen here; the checkpoint after them."""
         found = 0
         for record in records:
             if self.settings.sizes.inquiry_problem(len(record.value or b"")) is not None:
@@ -682,15 +734,13 @@ class Router:
                 )
         if found:
             self.metrics.swept.inc(found)
-        checkpoint = records[-1].offset + 1 if records else None
-        limit = highwater if caught_up and highwater is not None else (upto or 0) + 1
-        behind = bool(records) and end < limit
-        if behind:
-            # Not caught up (a batch at a time, so the stream is not held up
-            # long): go on at the next tick rather than after the interval, so
-            # the sweep keeps up with any arrival rate.
-            self._swept_at.pop(partition, None)
-        return checkpoint
+        return records[-1].offset + 1 if records else None
+
+    def stop_sweeps(self) -> None:
+        """Cancel the re-reads under way (the worker stops)."""
+        for _, reading in self._sweep_reads.values():
+            reading.cancel()
+        self._sweep_reads.clear()
 
     # -- routing ----------------------------------------------------------------
 
@@ -1129,6 +1179,7 @@ def create_app(settings: RouterSettings, router: Router) -> faust.App:
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(sender: Any, **kwargs: Any) -> None:
+        router.stop_sweeps()
         await router.reader.close()
         await router.agent_state.close()
 

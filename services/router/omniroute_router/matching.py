@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from sortedcontainers import SortedList
 
@@ -73,15 +73,30 @@ def reach_languages(languages: tuple[str, ...]) -> frozenset[str]:
 
 
 def reach(
-    free: Mapping[str, AgentView], planned_load: Mapping[tuple[str, str], int]
+    free: Mapping[str, AgentView],
+    planned_load: Mapping[tuple[str, str], int],
+    wanted: Set[tuple[str, str]],
 ) -> set[tuple[str, str]]:
-    """The (channel, language) pairs the agents of `free` have a slot left for."""
+    """The pairs of `wanted` ((channel, language)) the agents of `free` have a slot left for.
+
+    Stops as soon as every wanted pair is reached, so a plan with nothing
+    waiting, or waiting only for what the first free agents serve, does not
+    visit every free agent (a tick's plan with thousands logged in).
+    """
     reached: set[tuple[str, str]] = set()
+    if not wanted:
+        return reached
     for agent in free.values():
         languages = reach_languages(agent.languages)
         for channel in agent.capacity:
             if agent.free_on(channel) and free_after(agent, channel, planned_load):
-                reached.update((channel, language) for language in languages)
+                reached.update(
+                    pair
+                    for pair in ((channel, language) for language in languages)
+                    if pair in wanted
+                )
+        if len(reached) == len(wanted):
+            break
     return reached
 
 

@@ -80,8 +80,8 @@ class RouterSettings(AgentStateClientSettings):
     router_sweep_batch: int = Field(
         1000,
         gt=0,
-        description="Most inquiry records one sweep of one partition reads in one tick "
-        "(a sweep that is behind goes on at the next tick).",
+        description="Most inquiry records one read of the sweep takes from one partition "
+        "(a sweep that is behind reads on at once).",
     )
     router_checks_per_tick: int = Field(
         100,

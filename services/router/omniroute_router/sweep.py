@@ -8,7 +8,21 @@ any inquiry it has never seen; this module only does the reading.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+@dataclass(frozen=True)
+class SweepRead:
+    """What one re-read of a partition found: its records, and whether more are
+    left before the limit it was given (the sweep is behind)."""
+
+    records: Sequence[Any]
+    behind: bool
 
 
 class TopicReader:
@@ -18,6 +32,8 @@ class TopicReader:
         self._bootstrap = bootstrap
         self._topic = topic
         self._consumer: AIOKafkaConsumer | None = None
+        # One partition at a time: a read assigns its partition to the consumer.
+        self._lock = asyncio.Lock()
 
     async def _ensure(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -33,6 +49,10 @@ class TopicReader:
 
     async def offset_at(self, partition: int, since_s: float) -> int:
         """The first offset written at or after `since_s` (epoch seconds), else the start."""
+        async with self._lock:
+            return await self._offset_at(partition, since_s)
+
+    async def _offset_at(self, partition: int, since_s: float) -> int:
         consumer = await self._ensure()
         tp = TopicPartition(self._topic, partition)
         try:
@@ -47,6 +67,10 @@ class TopicReader:
 
     async def read(self, partition: int, start: int, end: int) -> list[ConsumerRecord]:
         """The records with offsets in [start, end), or fewer when the broker has no more."""
+        async with self._lock:
+            return await self._read(partition, start, end)
+
+    async def _read(self, partition: int, start: int, end: int) -> list[ConsumerRecord]:
         consumer = await self._ensure()
         tp = TopicPartition(self._topic, partition)
         consumer.assign([tp])

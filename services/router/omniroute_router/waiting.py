@@ -341,8 +341,10 @@ class WaitingIndex:
                 kind,
             )
 
+        # Only the (channel, language) pairs some waiting kind is filed under are
+        # looked for among the free agents: none when nothing waits.
         reached: set[MatchKind] = set().union(
-            *(self._reach.get(r, ()) for r in reach(free, planned_load))
+            *(self._reach[r] for r in reach(free, planned_load, self._reach.keys()))
         )
         heads = [
             head(bucket, 0, priority, kind)
