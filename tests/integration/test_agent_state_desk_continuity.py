@@ -22,6 +22,7 @@ from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, tas
 from omniroute_agent_state.checkpoint import read_checkpoint
 from omniroute_agent_state.content import assignment_key, message_key
 from omniroute_agent_state.journal import recover
+from omniroute_agent_state.settings import AgentStateSettings
 from tests.support.agent_state import (
     OfferFeed,
     agent_state_env,
@@ -63,6 +64,25 @@ def message(ws: str, inquiry_id: str, message_id: str, body: str) -> agent_state
     )
 
 
+def describe(offer: agent_state_pb2.Offer) -> str:
+    """An offer as a failing test prints it: ids and status, no content."""
+    status = Offer.Status.Name(offer.status)
+    return f"{offer.reservation.inquiry_id}/{status}/{offer.message.message.id or '-'}"
+
+
+async def recovered_content(settings: AgentStateSettings) -> list[str] | str:
+    """What a restart reads back (keys and sequences, in reading order), for a failure."""
+    try:
+        recovered = await recover(settings, timeout_s=20)
+    except Exception as exc:  # a diagnostic must not hide the failure it explains
+        return f"unreadable: {exc!r}"
+    checkpoint = recovered.checkpoint
+    covers = sorted(checkpoint.covers.items()) if checkpoint is not None else "no checkpoint"
+    return [f"checkpoint covers {covers}"] + [
+        f"{key} (sequence {content.sequence})" for key, content in recovered.contents.items()
+    ]
+
+
 async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: Broker) -> None:
     port = free_port()
     env = agent_state_env(
@@ -78,6 +98,7 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
     settings = settings_from(env)
     ws = new_workspace()
     started: list[ServiceProcess] = []
+    feed: OfferFeed | None = None
 
     def start(**overrides: str) -> ServiceProcess:
         process = ServiceProcess("omniroute_agent_state", {**env, **overrides}).start()
@@ -143,7 +164,9 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
             async with OfferFeed(stub, "ann") as feed:
                 call = await feed.wait_for(lambda o: o.reservation.inquiry_id == "callback")
                 held = await feed.wait_for(lambda o: o.reservation.inquiry_id == "task")
-                await feed.wait_for(lambda o: o.message.message.id == "m2")
+                # Both, then their order: a desk given them out of order is not a lost one.
+                for message_id in ("m1", "m2"):
+                    await feed.wait_for(lambda o, m=message_id: o.message.message.id == m)
                 messages = [o.message.message for o in feed.offers if o.status == Offer.STATUS_MESSAGE]  # fmt: skip
         assert call.reservation.reservation_id == offered.reservation.reservation_id
         assert not call.reservation.accepted and call.status == Offer.STATUS_OPEN
@@ -161,7 +184,63 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
         gone_id = gone.reservation.reservation_id
         assert assignment_key(gone_id) not in recovered.contents
         assert assignment_key(offered.reservation.reservation_id) in recovered.contents
+        assert message_key(held.reservation.reservation_id, "m1") in recovered.contents
         assert message_key(held.reservation.reservation_id, "m2") in recovered.contents
+    except BaseException:
+        for process in started:
+            print(process.log())
+        if feed is not None:
+            print("the desk was given:", [describe(o) for o in feed.offers])
+        print("recovered content:", await recovered_content(settings))
+        raise
+    finally:
+        for process in started:
+            process.stop()
+
+
+async def test_messages_come_back_in_the_order_delivered_after_a_sigkill(broker: Broker) -> None:
+    """Each message is its own record, under its own key, so on its own partition of the
+    snapshot topic: a restart reads them in no particular order, yet a desk must be given
+    the conversation as the customer wrote it."""
+    port = free_port()
+    env = agent_state_env(
+        broker,
+        AGENT_STATE_PORT=str(port),
+        AGENT_STATE_METRICS_PORT=str(free_port()),
+        OFFER_TTL_S="300",
+        SESSION_TIMEOUT_S="0",
+        CHECKPOINT_RECORDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    ws = new_workspace()
+    ids = [f"m{n}" for n in range(1, 13)]
+    started: list[ServiceProcess] = []
+
+    def start() -> ServiceProcess:
+        process = ServiceProcess("omniroute_agent_state", env).start()
+        started.append(process)
+        process.wait_until(lambda: port_open(port))
+        return process
+
+    try:
+        first = start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = agent_state_pb2_grpc.AgentStateStub(channel)
+            await available_agent(stub, ws, "ann", {CHAT: 3})
+            await stub.ReserveAgent(with_content(reserve(ws, "ann", "task", CHAT), "Hi", []))
+            await stub.AcceptTask(agent_state_pb2.TaskRequest(agent_id="ann", inquiry_id="task"))
+            for message_id in ids:
+                await stub.DeliverMessage(message(ws, "task", message_id, f"body {message_id}"))
+        first.stop(signal.SIGKILL)
+
+        start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = agent_state_pb2_grpc.AgentStateStub(channel)
+            async with OfferFeed(stub, "ann") as feed:
+                for message_id in ids:
+                    await feed.wait_for(lambda o, m=message_id: o.message.message.id == m)
+        received = [o.message.message.id for o in feed.offers if o.status == Offer.STATUS_MESSAGE]  # fmt: skip
+        assert received == ids
     except BaseException:
         for process in started:
             print(process.log())

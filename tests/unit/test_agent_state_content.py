@@ -125,3 +125,25 @@ def _big_message(inquiry_id: str, message_id: str, size: int) -> task_pb2.Conver
     made = message(inquiry_id, message_id)
     made.message.body = "m" * size
     return made
+
+
+def test_a_restart_gives_the_messages_back_in_the_order_delivered() -> None:
+    before = DeskContent()
+    before.offered("ann", "r1", assignment("q1"))
+    written = [r for m in ("m1", "m2", "m3") for r in before.deliver("ann", "r1", message("q1", m))]  # fmt: skip
+    # Read back from a checkpoint and then from several partitions (m1 again: written
+    # while the checkpoint was taken, so also in the records after it).
+    checkpoint = before.records()[:2]  # the assignment and m1
+    tail = [written[2].value, written[0].value, written[1].value]
+    after = DeskContent()
+    after.restore([*checkpoint, *(v for v in tail if v is not None)], {"ann": holding("ann", "r1")})
+    assert [m.message.id for m in after.messages("r1")] == ["m1", "m2", "m3"]
+    # The next message follows them, also when the oldest is dropped for it.
+    after.per_reservation = 3
+    kept = after.deliver("ann", "r1", message("q1", "m4"))
+    assert [(r.key, r.value is None) for r in kept] == [
+        (message_key("r1", "m4"), False),
+        (message_key("r1", "m1"), True),
+    ]
+    assert kept[0].value is not None and kept[0].value.sequence == 4
+    assert [m.message.id for m in after.messages("r1")] == ["m2", "m3", "m4"]

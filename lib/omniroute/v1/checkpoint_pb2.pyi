@@ -65,13 +65,15 @@ class CheckpointManifest(_message.Message):
     def __init__(self, checkpoint_id: _Optional[str] = ..., chunks: _Optional[int] = ..., first_chunk_offset: _Optional[int] = ..., covers: _Optional[_Iterable[_Union[CoveredOffset, _Mapping]]] = ..., taken_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agents: _Optional[int] = ...) -> None: ...
 
 class HeldContent(_message.Message):
-    __slots__ = ("reservation_id", "agent_id", "assignment", "message")
+    __slots__ = ("reservation_id", "agent_id", "assignment", "message", "sequence")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     agent_id: str
     assignment: _task_pb2.Assignment
     message: _task_pb2.ConversationMessage
-    def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., message: _Optional[_Union[_task_pb2.ConversationMessage, _Mapping]] = ...) -> None: ...
+    sequence: int
+    def __init__(self, reservation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., assignment: _Optional[_Union[_task_pb2.Assignment, _Mapping]] = ..., message: _Optional[_Union[_task_pb2.ConversationMessage, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...

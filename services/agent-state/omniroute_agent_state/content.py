@@ -63,11 +63,19 @@ def key_of(content: checkpoint_pb2.HeldContent) -> str:
 
 @dataclass
 class _Held:
-    """The content of one reservation: its assignment, its messages oldest first (by id)."""
+    """The content of one reservation: its assignment, its messages by id in delivery order."""
 
     agent_id: str
     assignment: checkpoint_pb2.HeldContent | None = None
     messages: dict[str, checkpoint_pb2.HeldContent] = field(default_factory=dict)
+    last_sequence: int = 0  # the `sequence` of the latest message delivered
+
+
+def in_delivery_order(
+    messages: Iterable[checkpoint_pb2.HeldContent],
+) -> list[checkpoint_pb2.HeldContent]:
+    """`messages` of one reservation by their `sequence` (those without one first, as given)."""
+    return sorted(messages, key=lambda content: content.sequence)
 
 
 class DeskContent:
@@ -128,7 +136,10 @@ class DeskContent:
         held = self._hold(agent_id, reservation_id)
         if message.message.id in held.messages:
             return []
-        content = checkpoint_pb2.HeldContent(reservation_id=reservation_id, agent_id=agent_id)
+        held.last_sequence += 1
+        content = checkpoint_pb2.HeldContent(
+            reservation_id=reservation_id, agent_id=agent_id, sequence=held.last_sequence
+        )
         content.message.CopyFrom(message)
         fit_message(content.message, self.limit)
         held.messages[message.message.id] = content
@@ -173,10 +184,13 @@ class DeskContent:
         contents: Iterable[checkpoint_pb2.HeldContent],
         agents: Mapping[str, agent_pb2.Agent],
     ) -> list[ContentRecord]:
-        """Take back the content recovered (in writing order) for reservations still held.
+        """Take back the content recovered (in any order) for reservations still held.
 
-        Returns tombstones for the rest (a crash between a release and its
-        tombstones), so the topic forgets them too.
+        The messages of each are put back in the order they were delivered
+        (their `sequence`): read from several partitions of the snapshot
+        topic, or from a checkpoint and again from the records after it, they
+        come in no particular order. Returns tombstones for the rest (a crash
+        between a release and its tombstones), so the topic forgets them too.
         """
         holds = {
             (agent.id, r.reservation_id) for agent in agents.values() for r in agent.reservations
@@ -195,8 +209,12 @@ class DeskContent:
                 fit_assignment(content.assignment, self.limit)
             if content.HasField("message"):
                 held.messages[content.message.message.id] = content
+                held.last_sequence = max(held.last_sequence, content.sequence)
             elif content.HasField("assignment"):
                 held.assignment = content
+        for held in self._held.values():
+            ordered = in_delivery_order(held.messages.values())
+            held.messages = {content.message.message.id: content for content in ordered}
         return orphans
 
     def _hold(self, agent_id: str, reservation_id: str) -> _Held:

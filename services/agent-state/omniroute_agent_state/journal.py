@@ -143,7 +143,8 @@ class Recovered:
     """What a restarted service reads back: agents, router fences, recent task events.
 
     And what the desks are shown for held reservations (`contents`, by key,
-    in writing order; the roster decides which are still held).
+    in reading order, which is not writing order across partitions: messages
+    carry their `sequence`; the roster decides which are still held).
 
     Also where each topic partition was read to (`ends`, what the next
     checkpoint covers) and how many records were read from each source.
