@@ -17,22 +17,20 @@ import grpc
 import pytest
 
 from omniroute.embedded import Broker
-from omniroute.ports import free_port
 from omniroute.v1 import agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.checkpoint import read_checkpoint
 from omniroute_agent_state.content import assignment_key, message_key
 from omniroute_agent_state.journal import recover
 from omniroute_agent_state.settings import AgentStateSettings
 from tests.support.agent_state import (
+    AgentStateRuns,
     OfferFeed,
-    agent_state_env,
     available_agent,
     eventually,
     reserve,
     settings_from,
 )
-from tests.support.processes import ServiceProcess
-from tests.support.system import make_agent, new_workspace, port_open
+from tests.support.system import make_agent, new_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -84,27 +82,18 @@ async def recovered_content(settings: AgentStateSettings) -> list[str] | str:
 
 
 async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: Broker) -> None:
-    port = free_port()
-    env = agent_state_env(
+    runs = AgentStateRuns(
         broker,
-        AGENT_STATE_PORT=str(port),
-        AGENT_STATE_METRICS_PORT=str(free_port()),
         OFFER_TTL_S="300",
         SESSION_TIMEOUT_S="0",
         CHECKPOINT_RECORDS="1",
         CHECKPOINT_CHECK_S="0.1",
         LOG_LEVEL="WARNING",
     )
-    settings = settings_from(env)
+    start, port = runs.start, runs.port
+    settings = settings_from(runs.env)
     ws = new_workspace()
-    started: list[ServiceProcess] = []
     feed: OfferFeed | None = None
-
-    def start(**overrides: str) -> ServiceProcess:
-        process = ServiceProcess("omniroute_agent_state", {**env, **overrides}).start()
-        started.append(process)
-        process.wait_until(lambda: port_open(port))
-        return process
 
     try:
         # 1. A task with its content and a first message, taken by a checkpoint; killed.
@@ -187,40 +176,29 @@ async def test_offers_tasks_and_messages_come_back_whole_after_sigkills(broker: 
         assert message_key(held.reservation.reservation_id, "m1") in recovered.contents
         assert message_key(held.reservation.reservation_id, "m2") in recovered.contents
     except BaseException:
-        for process in started:
-            print(process.log())
+        runs.print_logs()
         if feed is not None:
             print("the desk was given:", [describe(o) for o in feed.offers])
         print("recovered content:", await recovered_content(settings))
         raise
     finally:
-        for process in started:
-            process.stop()
+        runs.stop()
 
 
 async def test_messages_come_back_in_the_order_delivered_after_a_sigkill(broker: Broker) -> None:
     """Each message is its own record, under its own key, so on its own partition of the
     snapshot topic: a restart reads them in no particular order, yet a desk must be given
     the conversation as the customer wrote it."""
-    port = free_port()
-    env = agent_state_env(
+    runs = AgentStateRuns(
         broker,
-        AGENT_STATE_PORT=str(port),
-        AGENT_STATE_METRICS_PORT=str(free_port()),
         OFFER_TTL_S="300",
         SESSION_TIMEOUT_S="0",
         CHECKPOINT_RECORDS="0",
         LOG_LEVEL="WARNING",
     )
+    start, port = runs.start, runs.port
     ws = new_workspace()
     ids = [f"m{n}" for n in range(1, 13)]
-    started: list[ServiceProcess] = []
-
-    def start() -> ServiceProcess:
-        process = ServiceProcess("omniroute_agent_state", env).start()
-        started.append(process)
-        process.wait_until(lambda: port_open(port))
-        return process
 
     try:
         first = start()
@@ -242,9 +220,7 @@ async def test_messages_come_back_in_the_order_delivered_after_a_sigkill(broker:
         received = [o.message.message.id for o in feed.offers if o.status == Offer.STATUS_MESSAGE]  # fmt: skip
         assert received == ids
     except BaseException:
-        for process in started:
-            print(process.log())
+        runs.print_logs()
         raise
     finally:
-        for process in started:
-            process.stop()
+        runs.stop()

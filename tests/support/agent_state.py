@@ -26,13 +26,14 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.embedded import Broker
 from omniroute.kafka import EventProducer
+from omniroute.ports import free_port
 from omniroute.v1 import agent_pb2, agent_state_pb2, agent_state_pb2_grpc, inquiry_pb2, task_pb2
 from omniroute_agent_state.app import AgentStateServer, create_server
 from omniroute_agent_state.journal import Journal
 from omniroute_agent_state.settings import AgentStateSettings
 from tests.support.kafka import TopicTail
-from tests.support.processes import topic_env
-from tests.support.system import make_agent
+from tests.support.processes import ServiceProcess, topic_env
+from tests.support.system import make_agent, port_open
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -54,6 +55,42 @@ def agent_state_env(broker: Broker, **overrides: str) -> dict[str, str]:
         "EXPIRY_CHECK_S": "0.05",
         **overrides,
     }
+
+
+class AgentStateRuns:
+    """agent-state as a real process, started again after each kill, on one port."""
+
+    def __init__(self, broker: Broker, **overrides: str) -> None:
+        self.port = free_port()
+        self.env = agent_state_env(
+            broker,
+            AGENT_STATE_PORT=str(self.port),
+            AGENT_STATE_METRICS_PORT=str(free_port()),
+            **overrides,
+        )
+        self.started: list[ServiceProcess] = []
+
+    @property
+    def target(self) -> str:
+        """Where its gRPC clients connect."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, **overrides: str) -> ServiceProcess:
+        """Start one more process (with `overrides` to the environment); wait until it serves."""
+        process = ServiceProcess("omniroute_agent_state", {**self.env, **overrides}).start()
+        self.started.append(process)
+        process.wait_until(lambda: port_open(self.port))
+        return process
+
+    def print_logs(self) -> None:
+        """Print every process's log (on a test's failure)."""
+        for process in self.started:
+            print(process.log())
+
+    def stop(self) -> None:
+        """Stop every process started, by pid."""
+        for process in self.started:
+            process.stop()
 
 
 def settings_from(env: dict[str, str]) -> AgentStateSettings:
