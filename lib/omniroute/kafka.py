@@ -133,11 +133,7 @@ class EventProducer:
                 timeout=self._send_timeout_s,
             )
         except MessageSizeTooLargeError as exc:
-            size = 0 if value is None else len(value)
-            raise RecordTooLarge(
-                f"a record of {size} bytes for {topic} is above the size limit "
-                f"(KAFKA_MAX_REQUEST_BYTES {self._settings.kafka_max_request_bytes})"
-            ) from exc
+            raise self._too_large(topic, 0 if value is None else len(value), exc) from exc
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge the write to {topic}") from exc
         return metadata.partition, metadata.offset
